@@ -1,0 +1,159 @@
+"""The storage contract: one small Protocol that every store (SQL, Redis) implements.
+
+Stores hold the hot, per-request state: session records (cookie sessions and refresh-token families
+share one registry), the access-token denylist, per-user revocation epochs and throttling counters.
+Users and signing keys live in SQL (see `sessionward.users`, `sessionward.tokens.keys`).
+
+Rules every store keeps, proven by one contract test class (`tests/stores/contract.py`):
+- stores never read a clock: callers pass `now`, so one injectable clock rules expiry everywhere;
+- a record past `expires_at` or `idle_expires_at` is never returned (and may be purged);
+- loading an unknown id or secret hash never creates anything;
+- `update`/`advance`/`replace` on a record that is gone return False and never resurrect it;
+- `advance` and `throttle_fail` are atomic: concurrent callers never both win / never lose a count;
+- every method raises `StoreUnavailable` (and only that) when the backend cannot be reached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Protocol, runtime_checkable
+
+SessionKind = Literal["cookie", "token"]
+
+#: Fields that `SessionStore.update` may change.
+UPDATABLE_FIELDS = frozenset({"last_seen", "idle_expires_at", "auth_at", "data"})
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One entry of the session registry: a cookie session or a refresh-token family."""
+
+    id: str  #: public id (128-bit, URL-safe): shown to the user, used in URLs and as a token's `sid`
+    kind: SessionKind
+    user_id: str
+    created_at: float
+    last_seen: float
+    auth_at: float  #: when the user last proved their password in this session (re-authentication)
+    expires_at: float  #: absolute lifetime end
+    idle_expires_at: float  #: last_seen + idle timeout; moved forward by `update`
+    epoch: int  #: the user's revocation epoch when the session was made (see `bump_epoch`)
+    secret_hash: str | None = None  #: sha256 of the cookie secret (cookie sessions only)
+    generation: int = 0  #: refresh-token generation (token families only)
+    salt: str = ""  #: per-family random salt bound into refresh tokens (token families only)
+    user_agent: str = ""
+    ip: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)  #: small JSON-able dict
+
+    def live_until(self) -> float:
+        return min(self.expires_at, self.idle_expires_at)
+
+    def is_live(self, now: float) -> bool:
+        return now < self.live_until()
+
+    def replace(self, **changes: Any) -> SessionRecord:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleState:
+    failures: int = 0
+    last_failure_at: float = 0.0
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Storage for sessions, token families, denylist, epochs and throttling counters."""
+
+    # -- the session registry ---------------------------------------------------------------
+    def create(self, record: SessionRecord, *, now: float) -> None:
+        """Store a new record. Raises `CreateError` if its id or secret_hash exists already."""
+        ...
+
+    def get(self, session_id: str, *, now: float) -> SessionRecord | None:
+        """The live record with this public id, or None (unknown or expired)."""
+        ...
+
+    def get_by_secret(self, secret_hash: str, *, now: float) -> SessionRecord | None:
+        """The live record whose `secret_hash` matches, or None (unknown or expired)."""
+        ...
+
+    def update(self, session_id: str, changes: Mapping[str, Any], *, now: float) -> bool:
+        """Change fields in `UPDATABLE_FIELDS` of a live record. False if it is gone (never resurrected)."""
+        ...
+
+    def replace(self, old_id: str, new: SessionRecord, *, now: float) -> bool:
+        """Atomically delete `old_id` and create `new` (session rotation). False, and nothing written,
+        if `old_id` is gone."""
+        ...
+
+    def advance(
+        self,
+        session_id: str,
+        *,
+        expected_generation: int,
+        last_seen: float,
+        idle_expires_at: float,
+        now: float,
+    ) -> bool:
+        """Compare-and-set for refresh rotation: if the live record's generation is `expected_generation`,
+        set it to +1 and move last_seen/idle_expires_at; return True. Otherwise change nothing, return False.
+        Exactly one of many concurrent callers with the same expectation wins."""
+        ...
+
+    def delete(self, session_id: str) -> bool:
+        """Remove a record. True if it existed."""
+        ...
+
+    def delete_for_user(self, user_id: str, *, except_id: str | None = None) -> int:
+        """Remove every record of a user (but `except_id`). Returns how many."""
+        ...
+
+    def list_for_user(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        """The user's live records, newest first."""
+        ...
+
+    def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
+        """Live records of every user, newest first (for the admin CLI)."""
+        ...
+
+    # -- access-token denylist --------------------------------------------------------------
+    def deny(self, jti: str, *, until: float, now: float) -> None:
+        """Deny an access token id until `until` (its expiry); forgotten afterwards."""
+        ...
+
+    def is_denied(self, jti: str, *, now: float) -> bool:
+        ...
+
+    # -- per-user revocation epoch ----------------------------------------------------------
+    def get_epoch(self, user_id: str) -> int:
+        """The user's current epoch (0 if never bumped). Sessions and tokens from an older epoch are dead."""
+        ...
+
+    def bump_epoch(self, user_id: str) -> int:
+        """Atomically add one to the user's epoch; returns the new value."""
+        ...
+
+    # -- throttling counters ----------------------------------------------------------------
+    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
+        """The counter for `key`; a counter whose last failure is older than `window` reads as zero."""
+        ...
+
+    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
+        """Atomically count one failure (restarting from 1 if the last is older than `window`)."""
+        ...
+
+    def throttle_reset(self, key: str) -> None:
+        ...
+
+    # -- maintenance ------------------------------------------------------------------------
+    def purge_expired(self, *, now: float) -> int:
+        """Delete expired records, denylist entries and counters. Returns how many rows/keys went."""
+        ...
+
+    def ping(self) -> None:
+        """Raise `StoreUnavailable` if the backend cannot be reached."""
+        ...
+
+    def close(self) -> None:
+        ...
