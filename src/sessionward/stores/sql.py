@@ -1,0 +1,326 @@
+"""The SQL store: SQLite (the default, one machine) and PostgreSQL (several machines), with the same
+SQLAlchemy Core code for both.
+
+Atomicity comes from single statements, never from read-then-write in Python:
+- `advance` is one `UPDATE ... WHERE generation = :expected` (the row count says who won);
+- `replace` deletes the old row (only if live) and inserts the new one in one transaction;
+- `throttle_fail`, `bump_epoch` and `deny` are one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`,
+  which both SQLite (>= 3.35) and PostgreSQL run atomically, so concurrent callers never lose a count.
+
+Every statement that may read or change a session carries the liveness condition
+(`expires_at > now AND idle_expires_at > now`), so an expired row is never returned or changed and
+`update`/`advance`/`replace` never resurrect one. `data` is stored as JSON text, never pickled.
+Driver errors that mean "cannot reach the database" become `StoreUnavailable` (see `sessionward.db`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from .. import db
+from ..exceptions import CreateError
+from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState
+
+__all__ = ["SQLStore"]
+
+_COMPONENT = "store"
+
+sessions = sa.Table(
+    "sw_sessions",
+    db.metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("user_id", sa.String(255), nullable=False, index=True),
+    sa.Column("secret_hash", sa.String(128), nullable=True, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("last_seen", sa.Double, nullable=False),
+    sa.Column("auth_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+    sa.Column("idle_expires_at", sa.Double, nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False, default=0),
+    sa.Column("salt", sa.String(128), nullable=False, default=""),
+    sa.Column("user_agent", sa.Text, nullable=False, default=""),
+    sa.Column("ip", sa.String(64), nullable=False, default=""),
+    sa.Column("data", sa.Text, nullable=False, default="{}"),
+)
+
+denylist = sa.Table(
+    "sw_denylist",
+    db.metadata,
+    sa.Column("jti", sa.String(255), primary_key=True),
+    sa.Column("until", sa.Double, nullable=False, index=True),
+)
+
+epochs = sa.Table(
+    "sw_epochs",
+    db.metadata,
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("epoch", sa.Integer, nullable=False),
+)
+
+throttle = sa.Table(
+    "sw_throttle",
+    db.metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_failure_at", sa.Double, nullable=False),
+    #: last_failure_at + window: when the counter reads as zero again (for `purge_expired`)
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+)
+
+_TABLES = [sessions, denylist, epochs, throttle]
+_WHAT = "session store (SQL)"
+
+
+def _live(now: float) -> sa.ColumnElement[bool]:
+    return sa.and_(sessions.c.expires_at > now, sessions.c.idle_expires_at > now)
+
+
+def _row_to_record(row: sa.Row[Any]) -> SessionRecord:
+    return SessionRecord(
+        id=row.id,
+        kind=row.kind,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        last_seen=row.last_seen,
+        auth_at=row.auth_at,
+        expires_at=row.expires_at,
+        idle_expires_at=row.idle_expires_at,
+        epoch=row.epoch,
+        secret_hash=row.secret_hash,
+        generation=row.generation,
+        salt=row.salt,
+        user_agent=row.user_agent,
+        ip=row.ip,
+        data=json.loads(row.data),
+    )
+
+
+def _record_to_row(record: SessionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "kind": record.kind,
+        "user_id": record.user_id,
+        "secret_hash": record.secret_hash,
+        "created_at": record.created_at,
+        "last_seen": record.last_seen,
+        "auth_at": record.auth_at,
+        "expires_at": record.expires_at,
+        "idle_expires_at": record.idle_expires_at,
+        "epoch": record.epoch,
+        "generation": record.generation,
+        "salt": record.salt,
+        "user_agent": record.user_agent,
+        "ip": record.ip,
+        "data": json.dumps(dict(record.data), separators=(",", ":"), sort_keys=True),
+    }
+
+
+def _update_values(changes: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(changes) - UPDATABLE_FIELDS
+    if unknown:
+        raise ValueError(f"fields {sorted(unknown)} cannot be updated; allowed: {sorted(UPDATABLE_FIELDS)}")
+    values = dict(changes)
+    if "data" in values:
+        values["data"] = json.dumps(dict(values["data"]), separators=(",", ":"), sort_keys=True)
+    return values
+
+
+class SQLStore:
+    """`SessionStore` on SQLite or PostgreSQL.
+
+    `SQLStore(engine)` uses an engine from `sessionward.db.make_engine` (shared with the users table and key
+    set if wanted); `SQLStore.from_url(url)` makes its own and disposes of it on `close()`. Both create the
+    tables on first start (`create_schema=False` skips that). Raises `StoreUnavailable` if the database
+    cannot be reached, `ConfigError` for a bad URL or a schema newer than this release.
+    """
+
+    def __init__(self, engine: Engine, *, create_schema: bool = True, _owns_engine: bool = False) -> None:
+        self._engine = engine
+        self._owns_engine = _owns_engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        if create_schema:
+            db.ensure_schema(engine, _COMPONENT, _TABLES)
+
+    @classmethod
+    def from_url(cls, url: str, *, connect_timeout: float = 5.0, create_schema: bool = True) -> SQLStore:
+        """Open `sqlite:///path` or `postgresql://...`. Raises `ConfigError`, `StoreUnavailable`."""
+        engine = db.make_engine(url, connect_timeout=connect_timeout)
+        try:
+            return cls(engine, create_schema=create_schema, _owns_engine=True)
+        except BaseException:
+            engine.dispose()
+            raise
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def _begin(self) -> Any:
+        return db.begin(self._engine, _WHAT)
+
+    # -- the session registry ---------------------------------------------------------------
+    def create(self, record: SessionRecord, *, now: float) -> None:
+        try:
+            with self._begin() as conn:
+                conn.execute(sessions.insert().values(**_record_to_row(record)))
+        except sa.exc.IntegrityError:
+            raise CreateError("a session with this id or secret exists already") from None
+
+    def _get_where(self, cond: sa.ColumnElement[bool], now: float) -> SessionRecord | None:
+        with self._begin() as conn:
+            row = conn.execute(sa.select(sessions).where(cond, _live(now))).first()
+        return None if row is None else _row_to_record(row)
+
+    def get(self, session_id: str, *, now: float) -> SessionRecord | None:
+        return self._get_where(sessions.c.id == session_id, now)
+
+    def get_by_secret(self, secret_hash: str, *, now: float) -> SessionRecord | None:
+        return self._get_where(sessions.c.secret_hash == secret_hash, now)
+
+    def update(self, session_id: str, changes: Mapping[str, Any], *, now: float) -> bool:
+        """Raises `ValueError` for a field outside `UPDATABLE_FIELDS`."""
+        values = _update_values(changes)
+        if not values:
+            return self.get(session_id, now=now) is not None
+        with self._begin() as conn:
+            result = conn.execute(sessions.update().where(sessions.c.id == session_id, _live(now)).values(**values))
+        return result.rowcount == 1
+
+    def replace(self, old_id: str, new: SessionRecord, *, now: float) -> bool:
+        """Raises `CreateError` (and keeps the old record) if `new`'s id or secret exists already."""
+        try:
+            with self._begin() as conn:
+                # The DELETE comes first so that SQLite takes its write lock at once (no upgrade deadlock).
+                gone = conn.execute(sessions.delete().where(sessions.c.id == old_id, _live(now))).rowcount
+                if gone != 1:
+                    return False  # nothing was written; the empty transaction commits
+                conn.execute(sessions.insert().values(**_record_to_row(new)))
+        except sa.exc.IntegrityError:
+            raise CreateError("a session with this id or secret exists already") from None
+        return True
+
+    def advance(
+        self,
+        session_id: str,
+        *,
+        expected_generation: int,
+        last_seen: float,
+        idle_expires_at: float,
+        now: float,
+    ) -> bool:
+        stmt = (
+            sessions.update()
+            .where(sessions.c.id == session_id, sessions.c.generation == expected_generation, _live(now))
+            .values(generation=sessions.c.generation + 1, last_seen=last_seen, idle_expires_at=idle_expires_at)
+        )
+        with self._begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def delete(self, session_id: str) -> bool:
+        with self._begin() as conn:
+            return conn.execute(sessions.delete().where(sessions.c.id == session_id)).rowcount > 0
+
+    def delete_for_user(self, user_id: str, *, except_id: str | None = None) -> int:
+        stmt = sessions.delete().where(sessions.c.user_id == user_id)
+        if except_id is not None:
+            stmt = stmt.where(sessions.c.id != except_id)
+        with self._begin() as conn:
+            return int(conn.execute(stmt).rowcount)
+
+    def list_for_user(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        stmt = (
+            sa.select(sessions)
+            .where(sessions.c.user_id == user_id, _live(now))
+            .order_by(sessions.c.created_at.desc(), sessions.c.id)
+        )
+        with self._begin() as conn:
+            return [_row_to_record(row) for row in conn.execute(stmt)]
+
+    def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
+        stmt = sa.select(sessions).where(_live(now)).order_by(sessions.c.created_at.desc(), sessions.c.id).limit(limit)
+        with self._begin() as conn:
+            return [_row_to_record(row) for row in conn.execute(stmt)]
+
+    # -- access-token denylist --------------------------------------------------------------
+    def deny(self, jti: str, *, until: float, now: float) -> None:
+        if until <= now:
+            return  # already expired: nothing to deny
+        ins = self._insert(denylist).values(jti=jti, until=until)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[denylist.c.jti],
+            # Never shorten an existing entry.
+            set_={"until": sa.case((ins.excluded.until > denylist.c.until, ins.excluded.until), else_=denylist.c.until)},
+        )
+        with self._begin() as conn:
+            conn.execute(stmt)
+
+    def is_denied(self, jti: str, *, now: float) -> bool:
+        stmt = sa.select(denylist.c.jti).where(denylist.c.jti == jti, denylist.c.until > now)
+        with self._begin() as conn:
+            return conn.execute(stmt).first() is not None
+
+    # -- per-user revocation epoch ----------------------------------------------------------
+    def get_epoch(self, user_id: str) -> int:
+        with self._begin() as conn:
+            value = conn.execute(sa.select(epochs.c.epoch).where(epochs.c.user_id == user_id)).scalar()
+        return int(value or 0)
+
+    def bump_epoch(self, user_id: str) -> int:
+        ins = self._insert(epochs).values(user_id=user_id, epoch=1)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[epochs.c.user_id], set_={"epoch": epochs.c.epoch + 1}
+        ).returning(epochs.c.epoch)
+        with self._begin() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    # -- throttling counters ----------------------------------------------------------------
+    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
+        stmt = sa.select(throttle.c.failures, throttle.c.last_failure_at).where(throttle.c.key == key)
+        with self._begin() as conn:
+            row = conn.execute(stmt).first()
+        if row is None or now - row.last_failure_at >= window:
+            return ThrottleState()
+        return ThrottleState(failures=int(row.failures), last_failure_at=float(row.last_failure_at))
+
+    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
+        ins = self._insert(throttle).values(key=key, failures=1, last_failure_at=now, expires_at=now + window)
+        stale = throttle.c.last_failure_at <= now - window
+        stmt = ins.on_conflict_do_update(
+            index_elements=[throttle.c.key],
+            set_={
+                "failures": sa.case((stale, 1), else_=throttle.c.failures + 1),
+                # a late caller with an older `now` never moves the counter back in time
+                "last_failure_at": sa.case((throttle.c.last_failure_at > now, throttle.c.last_failure_at), else_=now),
+                "expires_at": sa.case((throttle.c.expires_at > now + window, throttle.c.expires_at), else_=now + window),
+            },
+        ).returning(throttle.c.failures, throttle.c.last_failure_at)
+        with self._begin() as conn:
+            row = conn.execute(stmt).one()
+        return ThrottleState(failures=int(row.failures), last_failure_at=float(row.last_failure_at))
+
+    def throttle_reset(self, key: str) -> None:
+        with self._begin() as conn:
+            conn.execute(throttle.delete().where(throttle.c.key == key))
+
+    # -- maintenance ------------------------------------------------------------------------
+    def purge_expired(self, *, now: float) -> int:
+        with self._begin() as conn:
+            n = conn.execute(sessions.delete().where(sa.not_(_live(now)))).rowcount
+            n += conn.execute(denylist.delete().where(denylist.c.until <= now)).rowcount
+            n += conn.execute(throttle.delete().where(throttle.c.expires_at <= now)).rowcount
+        return int(n)
+
+    def ping(self) -> None:
+        with self._begin() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self._engine.dispose()

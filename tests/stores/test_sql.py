@@ -1,0 +1,144 @@
+"""The SQL store on SQLite (temp file) and PostgreSQL (a throwaway database), both through the contract."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+from contract import T0, StoreContract, make_record
+
+from sessionward import db
+from sessionward.exceptions import ConfigError, StoreUnavailable
+from sessionward.stores import open_store
+from sessionward.stores.sql import SQLStore
+
+TABLES = ("sw_sessions", "sw_denylist", "sw_epochs", "sw_throttle")
+
+
+class SQLContract(StoreContract):
+    def stored_count(self, store: SQLStore) -> int:  # type: ignore[override]
+        with store.engine.connect() as conn:
+            return sum(int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in TABLES)
+
+    def stored_text(self, store: SQLStore) -> str:  # type: ignore[override]
+        parts: list[str] = []
+        with store.engine.connect() as conn:
+            for t in TABLES:
+                for row in conn.execute(sa.text(f"SELECT * FROM {t}")):
+                    parts.extend(str(v) for v in row)
+        return "\n".join(parts)
+
+
+class TestSQLiteStore(SQLContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[SQLStore]:
+        s = SQLStore.from_url(f"sqlite:///{tmp_path / 'sw.db'}")
+        yield s
+        s.close()
+
+    def test_schema_is_versioned_and_creation_idempotent(self, store: SQLStore, tmp_path: Path) -> None:
+        again = SQLStore(store.engine)  # second start on the same database
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT version FROM sw_schema_version WHERE component = 'store'")
+            ).all()
+        assert [r.version for r in rows] == [db.SCHEMA_VERSION]
+        again.create(make_record(), now=T0)
+        assert self.stored_count(store) == 1
+
+    def test_indexes(self, store: SQLStore) -> None:
+        insp = sa.inspect(store.engine)
+        indexed = {tuple(i["column_names"]) for i in insp.get_indexes("sw_sessions")}
+        uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("sw_sessions")}
+        unique_idx = {tuple(i["column_names"]) for i in insp.get_indexes("sw_sessions") if i["unique"]}
+        assert ("user_id",) in indexed
+        assert ("secret_hash",) in uniques | unique_idx
+
+    def test_open_store_picks_sql(self, tmp_path: Path) -> None:
+        s = open_store(f"sqlite:///{tmp_path / 'x.db'}")
+        try:
+            assert isinstance(s, SQLStore)
+        finally:
+            s.close()
+
+    def test_bad_url_is_config_error(self) -> None:
+        with pytest.raises(ConfigError):
+            SQLStore.from_url("mysql://localhost/x")
+
+    def test_data_is_never_pickled(self, store: SQLStore) -> None:
+        with pytest.raises(TypeError):
+            store.create(make_record(data={"obj": object()}), now=T0)
+        assert self.stored_count(store) == 0
+
+
+@pytest.mark.postgres
+class TestPostgresStore(SQLContract):
+    @pytest.fixture
+    def store(self, postgres_url: str) -> Iterator[SQLStore]:
+        s = SQLStore.from_url(postgres_url)
+        with s.engine.begin() as conn:
+            conn.execute(sa.text("TRUNCATE " + ", ".join(TABLES)))
+        yield s
+        s.close()
+
+    def test_same_schema_version(self, store: SQLStore) -> None:
+        with store.engine.connect() as conn:
+            v = conn.execute(sa.text("SELECT version FROM sw_schema_version WHERE component = 'store'")).scalar_one()
+        assert v == db.SCHEMA_VERSION
+
+    def test_two_instances_share_state(self, store: SQLStore, postgres_url: str) -> None:
+        other = SQLStore.from_url(postgres_url)
+        try:
+            rec = make_record()
+            store.create(rec, now=T0)
+            assert other.get(rec.id, now=T0) == rec
+            assert other.delete(rec.id)
+            assert store.get(rec.id, now=T0) is None
+        finally:
+            other.close()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_postgres_raises_store_unavailable_quickly() -> None:
+    url = f"postgresql://postgres@127.0.0.1:{_closed_port()}/test"
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        SQLStore.from_url(url, connect_timeout=1)
+    store = SQLStore.from_url(url, connect_timeout=1, create_schema=False)
+    rec = make_record()
+    calls = [
+        lambda: store.create(rec, now=T0),
+        lambda: store.get(rec.id, now=T0),
+        lambda: store.get_by_secret("0" * 64, now=T0),
+        lambda: store.update(rec.id, {"last_seen": T0}, now=T0),
+        lambda: store.replace(rec.id, make_record(), now=T0),
+        lambda: store.advance(rec.id, expected_generation=0, last_seen=T0, idle_expires_at=T0 + 1, now=T0),
+        lambda: store.delete(rec.id),
+        lambda: store.delete_for_user("alice"),
+        lambda: store.list_for_user("alice", now=T0),
+        lambda: store.list_all(now=T0),
+        lambda: store.deny("j", until=T0 + 1, now=T0),
+        lambda: store.is_denied("j", now=T0),
+        lambda: store.get_epoch("alice"),
+        lambda: store.bump_epoch("alice"),
+        lambda: store.throttle_get("k", now=T0, window=1),
+        lambda: store.throttle_fail("k", now=T0, window=1),
+        lambda: store.throttle_reset("k"),
+        lambda: store.purge_expired(now=T0),
+        lambda: store.ping(),
+    ]
+    for call in calls:
+        with pytest.raises(StoreUnavailable):
+            call()
+    store.close()
+    assert time.monotonic() - started < 10
