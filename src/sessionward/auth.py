@@ -1,0 +1,101 @@
+"""Password login: throttling first, then one code path whose cost and answer do not depend on whether the
+username exists (ASVS 6.3.8), rehash on login when the argon2 parameters changed (ASVS 11.4.2), and a
+security event for each outcome (ASVS 16).
+
+Logs name the user for known accounts; for an unknown username only a short digest is logged, since people
+sometimes type their password into the username field. Passwords are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import NoReturn
+
+from . import events
+from .clock import Clock
+from .exceptions import InvalidCredentials, Throttled
+from .passwords import PasswordHasher
+from .throttle import LoginThrottle, address_key
+from .users import User, UserStore
+
+__all__ = ["MAX_PASSWORD_INPUT", "MAX_USERNAME_INPUT", "Authenticator"]
+
+#: Inputs longer than these are refused (after the same dummy work) rather than normalized and hashed.
+MAX_USERNAME_INPUT = 256
+MAX_PASSWORD_INPUT = 1024
+
+
+def _name_digest(username: object) -> str:
+    text = username if isinstance(username, str) else repr(username)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def _client(ip: str) -> str:
+    """The address as logged: the throttle's normalized form (IPv6 /64), never arbitrary client text."""
+    key = address_key(ip)
+    return key[3:]
+
+
+class Authenticator:
+    """Checks a username and password. Raises `Throttled` (429) or `InvalidCredentials` (401, one message
+    for unknown user, wrong password and disabled account), or `StoreUnavailable` (503)."""
+
+    def __init__(self, *, users: UserStore, hasher: PasswordHasher, throttle: LoginThrottle, clock: Clock) -> None:
+        self._users = users
+        self._hasher = hasher
+        self._throttle = throttle
+        self._clock = clock
+
+    def authenticate(self, username: str, password: str, *, ip: str) -> User:
+        """The user if `password` is theirs and the account is enabled. See the class for what is raised."""
+        name = username if isinstance(username, str) else ""
+        try:
+            self._throttle.check(name, ip)
+        except Throttled as exc:
+            events.emit(
+                "login_throttled",
+                level=logging.WARNING,
+                username_digest=_name_digest(username),
+                ip=_client(ip),
+                retry_after=exc.retry_after,
+            )
+            raise
+
+        if (
+            not isinstance(username, str)
+            or not isinstance(password, str)
+            or len(username) > MAX_USERNAME_INPUT
+            or len(password) > MAX_PASSWORD_INPUT
+        ):
+            self._hasher.dummy_verify("")
+            self._fail(name, ip, reason="malformed_input", user=None, username_given=username)
+
+        user = self._users.get_by_username(username)
+        if user is None:
+            self._hasher.dummy_verify(password)
+            self._fail(username, ip, reason="unknown_user", user=None, username_given=username)
+        ok = self._hasher.verify(user.password_hash, password)
+        if user.disabled:
+            self._fail(username, ip, reason="disabled", user=user, username_given=username)
+        if not ok:
+            self._fail(username, ip, reason="bad_password", user=user, username_given=username)
+
+        if self._hasher.needs_rehash(user.password_hash):
+            new_hash = self._hasher.hash(password)
+            if self._users.update_hash(user.id, new_hash, expected_hash=user.password_hash):
+                user = User(user.id, user.username, new_hash, user.disabled, user.created_at, user.password_changed_at)
+        self._throttle.succeeded(username, ip)
+        events.emit("login_succeeded", user_id=user.id, username=user.username, ip=_client(ip))
+        return user
+
+    def _fail(self, username: str, ip: str, *, reason: str, user: User | None, username_given: object) -> NoReturn:
+        """Count the failure, log it (reason for logs only) and raise the one `InvalidCredentials`."""
+        self._throttle.failed(username, ip)
+        who: dict[str, object]
+        if user is not None:
+            who = {"user_id": user.id, "username": user.username}
+        else:
+            who = {"username_digest": _name_digest(username_given)}
+        events.emit("login_failed", level=logging.WARNING, reason=reason, ip=_client(ip), **who)
+        raise InvalidCredentials()

@@ -1,0 +1,192 @@
+"""Password hashing (argon2id, ASVS 11.4.2) and the password policy (ASVS 6.2.1, 6.2.4, 6.2.8, 6.2.9).
+
+`PasswordHasher` wraps argon2-cffi. Its defaults are argon2's RFC 9106 low-memory profile (m=64 MiB, t=3,
+p=4), stronger than OWASP's minimum (m=19 MiB, t=2, p=1); weaker parameters are refused at construction,
+except through `PasswordHasher.insecure_for_tests()`, which exists only so test suites run fast.
+
+Passwords are NFKC-normalized (NIST SP 800-63B 5.1.1.2) and UTF-8 encoded (lone surrogates kept, never
+dropped) before hashing; they are never truncated. `PasswordPolicy` refuses a password that is too long
+rather than shortening it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import logging
+import secrets
+import unicodedata
+from dataclasses import dataclass
+
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from .exceptions import ConfigError, PasswordPolicyError
+
+__all__ = [
+    "OWASP_MIN_MEMORY_COST",
+    "OWASP_MIN_TIME_COST",
+    "PasswordHasher",
+    "PasswordPolicy",
+    "common_passwords",
+]
+
+log = logging.getLogger(__name__)
+
+#: OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB (in KiB), t=2, p=1.
+OWASP_MIN_MEMORY_COST = 19 * 1024
+OWASP_MIN_TIME_COST = 2
+
+_DEFAULT = argon2.profiles.RFC_9106_LOW_MEMORY  # argon2id, m=65536 KiB, t=3, p=4, 16-byte salt, 32-byte hash
+
+
+def _encode(password: str) -> bytes:
+    """The bytes that get hashed: NFKC form, UTF-8, lone surrogates kept (so distinct inputs stay distinct
+    and odd input never raises). Raises TypeError if `password` is not text."""
+    if not isinstance(password, str):
+        raise TypeError("password must be str")
+    return unicodedata.normalize("NFKC", password).encode("utf-8", "surrogatepass")
+
+
+class PasswordHasher:
+    """argon2id hashing with parameters checked once, here.
+
+    Raises `ConfigError` (naming the setting) for parameters below the OWASP minimum.
+    """
+
+    def __init__(
+        self,
+        *,
+        memory_cost: int = _DEFAULT.memory_cost,
+        time_cost: int = _DEFAULT.time_cost,
+        parallelism: int = _DEFAULT.parallelism,
+        hash_len: int = _DEFAULT.hash_len,
+        salt_len: int = _DEFAULT.salt_len,
+    ) -> None:
+        for setting, value, minimum in (
+            ("PASSWORD_HASH_MEMORY_COST", memory_cost, OWASP_MIN_MEMORY_COST),
+            ("PASSWORD_HASH_TIME_COST", time_cost, OWASP_MIN_TIME_COST),
+            ("PASSWORD_HASH_PARALLELISM", parallelism, 1),
+            ("PASSWORD_HASH_LENGTH", hash_len, 16),
+            ("PASSWORD_HASH_SALT_LENGTH", salt_len, 16),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ConfigError(setting, f"must be a whole number >= {minimum} (OWASP argon2id minimum), got {value!r}")
+        if memory_cost < 8 * parallelism:
+            raise ConfigError("PASSWORD_HASH_MEMORY_COST", "must be at least 8 KiB per lane of parallelism")
+        self._setup(memory_cost, time_cost, parallelism, hash_len, salt_len)
+
+    @classmethod
+    def insecure_for_tests(cls, *, memory_cost: int = 64, time_cost: int = 1) -> PasswordHasher:
+        """A fast hasher with parameters far below the minimum. For test suites only, never production."""
+        self = cls.__new__(cls)
+        self._setup(memory_cost, time_cost, 1, 16, 16)
+        return self
+
+    def _setup(self, memory_cost: int, time_cost: int, parallelism: int, hash_len: int, salt_len: int) -> None:
+        try:
+            self._ph = argon2.PasswordHasher(
+                time_cost=time_cost,
+                memory_cost=memory_cost,
+                parallelism=parallelism,
+                hash_len=hash_len,
+                salt_len=salt_len,
+                type=argon2.Type.ID,
+            )
+        except argon2.exceptions.UnsupportedParametersError as exc:
+            raise ConfigError("PASSWORD_HASH_MEMORY_COST", str(exc)) from None
+        # A hash of a random password with the current parameters: verifying against it costs what verifying
+        # a real user's hash costs, so an unknown username takes as long as a wrong password (ASVS 6.3.8).
+        self._dummy_hash = self._ph.hash(secrets.token_bytes(32))
+
+    @property
+    def parameters(self) -> argon2.Parameters:
+        """The argon2 parameters new hashes are made with."""
+        return argon2.extract_parameters(self._dummy_hash)
+
+    def hash(self, password: str) -> str:
+        """The argon2id hash (PHC string, `$argon2id$...`) of `password`. Raises TypeError for non-text."""
+        return self._ph.hash(_encode(password))
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        """True if `password` matches `password_hash`. A mismatch, or a hash that is malformed (logged),
+        gives False; never raises for bad input."""
+        try:
+            return self._ph.verify(password_hash, _encode(password))
+        except VerifyMismatchError:
+            return False
+        except (InvalidHashError, VerificationError, TypeError, ValueError) as exc:
+            log.warning("password hash could not be verified: %s", type(exc).__name__)
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """True if `password_hash` was made with other parameters than the current ones (or is unreadable)."""
+        try:
+            return self._ph.check_needs_rehash(password_hash)
+        except (InvalidHashError, ValueError):
+            return True
+
+    def dummy_verify(self, password: str) -> None:
+        """Spend the time of one `verify` with the current parameters, for a user that does not exist."""
+        try:
+            self._ph.verify(self._dummy_hash, _encode(password))
+        except (VerificationError, TypeError, ValueError):
+            pass
+
+
+# -- the policy ------------------------------------------------------------------------------
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common passwords (lowercase), loaded once on first use.
+    Lines starting with "## " are comments (real entries may start with "#")."""
+    text = importlib.resources.files("sessionward").joinpath("data/common-passwords.txt").read_text("utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("## "))
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordPolicy:
+    """Rules for new passwords: length in characters (after NFKC) between `min_length` and `max_length`,
+    never truncated; not a common password (case-insensitive); not the username.
+
+    Raises `ConfigError` at construction for a length rule below ASVS (min >= 8, max >= 64)."""
+
+    min_length: int = 8
+    max_length: int = 128
+    check_common: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.min_length, int) or self.min_length < 8:
+            raise ConfigError("PASSWORD_MIN_LENGTH", "must be a whole number >= 8 (ASVS 6.2.1)")
+        if not isinstance(self.max_length, int) or self.max_length < max(64, self.min_length):
+            raise ConfigError("PASSWORD_MAX_LENGTH", "must be a whole number >= 64 and >= PASSWORD_MIN_LENGTH (ASVS 6.2.9)")
+
+    def check(self, password: str, *, username: str | None = None) -> None:
+        """Raise `PasswordPolicyError` (field "password", message naming the rule) if `password` breaks a rule."""
+        if not isinstance(password, str):
+            raise PasswordPolicyError("Password must be text.", field="password")
+        length = len(unicodedata.normalize("NFKC", password))
+        if length < self.min_length:
+            raise PasswordPolicyError(f"Password must be at least {self.min_length} characters long.", field="password")
+        if length > self.max_length:
+            raise PasswordPolicyError(
+                f"Password must be at most {self.max_length} characters long (it is {length}); "
+                "longer passwords are refused, never shortened.",
+                field="password",
+            )
+        if not password.strip():
+            raise PasswordPolicyError("Password must not be only spaces.", field="password")
+        folded = _fold(password)
+        if username is not None and isinstance(username, str) and folded == _fold(username):
+            raise PasswordPolicyError("Password must not be the same as the username.", field="password")
+        if self.check_common:
+            common = common_passwords()
+            if folded in common or folded.strip() in common or password.lower().strip() in common:
+                raise PasswordPolicyError(
+                    "Password is on the list of commonly used passwords; choose another.", field="password"
+                )

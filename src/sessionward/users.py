@@ -1,0 +1,199 @@
+"""Users in SQL (table `sw_users`): argon2id password hashes, a unique normalized username, account disable.
+
+Usernames are shown as given but looked up by `normalize_username` (NFKC + casefold), so "Alice",
+"ALICE" and "Ａｌｉｃｅ" are one account. Every method raises `StoreUnavailable` when the database cannot be
+reached, never a raw driver error.
+"""
+
+from __future__ import annotations
+
+import builtins
+import unicodedata
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import db, events
+from .clock import Clock
+from .exceptions import NotFound, ValidationError
+from .ids import new_public_id
+from .passwords import PasswordHasher, PasswordPolicy
+
+__all__ = ["MAX_USERNAME_LENGTH", "User", "UserStore", "normalize_username", "validate_username", "users_table"]
+
+MAX_USERNAME_LENGTH = 64
+
+users_table = sa.Table(
+    "sw_users",
+    db.metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("username", sa.String(255), nullable=False),
+    # NFKC + casefold can lengthen a name (e.g. "ß" -> "ss"), hence the wider column.
+    sa.Column("username_key", sa.String(512), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(512), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("password_changed_at", sa.Float, nullable=False),
+)
+
+
+def normalize_username(username: str) -> str:
+    """The lookup form of a username: NFKC, then casefold (and NFKC again, as casefold can denormalize)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
+
+
+def validate_username(username: str) -> str:
+    """Return `username` unchanged if acceptable: 1-64 printable characters, no control characters, no
+    leading/trailing whitespace. Raises `ValidationError` (field "username") otherwise."""
+    if not isinstance(username, str):
+        raise ValidationError("Username must be text.", field="username")
+    if not 1 <= len(username) <= MAX_USERNAME_LENGTH:
+        raise ValidationError(f"Username must be 1 to {MAX_USERNAME_LENGTH} characters long.", field="username")
+    if not username.isprintable():
+        raise ValidationError("Username must not contain control or invisible characters.", field="username")
+    if username != username.strip():
+        raise ValidationError("Username must not start or end with a space.", field="username")
+    return username
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str  #: random public id (128 bits), never the username
+    username: str  #: as given at creation, for display
+    password_hash: str = field(repr=False)
+    disabled: bool
+    created_at: float
+    password_changed_at: float
+
+
+def _row_to_user(row: sa.Row) -> User:  # type: ignore[type-arg]
+    return User(
+        id=row.id,
+        username=row.username,
+        password_hash=row.password_hash,
+        disabled=bool(row.disabled),
+        created_at=float(row.created_at),
+        password_changed_at=float(row.password_changed_at),
+    )
+
+
+class UserStore:
+    """The users table. Creates it (component "users") on construction."""
+
+    def __init__(self, engine: Engine, *, hasher: PasswordHasher, policy: PasswordPolicy, clock: Clock) -> None:
+        self._engine = engine
+        self._hasher = hasher
+        self._policy = policy
+        self._clock = clock
+        db.ensure_schema(engine, "users", [users_table])
+
+    @property
+    def hasher(self) -> PasswordHasher:
+        return self._hasher
+
+    @property
+    def policy(self) -> PasswordPolicy:
+        return self._policy
+
+    def create(self, username: str, password: str) -> User:
+        """Add a user. Raises `ValidationError` for a bad or taken username, `PasswordPolicyError` for a
+        password that breaks the policy."""
+        validate_username(username)
+        self._policy.check(password, username=username)
+        now = self._clock.now()
+        user = User(
+            id=new_public_id(),
+            username=username,
+            password_hash=self._hasher.hash(password),
+            disabled=False,
+            created_at=now,
+            password_changed_at=now,
+        )
+        try:
+            with db.begin(self._engine, "users database") as conn:
+                conn.execute(
+                    users_table.insert().values(
+                        id=user.id,
+                        username=user.username,
+                        username_key=normalize_username(username),
+                        password_hash=user.password_hash,
+                        disabled=False,
+                        created_at=now,
+                        password_changed_at=now,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            raise ValidationError("username taken", field="username") from None
+        events.emit("account_created", user_id=user.id, username=user.username)
+        return user
+
+    def get(self, user_id: str) -> User | None:
+        """The user with this id, or None."""
+        if not isinstance(user_id, str) or len(user_id) > 64:
+            return None
+        with db.begin(self._engine, "users database") as conn:
+            row = conn.execute(sa.select(users_table).where(users_table.c.id == user_id)).first()
+        return None if row is None else _row_to_user(row)
+
+    def get_by_username(self, username: str) -> User | None:
+        """The user whose normalized username matches, or None (also for a name that could never be valid)."""
+        if not isinstance(username, str) or not 1 <= len(username) <= MAX_USERNAME_LENGTH:
+            return None
+        key = normalize_username(username)
+        with db.begin(self._engine, "users database") as conn:
+            row = conn.execute(sa.select(users_table).where(users_table.c.username_key == key)).first()
+        return None if row is None else _row_to_user(row)
+
+    def list(self) -> builtins.list[User]:
+        """Every user, oldest first."""
+        with db.begin(self._engine, "users database") as conn:
+            rows = conn.execute(sa.select(users_table).order_by(users_table.c.created_at, users_table.c.id)).all()
+        return [_row_to_user(r) for r in rows]
+
+    def count(self) -> int:
+        with db.begin(self._engine, "users database") as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(users_table)).scalar_one())
+
+    def set_password(self, user_id: str, new_password: str) -> User:
+        """Check `new_password` against the policy and store its hash. Raises `NotFound`,
+        `PasswordPolicyError`. Ending the user's sessions is the caller's job (C6)."""
+        user = self._require(user_id)
+        self._policy.check(new_password, username=user.username)
+        new_hash = self._hasher.hash(new_password)
+        now = self._clock.now()
+        self._update(user_id, password_hash=new_hash, password_changed_at=now)
+        events.emit("password_changed", user_id=user_id)
+        return User(user.id, user.username, new_hash, user.disabled, user.created_at, now)
+
+    def set_disabled(self, user_id: str, disabled: bool = True) -> User:
+        """Disable (or re-enable) an account. Raises `NotFound`. Ending its sessions is the caller's job (C6)."""
+        user = self._require(user_id)
+        self._update(user_id, disabled=bool(disabled))
+        if disabled:
+            events.emit("account_disabled", user_id=user_id)
+        return User(user.id, user.username, user.password_hash, bool(disabled), user.created_at, user.password_changed_at)
+
+    def update_hash(self, user_id: str, new_hash: str, *, expected_hash: str | None = None) -> bool:
+        """Replace the stored hash without changing the password (rehash on login). With `expected_hash`,
+        only if the stored hash is still that one, so a password changed meanwhile is never overwritten.
+        True if a row changed."""
+        if not new_hash.startswith("$argon2id$"):
+            raise ValueError("new_hash must be an argon2id hash")
+        stmt = users_table.update().where(users_table.c.id == user_id).values(password_hash=new_hash)
+        if expected_hash is not None:
+            stmt = stmt.where(users_table.c.password_hash == expected_hash)
+        with db.begin(self._engine, "users database") as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def _require(self, user_id: str) -> User:
+        user = self.get(user_id)
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    def _update(self, user_id: str, **values: object) -> None:
+        with db.begin(self._engine, "users database") as conn:
+            changed = conn.execute(users_table.update().where(users_table.c.id == user_id).values(**values)).rowcount
+        if changed != 1:
+            raise NotFound("no such user")
