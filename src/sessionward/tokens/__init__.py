@@ -1,0 +1,18 @@
+"""Access and refresh tokens: signing keys and JWKS (`keys`, `keystore`), claims (`claims`), the service."""
+
+from __future__ import annotations
+
+from .claims import ACCESS_TOKEN_TYPE, Claims, TokenPolicy
+from .keys import ALGORITHMS, KeySet, KeySource, SigningKey
+from .keystore import SQLKeyRepository
+
+__all__ = [
+    "ACCESS_TOKEN_TYPE",
+    "ALGORITHMS",
+    "Claims",
+    "KeySet",
+    "KeySource",
+    "SQLKeyRepository",
+    "SigningKey",
+    "TokenPolicy",
+]
