@@ -208,7 +208,7 @@ def test_private_parts_are_sealed_at_rest(url: str, kek: bytes, clock: ManualClo
         )
         assert raw not in bytes(row.sealed)
     assert secret not in bytes(row.sealed)
-    assert set(row._mapping) == {"kid", "alg", "created_at", "activates_at", "sealed"}
+    assert set(row._mapping) == {"kid", "alg", "created_at", "activates_at", "serial", "sealed"}
 
 
 def test_wrong_kek_refused_with_clear_message(url: str, kek: bytes, clock: ManualClock) -> None:
@@ -314,3 +314,17 @@ def test_postgres_instances_agree_and_see_rotation(postgres_url: str, kek: bytes
     b.current(t0)
     new = a.rotate(now=t0)
     assert b.current(t0 + 2).verification_key(new.kid) is not None
+
+
+def test_rotation_at_the_same_instant_still_makes_the_new_key_sign(url: str, kek: bytes, clock: ManualClock) -> None:
+    # Keys made in the same clock tick are ordered by serial, not by their random kids.
+    for _ in range(10):
+        ks = KeySet.generate(now=0)
+        new = ks.rotate(now=0)
+        assert ks.signing_key(0) is new
+    r = repo(url, kek)
+    t0 = clock.now()
+    r.load(now=t0)
+    for _ in range(5):
+        new = r.rotate(now=t0, activate_after=0)
+        assert r.current(t0).signing_key(t0).kid == new.kid

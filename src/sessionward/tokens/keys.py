@@ -87,6 +87,7 @@ class SigningKey:
     private: PrivateKey = field(repr=False)
     created_at: float = 0.0
     activates_at: float = 0.0  #: may sign from then on (a later time lets every instance learn it first)
+    serial: int = 0  #: order among keys activating at the same instant: the higher one is newer
 
     def __post_init__(self) -> None:
         _check_material(self.kid, self.alg, self.private)
@@ -94,7 +95,9 @@ class SigningKey:
             object.__setattr__(self, "private", bytes(self.private))  # type: ignore[arg-type]
 
     @classmethod
-    def generate(cls, alg: str = DEFAULT_ALG, *, now: float, activates_at: float | None = None) -> SigningKey:
+    def generate(
+        cls, alg: str = DEFAULT_ALG, *, now: float, activates_at: float | None = None, serial: int = 0
+    ) -> SigningKey:
         """A new key with a random kid. Raises `ConfigError` for an unsupported algorithm."""
         return cls(
             kid=new_public_id(),
@@ -102,6 +105,7 @@ class SigningKey:
             private=generate_private(alg),
             created_at=now,
             activates_at=now if activates_at is None else activates_at,
+            serial=serial,
         )
 
     @property
@@ -165,9 +169,9 @@ class KeySet:
 
     @property
     def keys(self) -> tuple[SigningKey, ...]:
-        """Every key, oldest first (by `activates_at`, then `created_at`, then kid)."""
+        """Every key, oldest first (by `activates_at`, then `serial`, then kid: the same order everywhere)."""
         with self._lock:
-            return tuple(sorted(self._by_kid.values(), key=lambda k: (k.activates_at, k.created_at, k.kid)))
+            return tuple(sorted(self._by_kid.values(), key=lambda k: (k.activates_at, k.serial, k.kid)))
 
     def __len__(self) -> int:
         return len(self._by_kid)
@@ -207,7 +211,8 @@ class KeySet:
         self._check_writable()
         if alg is None:
             alg = self.signing_key(now).alg if self._by_kid else DEFAULT_ALG
-        key = SigningKey.generate(alg, now=now, activates_at=now + activate_after)
+        serial = max((k.serial for k in self._by_kid.values()), default=0) + 1
+        key = SigningKey.generate(alg, now=now, activates_at=now + activate_after, serial=serial)
         self.add(key)
         events.emit("key_rotated", new_kid=key.kid, alg=key.alg)
         return key

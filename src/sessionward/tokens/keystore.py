@@ -6,6 +6,7 @@ Every instance reads the same table, so a key rotated on one host is verified by
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from typing import Any, Iterable
@@ -31,6 +32,7 @@ keys_table = sa.Table(
     sa.Column("alg", sa.String(16), nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("activates_at", sa.Double, nullable=False),
+    sa.Column("serial", sa.Integer, nullable=False),  #: the version that added the key: orders same-instant keys
     sa.Column("sealed", sa.LargeBinary, nullable=False),  #: nonce (12 bytes) || AES-GCM ciphertext and tag
 )
 
@@ -114,7 +116,12 @@ class SQLKeyRepository:
             ) from None
         private: PrivateKey = plain if row.alg == "HS256" else serialization.load_der_private_key(plain, None)  # type: ignore[assignment]
         return SigningKey(
-            kid=row.kid, alg=row.alg, private=private, created_at=row.created_at, activates_at=row.activates_at
+            kid=row.kid,
+            alg=row.alg,
+            private=private,
+            created_at=row.created_at,
+            activates_at=row.activates_at,
+            serial=row.serial,
         )
 
     # -- reading -------------------------------------------------------------------------------------
@@ -132,7 +139,7 @@ class SQLKeyRepository:
     def _bootstrap(self, now: float) -> None:
         """First start: one key, active at once (nobody can have signed anything yet). Two instances
         starting together: the version row's primary key lets exactly one of them win."""
-        key = SigningKey.generate(self.default_alg, now=now)
+        key = SigningKey.generate(self.default_alg, now=now, serial=1)
         try:
             with db.begin(self._engine, "key store") as conn:
                 conn.execute(keys_version_table.insert().values(id=1, version=1))
@@ -147,6 +154,7 @@ class SQLKeyRepository:
             "alg": key.alg,
             "created_at": key.created_at,
             "activates_at": key.activates_at,
+            "serial": key.serial,
             "sealed": self._seal(key),
         }
 
@@ -177,7 +185,10 @@ class SQLKeyRepository:
         return keyset
 
     # -- changing --------------------------------------------------------------------------------------
-    def _commit(self, *, add: SigningKey | None = None, delete: Iterable[str] = ()) -> None:
+    def _commit(self, *, add: SigningKey | None = None, delete: Iterable[str] = ()) -> SigningKey | None:
+        """One transaction: bump the version (the row lock serialises concurrent changes), add and delete.
+        An added key's `serial` becomes the new version, so keys made at the same instant still have one
+        order that every instance agrees on."""
         with db.begin(self._engine, "key store") as conn:
             updated = conn.execute(
                 keys_version_table.update()
@@ -187,10 +198,12 @@ class SQLKeyRepository:
             if updated != 1:
                 conn.execute(keys_version_table.insert().values(id=1, version=1))
             if add is not None:
+                add = dataclasses.replace(add, serial=self._read_version(conn) or 1)
                 conn.execute(keys_table.insert().values(**self._row(add)))
             kids = list(delete)
             if kids:
                 conn.execute(keys_table.delete().where(keys_table.c.kid.in_(kids)))
+        return add
 
     def rotate(self, *, now: float, alg: str | None = None, activate_after: float | None = None) -> SigningKey:
         """Persist a new key that signs from `now + activate_after` (default `2 * refresh_interval`) on, so
@@ -200,7 +213,7 @@ class SQLKeyRepository:
         if alg is None:
             alg = self.current(now).signing_key(now).alg
         key = SigningKey.generate(alg, now=now, activates_at=now + activate_after)
-        self._commit(add=key)
+        key = self._commit(add=key) or key
         self.load(now=now)
         events.emit("key_rotated", new_kid=key.kid, alg=key.alg)
         return key
