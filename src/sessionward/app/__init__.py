@@ -1,0 +1,102 @@
+"""The reference service: the lab's two apps done right, built only from sessionward's public API.
+
+`create_app()` reads the instance folder and `SESSIONWARD_*` environment variables, validates everything at
+start-up, and never enables Flask's debugger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask
+
+from ..clock import Clock
+from ..exceptions import ConfigError
+from ..flask import Sessionward
+from .instance import database_urls, instance_path, load_secrets
+
+__all__ = ["create_app"]
+
+#: Settings that may also come from the environment (same name).
+ENV_SETTINGS = (
+    "SESSIONWARD_COOKIE_NAME",
+    "SESSIONWARD_COOKIE_SAMESITE",
+    "SESSIONWARD_SESSION_IDLE_TIMEOUT",
+    "SESSIONWARD_SESSION_ABSOLUTE_LIFETIME",
+    "SESSIONWARD_SESSION_TOUCH_INTERVAL",
+    "SESSIONWARD_SESSION_REAUTH_WINDOW",
+    "SESSIONWARD_ISSUER",
+    "SESSIONWARD_AUDIENCE",
+    "SESSIONWARD_ACCESS_TTL",
+    "SESSIONWARD_TOKEN_ALG",
+    "SESSIONWARD_REFRESH_REUSE_GRACE",
+)
+
+MAX_BODY = 64 * 1024
+
+
+def _isotime(value: float) -> str:
+    return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def create_app(
+    instance: str | os.PathLike[str] | None = None,
+    *,
+    config: Mapping[str, Any] | None = None,
+    clock: Clock | None = None,
+) -> Flask:
+    """Build the service. Raises `ConfigError` (naming the setting) when something is wrong."""
+    path = instance_path(instance)
+    keys = load_secrets(path)
+    store_url, database_url = database_urls(path)
+    app = Flask(__name__, instance_path=str(path))
+    app.debug = False
+    app.config.update(
+        SESSIONWARD_STORE_URL=store_url,
+        SESSIONWARD_DATABASE_URL=database_url,
+        SESSIONWARD_CSRF_KEY=keys.csrf_key,
+        SESSIONWARD_REFRESH_KEY=keys.refresh_key,
+        SESSIONWARD_KEK=keys.kek,
+        MAX_CONTENT_LENGTH=MAX_BODY,
+        MAX_FORM_MEMORY_SIZE=MAX_BODY,
+        JSON_SORT_KEYS=False,
+        TRUSTED_PROXIES=0,
+    )
+    for name in ENV_SETTINGS:
+        if name in os.environ:
+            app.config[name] = os.environ[name]
+    if config:
+        app.config.update(config)
+    if app.config.get("DEBUG") or app.debug:
+        raise ConfigError("DEBUG", "the reference service never runs Flask's debugger")
+    proxies = os.environ.get("SESSIONWARD_TRUSTED_PROXIES", app.config.get("TRUSTED_PROXIES", 0))
+    try:
+        proxies = int(proxies)
+    except (TypeError, ValueError):
+        raise ConfigError("SESSIONWARD_TRUSTED_PROXIES", "must be the number of proxies in front (0 = none)") from None
+    if proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
+
+    Sessionward(app, clock=clock)
+    app.jinja_env.filters["isotime"] = _isotime
+
+    from . import ops, web
+
+    app.register_blueprint(web.bp)
+    app.register_blueprint(ops.bp)
+    try:
+        from . import api
+    except ImportError:  # the JSON API arrives with the token service
+        api = None  # type: ignore[assignment]
+    if api is not None:
+        api.init_app(app)
+    return app
+
+
+def instance_folder(app: Flask) -> Path:
+    return Path(app.instance_path)

@@ -1,0 +1,28 @@
+"""Operations endpoints: `/healthz` (store reachability)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from ..exceptions import StoreUnavailable
+from ..flask import state
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    st = state()
+    checks = {}
+    for name, ping in (("store", st.store.ping), ("database", st.users.count)):
+        try:
+            ping()
+            checks[name] = "ok"
+        except StoreUnavailable:
+            checks[name] = "unavailable"
+    healthy = all(v == "ok" for v in checks.values())
+    response = jsonify({"status": "ok" if healthy else "unavailable", "checks": checks})
+    response.status_code = 200 if healthy else 503
+    if not healthy:
+        response.headers["Retry-After"] = "5"
+    return response

@@ -1,0 +1,174 @@
+"""The web pages of the reference service: the lab's Part 1 done right. Built only from the public API."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, abort, redirect, render_template, request
+
+from ..exceptions import InvalidCredentials, PasswordPolicyError, Throttled
+from ..flask import (
+    csrf_exempt,
+    current_session,
+    current_user,
+    get_session,
+    get_user,
+    login_required,
+    login_user,
+    logout_user,
+    replace_session,
+    state,
+    verify_login_csrf,
+)
+from .devices import describe_user_agent
+
+bp = Blueprint("web", __name__)
+
+MAX_FIELD = 1024
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: no scheme, no host, no `//` or backslash tricks (open redirect)."""
+    if not target or len(target) > 512:
+        return "/dashboard"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/dashboard"
+    return target
+
+
+def _form(name: str) -> str:
+    value = request.form.get(name, "")
+    return value[: MAX_FIELD + 1]
+
+
+def _page(template: str, status: int = 200, **context: object) -> Response:
+    response = Response(render_template(template, **context), status=status, mimetype="text/html")
+    return response
+
+
+@bp.get("/")
+def index() -> Response:
+    return redirect("/dashboard" if get_user() else "/login", code=303)  # type: ignore[return-value]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@csrf_exempt  # checked by verify_login_csrf: the form's own pre-session token, even if a session cookie came
+def login() -> Response:
+    next_url = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if get_user() is not None:
+            return redirect(next_url, code=303)  # type: ignore[return-value]
+        return _page("login.html", next=next_url)
+    verify_login_csrf()
+    username, password = _form("username"), _form("password")
+    try:
+        user = state().authenticator.authenticate(username, password, ip=request.remote_addr or "")
+    except Throttled as exc:
+        response = _page("login.html", 429, error=str(exc), next=next_url, username=username)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except InvalidCredentials as exc:
+        return _page("login.html", 401, error=str(exc), next=next_url, username=username)
+    login_user(user)
+    return redirect(next_url, code=303)  # type: ignore[return-value]
+
+
+@bp.get("/dashboard")
+@login_required
+def dashboard() -> Response:
+    session = current_session
+    return _page("dashboard.html", user=current_user, session=session.record)  # type: ignore[union-attr]
+
+
+@bp.get("/sessions")
+@login_required
+def sessions() -> Response:
+    session = get_session()
+    assert session is not None
+    rows = [
+        {"record": r, "device": describe_user_agent(r.user_agent), "current": r.id == session.id}
+        for r in state().sessions.list(session.user_id)
+    ]
+    return _page("sessions.html", user=current_user, rows=rows, message=request.args.get("done"))
+
+
+@bp.post("/sessions/<session_id>/end")
+@login_required
+def end_session(session_id: str) -> Response:
+    session = get_session()
+    assert session is not None
+    if session_id == session.id:
+        logout_user()
+        return redirect("/login", code=303)  # type: ignore[return-value]
+    if len(session_id) > 64 or not state().sessions.revoke(session.user_id, session_id):
+        abort(404, description="No such session.")
+    return redirect("/sessions?done=ended", code=303)  # type: ignore[return-value]
+
+
+@bp.post("/sessions/end-others")
+@login_required
+def end_other_sessions() -> Response:
+    session = get_session()
+    assert session is not None
+    if not state().sessions.is_recent_auth(session):
+        return redirect("/reauth?next=/sessions", code=303)  # type: ignore[return-value]
+    state().sessions.revoke_others(session)
+    return redirect("/sessions?done=others", code=303)  # type: ignore[return-value]
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    logout_user()
+    return redirect("/login", code=303)  # type: ignore[return-value]
+
+
+@bp.route("/reauth", methods=["GET", "POST"])
+@login_required
+def reauth() -> Response:
+    next_url = _safe_next(request.values.get("next"))
+    user = get_user()
+    assert user is not None
+    if request.method == "GET":
+        return _page("reauth.html", user=user, next=next_url)
+    try:
+        state().authenticator.authenticate(user.username, _form("password"), ip=request.remote_addr or "")
+    except Throttled as exc:
+        response = _page("reauth.html", 429, user=user, next=next_url, error=str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except InvalidCredentials as exc:
+        return _page("reauth.html", 401, user=user, next=next_url, error=str(exc))
+    session = get_session()
+    assert session is not None
+    rotated = state().sessions.rotate(session, reauthenticated=True)
+    if rotated is None:
+        logout_user()
+        return redirect("/login", code=303)  # type: ignore[return-value]
+    replace_session(rotated)
+    return redirect(next_url, code=303)  # type: ignore[return-value]
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def change_password() -> Response:
+    st = state()
+    session = get_session()
+    user = get_user()
+    assert session is not None and user is not None
+    if not st.sessions.is_recent_auth(session):
+        return redirect("/reauth?next=/password", code=303)  # type: ignore[return-value]
+    if request.method == "GET":
+        return _page("password.html", user=user)
+    current, new, confirm = _form("current_password"), _form("new_password"), _form("confirm_password")
+    if not st.hasher.verify(user.password_hash, current):
+        return _page("password.html", 401, user=user, error="The current password is wrong.")
+    if new != confirm:
+        return _page("password.html", 422, user=user, error="The new passwords do not match.")
+    try:
+        st.users.set_password(user.id, new)
+    except PasswordPolicyError as exc:
+        return _page("password.html", 422, user=user, error=str(exc))
+    st.sessions.revoke_all(user.id)  # every session and token family of the user ends (C6)
+    login_user(user)  # this browser continues in a brand-new session
+    return redirect("/sessions?done=password", code=303)  # type: ignore[return-value]

@@ -1,0 +1,263 @@
+"""`sessionward`: run the reference service and administer users, sessions and keys.
+
+Every subcommand takes `--instance DIR` (default `$SESSIONWARD_INSTANCE`, else `./instance`), so the server
+and the admin commands work on the same data. Errors print one line and exit non-zero; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from .exceptions import SessionwardError
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A one-line message for the user; exit code 2."""
+
+
+@dataclass
+class Services:
+    store: Any
+    users: Any
+    sessions: Any
+    clock: Any
+    database_url: str
+    secrets: Any
+
+
+def open_services(instance: str | None) -> Services:
+    """The core objects over the instance's data, without Flask."""
+    from .app.instance import database_urls, instance_path, load_secrets
+    from .clock import SystemClock
+    from .db import make_engine
+    from .passwords import PasswordHasher, PasswordPolicy
+    from .sessions import SessionManager
+    from .stores import open_store
+    from .users import UserStore
+
+    path = instance_path(instance)
+    keys = load_secrets(path)
+    store_url, database_url = database_urls(path)
+    clock = SystemClock()
+    store = open_store(store_url)
+    users = UserStore(make_engine(database_url), hasher=PasswordHasher(), policy=PasswordPolicy(), clock=clock)
+    return Services(store, users, SessionManager(store=store, clock=clock), clock, database_url, keys)
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _user_by_name(svc: Services, name: str) -> Any:
+    user = svc.users.get_by_username(name)
+    if user is None:
+        raise CLIError(f"no user named {name!r}")
+    return user
+
+
+def ensure_admin(svc: Services, out: Callable[[str], None] = print) -> None:
+    """On first start with no users, create `admin` with a random password printed once."""
+    if svc.users.count() > 0:
+        return
+    password = secrets.token_urlsafe(15)
+    svc.users.create("admin", password)
+    out("=" * 64)
+    out("First start: created user 'admin' with password:")
+    out(f"    {password}")
+    out("It is shown only this once. Change it at /password after signing in.")
+    out("=" * 64)
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .app import create_app
+    from .app.instance import ensure_certificate, instance_path
+    from .server import run_gunicorn
+
+    path = instance_path(args.instance)
+    os.environ["SESSIONWARD_INSTANCE"] = str(path)
+    if args.workers < 1:
+        raise CLIError("--workers must be at least 1")
+    if bool(args.certfile) != bool(args.keyfile):
+        raise CLIError("--certfile and --keyfile go together")
+    for f in (args.certfile, args.keyfile):
+        if f and not os.path.isfile(f):
+            raise CLIError(f"no such file: {f}")
+    create_app(path)  # validates every setting and creates the schema before any worker starts
+    svc = open_services(str(path))
+    ensure_admin(svc)
+    certfile, keyfile = (args.certfile, args.keyfile) if args.certfile else ensure_certificate(path)
+    print(f"sessionward serving https://{args.host}:{args.port}/ (instance {path})", flush=True)
+    run_gunicorn(
+        host=args.host, port=args.port, workers=args.workers, certfile=str(certfile), keyfile=str(keyfile),
+        instance=str(path),
+    )
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        data = sys.stdin.readline()
+        password = data.rstrip("\r\n")
+        if not password:
+            raise CLIError("no password on standard input")
+        return password
+    if not sys.stdin.isatty():
+        raise CLIError("no terminal to ask for a password; use --password-stdin")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Password again: "):
+        raise CLIError("the passwords do not match")
+    return first
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    svc = open_services(args.instance)
+    user = svc.users.create(args.name, _read_password(args))
+    print(f"created user {user.username!r} ({user.id})")
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    svc = open_services(args.instance)
+    user = _user_by_name(svc, args.name)
+    svc.users.set_disabled(user.id, True)
+    ended = svc.sessions.revoke_all(user.id)
+    from . import events
+
+    events.emit("account_disabled", user_id=user.id, username=user.username)
+    print(f"disabled {user.username!r}; ended {ended} session(s) and token families")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    svc = open_services(args.instance)
+    users = svc.users.list()
+    print(f"{'USERNAME':<24} {'STATUS':<9} {'CREATED (UTC)':<20} ID")
+    for user in users:
+        status = "disabled" if user.disabled else "active"
+        print(f"{user.username:<24} {status:<9} {_when(user.created_at):<20} {user.id}")
+    return 0
+
+
+def cmd_sessions_list(args: argparse.Namespace) -> int:
+    svc = open_services(args.instance)
+    now = svc.clock.now()
+    if args.user:
+        records = svc.store.list_for_user(_user_by_name(svc, args.user).id, now=now)
+    else:
+        records = svc.store.list_all(now=now)
+    names: dict[str, str] = {}
+    print(f"{'ID':<24} {'USER':<16} {'KIND':<7} {'ADDRESS':<16} {'CREATED (UTC)':<20} {'LAST SEEN (UTC)':<20} DEVICE")
+    from .app.devices import describe_user_agent
+
+    for r in records:
+        if r.user_id not in names:
+            user = svc.users.get(r.user_id)
+            names[r.user_id] = user.username if user else "?"
+        print(
+            f"{r.id:<24} {names[r.user_id]:<16} {r.kind:<7} {r.ip or '-':<16} {_when(r.created_at):<20} "
+            f"{_when(r.last_seen):<20} {describe_user_agent(r.user_agent)}"
+        )
+    return 0
+
+
+def cmd_sessions_revoke(args: argparse.Namespace) -> int:
+    svc = open_services(args.instance)
+    if args.user:
+        if args.id:
+            raise CLIError("give a session ID or --user NAME, not both")
+        user = _user_by_name(svc, args.user)
+        print(f"ended {svc.sessions.revoke_all(user.id)} session(s) and token families of {user.username!r}")
+        return 0
+    if not args.id:
+        raise CLIError("give a session ID or --user NAME")
+    record = svc.store.get(args.id, now=svc.clock.now())
+    if record is None or not svc.sessions.revoke(record.user_id, args.id):
+        raise CLIError(f"no live session with id {args.id!r}")
+    print(f"ended session {args.id}")
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2
+        self.exit(EXIT_USAGE, f"sessionward: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--instance", metavar="DIR", default=None,
+                        help="instance folder (default: $SESSIONWARD_INSTANCE, else ./instance)")
+    parser = _Parser(prog="sessionward", description="Secure session management: service and administration.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the reference service over HTTPS (gunicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--certfile")
+    serve.add_argument("--keyfile")
+    serve.set_defaults(func=cmd_serve)
+
+    users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True, parser_class=_Parser)
+    add = users.add_parser("add", parents=[common], help="add a user")
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(func=cmd_users_add)
+    disable = users.add_parser("disable", parents=[common], help="disable a user and end all their sessions")
+    disable.add_argument("name")
+    disable.set_defaults(func=cmd_users_disable)
+    users.add_parser("list", parents=[common], help="list users").set_defaults(func=cmd_users_list)
+
+    sessions = sub.add_parser("sessions", help="list and end sessions").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    slist = sessions.add_parser("list", parents=[common], help="list live sessions and token families")
+    slist.add_argument("--user", metavar="NAME")
+    slist.set_defaults(func=cmd_sessions_list)
+    revoke = sessions.add_parser("revoke", parents=[common], help="end one session, or all of a user's")
+    revoke.add_argument("id", nargs="?")
+    revoke.add_argument("--user", metavar="NAME")
+    revoke.set_defaults(func=cmd_sessions_revoke)
+
+    _extend_parser(sub, common)
+    return parser
+
+
+def _extend_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Hook for command groups that live in their own modules (keys)."""
+    try:
+        from .cli_keys import add_key_commands
+    except ImportError:
+        return
+    add_key_commands(sub, common, open_services, CLIError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CLIError as exc:
+        print(f"sessionward: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SessionwardError as exc:
+        print(f"sessionward: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

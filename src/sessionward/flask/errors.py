@@ -1,0 +1,109 @@
+"""One error shape for the whole service: JSON `{"error": {"code", "message"}}` for API clients, a plain page
+for browsers. Never a traceback, never a secret; unexpected errors are logged and answered 500 with a generic text."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template_string, request
+from werkzeug.exceptions import HTTPException
+
+from ..exceptions import (
+    AuthenticationError,
+    ConfigError,
+    CSRFError,
+    NotFound,
+    PermissionDenied,
+    SessionwardError,
+    StoreUnavailable,
+    Throttled,
+    TokenError,
+    ValidationError,
+)
+
+log = logging.getLogger("sessionward.flask")
+
+STORE_RETRY_AFTER = 5
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ status }} {{ title }}</title>
+<link rel="stylesheet" href="/static/style.css"></head><body><main class="card"><h1>{{ title }}</h1>
+<p>{{ message }}</p><p><a href="/">Home</a></p></main></body></html>"""
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/") or request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def error_response(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> Response:
+    if wants_json():
+        response = jsonify({"error": {"code": code, "message": message}})
+    else:
+        title = {400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+                 413: "Too large", 415: "Unsupported media type", 422: "Not acceptable", 429: "Too many attempts",
+                 503: "Service unavailable"}.get(status, "Error")
+        response = Response(render_template_string(_PAGE, status=status, title=title, message=message), mimetype="text/html")
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def status_for(exc: SessionwardError) -> int:
+    if isinstance(exc, Throttled):
+        return 429
+    if isinstance(exc, AuthenticationError):
+        return 401
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, ValidationError):
+        return 422
+    if isinstance(exc, StoreUnavailable):
+        return 503
+    return 400
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(SessionwardError)
+    def _sessionward_error(exc: SessionwardError) -> Response:
+        status = status_for(exc)
+        headers: dict[str, str] = {}
+        code = getattr(exc, "code", "error")
+        message = str(exc)
+        if isinstance(exc, Throttled):
+            headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, StoreUnavailable):
+            from .. import events
+
+            log.warning("store unavailable: %s", exc)
+            try:
+                events.emit("store_unavailable", level=logging.WARNING, path=request.path)
+            except Exception:  # pragma: no cover - logging must never turn a 503 into a 500
+                pass
+            headers["Retry-After"] = str(STORE_RETRY_AFTER)
+            code, message = "store_unavailable", "The session store is unavailable. Please try again shortly."
+        if isinstance(exc, TokenError):
+            headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        elif status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="sessionward"' if wants_json() else "Session"
+        if isinstance(exc, CSRFError):
+            code = "csrf_failed"
+        if isinstance(exc, ConfigError):
+            status, message = 500, "Server misconfigured."
+        return error_response(status, code, message, headers=headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = (exc.name or "error").lower().replace(" ", "_")
+        headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
+        return error_response(status, code, exc.description or exc.name or "Error", headers=headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Something went wrong on our side.")

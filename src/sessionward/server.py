@@ -1,0 +1,46 @@
+"""Run the reference service under gunicorn (a real WSGI server) over TLS. Never Flask's debugger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, options: dict[str, Any], instance: str) -> None:
+        self.options = options
+        self.instance = instance
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from .app import create_app
+
+        return create_app(self.instance)  # each worker builds its own engines and connections
+
+
+def run_gunicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: str, instance: str) -> None:
+    options = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": 4,
+        "certfile": certfile,
+        "keyfile": keyfile,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": "info",
+        "timeout": 30,
+        "graceful_timeout": 5,
+        "keepalive": 5,
+        "limit_request_line": 8190,
+        "limit_request_fields": 100,
+        "limit_request_field_size": 8190,
+        "proc_name": "sessionward",
+        "forwarded_allow_ips": "127.0.0.1,::1",
+    }
+    _Gunicorn(options, instance).run()
