@@ -1,0 +1,117 @@
+"""Fixtures for end-to-end tests: the real `sessionward serve` command and a real Chromium.
+
+- `server` (module): one `sessionward serve` over HTTPS on a free port with a temporary instance folder.
+- `start_server` (module): factory for further servers in the module (e.g. other settings); all are stopped
+  at the end of the module.
+- `playwright_instance`, `browser` (session): Debian's Chromium driven by Playwright (see shared/BROWSER.md);
+  `CHROMIUM_PATH` overrides the binary. Missing Chromium skips, or fails when `CI` is set.
+- `context`, `page` (function): a fresh browser context that ignores the self-signed certificate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from serverproc import ServerProcess
+
+CHROMIUM_HINT = "install chromium (apt-get install chromium) or set CHROMIUM_PATH"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--host-resolver-rules=MAP app.test 127.0.0.1, MAP attacker.test 127.0.0.1",
+]
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM_PATH"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+# -- the real server ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServerProcess]]:
+    """`start_server(env={...}, workers=1)` -> a started `ServerProcess` with a fresh instance folder."""
+    started: list[ServerProcess] = []
+
+    def start(**options: Any) -> ServerProcess:
+        options.setdefault("instance", tmp_path_factory.mktemp("instance"))
+        proc = ServerProcess(**options)
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
+    proc = start_server()
+    assert proc.admin_password, f"no admin password on stdout:\n{proc.output_text()}"
+    return proc
+
+
+# -- the real browser --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Any]:
+    path = chromium_path()
+    if path is None:
+        _missing(CHROMIUM_HINT)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("install playwright (pip install playwright)")
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Any) -> Iterator[Any]:
+    path = chromium_path()
+    try:
+        b = playwright_instance.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, timeout=30_000)
+    except Exception as exc:  # playwright.Error: the binary exists but does not start
+        _missing(f"{CHROMIUM_HINT} ({path} did not start: {str(exc).splitlines()[0]})")
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context(ignore_https_errors=True)
+    ctx.set_default_timeout(10_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: Any) -> Any:
+    return context.new_page()
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "screenshots"
+    d.mkdir()
+    return d
