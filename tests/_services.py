@@ -61,6 +61,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_cluster_port() -> int:
+    """A free port p <= 55535 whose cluster bus port p + 10000 is free too."""
+    for _ in range(200):
+        port = 20000 + secrets.randbelow(30000)
+        if _port_free(port) and _port_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 def _redis_answers(url: str, timeout: float = 0.5) -> bool:
     import redis
 
@@ -164,7 +182,7 @@ def start_redis_cluster(masters: int = 3) -> RedisCluster:
     servers: list[RedisServer] = []
     try:
         for _ in range(masters):
-            port = free_port()
+            port = free_cluster_port()
             servers.append(
                 start_redis_server(
                     port,
@@ -178,8 +196,11 @@ def start_redis_cluster(masters: int = 3) -> RedisCluster:
         )
 
         def _ok() -> bool:
-            out = subprocess.run([cli, "-p", str(servers[0].port), "cluster", "info"], capture_output=True, text=True)
-            return "cluster_state:ok" in out.stdout
+            for s in servers:
+                out = subprocess.run([cli, "-p", str(s.port), "cluster", "info"], capture_output=True, text=True)
+                if "cluster_state:ok" not in out.stdout:
+                    return False
+            return True
 
         _wait_for(_ok, "redis cluster", timeout=20)
         return RedisCluster(servers)

@@ -1,0 +1,680 @@
+"""The Redis store (redis-py): standalone, TLS, unix socket, Sentinel and Cluster.
+
+Key layout (P = prefix, default ``sw:``; U, S, H, J, K = user id, session id, secret hash, jti, throttle
+key, kept as they are when made of ``[A-Za-z0-9_.:@+-]`` and hex-encoded behind ``=`` otherwise, so no
+value can forge a key of another kind or break out of a hash tag)::
+
+    P{u:U}:s:S   hash    the session record                 TTL = live_until() - now, moved by update/advance
+    P{u:U}:idx   zset    the user's session ids by created_at  TTL = the longest TTL of its records
+    P id:S       string  pointer S -> U                      TTL = expires_at - now (>= the record's)
+    P h:H        string  pointer H -> "U S"                  TTL = expires_at - now
+    P d:J        string  denied until (seconds)             TTL = until - now
+    P t:K        hash    throttle counter f, l, x            TTL = window after the last failure
+    P e:U        string  revocation epoch                    no TTL: one small key per user ever revoked;
+                                                              expiring it would revive old sessions
+
+Why this shape: a record is found three ways (by id, by secret hash, by user). Atomic changes need one
+hash slot in Redis Cluster, so the record and its user index share the hash tag ``{u:U}`` and every
+multi-step change of them (create, update, advance, replace, delete, delete_for_user, list with pruning)
+is one Lua script on that slot. The id and secret lookups cannot live in that slot (the caller does not
+know U yet), so they are *pointers*: written with ``SET NX`` before the record (which also makes
+id/secret uniqueness global), deleted after it, and always checked against the record they point to,
+so a dangling pointer means "not found", never a wrong record. A pointer lives until the record's
+absolute end, the record only until ``live_until()``, so a live record always has its pointers.
+The index is pruned of dead members by every script that touches it, and its TTL follows its longest
+record: nothing accumulates. Expiry is decided by the caller's ``now`` against the stored timestamps;
+Redis TTLs only do the cleaning.
+
+``replace`` is one script when both records are in one slot (always outside Cluster; inside Cluster when
+the user does not change, i.e. every session rotation). Across users in Cluster it deletes the old
+record first, then creates the new one (the old id is dead before the new one works).
+
+Connection errors, timeouts, cluster-down and read-only replicas raise `StoreUnavailable`. redis-py's own
+retries are switched off; reads (GET, HGETALL, list scripts that only prune dead members) are retried
+once, writes never.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, TypeVar
+
+import redis
+import redis.exceptions as rex
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..exceptions import ConfigError, CreateError, StoreError, StoreUnavailable
+from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState
+
+__all__ = ["RedisStore", "RedisURL", "parse_redis_url"]
+
+T = TypeVar("T")
+
+_UNAVAILABLE = (
+    rex.ConnectionError,  # includes AuthenticationError, BusyLoadingError, MasterNotFoundError
+    rex.TimeoutError,
+    rex.ClusterError,  # ClusterDownError, MasterDownError
+    rex.RedisClusterException,  # cluster cannot be reached, slot not covered
+    rex.TryAgainError,
+    rex.ReadOnlyError,  # talking to a replica after a failover
+    rex.OutOfMemoryError,
+)
+_SAFE = re.compile(r"[A-Za-z0-9_.:@+-]{1,200}")
+
+# -- Lua ------------------------------------------------------------------------------------------
+# Shared helper: drop index members whose record is gone; set the index TTL to its longest record's.
+_PRUNE = """
+local function prune(idx, recprefix)
+  local maxttl = 0
+  for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+    local t = redis.call('PTTL', recprefix .. m)
+    if t == -2 then redis.call('ZREM', idx, m) elseif t > maxttl then maxttl = t end
+  end
+  if maxttl > 0 then redis.call('PEXPIRE', idx, maxttl) end
+end
+local function live(key, now)
+  local v = redis.call('HMGET', key, 'expires_at', 'idle_expires_at')
+  return v[1] and now < tonumber(v[1]) and now < tonumber(v[2])
+end
+local function retime(key, now)
+  local v = redis.call('HMGET', key, 'expires_at', 'idle_expires_at')
+  local ttl = math.ceil((math.min(tonumber(v[1]), tonumber(v[2])) - now) * 1000)
+  if ttl < 1 then ttl = 1 end
+  redis.call('PEXPIRE', key, ttl)
+end
+"""
+
+# KEYS: rec, idx   ARGV: recprefix, member, created_at, ttl_ms, field, value, ...
+_CREATE = _PRUNE + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+prune(KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: rec, idx   ARGV: recprefix, now, field, value, ...
+_UPDATE = _PRUNE + """
+local now = tonumber(ARGV[2])
+if not live(KEYS[1], now) then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+retime(KEYS[1], now)
+prune(KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: rec, idx   ARGV: recprefix, now, expected_generation, last_seen, idle_expires_at
+_ADVANCE = _PRUNE + """
+local now = tonumber(ARGV[2])
+if not live(KEYS[1], now) then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'generation')) ~= tonumber(ARGV[3]) then return 0 end
+redis.call('HINCRBY', KEYS[1], 'generation', 1)
+redis.call('HSET', KEYS[1], 'last_seen', ARGV[4], 'idle_expires_at', ARGV[5])
+retime(KEYS[1], now)
+prune(KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: rec, idx   ARGV: recprefix, member, now ('' = delete even if expired)
+# Returns false if there was no (live) record, else its secret hash ('' if none).
+_DELETE = _PRUNE + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if ARGV[3] ~= '' and not live(KEYS[1], tonumber(ARGV[3])) then return false end
+local sh = redis.call('HGET', KEYS[1], 'secret_hash') or ''
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+prune(KEYS[2], ARGV[1])
+return sh
+"""
+
+# KEYS: oldrec, oldidx, newrec, newidx
+# ARGV: oldprefix, oldmember, newprefix, newmember, now, created_at, ttl_ms, field, value, ...
+# Returns 0 if the old record is gone, -1 if the new one exists, else {old secret hash}.
+_REPLACE = _PRUNE + """
+if not live(KEYS[1], tonumber(ARGV[5])) then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+local sh = redis.call('HGET', KEYS[1], 'secret_hash') or ''
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[3], unpack(ARGV, 8))
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4])
+prune(KEYS[2], ARGV[1])
+prune(KEYS[4], ARGV[3])
+return {sh}
+"""
+
+# KEYS: idx   ARGV: recprefix, except_member ('' = none), now ('' = all, else only records dead at now)
+# Returns {id, secret_hash, id, secret_hash, ...} of the deleted records.
+_DELETE_USER = _PRUNE + """
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. m
+  if m ~= ARGV[2] and (ARGV[3] == '' or not live(key, tonumber(ARGV[3]))) then
+    local v = redis.call('HMGET', key, 'id', 'secret_hash')
+    if v[1] then
+      redis.call('DEL', key)
+      table.insert(out, v[1]); table.insert(out, v[2] or '')
+    end
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+prune(KEYS[1], ARGV[1])
+return out
+"""
+
+# KEYS: idx   ARGV: recprefix.  Prunes dead members (idempotent) and returns every record as HGETALL.
+_LIST = _PRUNE + """
+prune(KEYS[1], ARGV[1])
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local h = redis.call('HGETALL', ARGV[1] .. m)
+  if #h > 0 then table.insert(out, h) end
+end
+return out
+"""
+
+# KEYS: d   ARGV: until, ttl_ms   (never shortens an entry)
+_DENY = """
+local cur = redis.call('GET', KEYS[1])
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS: t   ARGV: now, window, now+window, window_ms.  Returns {failures, last_failure_at}.
+_THROTTLE_FAIL = """
+local now = tonumber(ARGV[1])
+local v = redis.call('HMGET', KEYS[1], 'f', 'l', 'x')
+local f, l, x = 1, ARGV[1], ARGV[3]
+if v[1] then
+  local last = tonumber(v[2])
+  if last > now - tonumber(ARGV[2]) then f = tonumber(v[1]) + 1 end
+  if last > now then l = v[2] end
+  if tonumber(v[3]) > tonumber(x) then x = v[3] end
+end
+redis.call('HSET', KEYS[1], 'f', f, 'l', l, 'x', x)
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return {f, l}
+"""
+
+# KEYS: key  ARGV: now, field ('' for a string value).  Deletes the key if its stored end is <= now.
+_PURGE_ONE = """
+local v
+if ARGV[2] == '' then v = redis.call('GET', KEYS[1]) else v = redis.call('HGET', KEYS[1], ARGV[2]) end
+if v and tonumber(v) <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+"""
+
+
+# -- URLs ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RedisURL:
+    """A parsed store URL. `mode` is "standalone" (redis://, rediss://, unix://), "sentinel" or "cluster"."""
+
+    mode: str
+    url: str
+    hosts: tuple[tuple[str, int], ...] = ()
+    service_name: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def _split_hosts(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
+    hosts = []
+    for part in netloc.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", part)
+        if m is None:
+            raise ConfigError("SESSIONWARD_STORE_URL", f"bad host {part!r} in {_redact(url)}")
+        host = m.group(1) or m.group(3)
+        port = int(m.group(2) or m.group(4) or default_port)
+        hosts.append((host, port))
+    return tuple(hosts)
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def parse_redis_url(url: str) -> RedisURL:
+    """Parse a store URL. Raises `ConfigError` for an unknown scheme or a malformed URL."""
+    from urllib.parse import unquote
+
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ConfigError("SESSIONWARD_STORE_URL", f"not a URL: {_redact(url)}")
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisURL(mode="standalone", url=url)
+    if scheme not in ("redis+sentinel", "redis+cluster"):
+        raise ConfigError("SESSIONWARD_STORE_URL", f"unknown Redis URL scheme {scheme!r}")
+    netloc, _, path = rest.partition("/")
+    username = password = None
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        user, _, pw = userinfo.partition(":")
+        username, password = (unquote(user) or None), (unquote(pw) or None)
+    if not netloc:
+        raise ConfigError("SESSIONWARD_STORE_URL", f"no host in {_redact(url)}")
+    path = path.split("?", 1)[0]
+    parts = [p for p in path.split("/") if p]
+    if scheme == "redis+cluster":
+        if parts:
+            raise ConfigError("SESSIONWARD_STORE_URL", "a cluster URL has no path (cluster mode has only db 0)")
+        return RedisURL(mode="cluster", url=url, hosts=_split_hosts(netloc, 6379, url), username=username,
+                        password=password)
+    if not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+        raise ConfigError("SESSIONWARD_STORE_URL", "use redis+sentinel://host:port[,host:port]/service_name[/db]")
+    return RedisURL(mode="sentinel", url=url, hosts=_split_hosts(netloc, 26379, url), service_name=parts[0],
+                    db=int(parts[1]) if len(parts) == 2 else 0, username=username, password=password)
+
+
+def _enc(value: str) -> str:
+    return value if _SAFE.fullmatch(value) else "=" + value.encode("utf-8", "surrogatepass").hex()
+
+
+def _num(x: float) -> str:
+    return repr(float(x))
+
+
+def _ttl_ms(until: float, now: float) -> int:
+    return max(1, math.ceil((until - now) * 1000))
+
+
+def _record_fields(record: SessionRecord) -> list[str]:
+    fields = {
+        "id": record.id, "kind": record.kind, "user_id": record.user_id,
+        "created_at": _num(record.created_at), "last_seen": _num(record.last_seen),
+        "auth_at": _num(record.auth_at), "expires_at": _num(record.expires_at),
+        "idle_expires_at": _num(record.idle_expires_at), "epoch": str(int(record.epoch)),
+        "generation": str(int(record.generation)), "salt": record.salt, "user_agent": record.user_agent,
+        "ip": record.ip, "data": json.dumps(dict(record.data), separators=(",", ":"), sort_keys=True),
+    }
+    if record.secret_hash is not None:
+        fields["secret_hash"] = record.secret_hash
+    return [x for kv in fields.items() for x in kv]
+
+
+def _parse_record(h: Mapping[Any, Any] | list[Any]) -> SessionRecord:
+    if isinstance(h, list):  # flat HGETALL from Lua
+        h = dict(zip(h[::2], h[1::2]))
+    d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in h.items()}
+    return SessionRecord(
+        id=d["id"], kind=d["kind"], user_id=d["user_id"], created_at=float(d["created_at"]),
+        last_seen=float(d["last_seen"]), auth_at=float(d["auth_at"]), expires_at=float(d["expires_at"]),
+        idle_expires_at=float(d["idle_expires_at"]), epoch=int(d["epoch"]), secret_hash=d.get("secret_hash"),
+        generation=int(d["generation"]), salt=d["salt"], user_agent=d["user_agent"], ip=d["ip"],
+        data=json.loads(d["data"]),
+    )
+
+
+# -- the store -------------------------------------------------------------------------------------
+class RedisStore:
+    """`SessionStore` on Redis. `client` is a `redis.Redis` (standalone or Sentinel-managed) or a
+    `redis.cluster.RedisCluster`; build one with `RedisStore.from_url`. Raises `ConfigError` for a prefix
+    with hash-tag braces, `StoreUnavailable` whenever Redis cannot be reached."""
+
+    def __init__(self, client: Any, *, prefix: str = "sw:") -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ConfigError("SESSIONWARD_REDIS_PREFIX", "must not contain '{' or '}' (they are hash tags)")
+        self._client = client
+        self._p = prefix
+        self._cluster = _is_cluster(client)
+        s = client.register_script
+        self._lua_create, self._lua_update, self._lua_advance = s(_CREATE), s(_UPDATE), s(_ADVANCE)
+        self._lua_delete, self._lua_replace, self._lua_delete_user = s(_DELETE), s(_REPLACE), s(_DELETE_USER)
+        self._lua_list, self._lua_deny = s(_LIST), s(_DENY)
+        self._lua_throttle_fail, self._lua_purge_one = s(_THROTTLE_FAIL), s(_PURGE_ONE)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "sw:",
+        socket_timeout: float = 2.0,
+        socket_connect_timeout: float = 2.0,
+        max_connections: int = 50,
+        health_check_interval: int = 30,
+    ) -> RedisStore:
+        """Connect by URL: `redis://`, `rediss://` (TLS), `unix://`, `redis+sentinel://h:p[,h:p]/service[/db]`,
+        `redis+cluster://h:p[,h:p]`. Raises `ConfigError` for a bad URL; `StoreUnavailable` if a cluster
+        cannot be reached (the other modes connect on first use)."""
+        return cls(
+            make_client(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout,
+                        max_connections=max_connections, health_check_interval=health_check_interval),
+            prefix=prefix,
+        )
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    # -- keys --------------------------------------------------------------------------------
+    def _user(self, user_id: str) -> str:
+        return _enc(user_id)
+
+    def _recprefix(self, u: str) -> str:
+        return f"{self._p}{{u:{u}}}:s:"
+
+    def _idx(self, u: str) -> str:
+        return f"{self._p}{{u:{u}}}:idx"
+
+    def _id_ptr(self, session_id: str) -> str:
+        return f"{self._p}id:{_enc(session_id)}"
+
+    def _secret_ptr(self, secret_hash: str) -> str:
+        return f"{self._p}h:{_enc(secret_hash)}"
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
+        except rex.RedisError as exc:
+            raise StoreError(f"Redis error: {type(exc).__name__}") from exc
+
+    def _read(self, fn: Callable[[], T]) -> T:
+        """Run an idempotent read, retrying once after a connection-level failure."""
+        with self._errors():
+            try:
+                return fn()
+            except _UNAVAILABLE:
+                pass
+            return fn()
+
+    def _drop(self, *keys: str) -> None:
+        """Best-effort removal of pointers whose record is already gone (they expire anyway)."""
+        keys = tuple(k for k in keys if k)
+        if keys:
+            with contextlib.suppress(rex.RedisError, rex.RedisClusterException):
+                self._client.delete(*keys)
+
+    def _resolve(self, session_id: str) -> str | None:
+        """The encoded user id that the id pointer names (a read)."""
+        v = self._read(lambda: self._client.get(self._id_ptr(session_id)))
+        return None if v is None else v.decode()
+
+    def _claim_pointers(self, record: SessionRecord, now: float) -> list[str]:
+        """SET NX the id and secret pointers of a new record; raises `CreateError` on a collision."""
+        u, ttl = self._user(record.user_id), _ttl_ms(record.expires_at, now)
+        claimed: list[str] = []
+        wanted = [(self._id_ptr(record.id), u)]
+        if record.secret_hash is not None:
+            wanted.append((self._secret_ptr(record.secret_hash), f"{u} {_enc(record.id)}"))
+        with self._errors():
+            for key, value in wanted:
+                if not self._client.set(key, value, nx=True, px=ttl):
+                    self._drop(*claimed)
+                    raise CreateError("a session with this id or secret exists already")
+                claimed.append(key)
+        return claimed
+
+    # -- the session registry ---------------------------------------------------------------
+    def create(self, record: SessionRecord, *, now: float) -> None:
+        claimed = self._claim_pointers(record, now)
+        u, m = self._user(record.user_id), _enc(record.id)
+        args = [self._recprefix(u), m, _num(record.created_at), _ttl_ms(record.live_until(), now),
+                *_record_fields(record)]
+        with self._errors():
+            ok = self._lua_create(keys=[self._recprefix(u) + m, self._idx(u)], args=args)
+        if not ok:
+            self._drop(*claimed)
+            raise CreateError("a session with this id exists already")
+
+    def _load(self, u: str, session_id: str, now: float) -> SessionRecord | None:
+        h = self._read(lambda: self._client.hgetall(self._recprefix(u) + _enc(session_id)))
+        if not h:
+            return None
+        record = _parse_record(h)
+        return record if record.id == session_id and record.is_live(now) else None
+
+    def get(self, session_id: str, *, now: float) -> SessionRecord | None:
+        u = self._resolve(session_id)
+        return None if u is None else self._load(u, session_id, now)
+
+    def get_by_secret(self, secret_hash: str, *, now: float) -> SessionRecord | None:
+        v = self._read(lambda: self._client.get(self._secret_ptr(secret_hash)))
+        if v is None:
+            return None
+        u, _, m = v.decode().partition(" ")
+        h = self._read(lambda: self._client.hgetall(self._recprefix(u) + m))
+        if not h:
+            return None
+        record = _parse_record(h)
+        return record if record.secret_hash == secret_hash and record.is_live(now) else None
+
+    def update(self, session_id: str, changes: Mapping[str, Any], *, now: float) -> bool:
+        """Raises `ValueError` for a field outside `UPDATABLE_FIELDS`."""
+        unknown = set(changes) - UPDATABLE_FIELDS
+        if unknown:
+            raise ValueError(f"fields {sorted(unknown)} cannot be updated; allowed: {sorted(UPDATABLE_FIELDS)}")
+        if not changes:
+            return self.get(session_id, now=now) is not None
+        pairs: list[str] = []
+        for k, v in changes.items():
+            pairs += [k, json.dumps(dict(v), separators=(",", ":"), sort_keys=True) if k == "data" else _num(v)]
+        u = self._resolve(session_id)
+        if u is None:
+            return False
+        key = self._recprefix(u) + _enc(session_id)
+        with self._errors():
+            return bool(self._lua_update(keys=[key, self._idx(u)], args=[self._recprefix(u), _num(now), *pairs]))
+
+    def replace(self, old_id: str, new: SessionRecord, *, now: float) -> bool:
+        """Raises `CreateError` (and keeps the old record) if `new`'s id or secret exists already."""
+        old_u = self._resolve(old_id)
+        if old_u is None:
+            return False
+        old_m, new_u, new_m = _enc(old_id), self._user(new.user_id), _enc(new.id)
+        claimed = self._claim_pointers(new, now)
+        old_keys = [self._recprefix(old_u) + old_m, self._idx(old_u)]
+        new_keys = [self._recprefix(new_u) + new_m, self._idx(new_u)]
+        created = [self._recprefix(new_u), new_m, _num(new.created_at), _ttl_ms(new.live_until(), now)]
+        try:
+            with self._errors():
+                if self._cluster and old_u != new_u:  # two slots: delete first, then create
+                    sh = self._lua_delete(keys=old_keys, args=[self._recprefix(old_u), old_m, _num(now)])
+                    if sh is None:
+                        self._drop(*claimed)
+                        return False
+                    if not self._lua_create(keys=new_keys, args=[*created, *_record_fields(new)]):
+                        raise CreateError("a session with this id exists already")
+                    result: Any = [sh]
+                else:
+                    result = self._lua_replace(
+                        keys=[*old_keys, *new_keys],
+                        args=[self._recprefix(old_u), old_m, self._recprefix(new_u), new_m, _num(now),
+                              created[2], created[3], *_record_fields(new)],
+                    )
+        except BaseException:
+            self._drop(*claimed)
+            raise
+        if result == 0:
+            self._drop(*claimed)
+            return False
+        if result == -1:
+            self._drop(*claimed)
+            raise CreateError("a session with this id exists already")
+        sh = result[0].decode() if isinstance(result[0], bytes) else result[0]
+        self._drop(self._id_ptr(old_id), self._secret_ptr(sh) if sh else "")
+        return True
+
+    def advance(
+        self, session_id: str, *, expected_generation: int, last_seen: float, idle_expires_at: float, now: float
+    ) -> bool:
+        u = self._resolve(session_id)
+        if u is None:
+            return False
+        key = self._recprefix(u) + _enc(session_id)
+        args = [self._recprefix(u), _num(now), str(int(expected_generation)), _num(last_seen), _num(idle_expires_at)]
+        with self._errors():
+            return bool(self._lua_advance(keys=[key, self._idx(u)], args=args))
+
+    def delete(self, session_id: str) -> bool:
+        u = self._resolve(session_id)
+        if u is None:
+            return False
+        m = _enc(session_id)
+        with self._errors():
+            sh = self._lua_delete(keys=[self._recprefix(u) + m, self._idx(u)], args=[self._recprefix(u), m, ""])
+        if sh is None:
+            return False
+        sh = sh.decode()
+        self._drop(self._id_ptr(session_id), self._secret_ptr(sh) if sh else "")
+        return True
+
+    def _delete_user(self, u: str, *, except_id: str | None, now: float | None) -> int:
+        args = [self._recprefix(u), "" if except_id is None else _enc(except_id), "" if now is None else _num(now)]
+        with self._errors():
+            out = [x.decode() for x in self._lua_delete_user(keys=[self._idx(u)], args=args)]
+        ptrs = []
+        for sid, sh in zip(out[::2], out[1::2]):
+            ptrs.append(self._id_ptr(sid))
+            if sh:
+                ptrs.append(self._secret_ptr(sh))
+        for i in range(0, len(ptrs), 500):
+            self._drop(*ptrs[i : i + 500])
+        return len(out) // 2
+
+    def delete_for_user(self, user_id: str, *, except_id: str | None = None) -> int:
+        return self._delete_user(self._user(user_id), except_id=except_id, now=None)
+
+    def _list_user(self, u: str, now: float) -> list[SessionRecord]:
+        rows = self._read(lambda: self._lua_list(keys=[self._idx(u)], args=[self._recprefix(u)]))
+        records = [r for r in map(_parse_record, rows) if r.is_live(now)]
+        return sorted(records, key=lambda r: (-r.created_at, r.id))
+
+    def list_for_user(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        return self._list_user(self._user(user_id), now)
+
+    def _scan(self, suffix: str) -> list[str]:
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._p) + suffix
+        return self._read(lambda: [k.decode() for k in self._client.scan_iter(match=pattern, count=1000)])
+
+    def _users(self) -> list[str]:
+        start = len(self._p) + 3  # P{u:
+        return [k[start : -len("}:idx")] for k in self._scan("{u:*}:idx")]
+
+    def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
+        """Scans every user index (for the admin CLI, not for requests)."""
+        records = [r for u in self._users() for r in self._list_user(u, now)]
+        return sorted(records, key=lambda r: (-r.created_at, r.id))[:limit]
+
+    # -- access-token denylist --------------------------------------------------------------
+    def _deny_key(self, jti: str) -> str:
+        return f"{self._p}d:{_enc(jti)}"
+
+    def deny(self, jti: str, *, until: float, now: float) -> None:
+        if until <= now:
+            return
+        with self._errors():
+            self._lua_deny(keys=[self._deny_key(jti)], args=[_num(until), _ttl_ms(until, now)])
+
+    def is_denied(self, jti: str, *, now: float) -> bool:
+        v = self._read(lambda: self._client.get(self._deny_key(jti)))
+        return v is not None and float(v) > now
+
+    # -- per-user revocation epoch ----------------------------------------------------------
+    def _epoch_key(self, user_id: str) -> str:
+        return f"{self._p}e:{_enc(user_id)}"
+
+    def get_epoch(self, user_id: str) -> int:
+        v = self._read(lambda: self._client.get(self._epoch_key(user_id)))
+        return int(v or 0)
+
+    def bump_epoch(self, user_id: str) -> int:
+        with self._errors():
+            return int(self._client.incr(self._epoch_key(user_id)))
+
+    # -- throttling counters ----------------------------------------------------------------
+    def _throttle_key(self, key: str) -> str:
+        return f"{self._p}t:{_enc(key)}"
+
+    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
+        f, last = self._read(lambda: self._client.hmget(self._throttle_key(key), ["f", "l"]))
+        if f is None or float(last) <= now - window:
+            return ThrottleState()
+        return ThrottleState(failures=int(f), last_failure_at=float(last))
+
+    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
+        args = [_num(now), _num(window), _num(now + window), _ttl_ms(now + window, now)]
+        with self._errors():
+            f, last = self._lua_throttle_fail(keys=[self._throttle_key(key)], args=args)
+        return ThrottleState(failures=int(f), last_failure_at=float(last))
+
+    def throttle_reset(self, key: str) -> None:
+        with self._errors():
+            self._client.delete(self._throttle_key(key))
+
+    # -- maintenance ------------------------------------------------------------------------
+    def purge_expired(self, *, now: float) -> int:
+        """Redis TTLs already clean up; this also removes what is dead by the caller's clock."""
+        n = sum(self._delete_user(u, except_id=None, now=now) for u in self._users())
+        with self._errors():
+            for suffix, field in (("d:*", ""), ("t:*", "x")):
+                for key in self._scan(suffix):
+                    n += int(self._lua_purge_one(keys=[key], args=[_num(now), field]))
+        return n
+
+    def ping(self) -> None:
+        self._read(self._client.ping)
+
+    def close(self) -> None:
+        with contextlib.suppress(rex.RedisError, rex.RedisClusterException):
+            self._client.close()
+
+
+def _is_cluster(client: Any) -> bool:
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
+def make_client(
+    url: str,
+    *,
+    socket_timeout: float = 2.0,
+    socket_connect_timeout: float = 2.0,
+    max_connections: int = 50,
+    health_check_interval: int = 30,
+) -> Any:
+    """A redis-py client for a store URL (see `RedisStore.from_url`), with redis-py's own retries off (the
+    store retries reads itself). Raises `ConfigError`; `StoreUnavailable` if a cluster cannot be reached."""
+    parsed = parse_redis_url(url)
+    common: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_connect_timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": health_check_interval,
+    }
+    if parsed.mode == "standalone":
+        try:
+            return redis.Redis.from_url(url, max_connections=max_connections, **common)
+        except ValueError as exc:
+            raise ConfigError("SESSIONWARD_STORE_URL", f"bad Redis URL {_redact(url)}: {exc}") from None
+    auth = {"username": parsed.username, "password": parsed.password}
+    if parsed.mode == "sentinel":
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel(list(parsed.hosts), sentinel_kwargs=dict(common), **common)
+        return sentinel.master_for(parsed.service_name, db=parsed.db, max_connections=max_connections, **auth)
+    from redis.cluster import ClusterNode, RedisCluster
+
+    try:
+        return RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in parsed.hosts], max_connections=max_connections,
+            **auth, **common,
+        )
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"Redis cluster unavailable: {type(exc).__name__}") from exc

@@ -1,0 +1,327 @@
+"""The Redis store: the contract on a real server (and on a real Cluster and Sentinel), URL parsing,
+TTLs (nothing accumulates), failure mapping and recovery."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from typing import Any, Iterator
+
+import pytest
+import redis
+from redis.crc import key_slot
+from contract import T0, StoreContract, make_record, run_concurrently
+
+from _services import start_redis_cluster, start_redis_sentinel, start_redis_server
+from sessionward.exceptions import ConfigError, StoreUnavailable
+from sessionward.ids import hash_secret, new_secret
+from sessionward.stores import open_store
+from sessionward.stores.redis import RedisStore, RedisURL, make_client, parse_redis_url
+
+pytestmark = pytest.mark.redis
+
+
+def _keys(store: RedisStore) -> list[str]:
+    return [k.decode() for k in store.client.scan_iter(match=store._p + "*", count=1000)]
+
+
+def _dump(client: Any, key: str) -> str:
+    kind = client.type(key).decode()
+    if kind == "string":
+        value: Any = client.get(key)
+    elif kind == "hash":
+        value = client.hgetall(key)
+    elif kind == "zset":
+        value = client.zrange(key, 0, -1, withscores=True)
+    else:
+        value = kind
+    return f"{key} {value!r}"
+
+
+class RedisContract(StoreContract):
+    def stored_count(self, store: RedisStore) -> int:  # type: ignore[override]
+        return len(_keys(store))
+
+    def stored_text(self, store: RedisStore) -> str:  # type: ignore[override]
+        return "\n".join(_dump(store.client, k) for k in _keys(store))
+
+
+class TestRedisStore(RedisContract):
+    @pytest.fixture
+    def store(self, redis_url: str, redis_prefix: str) -> Iterator[RedisStore]:
+        s = RedisStore.from_url(redis_url, prefix=redis_prefix)
+        yield s
+        s.close()
+
+    def test_records_and_lookups_have_ttls(self, store: RedisStore) -> None:
+        now = time.time()
+        rec = make_record(now=now, expires_at=now + 100, idle_expires_at=now + 30)
+        store.create(rec, now=now)
+        store.deny("jti", until=now + 50, now=now)
+        store.throttle_fail("k", now=now, window=60)
+        keys = _keys(store)
+        assert len(keys) == 6  # record, index, id pointer, secret pointer, denylist, throttle
+        ttls = {k: store.client.pttl(k) for k in keys}
+        assert all(0 < t <= 100_000 for t in ttls.values()), ttls
+        record_key = next(k for k in keys if ":s:" in k)
+        assert 29_000 < ttls[record_key] <= 30_000  # live_until, not the absolute end
+        store.update(rec.id, {"idle_expires_at": now + 60}, now=now)
+        assert 59_000 < store.client.pttl(record_key) <= 60_000
+        idx = next(k for k in keys if k.endswith(":idx"))
+        assert store.client.pttl(idx) >= store.client.pttl(record_key) - 50
+
+    def test_nothing_remains_after_the_lifetime(self, store: RedisStore) -> None:
+        now = time.time()
+        for i in range(3):
+            store.create(make_record(now=now, expires_at=now + 0.4, idle_expires_at=now + 0.2 + i * 0.05), now=now)
+        store.create(make_record(kind="token", secret=None, now=now, expires_at=now + 0.3, idle_expires_at=now + 0.3),
+                     now=now)
+        store.deny("jti", until=now + 0.3, now=now)
+        store.throttle_fail("k", now=now, window=0.3)
+        assert len(_keys(store)) > 0
+        time.sleep(0.6)
+        assert _keys(store) == []
+
+    def test_epoch_keys_do_not_expire(self, store: RedisStore) -> None:
+        store.bump_epoch("alice")
+        (key,) = _keys(store)
+        assert store.client.pttl(key) == -1  # an expiring epoch would revive revoked sessions
+
+    def test_user_index_stays_bounded(self, store: RedisStore) -> None:
+        now = time.time()
+        keeper = make_record(now=now - 1)  # keeps the index alive
+        store.create(keeper, now=now)
+        for _ in range(30):
+            store.create(make_record(now=now, idle_expires_at=now + 0.3), now=now)
+        assert store.client.zcard(store._idx("alice")) == 31
+        time.sleep(0.35)
+        idx = store._idx("alice")
+        assert store.client.zcard(idx) == 31
+        live = make_record(now=time.time())
+        store.create(live, now=time.time())
+        assert store.client.zcard(idx) == 2  # dead members pruned on create
+        assert [r.id for r in store.list_for_user("alice", now=time.time())] == [live.id, keeper.id]
+        # the index's TTL follows its longest record, so it goes when the last record goes
+        assert store.delete_for_user("alice") == 2
+        assert store.client.exists(idx) == 0
+
+    def test_hash_tag_and_separator_injection_in_ids(self, store: RedisStore) -> None:
+        users = ["a}:s:x", "{evil}", "b c", "ü", "alice"]
+        recs = [make_record(user_id=u) for u in users]
+        for r in recs:
+            store.create(r, now=T0)
+        for u, r in zip(users, recs):
+            assert [x.id for x in store.list_for_user(u, now=T0)] == [r.id]
+        keys = _keys(store)
+        assert all(k.count("{") <= 1 and k.count("}") <= 1 for k in keys)  # raw braces never reach a key
+        for r in recs:  # a record and its user index always share one hash slot
+            u = store._user(r.user_id)
+            assert key_slot((store._recprefix(u) + r.id).encode()) == key_slot(store._idx(u).encode())
+        assert store.delete_for_user("a}:s:x") == 1
+        assert store.get(recs[-1].id, now=T0) == recs[-1]
+
+    def test_refresh_race_across_two_instances_has_one_winner(
+        self, store: RedisStore, redis_url: str, redis_prefix: str
+    ) -> None:
+        other = RedisStore.from_url(redis_url, prefix=redis_prefix)
+        try:
+            fam = make_record(kind="token", secret=None)
+            store.create(fam, now=T0)
+            stores = [store, other]
+            results = run_concurrently(
+                8,
+                lambda i: stores[i % 2].advance(fam.id, expected_generation=0, last_seen=T0 + 1,
+                                                idle_expires_at=T0 + 100, now=T0 + 1),
+            )
+            assert results.count(True) == 1
+            assert other.get(fam.id, now=T0 + 1).generation == 1  # type: ignore[union-attr]
+            assert other.delete(fam.id) and store.get(fam.id, now=T0 + 1) is None
+        finally:
+            other.close()
+
+    def test_open_store_picks_redis(self, redis_url: str, redis_prefix: str) -> None:
+        s = open_store(redis_url, prefix=redis_prefix)
+        try:
+            assert isinstance(s, RedisStore)
+            s.ping()
+        finally:
+            s.close()
+
+
+# -- URLs ----------------------------------------------------------------------------------------
+
+
+def test_parse_standalone_urls() -> None:
+    for url in ("redis://localhost:6379/0", "rediss://h:6380/1", "unix:///run/redis.sock?db=2"):
+        assert parse_redis_url(url) == RedisURL(mode="standalone", url=url)
+
+
+def test_redis_and_rediss_and_unix_clients() -> None:
+    c = make_client("redis://:pw@example.invalid:6390/3", socket_timeout=1.5)
+    kw = c.connection_pool.connection_kwargs
+    assert (kw["host"], kw["port"], kw["db"], kw["password"], kw["socket_timeout"]) == ("example.invalid", 6390, 3,
+                                                                                         "pw", 1.5)
+    assert c.get_retry().get_retries() == 0  # no hidden retries of writes
+    tls = make_client("rediss://example.invalid:6380/0")
+    assert tls.connection_pool.connection_class is redis.SSLConnection
+    unix = make_client("unix:///run/redis/redis.sock?db=4")
+    assert unix.connection_pool.connection_class is redis.UnixDomainSocketConnection
+    assert unix.connection_pool.connection_kwargs["path"] == "/run/redis/redis.sock"
+    assert unix.connection_pool.connection_kwargs["db"] == 4
+
+
+def test_parse_sentinel_urls() -> None:
+    p = parse_redis_url("redis+sentinel://:secret@s1:26379,s2,[::1]:26380/mymaster/2")
+    assert p.mode == "sentinel" and p.service_name == "mymaster" and p.db == 2 and p.password == "secret"
+    assert p.hosts == (("s1", 26379), ("s2", 26379), ("::1", 26380))
+    assert parse_redis_url("redis+sentinel://s1/m").db == 0
+    c = make_client("redis+sentinel://s1:26379,s2:26379/mymaster/1")
+    assert c.connection_pool.service_name == "mymaster"
+    assert [(s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
+            for s in c.connection_pool.sentinel_manager.sentinels] == [("s1", 26379), ("s2", 26379)]
+    for bad in ("redis+sentinel://s1:26379", "redis+sentinel://s1/m/x", "redis+sentinel:///m"):
+        with pytest.raises(ConfigError):
+            parse_redis_url(bad)
+
+
+def test_parse_cluster_urls() -> None:
+    p = parse_redis_url("redis+cluster://u:p@n1:7000,n2:7001,n3")
+    assert p.mode == "cluster" and p.hosts == (("n1", 7000), ("n2", 7001), ("n3", 6379))
+    assert (p.username, p.password) == ("u", "p")
+    with pytest.raises(ConfigError):
+        parse_redis_url("redis+cluster://n1:7000/1")
+
+
+def test_bad_urls_are_config_errors() -> None:
+    for bad in ("memcached://x", "redis+cluster://", "nonsense"):
+        with pytest.raises(ConfigError):
+            parse_redis_url(bad)
+    with pytest.raises(ConfigError):
+        RedisStore(make_client("redis://localhost"), prefix="sw:{x}:")
+
+
+# -- failures --------------------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _every_method(store: RedisStore) -> list[Any]:
+    rec = make_record()
+    return [
+        lambda: store.create(rec, now=T0),
+        lambda: store.get(rec.id, now=T0),
+        lambda: store.get_by_secret("0" * 64, now=T0),
+        lambda: store.update(rec.id, {"last_seen": T0}, now=T0),
+        lambda: store.replace(rec.id, make_record(), now=T0),
+        lambda: store.advance(rec.id, expected_generation=0, last_seen=T0, idle_expires_at=T0 + 1, now=T0),
+        lambda: store.delete(rec.id),
+        lambda: store.delete_for_user("alice"),
+        lambda: store.list_for_user("alice", now=T0),
+        lambda: store.list_all(now=T0),
+        lambda: store.deny("j", until=T0 + 1, now=T0),
+        lambda: store.is_denied("j", now=T0),
+        lambda: store.get_epoch("alice"),
+        lambda: store.bump_epoch("alice"),
+        lambda: store.throttle_get("k", now=T0, window=1),
+        lambda: store.throttle_fail("k", now=T0, window=1),
+        lambda: store.throttle_reset("k"),
+        lambda: store.purge_expired(now=T0),
+        lambda: store.ping(),
+    ]
+
+
+def test_unreachable_redis_raises_store_unavailable_quickly() -> None:
+    started = time.monotonic()
+    store = RedisStore.from_url(f"redis://127.0.0.1:{_closed_port()}/0", socket_connect_timeout=0.5)
+    for call in _every_method(store):
+        with pytest.raises(StoreUnavailable):
+            call()
+    with pytest.raises(StoreUnavailable):
+        RedisStore.from_url(f"redis+cluster://127.0.0.1:{_closed_port()}", socket_connect_timeout=0.5)
+    sentinel = RedisStore.from_url(f"redis+sentinel://127.0.0.1:{_closed_port()}/m", socket_connect_timeout=0.5)
+    with pytest.raises(StoreUnavailable):
+        sentinel.get("x", now=T0)
+    assert time.monotonic() - started < 5
+
+
+def test_store_recovers_when_redis_comes_back() -> None:
+    server = start_redis_server()
+    try:
+        store = RedisStore.from_url(server.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        rec = make_record()
+        store.create(rec, now=T0)
+        server.stop()
+        for call in _every_method(store):
+            with pytest.raises(StoreUnavailable):
+                call()
+        server.start()  # empty: nothing was persisted
+        assert store.get(rec.id, now=T0) is None
+        store.create(rec, now=T0)
+        assert store.get(rec.id, now=T0) == rec
+        store.close()
+    finally:
+        server.cleanup()
+
+
+# -- real topologies -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster_url() -> Iterator[str]:
+    try:
+        cluster = start_redis_cluster(3)
+    except RuntimeError as exc:
+        pytest.skip(f"cannot start a Redis Cluster: {exc}")
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+class TestRedisClusterStore(RedisContract):
+    @pytest.fixture
+    def store(self, cluster_url: str) -> Iterator[RedisStore]:
+        s = RedisStore.from_url(cluster_url, prefix=f"swtest:{secrets.token_hex(4)}:")
+        yield s
+        s.close()
+
+    def test_is_cluster_and_replace_across_users(self, store: RedisStore) -> None:
+        assert store._cluster
+        old = make_record(user_id="alice")
+        new = make_record(user_id="bob")
+        store.create(old, now=T0)
+        assert store.replace(old.id, new, now=T0) is True  # records in two slots
+        assert store.get(old.id, now=T0) is None
+        assert store.get_by_secret(new.secret_hash or "", now=T0) == new
+
+
+@pytest.fixture(scope="module")
+def sentinel_url() -> Iterator[str]:
+    try:
+        sentinel = start_redis_sentinel()
+    except RuntimeError as exc:
+        pytest.skip(f"cannot start Redis Sentinel: {exc}")
+    try:
+        yield sentinel.url
+    finally:
+        sentinel.stop()
+
+
+class TestRedisSentinelStore(RedisContract):
+    @pytest.fixture
+    def store(self, sentinel_url: str) -> Iterator[RedisStore]:
+        s = RedisStore.from_url(sentinel_url, prefix=f"swtest:{secrets.token_hex(4)}:")
+        yield s
+        s.close()
+
+    def test_goes_through_sentinel(self, store: RedisStore) -> None:
+        secret = new_secret()
+        rec = make_record(secret=secret)
+        store.create(rec, now=T0)
+        assert store.get_by_secret(hash_secret(secret), now=T0) == rec
+        assert type(store.client.connection_pool).__name__ == "SentinelConnectionPool"
