@@ -9,6 +9,7 @@ sometimes type their password into the username field. Passwords are never logge
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 from typing import NoReturn
 
@@ -16,7 +17,7 @@ from . import events
 from .clock import Clock
 from .exceptions import InvalidCredentials, Throttled
 from .passwords import PasswordHasher
-from .throttle import LoginThrottle, address_key
+from .throttle import LoginThrottle
 from .users import User, UserStore
 
 __all__ = ["MAX_PASSWORD_INPUT", "MAX_USERNAME_INPUT", "Authenticator"]
@@ -32,9 +33,12 @@ def _name_digest(username: object) -> str:
 
 
 def _client(ip: str) -> str:
-    """The address as logged: the throttle's normalized form (IPv6 /64), never arbitrary client text."""
-    key = address_key(ip)
-    return key[3:]
+    """The address as logged: the parsed, normalized address, or a digest of anything else, so client text
+    can never forge a log line."""
+    try:
+        return str(ipaddress.ip_address(ip.strip()))
+    except (ValueError, AttributeError):
+        return "#" + _name_digest(ip)
 
 
 class Authenticator:
