@@ -1,5 +1,5 @@
-"""A3: throttling per account and per client address on the real SQL store (SQLite in tmp_path), with a
-manual clock; an attacker can neither brute-force freely nor lock a victim out indefinitely."""
+"""A3: throttling per account and per client address on the real stores (SQLite in tmp_path, Redis), with
+a manual clock; an attacker can neither brute-force freely nor lock a victim out indefinitely."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sessionward.clock import ManualClock
 from sessionward.config import ThrottlePolicy
 from sessionward.exceptions import Throttled
+from sessionward.stores.base import SessionStore
 from sessionward.stores.sql import SQLStore
 from sessionward.throttle import LoginThrottle, address_key
 
@@ -21,9 +22,14 @@ ATTACKER = "203.0.113.66"
 HOME = "198.51.100.7"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLStore]:
-    s = SQLStore.from_url(f"sqlite:///{tmp_path / 'throttle.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
+    if request.param == "sqlite":
+        s: SessionStore = SQLStore.from_url(f"sqlite:///{tmp_path / 'throttle.db'}")
+    else:
+        from sessionward.stores.redis import RedisStore
+
+        s = RedisStore.from_url(request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("redis_prefix"))
     yield s
     s.close()
 
@@ -162,13 +168,16 @@ def test_address_keys() -> None:
     assert odd.startswith("ip:#") and "\n" not in odd
 
 
-def test_store_keys_hold_no_username(throttle: LoginThrottle, store: SQLStore) -> None:
+def test_store_keys_hold_no_username(tmp_path: Path, clock: ManualClock) -> None:
+    store = SQLStore.from_url(f"sqlite:///{tmp_path / 'keys.db'}")
+    throttle = LoginThrottle(store, POLICY, clock)
     throttle.failed("Sensitive.Name@example.org", ATTACKER)
     throttle.failed("x" * 5000, ATTACKER)  # overlong names still fit the key column
     with store.engine.connect() as conn:
         keys = [r[0] for r in conn.execute(sa.text("SELECT key FROM sw_throttle"))]
     assert len(keys) == 7  # ip + (acct, acctnew, pair) twice
     assert all("sensitive" not in k.lower() and len(k) < 100 for k in keys)
+    store.close()
 
 
 # -- no indefinite lockout -----------------------------------------------------------------------
