@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import socket
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -13,7 +14,7 @@ import redis
 from redis.crc import key_slot
 from contract import T0, StoreContract, make_record, run_concurrently
 
-from _services import start_redis_cluster, start_redis_sentinel, start_redis_server
+from _services import free_port, start_redis_cluster, start_redis_sentinel, start_redis_server
 from sessionward.exceptions import ConfigError, StoreUnavailable
 from sessionward.ids import hash_secret, new_secret
 from sessionward.stores import open_store
@@ -268,6 +269,77 @@ def test_store_recovers_when_redis_comes_back() -> None:
         server.cleanup()
 
 
+def _write_tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 / localhost."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sessionward test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])).issuer_name(ca_name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def test_rediss_with_tls_and_certificate_verification(tmp_path: Path) -> None:
+    ca, cert, key = _write_tls_files(tmp_path)
+    tls_port = free_port()
+    try:
+        server = start_redis_server(extra_args=["--tls-port", str(tls_port), "--tls-cert-file", str(cert),
+                                                "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
+                                                "--tls-auth-clients", "no"])
+    except RuntimeError as exc:
+        pytest.skip(f"redis-server without TLS support: {exc}")
+    try:
+        store = RedisStore.from_url(f"rediss://localhost:{tls_port}/0", ssl_ca_certs=str(ca))
+        rec = make_record()
+        store.create(rec, now=T0)
+        assert store.get(rec.id, now=T0) == rec
+        store.close()
+        # without our CA the server's certificate is refused: fail closed, not "connect anyway"
+        untrusted = RedisStore.from_url(f"rediss://localhost:{tls_port}/0", socket_connect_timeout=1)
+        with pytest.raises(StoreUnavailable):
+            untrusted.ping()
+    finally:
+        server.cleanup()
+
+
+def test_unix_socket(tmp_path: Path) -> None:
+    path = tmp_path / "redis.sock"
+    server = start_redis_server(extra_args=["--unixsocket", str(path), "--unixsocketperm", "700"])
+    try:
+        store = RedisStore.from_url(f"unix://{path}?db=1")
+        rec = make_record()
+        store.create(rec, now=T0)
+        assert store.get(rec.id, now=T0) == rec
+        assert redis.Redis(unix_socket_path=str(path), db=1).dbsize() > 0
+        store.close()
+    finally:
+        server.cleanup()
+
+
 # -- real topologies -------------------------------------------------------------------------------
 
 
@@ -292,6 +364,7 @@ class TestRedisClusterStore(RedisContract):
 
     def test_is_cluster_and_replace_across_users(self, store: RedisStore) -> None:
         assert store._cluster
+        assert store.client.retry.get_retries() == 0  # redis-py must not replay writes on its own
         old = make_record(user_id="alice")
         new = make_record(user_id="bob")
         store.create(old, now=T0)
@@ -325,3 +398,4 @@ class TestRedisSentinelStore(RedisContract):
         store.create(rec, now=T0)
         assert store.get_by_secret(hash_secret(secret), now=T0) == rec
         assert type(store.client.connection_pool).__name__ == "SentinelConnectionPool"
+        assert store.client.connection_pool.connection_kwargs["retry"].get_retries() == 0

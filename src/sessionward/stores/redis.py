@@ -344,13 +344,16 @@ class RedisStore:
         socket_connect_timeout: float = 2.0,
         max_connections: int = 50,
         health_check_interval: int = 30,
+        ssl_ca_certs: str | None = None,
     ) -> RedisStore:
-        """Connect by URL: `redis://`, `rediss://` (TLS), `unix://`, `redis+sentinel://h:p[,h:p]/service[/db]`,
+        """Connect by URL: `redis://`, `rediss://` (TLS, certificate and host name verified; `ssl_ca_certs`
+        names a private CA bundle), `unix://`, `redis+sentinel://h:p[,h:p]/service[/db]`,
         `redis+cluster://h:p[,h:p]`. Raises `ConfigError` for a bad URL; `StoreUnavailable` if a cluster
         cannot be reached (the other modes connect on first use)."""
         return cls(
             make_client(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout,
-                        max_connections=max_connections, health_check_interval=health_check_interval),
+                        max_connections=max_connections, health_check_interval=health_check_interval,
+                        ssl_ca_certs=ssl_ca_certs),
             prefix=prefix,
         )
 
@@ -648,6 +651,7 @@ def make_client(
     socket_connect_timeout: float = 2.0,
     max_connections: int = 50,
     health_check_interval: int = 30,
+    ssl_ca_certs: str | None = None,
 ) -> Any:
     """A redis-py client for a store URL (see `RedisStore.from_url`), with redis-py's own retries off (the
     store retries reads itself). Raises `ConfigError`; `StoreUnavailable` if a cluster cannot be reached."""
@@ -659,6 +663,8 @@ def make_client(
         "health_check_interval": health_check_interval,
     }
     if parsed.mode == "standalone":
+        if ssl_ca_certs is not None and url.lower().startswith("rediss://"):
+            common["ssl_ca_certs"] = ssl_ca_certs
         try:
             return redis.Redis.from_url(url, max_connections=max_connections, **common)
         except ValueError as exc:

@@ -285,7 +285,7 @@ class SQLStore:
         stmt = sa.select(throttle.c.failures, throttle.c.last_failure_at).where(throttle.c.key == key)
         with self._begin() as conn:
             row = conn.execute(stmt).first()
-        if row is None or now - row.last_failure_at >= window:
+        if row is None or row.last_failure_at <= now - window:
             return ThrottleState()
         return ThrottleState(failures=int(row.failures), last_failure_at=float(row.last_failure_at))
 
