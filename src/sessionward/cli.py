@@ -13,6 +13,7 @@ import os
 import secrets
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .exceptions import SessionwardError
@@ -80,12 +81,16 @@ def ensure_admin(svc: Services, out: Callable[[str], None] = print) -> None:
 # -- commands ---------------------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    os.umask(0o077)  # databases, keys and certificates in the instance folder are private to this user
+    # Before anything imports prometheus_client: workers must inherit the multiprocess mode.
+    _metrics_dir(Path(args.instance or os.environ.get("SESSIONWARD_INSTANCE") or "instance").resolve())
     from .app import create_app
     from .app.instance import ensure_certificate, instance_path
     from .server import run_gunicorn
 
     path = instance_path(args.instance)
     os.environ["SESSIONWARD_INSTANCE"] = str(path)
+
     if args.workers < 1:
         raise CLIError("--workers must be at least 1")
     if bool(args.certfile) != bool(args.keyfile):
@@ -103,6 +108,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         instance=str(path),
     )
     return 0
+
+
+def _metrics_dir(path: Any) -> None:
+    """Workers share Prometheus counters through files in the instance folder, emptied at each start."""
+    import shutil
+
+    folder = path / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700, parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
 def _read_password(args: argparse.Namespace) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .metrics import observe_event
+
 logger = logging.getLogger("sessionward.security")
 
 EVENTS = frozenset(
@@ -48,6 +50,7 @@ def emit(event: str, /, *, level: int = logging.INFO, **fields: Any) -> None:
         lowered = name.lower()
         if any(word in lowered for word in _FORBIDDEN) and not lowered.endswith(("_kid", "kind", "_type")):
             raise ValueError(f"security event field {name!r} may carry a secret; log an id instead")
+    observe_event(event)
     if logger.isEnabledFor(level):
         text = " ".join(f"{k}={v}" for k, v in sorted(fields.items()))
         logger.log(level, "%s %s", event, text, extra={"event": event, "fields": dict(fields)})

@@ -23,6 +23,12 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self.instance)  # each worker builds its own engines and connections
 
 
+def _known_settings() -> set[str]:
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return {setting.name for setting in KNOWN_SETTINGS}
+
+
 def run_gunicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: str, instance: str) -> None:
     options = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
@@ -41,6 +47,9 @@ def run_gunicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: 
         "limit_request_fields": 100,
         "limit_request_field_size": 8190,
         "proc_name": "sessionward",
-        "forwarded_allow_ips": "127.0.0.1,::1",
+        # X-Forwarded-* are trusted only when SESSIONWARD_TRUSTED_PROXIES says so (ProxyFix in the app).
+        "forwarded_allow_ips": "",
     }
+    if "control_socket_disable" in _known_settings():
+        options["control_socket_disable"] = True  # no shared control socket between instances
     _Gunicorn(options, instance).run()

@@ -361,3 +361,20 @@ def test_healthz_reports_store_and_database(web):
     r = web.client().get("/healthz", base_url=BASE)
     assert r.status_code == 200
     assert r.get_json() == {"status": "ok", "checks": {"store": "ok", "database": "ok"}}
+
+
+def test_metrics_count_logins(web, alice):
+    before = web.client().get("/metrics", base_url=BASE).get_data(as_text=True)
+
+    def value(text: str, outcome: str) -> float:
+        for line in text.splitlines():
+            if line.startswith(f'sessionward_logins_total{{outcome="{outcome}"}}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    login(web.client(), "alice")
+    login(web.client(), "alice", "wrong password!")
+    after = web.client().get("/metrics", base_url=BASE).get_data(as_text=True)
+    assert value(after, "succeeded") == value(before, "succeeded") + 1
+    assert value(after, "failed") == value(before, "failed") + 1
+    assert "sessionward_auth_seconds_bucket" in after

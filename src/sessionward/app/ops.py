@@ -1,8 +1,10 @@
-"""Operations endpoints: `/healthz` (store reachability)."""
+"""Operations endpoints: `/healthz` (store reachability) and `/metrics` (Prometheus)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
+
+from .. import metrics
 
 from ..exceptions import StoreUnavailable
 from ..flask import state
@@ -26,3 +28,9 @@ def healthz() -> Response:
     if not healthy:
         response.headers["Retry-After"] = "5"
     return response
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)

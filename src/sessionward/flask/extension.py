@@ -20,6 +20,7 @@ from ..config import CookiePolicy, SessionPolicy, ThrottlePolicy
 from ..csrf import UNSAFE_METHODS, CSRFProtector
 from ..db import make_engine
 from ..exceptions import ConfigError, CSRFError
+from ..metrics import AUTH_LATENCY
 from ..passwords import PasswordHasher, PasswordPolicy
 from ..sessions import Session, SessionManager
 from ..stores import SessionStore, open_store
@@ -154,7 +155,12 @@ def get_session() -> Session | None:
     """The live session of this request, loaded once and only when asked (public pages pay nothing)."""
     cached = g.get("_sw_session", _UNSET)
     if cached is _UNSET:
-        cached = state().sessions.load(session_cookie_value())
+        value = session_cookie_value()
+        if value is None:
+            cached = None
+        else:
+            with AUTH_LATENCY.labels("session").time():
+                cached = state().sessions.load(value)
         g._sw_session = cached
     return cached  # type: ignore[return-value]
 

@@ -1,0 +1,72 @@
+"""Prometheus metrics (prometheus-client), fed by the security events, so every event is counted in one place.
+
+Under gunicorn with several workers, set `PROMETHEUS_MULTIPROC_DIR` (the `serve` command does, inside the
+instance folder) and `render()` aggregates all workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+EVENTS = Counter(
+    "sessionward_security_events_total",
+    "Security events by name (login_succeeded, login_failed, login_throttled, token_reuse_detected, ...).",
+    ["event"],
+)
+LOGINS = Counter("sessionward_logins_total", "Login attempts by outcome.", ["outcome"])
+SESSIONS = Counter("sessionward_sessions_total", "Sessions and token families by change.", ["change"])
+REFRESHES = Counter("sessionward_refreshes_total", "Refresh-token rotations that succeeded.")
+REUSE = Counter("sessionward_refresh_reuse_detected_total", "Spent refresh tokens presented again (family revoked).")
+REVOCATIONS = Counter("sessionward_revocations_total", "Revocations by kind.", ["kind"])
+STORE_ERRORS = Counter("sessionward_store_errors_total", "Requests answered 503 because a store was unreachable.")
+AUTH_LATENCY = Histogram(
+    "sessionward_auth_seconds",
+    "Time spent authenticating a request (session load or token verification).",
+    ["mechanism"],
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5),
+)
+
+_LOGIN = {"login_succeeded": "succeeded", "login_failed": "failed", "login_throttled": "throttled"}
+_SESSION = {
+    "session_created": "created",
+    "token_issued": "created",
+    "logout": "ended",
+    "session_revoked": "ended",
+    "sessions_revoked_all": "ended",
+}
+_REVOKE = {
+    "logout": "logout",
+    "session_revoked": "session",
+    "sessions_revoked_all": "all",
+    "token_revoked": "token",
+    "token_reuse_detected": "reuse",
+}
+
+
+def observe_event(event: str) -> None:
+    EVENTS.labels(event).inc()
+    if event in _LOGIN:
+        LOGINS.labels(_LOGIN[event]).inc()
+    if event in _SESSION:
+        SESSIONS.labels(_SESSION[event]).inc()
+    if event in _REVOKE:
+        REVOCATIONS.labels(_REVOKE[event]).inc()
+    if event == "token_refreshed":
+        REFRESHES.inc()
+    elif event == "token_reuse_detected":
+        REUSE.inc()
+    elif event == "store_unavailable":
+        STORE_ERRORS.inc()
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text and its content type (all workers, in multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

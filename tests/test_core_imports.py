@@ -1,0 +1,24 @@
+"""The core never imports a web framework (STYLE habit 1)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CORE = [
+    "sessionward", "sessionward.sessions", "sessionward.csrf", "sessionward.passwords", "sessionward.users",
+    "sessionward.throttle", "sessionward.auth", "sessionward.stores.sql", "sessionward.stores.redis",
+    "sessionward.tokens", "sessionward.events", "sessionward.metrics",
+]
+
+
+def test_core_does_not_import_flask_or_werkzeug():
+    code = (
+        "import sys, importlib\n"
+        f"for m in {CORE!r}: importlib.import_module(m)\n"
+        "import sessionward; [getattr(sessionward, n) for n in sessionward.__all__]\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug', 'django', 'starlette')]\n"
+        "print(','.join(bad)); sys.exit(1 if bad else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"core imported a web framework: {result.stdout} {result.stderr[-2000:]}"
