@@ -146,10 +146,7 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
     svc = open_services(args.instance)
     user = _user_by_name(svc, args.name)
     svc.users.set_disabled(user.id, True)
-    ended = svc.sessions.revoke_all(user.id)
-    from . import events
-
-    events.emit("account_disabled", user_id=user.id, username=user.username)
+    ended = svc.sessions.revoke_all(user.id)  # UserStore.set_disabled logs account_disabled itself
     print(f"disabled {user.username!r}; ended {ended} session(s) and token families")
     return 0
 
