@@ -212,6 +212,17 @@ class StoreContract:
         assert store.get(old.id, now=T0) == old
         assert store.get(other.id, now=T0) == other
 
+    def test_replace_must_change_id_and_secret(self, store: SessionStore) -> None:
+        old = make_record()
+        store.create(old, now=T0)
+        with pytest.raises(CreateError):
+            store.replace(old.id, make_record().replace(id=old.id), now=T0)
+        with pytest.raises(CreateError):
+            store.replace(old.id, make_record().replace(secret_hash=old.secret_hash), now=T0)
+        assert store.get(old.id, now=T0) == old
+        assert store.get_by_secret(old.secret_hash or "", now=T0) == old
+        assert [r.id for r in store.list_for_user("alice", now=T0)] == [old.id]
+
     # -- advance (refresh rotation) --------------------------------------------------------------
     def test_advance_is_compare_and_set(self, store: SessionStore) -> None:
         fam = make_record(kind="token", secret=None, idle_expires_at=T0 + 100)

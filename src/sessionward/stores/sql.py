@@ -198,9 +198,14 @@ class SQLStore:
         try:
             with self._begin() as conn:
                 # The DELETE comes first so that SQLite takes its write lock at once (no upgrade deadlock).
-                gone = conn.execute(sessions.delete().where(sessions.c.id == old_id, _live(now))).rowcount
-                if gone != 1:
+                old = conn.execute(
+                    sessions.delete().where(sessions.c.id == old_id, _live(now)).returning(sessions.c.secret_hash)
+                ).first()
+                if old is None:
                     return False  # nothing was written; the empty transaction commits
+                if new.id == old_id or (new.secret_hash is not None and new.secret_hash == old.secret_hash):
+                    # a rotation that keeps the id or secret is no rotation; raising rolls the DELETE back
+                    raise CreateError("the new session must have a new id and a new secret")
                 conn.execute(sessions.insert().values(**_record_to_row(new)))
         except sa.exc.IntegrityError:
             raise CreateError("a session with this id or secret exists already") from None
