@@ -200,6 +200,12 @@ def cmd_sessions_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sessions_purge(args: argparse.Namespace) -> int:
+    svc = open_services(args.instance)
+    print(f"purged {svc.store.purge_expired(now=svc.clock.now())} expired record(s)")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -242,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", nargs="?")
     revoke.add_argument("--user", metavar="NAME")
     revoke.set_defaults(func=cmd_sessions_revoke)
+    sessions.add_parser("purge", parents=[common], help="delete expired sessions, denylist entries and counters"
+                        ).set_defaults(func=cmd_sessions_purge)
 
     _extend_parser(sub, common)
     return parser

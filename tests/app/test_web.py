@@ -378,3 +378,26 @@ def test_metrics_count_logins(web, alice):
     assert value(after, "succeeded") == value(before, "succeeded") + 1
     assert value(after, "failed") == value(before, "failed") + 1
     assert "sessionward_auth_seconds_bucket" in after
+
+
+def test_expired_sessions_are_purged_in_the_background(web, alice):
+    import time as _time
+
+    login(web.client(), "alice")
+    web.clock.advance(13 * 3600)  # past the absolute lifetime
+    st = web.state
+    assert st.store.purge_expired(now=web.clock.now() - 13 * 3600) == 0  # nothing expired yet at login time
+    web.client().get("/login", base_url=BASE)  # any request may trigger the purge (interval passed)
+    deadline = _time.monotonic() + 5
+    from sessionward.stores.sql import SQLStore
+
+    assert isinstance(st.store, SQLStore)
+    import sqlalchemy as sa
+
+    def rows() -> int:
+        with st.store.engine.connect() as conn:
+            return conn.execute(sa.text("select count(*) from sw_sessions")).scalar_one()
+
+    while rows() and _time.monotonic() < deadline:
+        _time.sleep(0.05)
+    assert rows() == 0

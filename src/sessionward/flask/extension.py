@@ -8,7 +8,9 @@ methods, security headers and error pages. All decisions are made by the core.
 
 from __future__ import annotations
 
+import logging
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -49,6 +51,27 @@ class SessionwardState:
     cookie: CookiePolicy
     hasher: PasswordHasher
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. "tokens": TokenService
+    purge_interval: float = 600.0
+    _next_purge: float = 0.0
+    _purge_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def maybe_purge(self) -> None:
+        """Delete expired records now and then (at most once per `purge_interval` per process), in a
+        background thread so that no request waits for it. Redis expires keys by itself; SQL needs this."""
+        now = self.clock.now()
+        if now < self._next_purge or not self._purge_lock.acquire(blocking=False):
+            return
+        self._next_purge = now + self.purge_interval
+
+        def run() -> None:
+            try:
+                self.store.purge_expired(now=self.clock.now())
+            except Exception:  # a failed purge is retried at the next interval; never fatal
+                logging.getLogger("sessionward.flask").warning("purge of expired sessions failed", exc_info=True)
+            finally:
+                self._purge_lock.release()
+
+        threading.Thread(target=run, name="sessionward-purge", daemon=True).start()
 
 
 def _key(app: Flask, name: str) -> bytes:
@@ -127,7 +150,9 @@ class Sessionward:
             ),
             cookie=cookie,
             hasher=hasher,
+            purge_interval=_number(app, "SESSIONWARD_PURGE_INTERVAL", 600),
         )
+        state._next_purge = clock.now() + 60  # not during start-up
         app.extensions[EXTENSION_KEY] = state
         app.before_request(_check_csrf)
         app.after_request(_finish_response)
@@ -285,6 +310,7 @@ def _check_csrf() -> None:
 
 def _finish_response(response: Response) -> Response:
     st = state()
+    st.maybe_purge()
     cookie = st.cookie
     authenticated = g.get("_sw_session") not in (None, _UNSET) or bool(g.get("_sw_authenticated"))
     new_secret = g.get("_sw_cookie")
