@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from sessionward.clock import ManualClock
 from sessionward.stores.sql import SQLStore
-from sessionward.tokens import KeySet, TokenPolicy
+from sessionward.tokens import KeySet, TokenPolicy, TokenService
 
 ISSUER = "https://auth.example.test"
 AUDIENCE = "example-api"
@@ -35,3 +35,17 @@ def refresh_key() -> bytes:
 @pytest.fixture
 def keyset(clock: ManualClock) -> KeySet:
     return KeySet.generate("EdDSA", now=clock.now())
+
+
+@pytest.fixture
+def make_service(store: SQLStore, clock: ManualClock, refresh_key: bytes) -> Callable[..., TokenService]:
+    def make(keys: Any, *, store_: Any = None, **policy_changes: Any) -> TokenService:
+        policy = TokenPolicy(**{"issuer": ISSUER, "audience": AUDIENCE, **policy_changes})
+        return TokenService(store=store_ or store, keys=keys, refresh_key=refresh_key, policy=policy, clock=clock)
+
+    return make
+
+
+@pytest.fixture
+def service(make_service: Callable[..., TokenService], keyset: KeySet) -> TokenService:
+    return make_service(keyset)

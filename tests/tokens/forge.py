@@ -40,4 +40,5 @@ def resign(token: str, key: Any, *, alg: str, header: dict[str, Any] | None = No
             payload[name] = value
     hdr = dict(old_header if header is None else header)
     hdr.pop("alg", None)
-    return jwt.encode(payload, key, algorithm=alg, headers=hdr)
+    # PyJWS signs any payload bytes (jwt.encode would refuse e.g. a list-valued iss).
+    return jwt.PyJWS().encode(json.dumps(payload).encode(), key, algorithm=alg, headers=hdr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .claims import ACCESS_TOKEN_TYPE, Claims, TokenPolicy
 from .keys import ALGORITHMS, KeySet, KeySource, SigningKey
 from .keystore import SQLKeyRepository
+from .service import TokenPair, TokenService
 
 __all__ = [
     "ACCESS_TOKEN_TYPE",
@@ -14,5 +15,7 @@ __all__ = [
     "KeySource",
     "SQLKeyRepository",
     "SigningKey",
+    "TokenPair",
     "TokenPolicy",
+    "TokenService",
 ]
