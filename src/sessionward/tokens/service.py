@@ -137,11 +137,15 @@ class TokenService:
     def _verify_access(self, token: str) -> Claims:
         now = self._clock.now()
         policy = self.policy
-        header = parse_header(token, max_bytes=policy.max_token_bytes)  # size first, then shape
+        if not isinstance(token, str):
+            raise TokenError("not a string")
+        if len(token) > policy.max_token_bytes:
+            raise TokenError("too large")  # before anything else looks at it (Authlib CVE-2025-61920)
         keyset: KeySet = self._keys.current(now)
         tag = (id(keyset), keyset.version)
-        claims = self._cache.get(token, tag)
+        claims = self._cache.get(token, tag)  # exact text of a token verified under this very key set
         if claims is None:
+            header = parse_header(token, max_bytes=policy.max_token_bytes)  # size first, then shape
             alg, kid = check_header(header)
             key = keyset.verification_key(kid)
             if key is None:
