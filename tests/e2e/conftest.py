@@ -34,7 +34,10 @@ CHROMIUM_ARGS = [
 
 
 def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM_PATH"), shutil.which("chromium"), "/usr/bin/chromium"):
+    """`CHROMIUM_PATH` if set (and only it: a wrong setting is reported, not silently replaced), else Debian's."""
+    override = os.environ.get("CHROMIUM_PATH")
+    candidates = [override] if override else [shutil.which("chromium"), "/usr/bin/chromium"]
+    for candidate in candidates:
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -44,6 +47,16 @@ def _missing(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On a failure, add what every server of this run printed last (a crash or a 500 shows up there)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for proc in list(ServerProcess.started):
+            report.sections.append((f"sessionward serve {proc.base_url}", proc.describe()))
 
 
 # -- the real server ---------------------------------------------------------------------------
@@ -77,7 +90,8 @@ def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
 def playwright_instance() -> Iterator[Any]:
     path = chromium_path()
     if path is None:
-        _missing(CHROMIUM_HINT)
+        where = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
+        _missing(f"{CHROMIUM_HINT} (no executable at {where})")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -112,6 +126,8 @@ def page(context: Any) -> Any:
 
 @pytest.fixture
 def screenshot_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "screenshots"
-    d.mkdir()
+    """Where screenshots go: a tmp dir, or `E2E_SCREENSHOT_DIR` to keep them for a look."""
+    keep = os.environ.get("E2E_SCREENSHOT_DIR")
+    d = Path(keep) if keep else tmp_path / "screenshots"
+    d.mkdir(parents=True, exist_ok=True)
     return d

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from html import unescape
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -95,6 +96,9 @@ def run_cli(
 class ServerProcess:
     """One `sessionward serve` subprocess. Not started until `start()`; `stop()` is idempotent."""
 
+    #: every server started in this test process, for failure reports (see conftest.py)
+    started: "weakref.WeakSet[ServerProcess]" = weakref.WeakSet()
+
     def __init__(
         self,
         *,
@@ -112,6 +116,7 @@ class ServerProcess:
         self.env = dict(env or {})
         self.extra_args = list(extra_args)
         self.admin_password: str | None = None
+        self._last_exit: int | None = None
         self.output: list[str] = []  # every line the server printed (stdout and stderr), across restarts
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
@@ -174,6 +179,7 @@ class ServerProcess:
         )
         self._reader = threading.Thread(target=self._read, args=(self._proc,), daemon=True)
         self._reader.start()
+        ServerProcess.started.add(self)
         try:
             self._wait_healthy(timeout)
         except BaseException:
@@ -218,7 +224,7 @@ class ServerProcess:
 
     def stop(self, *, timeout: float = 10) -> int | None:
         """SIGTERM the process group, SIGKILL after `timeout`; returns the exit code (None if never started)."""
-        proc, self._proc = self._proc, None
+        proc = self._proc
         if proc is None:
             return None
         if proc.poll() is None:
@@ -233,6 +239,7 @@ class ServerProcess:
         self._join_reader()
         if proc.stdout is not None:
             proc.stdout.close()
+        self._proc, self._last_exit = None, proc.returncode
         return proc.returncode
 
     def restart(self, *, timeout: float = 45) -> "ServerProcess":
@@ -250,6 +257,11 @@ class ServerProcess:
         if self._reader is not None:
             self._reader.join(timeout=5)
             self._reader = None
+
+    def describe(self, lines: int = 40) -> str:
+        """A few lines for a failure report: address, state, and the tail of the output."""
+        state = "running" if self.running else f"stopped (exit {self._last_exit})"
+        return f"{self.base_url} instance={self.instance} {state}\n{self._tail(lines)}"
 
     def _tail(self, lines: int = 40) -> str:
         with self._lock:
