@@ -108,7 +108,7 @@ def test_right_password_logs_in(auth: Authenticator, alice: User) -> None:
     assert auth.authenticate("ALICE", PW, ip=IP).id == alice.id
 
 
-def test_unknown_wrong_disabled_and_malformed_look_the_same(
+def test_A4_unknown_wrong_disabled_and_malformed_look_the_same(
     auth: Authenticator, users: UserStore, alice: User
 ) -> None:
     users.create("bob", PW)
@@ -160,7 +160,7 @@ def test_overlong_inputs_are_refused_without_hashing_them(
 # -- A1: rehash on login ---------------------------------------------------------------------------
 
 
-def test_parameter_change_rehashes_on_login(
+def test_A1_parameter_change_rehashes_on_login(
     users: UserStore, store: SQLStore, clock: ManualClock, alice: User
 ) -> None:
     old = users.get(alice.id).password_hash  # type: ignore[union-attr]
@@ -181,7 +181,7 @@ def test_parameter_change_rehashes_on_login(
 # -- A3: throttling end to end ---------------------------------------------------------------------
 
 
-def test_failures_lead_to_throttled_then_the_right_password_works_from_elsewhere(
+def test_A3_failures_lead_to_throttled_then_the_right_password_works_from_elsewhere(
     auth: Authenticator, alice: User, clock: ManualClock
 ) -> None:
     policy = ThrottlePolicy()
@@ -194,7 +194,7 @@ def test_failures_lead_to_throttled_then_the_right_password_works_from_elsewhere
     assert auth.authenticate("alice", PW, ip=OTHER_IP) == alice
 
 
-def test_victim_gets_in_while_the_attacker_keeps_trying(auth: Authenticator, alice: User, clock: ManualClock) -> None:
+def test_A3_victim_gets_in_while_the_attacker_keeps_trying(auth: Authenticator, alice: User, clock: ManualClock) -> None:
     policy = ThrottlePolicy()
     for _ in range(40):
         try:
@@ -213,7 +213,7 @@ def test_victim_gets_in_while_the_attacker_keeps_trying(auth: Authenticator, ali
         assert auth.authenticate("alice", PW, ip=OTHER_IP) == alice
 
 
-def test_unknown_user_is_throttled_like_a_real_one(auth: Authenticator, alice: User) -> None:
+def test_A4_unknown_user_is_throttled_like_a_real_one(auth: Authenticator, alice: User) -> None:
     def attempts_until_throttled(username: str, ip: str) -> int:
         for n in range(1, 50):
             try:
@@ -237,7 +237,7 @@ def test_disabled_account_with_right_password_is_throttled_like_a_wrong_one(
         auth.authenticate("alice", PW, ip=IP)
 
 
-def test_password_spraying_from_one_address_is_throttled(auth: Authenticator, alice: User) -> None:
+def test_A3_password_spraying_from_one_address_is_throttled(auth: Authenticator, alice: User) -> None:
     for i in range(ThrottlePolicy().address_free + 1):
         refusal(auth, f"user{i}", "Summer2024!")
     with pytest.raises(Throttled):
@@ -269,7 +269,7 @@ def timed(engine: sa.Engine, store: SQLStore, clock: ManualClock) -> Authenticat
     return make_auth(users, store, clock, hasher=hasher, policy=LENIENT)
 
 
-def test_unknown_user_and_wrong_password_take_the_same_time(timed: Authenticator) -> None:
+def test_A4_unknown_user_and_wrong_password_take_the_same_time(timed: Authenticator) -> None:
     _medians(timed, rounds=3)  # warm up
     unknown, wrong = _medians(timed)
     assert 1 / 1.5 < unknown / wrong < 1.5, (unknown, wrong)
@@ -286,7 +286,7 @@ def test_timing_test_detects_a_missing_dummy_verify(timed: Authenticator, monkey
 # -- A5: security events -----------------------------------------------------------------------------
 
 
-def test_events_are_structured_and_hold_no_secrets(
+def test_A5_events_are_structured_and_hold_no_secrets(
     auth: Authenticator, alice: User, caplog: pytest.LogCaptureFixture
 ) -> None:
     typed_into_username = "my-Secret-pass-1234"  # people do type passwords into the username field

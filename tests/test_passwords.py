@@ -36,7 +36,7 @@ def fast() -> PasswordHasher:
 # -- A1: the default parameters (real, slow hasher) -----------------------------------------------
 
 
-def test_default_hash_is_argon2id_with_owasp_parameters_or_stronger(default_hasher: PasswordHasher) -> None:
+def test_A1_default_hash_is_argon2id_with_owasp_parameters_or_stronger(default_hasher: PasswordHasher) -> None:
     h = default_hasher.hash("correct horse battery staple")
     assert h.startswith("$argon2id$")
     params = argon2.extract_parameters(h)
@@ -71,7 +71,7 @@ def test_owasp_minimum_itself_is_accepted() -> None:
     assert h.parameters.memory_cost == 19456 and h.parameters.time_cost == 2
 
 
-def test_parameter_change_means_rehash(fast: PasswordHasher, default_hasher: PasswordHasher) -> None:
+def test_A1_parameter_change_means_rehash(fast: PasswordHasher, default_hasher: PasswordHasher) -> None:
     old = fast.hash("a long enough password")
     assert default_hasher.needs_rehash(old)
     assert default_hasher.verify(old, "a long enough password")  # old hashes keep working until rehashed
@@ -98,7 +98,7 @@ def test_hashes_are_salted(fast: PasswordHasher) -> None:
     assert fast.hash("same password") != fast.hash("same password")
 
 
-def test_long_password_is_not_truncated(fast: PasswordHasher) -> None:
+def test_A2_long_password_is_not_truncated(fast: PasswordHasher) -> None:
     for n in (72, 128, 200, 1024, 5000):
         p = pw(n)
         h = fast.hash(p)
@@ -128,7 +128,7 @@ def test_dummy_verify_costs_a_real_verify() -> None:
 # -- A2: the policy --------------------------------------------------------------------------------
 
 
-def test_length_rules() -> None:
+def test_A2_length_rules() -> None:
     policy = PasswordPolicy()
     with pytest.raises(PasswordPolicyError, match="at least 8"):
         policy.check(pw(7))
@@ -145,7 +145,7 @@ def test_length_rules() -> None:
 @pytest.mark.parametrize(
     "common", ["password", "Password", "PASSWORD", "Password1", "PASSWORD1", "qwertyuiop", "iloveyou", "Iloveyou1"]
 )
-def test_common_passwords_are_refused_case_insensitively(common: str) -> None:
+def test_A2_common_passwords_are_refused_case_insensitively(common: str) -> None:
     with pytest.raises(PasswordPolicyError, match="commonly used"):
         PasswordPolicy().check(common)
 

@@ -84,7 +84,7 @@ def test_backoff_doubles_from_the_last_failure(throttle: LoginThrottle, clock: M
     assert waits == [2, 4, 8, 16, 32, 64]
 
 
-def test_max_backoff_caps_however_many_failures(throttle: LoginThrottle, clock: ManualClock) -> None:
+def test_A3_max_backoff_caps_however_many_failures(throttle: LoginThrottle, clock: ManualClock) -> None:
     for _ in range(300):
         throttle.failed(VICTIM, ATTACKER)
     with pytest.raises(Throttled) as exc:
@@ -183,7 +183,7 @@ def test_store_keys_hold_no_username(tmp_path: Path, clock: ManualClock) -> None
 # -- no indefinite lockout -----------------------------------------------------------------------
 
 
-def test_right_password_from_another_address_after_backoff(throttle: LoginThrottle, clock: ManualClock) -> None:
+def test_A3_right_password_from_another_address_after_backoff(throttle: LoginThrottle, clock: ManualClock) -> None:
     n = fail_until_throttled(throttle, VICTIM, ATTACKER)
     assert n == POLICY.account_free + 1
     clock.advance(POLICY.max_backoff)
@@ -191,7 +191,7 @@ def test_right_password_from_another_address_after_backoff(throttle: LoginThrott
     throttle.succeeded(VICTIM, HOME)
 
 
-def test_attacker_retrying_every_max_backoff_never_locks_the_victim_out(
+def test_A3_attacker_retrying_every_max_backoff_never_locks_the_victim_out(
     throttle: LoginThrottle, clock: ManualClock
 ) -> None:
     """With only an account counter this attack keeps the account in backoff for ever."""

@@ -8,7 +8,8 @@ master and workers) with bounded waits. It can be stopped and started again on t
     with ServerProcess(instance=tmp / "a", env={"SESSIONWARD_STORE_URL": redis_url}) as a:
         b = ServerProcess(instance=tmp / "b", env={...same URLs and keys...}).start()
 
-`run_cli(...)` runs the `sessionward` admin commands against the same instance.
+Instances of one deployment need the same keys: pass `env={**shared_secrets_env(), ...}` to each (only the
+first to see an empty user table prints an admin password). `run_cli(...)` runs the admin commands.
 Small HTTP helpers (`csrf_from`, `login`) are shared by the HTTP and browser tests.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -39,10 +41,16 @@ __all__ = [
     "new_http_session",
     "run_cli",
     "sessionward_command",
+    "shared_secrets_env",
 ]
 
 ADMIN_BANNER = "First start: created user 'admin' with password:"
 _CSRF_RE = re.compile(r'name="csrf_token"\s+value="([^"]*)"')
+
+
+def shared_secrets_env() -> dict[str, str]:
+    """Fresh keys for several instances of one deployment (they must agree on CSRF, refresh and KEK keys)."""
+    return {f"SESSIONWARD_{name}": secrets.token_hex(32) for name in ("CSRF_KEY", "REFRESH_KEY", "KEK")}
 
 
 class ServerError(RuntimeError):
@@ -156,8 +164,9 @@ class ServerProcess:
             return "\n".join(self.output)
 
     # -- life cycle -----------------------------------------------------------------------------
-    def start(self, *, timeout: float = 45) -> "ServerProcess":
-        """Start and wait until `/healthz` answers 200. Raises `ServerError` (with output) otherwise."""
+    def start(self, *, timeout: float = 45, healthy: bool = True) -> "ServerProcess":
+        """Start and wait until `/healthz` answers 200 (or, with `healthy=False`, answers at all, e.g. 503
+        while a store is down). Raises `ServerError` (with the server's output) otherwise."""
         if self.running:
             return self
         self.instance.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -181,7 +190,7 @@ class ServerProcess:
         self._reader.start()
         ServerProcess.started.add(self)
         try:
-            self._wait_healthy(timeout)
+            self._wait_healthy(timeout, healthy=healthy)
         except BaseException:
             self.stop()
             raise
@@ -200,7 +209,7 @@ class ServerProcess:
             elif ADMIN_BANNER in line:
                 take_password = True
 
-    def _wait_healthy(self, timeout: float) -> None:
+    def _wait_healthy(self, timeout: float, *, healthy: bool = True) -> None:
         deadline = time.monotonic() + timeout
         last: object = None
         while time.monotonic() < deadline:
@@ -212,7 +221,7 @@ class ServerProcess:
                 continue
             try:
                 r = requests.get(self.url("/healthz"), verify=self.verify, timeout=2)
-                if r.status_code == 200:
+                if r.status_code == 200 or (not healthy and r.status_code == 503):
                     return
                 if r.status_code == 500:  # a bug, not a slow start: no point in waiting
                     raise ServerError(f"/healthz answered 500:\n{self._tail()}")
@@ -242,9 +251,15 @@ class ServerProcess:
         self._proc, self._last_exit = None, proc.returncode
         return proc.returncode
 
-    def restart(self, *, timeout: float = 45) -> "ServerProcess":
+    def restart(self, *, timeout: float = 45, healthy: bool = True) -> "ServerProcess":
+        """Stop and start again on the same port and instance (the admin password stays known)."""
         self.stop()
-        return self.start(timeout=timeout)
+        return self.start(timeout=timeout, healthy=healthy)
+
+    @property
+    def pgid(self) -> int | None:
+        """The process group of the running server (its pid), or None."""
+        return self._proc.pid if self._proc is not None else None
 
     @staticmethod
     def _signal(proc: subprocess.Popen[str], sig: int) -> None:

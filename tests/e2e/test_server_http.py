@@ -3,6 +3,7 @@ against the same instance. Security ids refer to shared/SECURITY.md (C2, C3, C5,
 
 from __future__ import annotations
 
+import os
 import secrets
 import stat
 from typing import Iterator
@@ -10,7 +11,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from serverproc import ServerProcess, csrf_from, login, new_http_session
+from serverproc import ADMIN_BANNER, ServerProcess, csrf_from, login, new_http_session
 
 pytestmark = pytest.mark.server
 
@@ -379,3 +380,30 @@ def test_cli_weak_password_is_refused_cleanly(server: ServerProcess) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# -- the server process itself -----------------------------------------------------------------
+
+def test_restart_keeps_sessions_and_stop_leaves_no_process(start_server) -> None:  # type: ignore[no-untyped-def]
+    srv = start_server()
+    assert srv.admin_password
+    secrets_json = (srv.instance / "secrets.json").read_bytes()
+    http = new_http_session(srv)
+    assert login(http, srv, "admin", srv.admin_password).status_code == 303
+    value = http.cookies.get(COOKIE)
+    pgid = srv.pgid
+    assert pgid is not None
+    srv.restart()
+    assert srv.pgid != pgid
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)  # master and workers of the first run are all gone
+    # same port, same instance: keys kept, no second admin password, the session survives
+    assert (srv.instance / "secrets.json").read_bytes() == secrets_json
+    assert sum(ADMIN_BANNER in line for line in srv.output) == 1
+    assert signed_in(srv, value)
+    pgid = srv.pgid
+    srv.stop()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(srv.url("/healthz"), verify=srv.verify, timeout=2)

@@ -20,6 +20,16 @@ from .extension import (
     state,
     verify_login_csrf,
 )
+from .jwt import (
+    get_jwt,
+    get_jwt_claims,
+    get_jwt_identity,
+    jwt_required,
+    set_access_cookies,
+    token_service,
+    unset_access_cookies,
+    verify_jwt_in_request,
+)
 
 if TYPE_CHECKING:
     from ..sessions import Session
@@ -35,12 +45,20 @@ __all__ = [
     "csrf_token",
     "current_session",
     "current_user",
+    "get_jwt",
+    "get_jwt_claims",
+    "get_jwt_identity",
     "get_session",
     "get_user",
+    "jwt_required",
     "login_required",
     "login_user",
     "logout_user",
     "replace_session",
+    "set_access_cookies",
     "state",
+    "token_service",
+    "unset_access_cookies",
+    "verify_jwt_in_request",
     "verify_login_csrf",
 ]

@@ -27,9 +27,11 @@ from ..passwords import PasswordHasher, PasswordPolicy
 from ..sessions import Session, SessionManager
 from ..stores import SessionStore, open_store
 from ..throttle import LoginThrottle
+from ..tokens import KeySource
 from ..users import User, UserStore
 from .errors import register_error_handlers
 from .headers import apply_security_headers
+from .jwt import init_tokens
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,6 +113,7 @@ class Sessionward:
         store: SessionStore | None = None,
         users: UserStore | None = None,
         hasher: PasswordHasher | None = None,
+        token_keys: KeySource | None = None,
     ) -> SessionwardState:
         """Build and validate everything from `app.config`. Raises `ConfigError` naming a bad setting."""
         if app.debug:
@@ -153,6 +156,7 @@ class Sessionward:
             purge_interval=_number(app, "SESSIONWARD_PURGE_INTERVAL", 600),
         )
         state._next_purge = clock.now() + 60  # not during start-up
+        init_tokens(app, state, keys=token_keys)  # state.extras["tokens"], if SESSIONWARD_REFRESH_KEY is set
         app.extensions[EXTENSION_KEY] = state
         app.before_request(_check_csrf)
         app.after_request(_finish_response)
@@ -191,13 +195,16 @@ def get_session() -> Session | None:
 
 
 def get_user() -> User | None:
-    """The signed-in user of this request (cookie session), or None. A disabled account is no user."""
+    """The signed-in user of this request: the access token's user once one was verified in this request
+    (`jwt_required`), else the cookie session's; or None. A disabled account is no user."""
     cached = g.get("_sw_user", _UNSET)
     if cached is _UNSET:
         cached = None
-        session = get_session()
-        if session is not None:
-            user = state().users.get(session.user_id)
+        claims = g.get("_sw_jwt_claims")
+        session = None if claims is not None else get_session()
+        user_id = claims.sub if claims is not None else session.user_id if session is not None else None
+        if user_id is not None:
+            user = state().users.get(user_id)
             if user is not None and not user.disabled:
                 cached = user
         g._sw_user = cached
