@@ -1,0 +1,101 @@
+"""`python -m bench --quick | --full [--only inproc,login,http,scale,profile] [--out DIR]`
+
+Runs by hand, never in the test suite. Needs Redis at 127.0.0.1:6379 (db 15, keys `bench:*` only, removed
+afterwards; `BENCH_REDIS_URL` overrides). Writes `results.md` and `results.png` to `bench/results/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .apps import VARIANTS, cleanup_redis
+
+MODES = {
+    #        inproc rounds, n, login repeats, http seconds, http rounds, scale sessions, api sample
+    "quick": dict(rounds=5, n=300, login=5, http_s=2.0, http_rounds=1, scale_n=100_000, api=2_000,
+                  profile_calls=500),
+    "full": dict(rounds=9, n=1500, login=15, http_s=8.0, http_rounds=2, scale_n=1_000_000, api=10_000,
+                 profile_calls=3000),
+}
+PARTS = ("inproc", "login", "http", "scale", "profile")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_const", dest="mode", const="quick", help="under two minutes (default)")
+    mode.add_argument("--full", action="store_const", dest="mode", const="full", help="under twenty minutes")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}")
+    parser.add_argument("--variants", default="", help="comma-separated variant names (default: all)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args(argv)
+    mode_name = args.mode or "quick"
+    cfg = MODES[mode_name]
+    parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    unknown = parts - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}")
+    variants = VARIANTS
+    if args.variants:
+        wanted = {"bare", *args.variants.split(",")}
+        variants = [v for v in VARIANTS if v.name in wanted]
+
+    from . import http as http_mod
+    from . import inproc as inproc_mod
+    from . import report
+    from . import scale as scale_mod
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    t0 = time.perf_counter()
+    inproc = login = http = None
+    scale: list[scale_mod.StoreScale] = []
+    profile: dict[str, list[str]] = {}
+    cleanup_redis()
+    try:
+        with tempfile.TemporaryDirectory(prefix="sw-bench-") as tmp:
+            workdir = Path(tmp)
+            log(f"[{mode_name}] setting up {len(variants)} variants in {workdir}")
+            headers = {v.name: v.setup(workdir) for v in variants}
+            if "inproc" in parts:
+                log("in-process overhead")
+                inproc = inproc_mod.run_inproc(variants, workdir, headers, rounds=cfg["rounds"], n=cfg["n"], log=log)
+            if "profile" in parts:
+                from .profile import profile_variants, store_call_costs
+
+                log("profiling sessionward's paths")
+                profile = profile_variants([v for v in variants if v.family == "sessionward"], workdir, headers,
+                                           calls=cfg["profile_calls"])
+                profile["store_calls"] = store_call_costs(workdir)
+            if "login" in parts:
+                log("login cost")
+                login = inproc_mod.run_login(workdir, repeats=cfg["login"], log=log)
+            if "http" in parts:
+                log(f"HTTP throughput ({http_mod.load_generator()})")
+                http = http_mod.run_http(variants, workdir, headers, duration=cfg["http_s"], rounds=cfg["http_rounds"],
+                                         log=log)
+            if "scale" in parts:
+                log(f"store scale ({cfg['scale_n']:,} sessions)")
+                scale.append(scale_mod.run_sqlite(workdir, cfg["scale_n"], api_sample=cfg["api"], log=log))
+                scale.append(scale_mod.run_redis(cfg["scale_n"], api_sample=cfg["api"], log=log))
+    finally:
+        cleanup_redis()
+    elapsed = time.perf_counter() - t0
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = report.markdown(mode=mode_name, started=started, elapsed=elapsed, inproc=inproc, login=login, http=http,
+                           scale=scale, profile=profile)
+    (args.out / "results.md").write_text(text + "\n")
+    report.chart(args.out / "results.png", inproc=inproc, http=http)
+    print(text)
+    log(f"done in {elapsed:.0f} s; wrote {args.out / 'results.md'} and {args.out / 'results.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""HTTP throughput under gunicorn (sync workers) with a load generator on loopback, as a ratio to the bare
+Flask view measured in the same run. `wrk` when installed (`apt-get install wrk`), else `bench.loadgen`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import loadgen
+from .apps import Variant
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKERS = 2
+CONNECTIONS = 16
+
+
+def load_generator() -> str:
+    return "wrk" if shutil.which("wrk") else "python (bench.loadgen)"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """gunicorn serving one variant; stopped (process group) on exit."""
+
+    def __init__(self, variant: Variant, workdir: Path) -> None:
+        self.port = _free_port()
+        env = dict(os.environ, BENCH_VARIANT=variant.name, BENCH_WORKDIR=str(workdir), PYTHONPATH=str(ROOT))
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self.proc = subprocess.Popen(
+            [str(gunicorn), "-w", str(WORKERS), "-k", "sync", "-b", f"127.0.0.1:{self.port}",
+             "--log-level", "warning", "--chdir", str(ROOT), "bench.wsgi:app"],
+            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, headers: dict[str, str], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        ready = 0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                req = urllib.request.Request(self.url + "/protected", headers=headers)
+                with urllib.request.urlopen(req, timeout=2) as resp:
+                    if resp.status == 200:
+                        ready += 1
+                        if ready >= 2 * WORKERS:  # give both workers a chance to import everything
+                            return
+                        continue
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("gunicorn did not become ready")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+_RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_ERRORS = re.compile(r"Socket errors:.*")
+
+
+def _wrk(url: str, headers: dict[str, str], duration: float) -> tuple[float, int]:
+    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(duration))}s", "--latency"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=duration + 60, check=True).stdout
+    m = _RPS.search(out)
+    if m is None:
+        raise RuntimeError(f"could not read wrk output: {out}")
+    bad = _NON2XX.search(out)
+    return float(m.group(1)), int(bad.group(1)) if bad else 0
+
+
+def measure(url: str, headers: dict[str, str], duration: float) -> tuple[float, int]:
+    if shutil.which("wrk"):
+        return _wrk(url, headers, duration)
+    return loadgen.run(url, headers, connections=CONNECTIONS, duration=duration)
+
+
+@dataclass
+class HttpResult:
+    generator: str
+    duration: float
+    rounds: int
+    rps: dict[str, list[float]] = field(default_factory=dict)
+    ratio: dict[str, list[float]] = field(default_factory=dict)  # per round, to that round's bare runs
+
+    def median_ratio(self, name: str) -> float:
+        values = self.ratio.get(name) or []
+        return statistics.median(values) if values else float("nan")
+
+
+def run_http(variants: list[Variant], workdir: Path, headers: dict[str, dict[str, str]], *, duration: float,
+             rounds: int, log: Callable[[str], None]) -> HttpResult:
+    """Each round: bare, then every variant (order reversed in odd rounds), then bare again; a variant's
+    ratio is its rate over the mean of that round's two bare runs."""
+    result = HttpResult(generator=load_generator(), duration=duration, rounds=rounds)
+    others = [v for v in variants if v.name != "bare"]
+    bare = next(v for v in variants if v.name == "bare")
+    for r in range(rounds):
+        order = others if r % 2 == 0 else others[::-1]
+        rates: dict[str, float] = {}
+        bare_rates: list[float] = []
+        for v in [bare, *order, bare]:
+            with Server(v, workdir) as server:
+                server.wait_ready(headers[v.name])
+                rps, bad = measure(server.url + "/protected", headers[v.name], duration)
+            if bad:
+                raise RuntimeError(f"{v.name}: {bad} responses were not 2xx/3xx")
+            if v.name == "bare":
+                bare_rates.append(rps)
+            else:
+                rates[v.name] = rps
+            result.rps.setdefault(v.name, []).append(rps)
+            log(f"  http round {r + 1}/{rounds}: {v.name:24s} {rps:8.0f} req/s")
+        base = statistics.mean(bare_rates)
+        result.ratio.setdefault("bare", []).append(1.0)
+        for name, rps in rates.items():
+            result.ratio.setdefault(name, []).append(rps / base)
+    return result

@@ -1,0 +1,216 @@
+"""The results: a Markdown table with every goal checked as a ratio measured in the same run, and a chart."""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .apps import BY_NAME
+from .http import HttpResult
+from .inproc import InprocResult, LoginResult
+from .scale import StoreScale
+
+#: Why a goal is missed, from profiling sessionward's paths (`python -m bench --profile`, see README).
+#: Shown only next to a goal that this run did not meet.
+REASONS: dict[str, str] = {}
+
+
+@dataclass
+class Goal:
+    key: str
+    text: str
+    value: float
+    limit: float
+    better: str  # "<=" or ">="
+    shown: str
+
+    @property
+    def met(self) -> bool:
+        if math.isnan(self.value):
+            return False
+        return self.value <= self.limit if self.better == "<=" else self.value >= self.limit
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and b > 0 else float("nan")
+
+
+def goals(inproc: InprocResult | None, login: LoginResult | None, http: HttpResult | None,
+          scale: list[StoreScale]) -> list[Goal]:
+    out: list[Goal] = []
+    if inproc is not None:
+        o = {k: s.median for k, s in inproc.overhead.items()}
+
+        def rel(key: str, text: str, ours: str, theirs: str, limit: float) -> None:
+            if ours in o and theirs in o:
+                r = _ratio(o[ours], o[theirs])
+                out.append(Goal(key, text, r, limit, "<=", f"{o[ours]:.0f} / {o[theirs]:.0f} us = {r:.2f}x"))
+
+        rel("jwt_hs256", "JWT HS256 overhead vs FJE HS256", "sw_jwt_hs256", "fje_hs256", 0.25)
+        rel("jwt_es256", "JWT ES256 overhead vs FJE ES256", "sw_jwt_es256", "fje_es256", 0.35)
+        rel("jwt_eddsa", "JWT EdDSA overhead vs FJE EdDSA", "sw_jwt_eddsa", "fje_eddsa", 0.35)
+        rel("jwt_revocable", "revocable JWT (denylist + epoch) vs FJE + Redis blocklist", "sw_jwt_hs256_redis",
+            "fje_hs256_redis_bl", 0.2)
+        rel("cookie_sqlite", "cookie session on SQLite vs Flask signed cookie", "sw_cookie_sqlite", "flask_cookie", 1.0)
+        rel("cookie_redis", "cookie session on Redis vs Flask-Session + Redis", "sw_cookie_redis",
+            "flask_session_redis", 0.4)
+        for name in ("sw_cookie_sqlite", "sw_cookie_redis"):
+            if name in inproc.public_overhead:
+                v = inproc.public_overhead[name].median
+                out.append(Goal(f"public_{name}", f"public page with the cookie ({BY_NAME[name].label}): extra us over bare",
+                                v, 15.0, "<=", f"{v:.1f} us (limit: headers only, no store access)"))
+    if http is not None:
+        for name, limit in (("sw_jwt_hs256", 0.90), ("sw_jwt_es256", 0.90), ("sw_jwt_eddsa", 0.90),
+                            ("sw_jwt_hs256_redis", 0.90), ("sw_cookie_sqlite", 0.85), ("sw_cookie_redis", 0.80)):
+            if name in http.ratio:
+                r = http.median_ratio(name)
+                out.append(Goal(f"http_{name}", f"HTTP throughput, {BY_NAME[name].label}, ratio to bare", r, limit, ">=",
+                                f"{r:.2f}"))
+    for s in scale:
+        out.append(Goal(f"lookup_{s.store}", f"{s.store}: lookup at {s.n:,} vs at 1k", s.lookup_ratio, 2.0, "<=",
+                        f"{s.lookup_n_us:.1f} / {s.lookup_1k_us:.1f} us = {s.lookup_ratio:.2f}x"))
+        out.append(Goal(f"bytes_{s.store}", f"{s.store}: bytes per session", s.bytes_per_session, 400, "<=",
+                        f"{s.bytes_per_session:.0f} B"))
+    if login is not None:
+        r = _ratio(login.login_ms.median, login.verify_ms.median)
+        out.append(Goal("login", "login (throttle, user, verify, session) vs one argon2 verify", r, 1.2, "<=",
+                        f"{login.login_ms.median:.1f} / {login.verify_ms.median:.1f} ms = {r:.2f}x"))
+    return out
+
+
+def _fmt_series(s: Any) -> str:
+    return f"{s.median:.1f} ({s.lo:.1f}..{s.hi:.1f})"
+
+
+def markdown(*, mode: str, started: str, elapsed: float, inproc: InprocResult | None, login: LoginResult | None,
+             http: HttpResult | None, scale: list[StoreScale], profile: dict[str, list[str]]) -> str:
+    lines = [
+        f"# sessionward benchmark ({mode} mode)",
+        "",
+        f"Run {started}, {elapsed:.0f} s, Python {platform.python_version()}, {platform.machine()}, "
+        f"{_cpus()} CPUs. Only ratios within this run count; absolute numbers are noisy on a shared machine.",
+        "",
+    ]
+    gs = goals(inproc, login, http, scale)
+    if gs:
+        lines += ["## Goals", "", "| goal | measured | limit | met |", "|---|---|---|---|"]
+        for g in gs:
+            verdict = "yes" if g.met else "**no**"
+            if not g.met and g.key in REASONS:
+                verdict += f": {REASONS[g.key]}"
+            elif not g.met and g.key.startswith("http_") and REASONS.get("http"):
+                verdict += f": {REASONS['http']}"
+            lines.append(f"| {g.text} | {g.shown} | {g.better} {g.limit:g} | {verdict} |")
+        lines.append("")
+    if inproc is not None:
+        lines += [
+            "## In-process cost per authenticated request",
+            "",
+            f"`app.wsgi_app(environ)` called directly; {inproc.rounds} rounds x {inproc.n} requests, order alternating. "
+            "Overhead = us/request minus the bare Flask view in the same round: median (min..max over rounds).",
+            "",
+            "| variant | us/request | overhead over bare, us | public page with credential, extra us |",
+            "|---|---|---|---|",
+        ]
+        for name, s in inproc.absolute.items():
+            lines.append(f"| {BY_NAME[name].label} | {_fmt_series(s)} | {_fmt_series(inproc.overhead[name])} | "
+                         f"{_fmt_series(inproc.public_overhead[name])} |")
+        lines.append("")
+    if login is not None:
+        lines += [
+            "## Login",
+            "",
+            f"{login.params}; median (min..max) of {len(login.verify_ms.values)}.",
+            "",
+            "| step | ms |",
+            "|---|---|",
+            f"| one argon2 verify | {_fmt_series(login.verify_ms)} |",
+            f"| whole login: throttle check, user lookup, verify, rehash check, throttle reset, new session | "
+            f"{_fmt_series(login.login_ms)} |",
+            "",
+        ]
+    if http is not None:
+        lines += [
+            "## HTTP throughput",
+            "",
+            f"gunicorn, 2 sync workers, loopback, load generator: {http.generator}, 16 connections, "
+            f"{http.duration:g} s per run, {http.rounds} round(s); each round runs bare first and last and the variants "
+            "between (order reversed in odd rounds). Ratio = requests/s over the mean of that round's bare runs.",
+            "",
+            "| variant | requests/s | ratio to bare |",
+            "|---|---|---|",
+        ]
+        for name, rates in http.rps.items():
+            rps = sum(rates) / len(rates)
+            ratio = "1.00" if name == "bare" else f"{http.median_ratio(name):.2f}"
+            lines.append(f"| {BY_NAME[name].label} | {rps:,.0f} | {ratio} |")
+        lines.append("")
+    if scale:
+        lines += [
+            "## Store scale",
+            "",
+            "`get_by_secret` latency median (p90) over 2,000 random live sessions; bulk path and details in "
+            "`bench/scale.py`; purge with 10% of the sessions dead.",
+            "",
+            "| store | sessions | insert/s via `create` | insert/s bulk | lookup @1k, us | lookup @N, us | bytes/session | purge |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for s in scale:
+            lines.append(
+                f"| {s.store} | {s.n:,} | {s.api_insert_per_s:,.0f} | {s.bulk_insert_per_s:,.0f} | "
+                f"{s.lookup_1k_us:.1f} ({s.lookup_1k_p90_us:.1f}) | {s.lookup_n_us:.1f} ({s.lookup_n_p90_us:.1f}) | "
+                f"{s.bytes_per_session:.0f} | {s.purged:,} in {s.purge_s:.1f} s |"
+            )
+        lines += [""] + [f"- {s.store} bytes: {s.bytes_note}" for s in scale] + [""]
+    if profile:
+        lines += ["## Profile (cProfile, in-process, top functions by own time)", ""]
+        for name, rows in profile.items():
+            title = "Store calls on the request path" if name == "store_calls" else BY_NAME[name].label
+            lines += [f"**{title}**", "", "```", *rows, "```", ""]
+    return "\n".join(lines)
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def chart(path: Path, *, inproc: InprocResult | None, http: HttpResult | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [p for p in (inproc, http) if p is not None]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 6), squeeze=False)
+    ax_iter = iter(axes[0])
+    if inproc is not None:
+        ax = next(ax_iter)
+        names = [n for n in inproc.overhead if n != "bare"]
+        med = [inproc.overhead[n].median for n in names]
+        err = [[m - inproc.overhead[n].lo for n, m in zip(names, med)], [inproc.overhead[n].hi - m for n, m in zip(names, med)]]
+        colors = ["#c44e52" if BY_NAME[n].family == "anchor" else "#4c72b0" for n in names]
+        ax.barh([BY_NAME[n].label for n in names], med, xerr=err, color=colors)
+        ax.invert_yaxis()
+        ax.set_xlabel("overhead over a bare Flask view, us/request (median, min..max)")
+        ax.set_title("In-process auth overhead (red: anchors, blue: sessionward)")
+    if http is not None:
+        ax = next(ax_iter)
+        names = [n for n in http.rps if n != "bare"]
+        ratios = [http.median_ratio(n) for n in names]
+        colors = ["#c44e52" if BY_NAME[n].family == "anchor" else "#4c72b0" for n in names]
+        ax.barh([BY_NAME[n].label for n in names], ratios, color=colors)
+        ax.axvline(1.0, color="black", lw=0.8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1.1)
+        ax.set_xlabel(f"HTTP requests/s relative to bare Flask ({http.generator})")
+        ax.set_title("Throughput under gunicorn (2 sync workers)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

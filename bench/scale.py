@@ -1,0 +1,237 @@
+"""Store scale: N sessions (1,000,000 in full mode, 100,000 in quick mode) in SQLite and in Redis.
+
+Measured per store: insert rate through the store API (`create`, one record at a time, on a sample) and
+through the bulk path used to fill the store; `get_by_secret` latency with 1k sessions and with N; bytes
+per session; the time `purge_expired` takes when 10% of the sessions are dead.
+
+Bulk paths (bench only, they mirror what `create` writes, without its per-record checks):
+- SQLite: one `INSERT` executemany per batch of `SessionRecord`s turned into rows by the store's own
+  `_record_to_row`, into the store's own table;
+- Redis: a pipeline per batch with exactly the keys `RedisStore.create` writes (id pointer, secret pointer,
+  record hash with its TTL, user index member), built with the store's own key and field helpers.
+After filling, lookups go through the store API, which proves the bulk records are real ones.
+
+Sessions are spread over users 10 to a user (the user index of the Redis store is per user). The user
+agent and address are short but realistic; bytes per session grow with them.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from sessionward.ids import hash_secret, new_public_id, new_secret
+from sessionward.stores.base import SessionRecord
+
+from .apps import REDIS_PREFIX, REDIS_URL
+
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+IP = "203.0.113.7"
+SESSIONS_PER_USER = 10
+DEAD_FRACTION = 0.10
+SAMPLE = 2000
+HOUR = 3600.0
+
+
+@dataclass
+class StoreScale:
+    store: str
+    n: int
+    api_insert_per_s: float = 0.0
+    bulk_insert_per_s: float = 0.0
+    lookup_1k_us: float = 0.0
+    lookup_n_us: float = 0.0
+    lookup_1k_p90_us: float = 0.0
+    lookup_n_p90_us: float = 0.0
+    bytes_per_session: float = 0.0
+    bytes_note: str = ""
+    purge_s: float = 0.0
+    purged: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def lookup_ratio(self) -> float:
+        return self.lookup_n_us / self.lookup_1k_us if self.lookup_1k_us else float("nan")
+
+
+class _Maker:
+    """Makes records: index i belongs to user i // 10; every tenth is dead after `now0 + 1h`."""
+
+    def __init__(self, now0: float) -> None:
+        self.now0 = now0
+        self.tag = secrets.token_hex(4)
+        self.sample: dict[int, str] = {}  # index -> secret, for lookups
+
+    def record(self, i: int, *, keep: bool = False) -> SessionRecord:
+        secret = new_secret()
+        if keep:
+            self.sample[i] = secret
+        dead = i % int(1 / DEAD_FRACTION) == 9
+        end = self.now0 + (1 if dead else 12) * HOUR  # the dead ones hit their idle timeout after an hour
+        return SessionRecord(
+            id=new_public_id(), kind="cookie", user_id=f"user-{self.tag}-{i // SESSIONS_PER_USER}",
+            created_at=self.now0, last_seen=self.now0, auth_at=self.now0, expires_at=self.now0 + 12 * HOUR,
+            idle_expires_at=end,
+            epoch=0, secret_hash=hash_secret(secret), user_agent=USER_AGENT, ip=IP, data={},
+        )
+
+    def batches(self, start: int, stop: int, size: int, keep: set[int]) -> Iterator[list[SessionRecord]]:
+        for lo in range(start, stop, size):
+            yield [self.record(i, keep=i in keep) for i in range(lo, min(stop, lo + size))]
+
+
+def _lookup_latency(store: Any, maker: _Maker, indices: list[int], now: float) -> tuple[float, float]:
+    times: list[float] = []
+    for i in indices:
+        h = hash_secret(maker.sample[i])
+        t0 = time.perf_counter_ns()
+        record = store.get_by_secret(h, now=now)
+        times.append((time.perf_counter_ns() - t0) / 1000)
+        if record is None:
+            raise RuntimeError(f"lookup of session {i} found nothing")
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.9)]
+
+
+def _api_insert(store: Any, maker: _Maker, start: int, count: int, now: float) -> float:
+    t0 = time.perf_counter()
+    for i in range(start, start + count):
+        store.create(maker.record(i), now=now)
+    return count / (time.perf_counter() - t0)
+
+
+def _sample_indices(n: int, rng: random.Random, live_only: bool = True) -> list[int]:
+    out: list[int] = []
+    while len(out) < min(SAMPLE, n // 2):
+        i = rng.randrange(n)
+        if not live_only or i % int(1 / DEAD_FRACTION) != 9:
+            out.append(i)
+    return out
+
+
+def _run(name: str, store: Any, bulk: Callable[[list[SessionRecord], float], None], size_of: Callable[[int], tuple[float, str]],
+         n: int, api_sample: int, log: Callable[[str], None]) -> StoreScale:
+    result = StoreScale(name, n)
+    now0 = time.time()
+    maker = _Maker(now0)
+    rng = random.Random(7)
+    first = 1000
+    keep_small = set(_sample_indices(first, rng))
+    keep_big = set(_sample_indices(n, rng))
+    # 1k sessions through the bulk path, lookups at 1k
+    for batch in maker.batches(0, first, 1000, keep_small | keep_big):
+        bulk(batch, now0)
+    result.lookup_1k_us, result.lookup_1k_p90_us = _lookup_latency(store, maker, sorted(keep_small), now0)
+    # fill up to n (less the API sample) with the bulk path
+    fill_to = n - api_sample
+    t0 = time.perf_counter()
+    for batch in maker.batches(first, fill_to, 10_000, keep_big):
+        bulk(batch, now0)
+    elapsed = time.perf_counter() - t0
+    result.bulk_insert_per_s = (fill_to - first) / elapsed
+    log(f"  {name}: bulk {result.bulk_insert_per_s:,.0f}/s ({fill_to - first:,} in {elapsed:.1f} s)")
+    # the rest through the store API, one `create` at a time
+    result.api_insert_per_s = _api_insert(store, maker, fill_to, api_sample, now0)
+    big = sorted(i for i in keep_big if i < fill_to)
+    result.lookup_n_us, result.lookup_n_p90_us = _lookup_latency(store, maker, big, now0)
+    result.bytes_per_session, result.bytes_note = size_of(n)
+    # purge: 10% of the sessions are dead two hours on
+    t0 = time.perf_counter()
+    result.purged = store.purge_expired(now=now0 + 2 * HOUR)
+    result.purge_s = time.perf_counter() - t0
+    log(
+        f"  {name}: api {result.api_insert_per_s:,.0f}/s, lookup {result.lookup_1k_us:.1f} us @1k vs "
+        f"{result.lookup_n_us:.1f} us @{n:,}, {result.bytes_per_session:.0f} B/session, purge {result.purged:,} "
+        f"in {result.purge_s:.1f} s"
+    )
+    return result
+
+
+def run_sqlite(workdir: Path, n: int, *, api_sample: int, log: Callable[[str], None]) -> StoreScale:
+    import sqlalchemy as sa
+
+    from sessionward.stores.sql import SQLStore, _record_to_row, sessions
+
+    path = workdir / "scale.sqlite3"
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        p.unlink(missing_ok=True)
+    store = SQLStore.from_url(f"sqlite:///{path}")
+    engine = store.engine
+
+    def bulk(batch: list[SessionRecord], now: float) -> None:
+        with engine.begin() as conn:
+            conn.execute(sessions.insert(), [_record_to_row(r) for r in batch])
+
+    def size_of(count: int) -> tuple[float, str]:
+        with engine.begin() as conn:
+            conn.execute(sa.text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            page = conn.execute(sa.text("PRAGMA page_size")).scalar_one()
+            pages = conn.execute(sa.text("PRAGMA page_count")).scalar_one()
+            free = conn.execute(sa.text("PRAGMA freelist_count")).scalar_one()
+        return (pages - free) * page / count, "database pages in use (table + 4 indexes) / sessions"
+
+    try:
+        return _run("SQLite", store, bulk, size_of, n, api_sample, log)
+    finally:
+        store.close()
+        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            p.unlink(missing_ok=True)
+
+
+def run_redis(n: int, *, api_sample: int, log: Callable[[str], None]) -> StoreScale:
+    import redis
+
+    from sessionward.stores.redis import RedisStore, _enc, _num, _record_fields, _ttl_ms
+
+    prefix = REDIS_PREFIX + "scale:"
+    client = redis.Redis.from_url(REDIS_URL)
+    store = RedisStore(client, prefix=prefix)
+    used_before = int(client.info("memory")["used_memory"])
+
+    def bulk(batch: list[SessionRecord], now: float) -> None:
+        pipe = client.pipeline(transaction=False)
+        for r in batch:
+            u, m = _enc(r.user_id), _enc(r.id)
+            ptr_ttl, rec_ttl = _ttl_ms(r.expires_at, now), _ttl_ms(r.live_until(), now)
+            pipe.set(store._id_ptr(r.id), u, px=ptr_ttl)
+            pipe.set(store._secret_ptr(r.secret_hash or ""), f"{u} {m}", px=ptr_ttl)
+            rec = store._recprefix(u) + m
+            fields = _record_fields(r)
+            pipe.hset(rec, mapping=dict(zip(fields[::2], fields[1::2])))
+            pipe.pexpire(rec, rec_ttl)
+            pipe.zadd(store._idx(u), {m: _num(r.created_at)})
+            pipe.pexpire(store._idx(u), rec_ttl)
+        pipe.execute()
+
+    def size_of(count: int) -> tuple[float, str]:
+        # MEMORY USAGE of every key of a sample of users (record hashes, pointers, the user index), per session:
+        # unaffected by whatever else uses this Redis server.
+        total, sessions_seen = 0, 0
+        for cursor_key in list(client.scan_iter(match=prefix + "{u:*}:idx", count=1000))[:200]:
+            idx = cursor_key.decode()
+            u = idx[len(prefix) + 3 : -len("}:idx")]
+            total += int(client.memory_usage(idx, samples=0) or 0)
+            for m in client.zrange(idx, 0, -1):
+                rec = store._recprefix(u) + m.decode()
+                h = client.hgetall(rec)
+                if not h:
+                    continue
+                sessions_seen += 1
+                total += int(client.memory_usage(rec, samples=0) or 0)
+                total += int(client.memory_usage(store._id_ptr(h[b"id"].decode()), samples=0) or 0)
+                total += int(client.memory_usage(store._secret_ptr(h[b"secret_hash"].decode()), samples=0) or 0)
+        used_after = int(client.info("memory")["used_memory"])
+        delta = (used_after - used_before) / count
+        return total / max(1, sessions_seen), f"MEMORY USAGE of a sample's keys; used_memory grew {delta:.0f} B/session"
+
+    try:
+        return _run("Redis", store, bulk, size_of, n, api_sample, log)
+    finally:
+        from .apps import cleanup_redis
+
+        cleanup_redis(prefix)
