@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 import requests
@@ -242,7 +242,9 @@ def test_login_issues_a_new_id_and_the_planted_one_dies(server: ServerProcess, u
 
 def test_made_up_session_cookie_is_not_adopted(server: ServerProcess, user: tuple[str, str]) -> None:
     made_up = secrets.token_urlsafe(32)  # exactly the shape of a real id
+    rows_before = _all_session_rows(server)
     r = fresh_get(server, "/dashboard", cookie=f"{COOKIE}={made_up}")
+    assert _all_session_rows(server) == rows_before  # loading an unknown id creates no record
     assert r.status_code == 303 and r.headers["Location"].startswith("/login")
     issued = set_cookies(r).get(COOKIE)
     assert issued is None or is_expired(issued), issued  # never a live cookie with that value
@@ -253,6 +255,12 @@ def test_made_up_session_cookie_is_not_adopted(server: ServerProcess, user: tupl
     assert r.status_code == 303
     assert set_cookies(r)[COOKIE]["value"] != made_up
     assert not signed_in(server, made_up)
+
+
+def _all_session_rows(server: ServerProcess) -> list[str]:
+    result = server.cli("sessions", "list")
+    assert result.returncode == 0, result.stderr
+    return sorted(line.split()[0] for line in result.stdout.strip().splitlines()[1:])
 
 
 # -- cookie tossing and ids in URLs (C9) -------------------------------------------------------
@@ -384,7 +392,7 @@ def test_cli_weak_password_is_refused_cleanly(server: ServerProcess) -> None:
 
 # -- the server process itself -----------------------------------------------------------------
 
-def test_restart_keeps_sessions_and_stop_leaves_no_process(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_restart_keeps_sessions_and_stop_leaves_no_process(start_server: Callable[..., ServerProcess]) -> None:
     srv = start_server()
     assert srv.admin_password
     secrets_json = (srv.instance / "secrets.json").read_bytes()
