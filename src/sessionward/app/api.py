@@ -1,0 +1,254 @@
+"""The JSON API of the reference service: the lab's Part 2 (Flask-JWT-Extended) done right.
+
+JSON in, JSON out, described by the OpenAPI 3.1 document at `/api/openapi.json` (see `openapi.py`). Every
+error has one shape, `{"error": {"code", "message"}}`: 400 malformed JSON or Authorization header, 401 no or
+bad token (`WWW-Authenticate: Bearer ...`, RFC 6750), 403 valid token but not allowed, 404, 413 body over
+`MAX_CONTENT_LENGTH`, 415 not JSON, 422 wrong types, missing or unknown fields, 429 throttled (+ Retry-After),
+503 store down (+ Retry-After). Never a 500 for anything a client sends.
+
+Views authenticate with bearer tokens only (never a cookie), so they are exempt from the cookie-session CSRF
+check: a browser never attaches an Authorization header on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Mapping
+
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from werkzeug.exceptions import UnsupportedMediaType
+
+from ..exceptions import InvalidCredentials, NotFound, PermissionDenied, SessionwardError, TokenError, ValidationError
+from ..flask import csrf_exempt, get_jwt_claims, get_user, jwt_required, state, token_service
+from ..ids import looks_like_public_id
+from ..tokens import TokenPair
+from .devices import describe_user_agent
+from .openapi import openapi_document
+
+__all__ = ["bp", "init_app", "json_body"]
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+wellknown = Blueprint("wellknown", __name__)
+
+JWKS_MAX_AGE = 60  # seconds: verifiers re-fetch on an unknown kid anyway
+
+
+class MalformedJSON(SessionwardError):
+    """The body is not a JSON document (400)."""
+
+    code = "malformed_json"
+
+
+class WrongPassword(PermissionDenied):
+    """The current password given to change it is wrong (403; not 401: the token itself is fine)."""
+
+    code = "wrong_password"
+
+    def __init__(self) -> None:
+        super().__init__("The current password is wrong.")
+
+
+# -- request parsing ---------------------------------------------------------------------------
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise ValueError(f"duplicate member {name!r}")
+        out[name] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_json() -> bool:
+    mimetype = request.mimetype
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+def json_body(fields: Mapping[str, bool], *, optional_body: bool = False) -> dict[str, str]:
+    """The request's JSON object with exactly these string `fields` (name -> required). Raises 415
+    (`UnsupportedMediaType`) for a non-JSON content type, 413 from `MAX_CONTENT_LENGTH`, `MalformedJSON` (400)
+    and `ValidationError` (422: not an object, missing, unknown or non-string fields). With `optional_body`,
+    an empty body counts as `{}`."""
+    if optional_body and not request.content_length and not request.headers.get("Transfer-Encoding"):
+        return {}
+    if not _is_json():
+        raise UnsupportedMediaType(description="Send the body as application/json.")
+    raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, before anything is parsed
+    if not raw.strip() and optional_body:
+        return {}
+    try:
+        data = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, duplicates, NaN, deep nesting
+        raise MalformedJSON("The body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ValidationError("The body must be a JSON object.")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValidationError(f"Unknown field {unknown[0]!r}.", field=unknown[0])
+    out: dict[str, str] = {}
+    for name, required in fields.items():
+        if name not in data:
+            if required:
+                raise ValidationError(f"Field {name!r} is required.", field=name)
+            continue
+        if not isinstance(data[name], str):
+            raise ValidationError(f"Field {name!r} must be a string.", field=name)
+        out[name] = data[name]
+    return out
+
+
+def _client() -> tuple[str, str]:
+    return request.headers.get("User-Agent", "")[:256], request.remote_addr or ""
+
+
+def _pair_response(pair: TokenPair) -> Response:
+    g._sw_authenticated = True  # Cache-Control: no-store (RFC 6749 5.1)
+    return jsonify(pair.as_dict())
+
+
+def _no_content() -> Response:
+    g._sw_authenticated = True
+    return Response(status=204)
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- endpoints ----------------------------------------------------------------------------------
+
+@bp.post("/login")
+@csrf_exempt
+def login() -> Response:
+    body = json_body({"username": True, "password": True})
+    user_agent, ip = _client()
+    user = state().authenticator.authenticate(body["username"], body["password"], ip=ip)  # 401 / 429
+    return _pair_response(token_service().issue(user.id, fresh=True, user_agent=user_agent, ip=ip))
+
+
+@bp.post("/refresh")
+@csrf_exempt
+def refresh() -> Response:
+    body = json_body({"refresh_token": True})
+    user_agent, ip = _client()
+    tokens = token_service()
+    pair = tokens.refresh(body["refresh_token"], user_agent=user_agent, ip=ip)  # 401, reuse revokes the family
+    st = state()
+    record = st.store.get(pair.family_id, now=st.clock.now())
+    user = st.users.get(record.user_id) if record is not None else None
+    if user is None or user.disabled:
+        tokens.revoke(pair.family_id)
+        raise TokenError("user gone or disabled")
+    return _pair_response(pair)
+
+
+@bp.get("/profile")
+@jwt_required()
+def profile() -> Response:
+    user = get_user()
+    assert user is not None  # jwt_required refuses a token whose user is gone or disabled
+    g._sw_authenticated = True
+    return jsonify({"logged_in_as": user.username})
+
+
+@bp.post("/logout")
+@jwt_required()
+def logout() -> Response:
+    body = json_body({"refresh_token": False}, optional_body=True)
+    claims = get_jwt_claims()
+    assert claims is not None
+    tokens = token_service()
+    tokens.revoke(claims)  # the family, and this access token's jti until it would expire
+    family_id = body.get("refresh_token", "").split(".", 1)[0]
+    if family_id and family_id != claims.sid and looks_like_public_id(family_id):
+        st = state()
+        record = st.store.get(family_id, now=st.clock.now())
+        if record is not None and record.kind == "token" and record.user_id == claims.sub:
+            tokens.revoke(family_id)  # only ever a family of the same user
+    return _no_content()
+
+
+@bp.post("/logout-all")
+@jwt_required()
+def logout_all() -> Response:
+    claims = get_jwt_claims()
+    assert claims is not None
+    token_service().revoke_all(claims.sub)  # epoch bump: every token, family and cookie session of the user
+    return _no_content()
+
+
+@bp.get("/sessions")
+@jwt_required()
+def sessions() -> Response:
+    claims = get_jwt_claims()
+    assert claims is not None
+    rows = []
+    for r in state().sessions.list(claims.sub):
+        last = r.data.get("last_client") if isinstance(r.data, Mapping) else None
+        user_agent = last.get("user_agent", r.user_agent) if isinstance(last, Mapping) else r.user_agent
+        ip = last.get("ip", r.ip) if isinstance(last, Mapping) else r.ip
+        rows.append({
+            "id": r.id,
+            "kind": r.kind,
+            "device": describe_user_agent(str(user_agent)),
+            "address": str(ip),
+            "created_at": _iso(r.created_at),
+            "last_seen": _iso(r.last_seen),
+            "current": r.id == claims.sid,
+        })
+    g._sw_authenticated = True
+    return jsonify({"sessions": rows})
+
+
+@bp.delete("/sessions/<session_id>")
+@jwt_required()
+def end_session(session_id: str) -> Response:
+    claims = get_jwt_claims()
+    assert claims is not None
+    if session_id == claims.sid:
+        token_service().revoke(claims)  # ending one's own family is a logout: deny this jti too
+        return _no_content()
+    if not looks_like_public_id(session_id) or not state().sessions.revoke(claims.sub, session_id):
+        raise NotFound("No such session.")  # not theirs looks exactly like not there
+    return _no_content()
+
+
+@bp.post("/password")
+@jwt_required(fresh=True)
+def change_password() -> Response:
+    body = json_body({"current_password": True, "new_password": True})
+    user = get_user()
+    assert user is not None
+    st = state()
+    user_agent, ip = _client()
+    try:
+        st.authenticator.authenticate(user.username, body["current_password"], ip=ip)  # throttled like a login
+    except InvalidCredentials:
+        raise WrongPassword() from None
+    st.users.set_password(user.id, body["new_password"])  # 422 weak_password
+    tokens = token_service()
+    tokens.revoke_all(user.id)  # every other token family and cookie session ends (C6)
+    return _pair_response(tokens.issue(user.id, fresh=True, user_agent=user_agent, ip=ip))
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())
+
+
+@wellknown.get("/.well-known/jwks.json")
+def jwks() -> Response:
+    response = jsonify(token_service().jwks())
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register `/api/*` and `/.well-known/jwks.json`."""
+    app.register_blueprint(bp)
+    app.register_blueprint(wellknown)

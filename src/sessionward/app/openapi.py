@@ -1,0 +1,238 @@
+"""The OpenAPI 3.1 document of the JSON API (`GET /api/openapi.json`), as plain data.
+
+It lists every status a view can answer, so that a client (or schemathesis) can hold the service to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+__all__ = ["openapi_document"]
+
+_ERRORS = {
+    400: "Malformed JSON body or Authorization header.",
+    401: "No token, or a bad, expired or revoked one (`WWW-Authenticate: Bearer ...`, RFC 6750).",
+    403: "A valid token that does not allow this (`insufficient_scope`), or a failed check.",
+    404: "Not found (or not yours).",
+    413: "The body is larger than the service accepts (64 KiB).",
+    415: "The body is not `application/json`.",
+    422: "Valid JSON, but not an object with the expected string fields (missing, unknown or wrong type).",
+    429: "Too many failed attempts; see `Retry-After`.",
+    503: "The session store is unavailable; see `Retry-After`.",
+}
+
+
+def _error(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": _ERRORS[status],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if status in (429, 503):
+        response["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
+    if status == 401:
+        response["headers"] = {"WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"}}
+    return response
+
+
+def _body(schema_ref: str, *, required: bool = True) -> dict[str, Any]:
+    return {
+        "required": required,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+    }
+
+
+def _ok(description: str, schema_ref: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+    }
+
+
+def _op(
+    summary: str,
+    responses: dict[int, Any],
+    *,
+    errors: tuple[int, ...],
+    secured: bool,
+    body: dict[str, Any] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary}
+    if parameters:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = body
+    all_errors = set(errors) | {503}
+    if secured:
+        all_errors |= {400, 401}  # a malformed Authorization header is 400 invalid_request
+    op["responses"] = {str(k): v for k, v in sorted({**responses, **{e: _error(e) for e in all_errors}}.items())}
+    op["security"] = [{"bearerAuth": []}] if secured else []
+    return op
+
+
+def _string_object(*names: str, required: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {n: {"type": "string"} for n in names},
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _document() -> dict[str, Any]:
+    no_content = {"description": "Done."}
+    json_errors = (400, 413, 415, 422)
+    session_id = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sessionward reference service API",
+            "version": "1.0.0",
+            "description": (
+                "Bearer-token API of the sessionward reference service. Access tokens are short-lived JWTs "
+                "(`typ: at+jwt`); refresh tokens are opaque, rotate on every use, and a reused one revokes its "
+                "whole family. Errors: `{\"error\": {\"code\", \"message\"}}`."
+            ),
+        },
+        "paths": {
+            "/api/login": {"post": _op(
+                "Log in with a password: a fresh access token and a refresh token.",
+                {200: _ok("A new token pair.", "TokenPair")},
+                errors=(*json_errors, 401, 429), secured=False, body=_body("LoginRequest"),
+            )},
+            "/api/refresh": {"post": _op(
+                "Spend a refresh token for a new pair (rotation; reuse of a spent token revokes the family).",
+                {200: _ok("A new token pair.", "TokenPair")},
+                errors=(*json_errors, 401), secured=False, body=_body("RefreshRequest"),
+            )},
+            "/api/profile": {"get": _op(
+                "Who the token belongs to (the lab's shape).",
+                {200: _ok("The token's user.", "Profile")},
+                errors=(), secured=True,
+            )},
+            "/api/logout": {"post": _op(
+                "End this token's family and deny this access token until it expires; optionally also the "
+                "family of the given refresh token (only one of the same user).",
+                {204: no_content},
+                errors=json_errors, secured=True, body=_body("LogoutRequest", required=False),
+            )},
+            "/api/logout-all": {"post": _op(
+                "Log out everywhere: every token family and cookie session of the user ends.",
+                {204: no_content},
+                errors=(), secured=True,
+            )},
+            "/api/sessions": {"get": _op(
+                "The user's cookie sessions and token families, newest first.",
+                {200: _ok("The sessions.", "SessionList")},
+                errors=(), secured=True,
+            )},
+            "/api/sessions/{session_id}": {"delete": _op(
+                "End one of the user's sessions or token families (ending the current one is a logout).",
+                {204: no_content},
+                errors=(404,), secured=True, parameters=[session_id],
+            )},
+            "/api/password": {"post": _op(
+                "Change the password. Needs a fresh access token (from a password login within the access "
+                "token's lifetime; otherwise 401 `insufficient_user_authentication`, RFC 9470) and the current "
+                "password (403 `wrong_password`). Every session and token family ends; a new pair is returned.",
+                {200: _ok("A new token pair.", "TokenPair")},
+                errors=(*json_errors, 403, 429), secured=True, body=_body("PasswordChange"),
+            )},
+            "/api/openapi.json": {"get": _op(
+                "This document.",
+                {200: {"description": "The OpenAPI document.",
+                       "content": {"application/json": {"schema": {"type": "object"}}}}},
+                errors=(), secured=False,
+            )},
+            "/.well-known/jwks.json": {"get": _op(
+                "The public keys that verify access tokens (RFC 7517 JWK Set).",
+                {200: _ok("The key set.", "JWKS")},
+                errors=(), secured=False,
+            )},
+        },
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "headers": {
+                "RetryAfter": {"description": "Seconds to wait.", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+                "WWWAuthenticate": {"description": "RFC 6750 challenge.", "schema": {"type": "string"}},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "additionalProperties": False,
+                    "properties": {"error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "code": {"type": "string", "description": "machine-readable, e.g. invalid_token"},
+                            "message": {"type": "string", "description": "for humans"},
+                        },
+                    }},
+                },
+                "LoginRequest": _string_object("username", "password", required=("username", "password")),
+                "RefreshRequest": _string_object("refresh_token", required=("refresh_token",)),
+                "LogoutRequest": _string_object("refresh_token", required=()),
+                "PasswordChange": _string_object(
+                    "current_password", "new_password", required=("current_password", "new_password")
+                ),
+                "TokenPair": {
+                    "type": "object",
+                    "required": ["access_token", "token_type", "expires_in", "refresh_token"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "access_token": {"type": "string"},
+                        "token_type": {"const": "Bearer"},
+                        "expires_in": {"type": "integer", "minimum": 1},
+                        "refresh_token": {"type": "string"},
+                    },
+                },
+                "Profile": {
+                    "type": "object",
+                    "required": ["logged_in_as"],
+                    "additionalProperties": False,
+                    "properties": {"logged_in_as": {"type": "string"}},
+                },
+                "Session": {
+                    "type": "object",
+                    "required": ["id", "kind", "device", "address", "created_at", "last_seen", "current"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": {"type": "string"},
+                        "kind": {"enum": ["cookie", "token"]},
+                        "device": {"type": "string"},
+                        "address": {"type": "string"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "last_seen": {"type": "string", "format": "date-time"},
+                        "current": {"type": "boolean"},
+                    },
+                },
+                "SessionList": {
+                    "type": "object",
+                    "required": ["sessions"],
+                    "additionalProperties": False,
+                    "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}},
+                },
+                "JWKS": {
+                    "type": "object",
+                    "required": ["keys"],
+                    "properties": {"keys": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["kty", "kid", "alg", "use"],
+                        "properties": {"kty": {"type": "string"}, "kid": {"type": "string"},
+                                       "alg": {"type": "string"}, "use": {"const": "sig"}},
+                        "not": {"anyOf": [{"required": [m]} for m in ("d", "p", "q", "dp", "dq", "qi", "k")]},
+                    }}},
+                },
+            },
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the document (callers may change theirs)."""
+    return copy.deepcopy(_document())

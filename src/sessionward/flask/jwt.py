@@ -1,0 +1,454 @@
+"""Bearer tokens in Flask: the names lab users know from Flask-JWT-Extended, on sessionward's `TokenService`.
+
+- `init_tokens(app, state)` builds the `TokenService` once, at start-up, from `SESSIONWARD_*` settings (a wrong
+  one raises `ConfigError` naming it) and keeps it in `state.extras["tokens"]`.
+- `jwt_required(fresh=False, optional=False, locations=("headers",), scopes=())`, `verify_jwt_in_request()`,
+  `get_jwt()`, `get_jwt_identity()`; `current_user` (from the extension) is the token's user once verified.
+- Each token is verified at most once per request (results kept in `flask.g`).
+
+Locations: `Authorization: Bearer <token>` (exactly one header, scheme case-insensitive, one space, nothing
+else; never the query string or a form field), and, for browser apps, the `__Host-access` cookie. A cookie is
+sent by the browser on its own, so an unsafe request authenticated by it must also pass the origin check and
+carry `X-CSRF-Token` equal both to the readable `__Host-csrf_access` cookie and to an HMAC of the token's `jti`
+under the CSRF key (a double-submit value bound to the token: an attacker who can plant cookies cannot make a
+matching pair). `set_access_cookies` / `unset_access_cookies` write and clear both cookies.
+
+Refusals (RFC 6750 3.1; RFC 9470 for step-up):
+- no bearer credentials: 401, `WWW-Authenticate: Bearer realm="sessionward"` (no error code);
+- a malformed Authorization header (several parts, empty token, odd characters): 400 `invalid_request`;
+- a bad, expired or revoked token, or one whose user is gone or disabled: 401 `invalid_token`;
+- `fresh=True` and the token is not fresh: 401 `insufficient_user_authentication` (RFC 9470: the token is
+  valid, but the login behind it is not recent enough; the cure is a new password login, not more rights);
+- `scopes` the token's `scope` claim lacks: 403 `insufficient_scope` (RFC 6750: valid but insufficient).
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import re
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+from flask import Flask, Response, g, request
+
+from ..clock import Clock
+from ..csrf import UNSAFE_METHODS
+from ..db import make_engine
+from ..exceptions import (
+    ConfigError,
+    CSRFError,
+    PermissionDenied,
+    ReauthenticationRequired,
+    SessionwardError,
+    AuthenticationError,
+    TokenError,
+)
+from ..stores import SessionStore
+from ..tokens import ALGORITHMS, Claims, KeySource, SQLKeyRepository, TokenPolicy, TokenService
+from .errors import error_response
+
+__all__ = [
+    "ACCESS_COOKIE",
+    "CSRF_ACCESS_COOKIE",
+    "FreshTokenRequired",
+    "InsufficientScope",
+    "InvalidAuthorizationHeader",
+    "NoAuthorization",
+    "build_token_service",
+    "get_jwt",
+    "get_jwt_identity",
+    "init_tokens",
+    "jwt_required",
+    "set_access_cookies",
+    "token_policy",
+    "token_service",
+    "unset_access_cookies",
+    "verify_jwt_in_request",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ACCESS_COOKIE = "__Host-access"
+CSRF_ACCESS_COOKIE = "__Host-csrf_access"
+CSRF_HEADER = "X-CSRF-Token"
+REALM = "sessionward"
+LOCATIONS = frozenset({"headers", "cookies"})
+DEFAULT_ISSUER = "sessionward"
+DEFAULT_AUDIENCE = "sessionward-api"
+
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 2.1 b64token
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 3.3 scope-token
+#: How TokenPolicy's setting names read in this extension's configuration.
+_SETTINGS = {
+    "TOKEN_ISSUER": "SESSIONWARD_ISSUER",
+    "TOKEN_AUDIENCE": "SESSIONWARD_AUDIENCE",
+    "TOKEN_ACCESS_TTL": "SESSIONWARD_ACCESS_TTL",
+    "TOKEN_REFRESH_IDLE": "SESSIONWARD_REFRESH_IDLE",
+    "TOKEN_REFRESH_ABSOLUTE": "SESSIONWARD_REFRESH_ABSOLUTE",
+    "TOKEN_LEEWAY": "SESSIONWARD_TOKEN_LEEWAY",
+    "TOKEN_REUSE_GRACE": "SESSIONWARD_REFRESH_REUSE_GRACE",
+    "TOKEN_ALGORITHM": "SESSIONWARD_TOKEN_ALG",
+    "TOKEN_REFRESH_KEY": "SESSIONWARD_REFRESH_KEY",
+    "SESSIONWARD_KEY_ENCRYPTION_KEY": "SESSIONWARD_KEK",
+}
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+class NoAuthorization(AuthenticationError):
+    """No bearer credentials in the request (401, `WWW-Authenticate: Bearer realm=...`, no error code)."""
+
+    code = "authorization_required"
+
+    def __init__(self) -> None:
+        super().__init__("A bearer token is required.")
+
+
+class InvalidAuthorizationHeader(SessionwardError):
+    """The Authorization header is not `Bearer <token>` (400 `invalid_request`)."""
+
+    code = "invalid_request"
+
+    def __init__(self) -> None:
+        super().__init__("The Authorization header must be exactly 'Bearer <token>'.")
+
+
+class FreshTokenRequired(ReauthenticationRequired):
+    """The token is valid but not fresh (401 `insufficient_user_authentication`, RFC 9470)."""
+
+    code = "fresh_token_required"
+
+    def __init__(self) -> None:
+        super().__init__("This action needs a token from a recent password login. Please log in again.")
+
+
+class InsufficientScope(PermissionDenied):
+    """The token is valid but lacks a needed scope (403 `insufficient_scope`)."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, scopes: Iterable[str]) -> None:
+        self.scopes = tuple(scopes)
+        super().__init__("The token does not allow this action.")
+
+
+def _challenge(**params: str) -> str:
+    return "Bearer " + ", ".join(f'{k}="{v}"' for k, v in {"realm": REALM, **params}.items())
+
+
+def _register_error_handlers(app: Flask) -> None:
+    # Flask picks the handler of the most specific class, so these win over the generic SessionwardError one.
+    def handler(status: int, challenge: Callable[[Any], str]) -> Callable[[SessionwardError], Response]:
+        def handle(exc: SessionwardError) -> Response:
+            return error_response(status, exc.code, str(exc), headers={"WWW-Authenticate": challenge(exc)})  # type: ignore[attr-defined]
+
+        return handle
+
+    app.register_error_handler(NoAuthorization, handler(401, lambda e: _challenge()))
+    app.register_error_handler(InvalidAuthorizationHeader, handler(400, lambda e: _challenge(error="invalid_request")))
+    app.register_error_handler(
+        FreshTokenRequired,
+        handler(401, lambda e: _challenge(error="insufficient_user_authentication",
+                                          error_description="A fresh login is required")),
+    )
+    app.register_error_handler(
+        InsufficientScope, handler(403, lambda e: _challenge(error="insufficient_scope", scope=" ".join(e.scopes)))
+    )
+
+
+# -- building the service from settings ------------------------------------------------------
+
+def _key(config: Mapping[str, Any], name: str) -> bytes:
+    value = config.get(name)
+    if value is None or value == "":
+        raise ConfigError(name, "is required (32+ random bytes); sessionward never falls back to SECRET_KEY")
+    if isinstance(value, str):
+        try:
+            value = bytes.fromhex(value.strip())
+        except ValueError:
+            raise ConfigError(name, "must be bytes or hex text of 32+ random bytes") from None
+    if not isinstance(value, (bytes, bytearray)):
+        raise ConfigError(name, "must be bytes or hex text of 32+ random bytes")
+    return bytes(value)
+
+
+def _seconds(config: Mapping[str, Any], name: str, default: float) -> float:
+    value = config.get(name, default)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(name, f"must be a number of seconds, got {value!r}") from None
+    return value  # type: ignore[no-any-return]  # range and type are checked by TokenPolicy
+
+
+def _renamed(exc: ConfigError) -> ConfigError:
+    name = _SETTINGS.get(exc.setting)
+    if name is None:
+        return exc
+    message = str(exc).split(": ", 1)[-1]
+    for old, new in _SETTINGS.items():
+        message = message.replace(old, new)
+    return ConfigError(name, message)
+
+
+def token_policy(config: Mapping[str, Any]) -> TokenPolicy:
+    """The `TokenPolicy` from `SESSIONWARD_ISSUER`, `_AUDIENCE`, `_ACCESS_TTL`, `_REFRESH_IDLE`,
+    `_REFRESH_ABSOLUTE`, `_TOKEN_LEEWAY`, `_REFRESH_REUSE_GRACE` (numbers may be text, as from the environment).
+    Raises `ConfigError` naming the setting."""
+    defaults = TokenPolicy(issuer=DEFAULT_ISSUER, audience=DEFAULT_AUDIENCE)
+    try:
+        return TokenPolicy(
+            issuer=config.get("SESSIONWARD_ISSUER", DEFAULT_ISSUER),
+            audience=config.get("SESSIONWARD_AUDIENCE", DEFAULT_AUDIENCE),
+            access_ttl=_seconds(config, "SESSIONWARD_ACCESS_TTL", defaults.access_ttl),
+            refresh_idle=_seconds(config, "SESSIONWARD_REFRESH_IDLE", defaults.refresh_idle),
+            refresh_absolute=_seconds(config, "SESSIONWARD_REFRESH_ABSOLUTE", defaults.refresh_absolute),
+            leeway=_seconds(config, "SESSIONWARD_TOKEN_LEEWAY", defaults.leeway),
+            reuse_grace=_seconds(config, "SESSIONWARD_REFRESH_REUSE_GRACE", defaults.reuse_grace),
+        )
+    except ConfigError as exc:
+        raise _renamed(exc) from None
+
+
+def token_algorithm(config: Mapping[str, Any]) -> str:
+    """`SESSIONWARD_TOKEN_ALG` (default EdDSA). Raises `ConfigError` for anything we do not sign with."""
+    alg = config.get("SESSIONWARD_TOKEN_ALG", "EdDSA")
+    if alg not in ALGORITHMS:
+        raise ConfigError("SESSIONWARD_TOKEN_ALG", f"must be one of {', '.join(sorted(ALGORITHMS))}, got {alg!r}")
+    return alg  # type: ignore[no-any-return]
+
+
+def build_token_service(
+    config: Mapping[str, Any], *, store: SessionStore, clock: Clock, keys: KeySource | None = None
+) -> TokenService:
+    """A `TokenService` over `store`, with signing keys from `SQLKeyRepository` on `SESSIONWARD_DATABASE_URL`
+    sealed under `SESSIONWARD_KEK` (unless `keys` is given) and `SESSIONWARD_REFRESH_KEY`. Flask-free, so the
+    CLI builds the very same service. Raises `ConfigError` naming the setting, `StoreUnavailable`."""
+    policy = token_policy(config)
+    alg = token_algorithm(config)
+    try:
+        if keys is None:
+            url = config.get("SESSIONWARD_DATABASE_URL")
+            if not url:
+                raise ConfigError("SESSIONWARD_DATABASE_URL", "is required for the signing keys")
+            keys = SQLKeyRepository(
+                make_engine(url),
+                _key(config, "SESSIONWARD_KEK"),
+                refresh_interval=_seconds(config, "SESSIONWARD_KEYS_REFRESH_INTERVAL", 5.0),
+                default_alg=alg,
+            )
+        return TokenService(
+            store=store, keys=keys, refresh_key=_key(config, "SESSIONWARD_REFRESH_KEY"), policy=policy, clock=clock
+        )
+    except ConfigError as exc:
+        raise _renamed(exc) from None
+
+
+def init_tokens(app: Flask, state: Any, *, keys: KeySource | None = None) -> TokenService | None:
+    """Build the token service into `state.extras["tokens"]` if `SESSIONWARD_REFRESH_KEY` is set (or `keys` is
+    given), and register the bearer error responses. Raises `ConfigError` naming a bad setting."""
+    _register_error_handlers(app)
+    if keys is None and not app.config.get("SESSIONWARD_REFRESH_KEY"):
+        if app.config.get("SESSIONWARD_KEK"):
+            raise ConfigError("SESSIONWARD_REFRESH_KEY", "is required for tokens (32+ random bytes)")
+        return None
+    service = build_token_service(app.config, store=state.store, clock=state.clock, keys=keys)
+    state.extras["tokens"] = service
+    return service
+
+
+def token_service() -> TokenService:
+    """This app's `TokenService`. Raises `ConfigError` if tokens were not configured."""
+    from .extension import state
+
+    service = state().extras.get("tokens")
+    if service is None:
+        raise ConfigError("SESSIONWARD_REFRESH_KEY", "tokens are not configured for this app")
+    return service  # type: ignore[no-any-return]
+
+
+# -- finding the token ---------------------------------------------------------------------------
+
+def _header_token() -> str | None:
+    """The bearer token from the one Authorization header; None if there is no bearer credential."""
+    values = request.headers.getlist("Authorization")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidAuthorizationHeader()
+    scheme, _, rest = values[0].partition(" ")
+    if scheme.lower() != "bearer":
+        return None  # another scheme (Basic...): no bearer credentials
+    if _TOKEN68.fullmatch(rest) is None:
+        raise InvalidAuthorizationHeader()
+    return rest
+
+
+def _cookie_token() -> str | None:
+    values = request.cookies.getlist(ACCESS_COOKIE)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise TokenError("several access cookies")  # cookie tossing: trust none of them
+    return values[0]
+
+
+def csrf_value(claims: Claims) -> str:
+    """The double-submit value for a cookie-carried token: an HMAC of its `jti` under the CSRF key."""
+    from .extension import state
+
+    return state().csrf.session_token("access-token-jti:" + claims.jti)
+
+
+def _check_cookie_csrf(claims: Claims) -> None:
+    from .extension import _check_origin, _csrf_failed, state
+
+    try:
+        _check_origin(state())
+        sent = request.headers.get(CSRF_HEADER)
+        cookies = request.cookies.getlist(CSRF_ACCESS_COOKIE)
+        if not sent or len(cookies) != 1 or not hmac.compare_digest(
+            sent.encode("utf-8", "surrogatepass"), cookies[0].encode("utf-8", "surrogatepass")
+        ):
+            raise CSRFError("CSRF token missing or invalid.")
+        state().csrf.verify_session_token("access-token-jti:" + claims.jti, sent)
+    except CSRFError:
+        _csrf_failed()
+        raise
+
+
+def _verify(token: str) -> Claims:
+    """`TokenService.verify_access`, at most once per token per request."""
+    results: dict[str, Claims | TokenError] = g.setdefault("_sw_jwt_results", {})
+    result = results.get(token)
+    if result is None:
+        try:
+            result = token_service().verify_access(token)
+        except TokenError as exc:
+            result = exc
+        results[token] = result
+    if isinstance(result, TokenError):
+        raise result
+    return result
+
+
+def verify_jwt_in_request(
+    *, optional: bool = False, fresh: bool = False, locations: Iterable[str] = ("headers",), scopes: Iterable[str] = ()
+) -> Claims | None:
+    """Verify this request's access token and make it the request's identity. Returns its `Claims`, or None
+    when `optional` and no token came. Raises `NoAuthorization`, `InvalidAuthorizationHeader`, `TokenError`,
+    `CSRFError`, `FreshTokenRequired`, `InsufficientScope`, `StoreUnavailable`."""
+    where = _check_locations(locations)
+    token, source = None, None
+    if "headers" in where:
+        token, source = _header_token(), "headers"
+    if token is None and "cookies" in where:
+        token, source = _cookie_token(), "cookies"
+    if token is None:
+        if optional:
+            return None
+        raise NoAuthorization()
+    claims = _verify(token)
+    if source == "cookies" and request.method in UNSAFE_METHODS:
+        _check_cookie_csrf(claims)
+    if g.get("_sw_jwt_claims") is not claims:
+        g._sw_jwt_claims = claims
+        g.pop("_sw_user", None)  # current_user is now the token's user
+    g._sw_authenticated = True  # Cache-Control: no-store on the response
+    from .extension import get_user
+
+    if get_user() is None:
+        raise TokenError("user gone or disabled")
+    if fresh and not claims.fresh:
+        raise FreshTokenRequired()
+    needed = tuple(scopes)
+    if needed:
+        granted = claims.extra.get("scope")
+        have = set(granted.split(" ")) if isinstance(granted, str) else set()
+        if not set(needed) <= have:
+            raise InsufficientScope(needed)
+    return claims
+
+
+def _check_locations(locations: Iterable[str]) -> frozenset[str]:
+    where = frozenset([locations] if isinstance(locations, str) else locations)
+    if not where or not where <= LOCATIONS:
+        raise ValueError(f"locations must be a non-empty subset of {sorted(LOCATIONS)}")
+    return where
+
+
+def jwt_required(
+    fn: F | None = None,
+    /,
+    *,
+    fresh: bool = False,
+    optional: bool = False,
+    locations: Iterable[str] = ("headers",),
+    scopes: Iterable[str] = (),
+) -> Any:
+    """Decorator: the view runs only with a valid access token (see `verify_jwt_in_request`). Usable as
+    `@jwt_required()` (Flask-JWT-Extended style) and `@jwt_required`. Raises ValueError for bad `locations`
+    or scopes at decoration time. A non-optional view is exempt from the cookie-session CSRF check: with a
+    header token no CSRF is possible, and a cookie token gets its own double-submit check."""
+    where = _check_locations(locations)
+    needed = tuple(scopes)
+    if not all(isinstance(s, str) and _SCOPE.fullmatch(s) for s in needed):
+        raise ValueError("scopes must be RFC 6749 scope tokens")
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            verify_jwt_in_request(optional=optional, fresh=fresh, locations=where, scopes=needed)
+            return view(*args, **kwargs)
+
+        if not optional:
+            wrapper._sw_csrf_exempt = True  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def get_jwt() -> dict[str, Any]:
+    """The claims of the token verified in this request as a dict (empty if none), like Flask-JWT-Extended."""
+    claims: Claims | None = g.get("_sw_jwt_claims")
+    if claims is None:
+        return {}
+    return {
+        **claims.extra,
+        "sub": claims.sub, "sid": claims.sid, "jti": claims.jti, "iat": claims.iat, "nbf": claims.nbf,
+        "exp": claims.exp, "fresh": claims.fresh, "uep": claims.epoch,
+    }
+
+
+def get_jwt_identity() -> str | None:
+    """The `sub` (user id) of the token verified in this request, or None."""
+    claims: Claims | None = g.get("_sw_jwt_claims")
+    return None if claims is None else claims.sub
+
+
+def get_jwt_claims() -> Claims | None:
+    """The verified `Claims` object of this request, or None."""
+    return g.get("_sw_jwt_claims")  # type: ignore[no-any-return]
+
+
+# -- cookies for browser apps -------------------------------------------------------------------
+
+def set_access_cookies(response: Response, access_token: str) -> Response:
+    """Put `access_token` in the HttpOnly `__Host-access` cookie and its double-submit CSRF value in the
+    readable `__Host-csrf_access` cookie (both Secure, SameSite=Strict, Path=/, no Domain). The token is
+    verified first. Raises `TokenError`."""
+    claims = token_service().verify_access(access_token)
+    max_age = max(0, int(token_service().policy.access_ttl))
+    response.set_cookie(ACCESS_COOKIE, access_token, max_age=max_age, path="/", secure=True, httponly=True,
+                        samesite="Strict")
+    response.set_cookie(CSRF_ACCESS_COOKIE, csrf_value(claims), max_age=max_age, path="/", secure=True,
+                        httponly=False, samesite="Strict")
+    return response
+
+
+def unset_access_cookies(response: Response) -> Response:
+    """Expire both access cookies."""
+    response.delete_cookie(ACCESS_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+    response.delete_cookie(CSRF_ACCESS_COOKIE, path="/", secure=True, httponly=False, samesite="Strict")
+    return response
