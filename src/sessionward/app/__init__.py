@@ -42,6 +42,10 @@ def _isotime(value: float) -> str:
     return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _isodatetime(value: float) -> str:
+    return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def create_app(
     instance: str | os.PathLike[str] | None = None,
     *,
@@ -84,6 +88,7 @@ def create_app(
 
     Sessionward(app, clock=clock)
     app.jinja_env.filters["isotime"] = _isotime
+    app.jinja_env.filters["isodatetime"] = _isodatetime
 
     from . import ops, web
 

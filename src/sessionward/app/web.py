@@ -78,7 +78,9 @@ def login() -> Response:
 @login_required
 def dashboard() -> Response:
     session = current_session
-    return _page("dashboard.html", user=current_user, session=session.record)  # type: ignore[union-attr]
+    idle_minutes = round(state().sessions.policy.idle_timeout / 60)
+    return _page("dashboard.html", user=current_user, session=session.record,  # type: ignore[union-attr]
+                 idle_minutes=idle_minutes)
 
 
 @bp.get("/sessions")
