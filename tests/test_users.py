@@ -192,3 +192,16 @@ def test_database_lost_after_start_is_store_unavailable(tmp_path: Path, clock: M
     ):
         with pytest.raises(StoreUnavailable):
             call()
+
+
+def test_ping_reports_an_unreachable_database(tmp_path: Path, clock: ManualClock) -> None:
+    from sessionward.db import make_engine
+    from sessionward.exceptions import StoreUnavailable
+    from sessionward.passwords import PasswordHasher, PasswordPolicy
+
+    ok = UserStore(make_engine(f"sqlite:///{tmp_path / 'u.db'}"), hasher=PasswordHasher.insecure_for_tests(),
+                   policy=PasswordPolicy(), clock=clock)
+    ok.ping()
+    down = make_engine("postgresql://postgres@127.0.0.1:1/none", connect_timeout=1)
+    with pytest.raises(StoreUnavailable):
+        UserStore(down, hasher=PasswordHasher.insecure_for_tests(), policy=PasswordPolicy(), clock=clock).ping()

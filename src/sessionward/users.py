@@ -151,6 +151,11 @@ class UserStore:
             rows = conn.execute(sa.select(users_table).order_by(users_table.c.created_at, users_table.c.id)).all()
         return [_row_to_user(r) for r in rows]
 
+    def ping(self) -> None:
+        """Raise `StoreUnavailable` if the users database cannot be reached."""
+        with db.begin(self._engine, "users database") as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     def count(self) -> int:
         with db.begin(self._engine, "users database") as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(users_table)).scalar_one())

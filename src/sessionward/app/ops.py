@@ -16,7 +16,7 @@ bp = Blueprint("ops", __name__)
 def healthz() -> Response:
     st = state()
     checks = {}
-    for name, ping in (("store", st.store.ping), ("database", st.users.count)):
+    for name, ping in (("store", st.store.ping), ("database", st.users.ping)):
         try:
             ping()
             checks[name] = "ok"
