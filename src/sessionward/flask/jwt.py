@@ -77,6 +77,7 @@ DEFAULT_ISSUER = "sessionward"
 DEFAULT_AUDIENCE = "sessionward-api"
 
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 2.1 b64token
+_BEARER_OTHER_SPACE = re.compile(r"(?i)bearer\s")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 3.3 scope-token
 #: How TokenPolicy's setting names read in this extension's configuration.
 _SETTINGS = {
@@ -279,6 +280,8 @@ def _header_token() -> str | None:
         raise InvalidAuthorizationHeader()
     scheme, _, rest = values[0].partition(" ")
     if scheme.lower() != "bearer":
+        if _BEARER_OTHER_SPACE.match(values[0]):
+            raise InvalidAuthorizationHeader()  # "Bearer<TAB>token" and the like
         return None  # another scheme (Basic...): no bearer credentials
     if _TOKEN68.fullmatch(rest) is None:
         raise InvalidAuthorizationHeader()
