@@ -16,8 +16,8 @@ from .apps import VARIANTS, cleanup_redis
 
 MODES = {
     #        inproc rounds, n, login repeats, http seconds, http rounds, scale sessions, api sample
-    "quick": dict(rounds=5, n=300, login=5, http_s=2.0, http_rounds=1, scale_n=100_000, api=2_000,
-                  profile_calls=500),
+    "quick": dict(rounds=5, n=240, login=5, http_s=2.0, http_rounds=1, scale_n=100_000, api=1_000,
+                  profile_calls=300),
     "full": dict(rounds=9, n=1500, login=15, http_s=8.0, http_rounds=2, scale_n=1_000_000, api=10_000,
                  profile_calls=3000),
 }

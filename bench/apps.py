@@ -316,6 +316,7 @@ def _sw_signing_key(workdir: Path, alg: str) -> Any:
 
 
 def _sw_token_service(workdir: Path, alg: str, backend: str) -> Any:
+    """The same service the extension builds for the same workdir (same keys, store and policy)."""
     from sessionward.tokens import KeySet, TokenPolicy, TokenService
 
     return TokenService(
@@ -326,22 +327,20 @@ def _sw_token_service(workdir: Path, alg: str, backend: str) -> Any:
     )
 
 
-def _sw_jwt_app(workdir: Path, alg: str, backend: str) -> Flask:
-    """sessionward's `TokenService.verify_access` behind a decorator of the bench's own (the extension has no
-    `jwt_required` yet): parse `Authorization: Bearer`, verify, 401 on `TokenError`."""
+def _sw_jwt_core_app(workdir: Path, alg: str, backend: str) -> Flask:
+    """The core alone: `TokenService.verify_access` behind a decorator of the bench's own (parse
+    `Authorization: Bearer`, verify, 401 on `TokenError`), without the extension's user lookup and headers."""
     import functools
 
     from sessionward.exceptions import TokenError
 
-    app = Flask(f"bench_sw_jwt_{alg}_{backend}")
+    app = Flask(f"bench_sw_jwt_core_{alg}_{backend}")
     service = _sw_token_service(workdir, alg, backend)
-    app.extensions["bench_tokens"] = service
 
     def bearer_required(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            header = request.headers.get("Authorization", "")
-            scheme, _, token = header.partition(" ")
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token:
                 abort(401)
             try:
@@ -361,16 +360,51 @@ def _sw_jwt_app(workdir: Path, alg: str, backend: str) -> Flask:
     return app
 
 
+def _sw_jwt_app(workdir: Path, alg: str, backend: str) -> Flask:
+    """The extension: `Sessionward` with tokens, `@jwt_required()` and `get_jwt_identity()`, as an application
+    would use them (the extension also refuses tokens whose user is gone or disabled: one user lookup)."""
+    from sessionward.flask import Sessionward, get_jwt_identity, jwt_required
+    from sessionward.passwords import PasswordHasher
+    from sessionward.tokens import KeySet
+
+    app = Flask(f"bench_sw_jwt_{alg}_{backend}")
+    app.config.update(
+        SESSIONWARD_DATABASE_URL=f"sqlite:///{workdir / 'sw_users.sqlite3'}",
+        SESSIONWARD_CSRF_KEY=_secret(workdir, "sw_csrf"),
+        SESSIONWARD_REFRESH_KEY=_secret(workdir, "sw_refresh"),
+        SESSIONWARD_ISSUER=ISSUER,
+        SESSIONWARD_AUDIENCE=AUDIENCE,
+        SESSIONWARD_ACCESS_TTL=3600,
+    )
+    Sessionward().init_app(app, store=_sw_store(workdir, backend), hasher=PasswordHasher.insecure_for_tests(),
+                           token_keys=KeySet([_sw_signing_key(workdir, alg)]))
+
+    @app.get("/protected")
+    @jwt_required()
+    def protected() -> Any:
+        return get_jwt_identity()
+
+    _add_public(app)
+    return app
+
+
 def _sw_jwt_setup(alg: str, backend: str) -> Callable[[Path], dict[str, str]]:
     def setup(workdir: Path) -> dict[str, str]:
-        service = _sw_token_service(workdir, alg, backend)
-        pair = service.issue("u1", fresh=True)
+        from sessionward.flask import state, token_service
+
+        app = _sw_jwt_app(workdir, alg, backend)
+        with app.app_context():
+            st = state()
+            user = st.users.get_by_username(USERNAME) or st.users.create(USERNAME, PASSWORD)
+            pair = token_service().issue(user.id, fresh=True)
         return {"Authorization": f"Bearer {pair.access_token}"}
 
     return setup
 
 
-def _sw_jwt_make(alg: str, backend: str) -> Callable[[Path], Flask]:
+def _sw_jwt_make(alg: str, backend: str, core: bool = False) -> Callable[[Path], Flask]:
+    if core:
+        return lambda workdir: _sw_jwt_core_app(workdir, alg, backend)
     return lambda workdir: _sw_jwt_app(workdir, alg, backend)
 
 
@@ -392,14 +426,16 @@ VARIANTS: list[Variant] = [
             _sw_cookie_setup("sqlite"), _sw_cookie_make("sqlite", load_user=True)),
     Variant("sw_cookie_redis", "sw cookie session, Redis", "cookie", "sessionward",
             _sw_cookie_setup("redis"), _sw_cookie_make("redis"), needs_redis=True),
-    Variant("sw_jwt_hs256", "sw JWT HS256 (SQLite store)", "jwt", "sessionward",
+    Variant("sw_jwt_hs256", "sw JWT HS256 (jwt_required, SQLite store)", "jwt", "sessionward",
             _sw_jwt_setup("HS256", "sqlite"), _sw_jwt_make("HS256", "sqlite")),
-    Variant("sw_jwt_es256", "sw JWT ES256 (SQLite store)", "jwt", "sessionward",
+    Variant("sw_jwt_hs256_core", "sw JWT HS256, core verify_access only (SQLite store)", "jwt", "sessionward",
+            _sw_jwt_setup("HS256", "sqlite"), _sw_jwt_make("HS256", "sqlite", core=True)),
+    Variant("sw_jwt_es256", "sw JWT ES256 (jwt_required, SQLite store)", "jwt", "sessionward",
             _sw_jwt_setup("ES256", "sqlite"), _sw_jwt_make("ES256", "sqlite")),
-    Variant("sw_jwt_eddsa", "sw JWT EdDSA (SQLite store)", "jwt", "sessionward",
+    Variant("sw_jwt_eddsa", "sw JWT EdDSA (jwt_required, SQLite store)", "jwt", "sessionward",
             _sw_jwt_setup("EdDSA", "sqlite"), _sw_jwt_make("EdDSA", "sqlite")),
-    Variant("sw_jwt_hs256_redis", "sw JWT HS256, revocation on Redis", "jwt-revocable", "sessionward",
-            _sw_jwt_setup("HS256", "redis"), _sw_jwt_make("HS256", "redis"), needs_redis=True),
+    Variant("sw_jwt_hs256_redis", "sw JWT HS256 (jwt_required), revocation on Redis", "jwt-revocable",
+            "sessionward", _sw_jwt_setup("HS256", "redis"), _sw_jwt_make("HS256", "redis"), needs_redis=True),
 ]
 
 BY_NAME = {v.name: v for v in VARIANTS}

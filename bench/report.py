@@ -13,9 +13,39 @@ from .http import HttpResult
 from .inproc import InprocResult, LoginResult
 from .scale import StoreScale
 
-#: Why a goal is missed, from profiling sessionward's paths (`python -m bench --profile`, see README).
+#: Why a goal is missed, from profiling sessionward's paths (the `profile` part: cProfile of each sessionward
+#: variant and the cost of each store call against the same lookup done with the driver directly).
 #: Shown only next to a goal that this run did not meet.
-REASONS: dict[str, str] = {}
+_SQL_CALL = ("each SQLStore call costs ~85-160 us, of which the SQLite lookup is 3-6 us (see 'Store calls'): the rest "
+             "is SQLAlchemy Core building the statement and its cache key, pool checkout and BEGIN/COMMIT per call")
+_JWT_SQL = ("the signature is not the cost (verified-token cache hit); `jwt_required` makes 3 SQL calls per request "
+            "(`is_denied` and `get_epoch` in `verify_access`, the user row in `get_user`; the core-only row shows 2), "
+            "and " + _SQL_CALL)
+_PUBLIC = ("no store call on a public page (profiled); the extra is per response: sessionward's security headers "
+           "(8 `Headers.setdefault`, about half) and `_finish_response` parsing the Cookie header to decide whether to "
+           "expire a dead session cookie, which it could skip when no session was loaded (`g._sw_session` unset)")
+REASONS: dict[str, str] = {
+    "jwt_hs256": _JWT_SQL,
+    "jwt_es256": _JWT_SQL,
+    "jwt_eddsa": _JWT_SQL,
+    "jwt_revocable": "2 Redis round trips per request (`is_denied`, `get_epoch`, ~75 us each); there is no local "
+                     "revocation cache kept current by pub/sub yet",
+    "cookie_sqlite": "`SessionManager.load` makes 2 store calls (`get_by_secret`, `get_epoch`); " + _SQL_CALL,
+    "cookie_redis": "3 Redis round trips per request (secret pointer GET, record HGETALL, epoch GET) where "
+                    "Flask-Session makes 2 (GET, SET); a Lua script or a pipeline could make it 1",
+    "http": "the same per-request store calls as in-process (see the goals above and the profile); with 2 sync "
+            "workers on 2 cores every us of Python on the request path costs throughput",
+    "bytes_SQLite": "the row plus 4 indexes: the 64-hex-char secret hash twice (table + unique index), the id twice "
+                    "(rowid table + primary-key index), the user id twice, the 70-char user agent; a 32-byte BLOB "
+                    "hash and a WITHOUT ROWID table would save ~100 B",
+    "bytes_Redis": "per session a 15-field hash (field names repeated in every record, floats as repr text), two "
+                   "pointer keys (id, secret hash) with Redis's per-key overhead, and a user-index member (split in "
+                   "the note below)",
+    "public_sw_cookie_sqlite": _PUBLIC,
+    "public_sw_cookie_redis": _PUBLIC,
+    "lookup_SQLite": "lookup latency is dominated by SQLAlchemy's per-call overhead, not by the index depth",
+    "lookup_Redis": "3 round trips per lookup, independent of the number of keys",
+}
 
 
 @dataclass

@@ -211,23 +211,29 @@ def run_redis(n: int, *, api_sample: int, log: Callable[[str], None]) -> StoreSc
     def size_of(count: int) -> tuple[float, str]:
         # MEMORY USAGE of every key of a sample of users (record hashes, pointers, the user index), per session:
         # unaffected by whatever else uses this Redis server.
-        total, sessions_seen = 0, 0
+        parts = {"record hash": 0, "id pointer": 0, "secret pointer": 0, "user index": 0}
+        sessions_seen = 0
         for cursor_key in list(client.scan_iter(match=prefix + "{u:*}:idx", count=1000))[:200]:
             idx = cursor_key.decode()
             u = idx[len(prefix) + 3 : -len("}:idx")]
-            total += int(client.memory_usage(idx, samples=0) or 0)
+            parts["user index"] += int(client.memory_usage(idx, samples=0) or 0)
             for m in client.zrange(idx, 0, -1):
                 rec = store._recprefix(u) + m.decode()
                 h = client.hgetall(rec)
                 if not h:
                     continue
                 sessions_seen += 1
-                total += int(client.memory_usage(rec, samples=0) or 0)
-                total += int(client.memory_usage(store._id_ptr(h[b"id"].decode()), samples=0) or 0)
-                total += int(client.memory_usage(store._secret_ptr(h[b"secret_hash"].decode()), samples=0) or 0)
+                parts["record hash"] += int(client.memory_usage(rec, samples=0) or 0)
+                parts["id pointer"] += int(client.memory_usage(store._id_ptr(h[b"id"].decode()), samples=0) or 0)
+                parts["secret pointer"] += int(
+                    client.memory_usage(store._secret_ptr(h[b"secret_hash"].decode()), samples=0) or 0
+                )
         used_after = int(client.info("memory")["used_memory"])
         delta = (used_after - used_before) / count
-        return total / max(1, sessions_seen), f"MEMORY USAGE of a sample's keys; used_memory grew {delta:.0f} B/session"
+        seen = max(1, sessions_seen)
+        split = ", ".join(f"{k} {v / seen:.0f}" for k, v in parts.items())
+        note = f"MEMORY USAGE of a sample's keys per session ({split}); used_memory grew {delta:.0f} B/session"
+        return sum(parts.values()) / seen, note
 
     try:
         return _run("Redis", store, bulk, size_of, n, api_sample, log)
