@@ -138,9 +138,9 @@ def refresh() -> Response:
     user_agent, ip = _client()
     tokens = token_service()
     pair = tokens.refresh(body["refresh_token"], user_agent=user_agent, ip=ip)  # 401, reuse revokes the family
-    st = state()
-    record = st.store.get(pair.family_id, now=st.clock.now())
-    user = st.users.get(record.user_id) if record is not None else None
+    # The user from the new access token, not from the family record: a concurrent reuse (the race's loser)
+    # may already have deleted the family, and the winner must still get its pair (T8: exactly one winner).
+    user = state().users.get(tokens.verify_access(pair.access_token).sub)
     if user is None or user.disabled:
         tokens.revoke(pair.family_id)
         raise TokenError("user gone or disabled")
