@@ -1,6 +1,6 @@
 """`python -m bench --quick | --full [--only inproc,login,http,scale,profile] [--out DIR]`
 
-Runs by hand, never in the test suite. Needs Redis at 127.0.0.1:6379 (db 15, keys `bench:*` only, removed
+Runs by hand, never in the test suite. Needs Redis at 127.0.0.1:6379 (db 15, keys `bench:<run id>:*` only, removed
 afterwards; `BENCH_REDIS_URL` overrides). Writes `results.md` and `results.png` to `bench/results/`.
 """
 
@@ -16,7 +16,7 @@ from .apps import VARIANTS, cleanup_redis
 
 MODES = {
     #        inproc rounds, n, login repeats, http seconds, http rounds, scale sessions, api sample
-    "quick": dict(rounds=5, n=240, login=5, http_s=2.0, http_rounds=1, scale_n=100_000, api=1_000,
+    "quick": dict(rounds=5, n=210, login=5, http_s=2.0, http_rounds=1, scale_n=100_000, api=1_000,
                   profile_calls=300),
     "full": dict(rounds=9, n=1500, login=15, http_s=8.0, http_rounds=2, scale_n=1_000_000, api=10_000,
                  profile_calls=3000),

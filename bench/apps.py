@@ -10,7 +10,7 @@ Every variant is built in two steps so that gunicorn workers can serve exactly w
 
 Each app has `/protected` (needs the credential; returns the user id) and `/public` (no authentication; the
 client still sends its credential, as a browser sends its cookie to every page).
-Redis keys all start with `bench:` in db 15; `cleanup_redis` removes exactly those.
+Redis keys all start with `bench:<run id>:` in db 15; `cleanup_redis` removes exactly those of this run.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ from typing import Any, Callable
 from flask import Flask, abort, jsonify, request
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
-REDIS_PREFIX = "bench:"
+#: Each run has its own key prefix (inherited by its gunicorn workers through the environment), so two runs
+#: never remove each other's keys.
+RUN_ID = os.environ.setdefault("BENCH_RUN", secrets.token_hex(4))
+REDIS_PREFIX = f"bench:{RUN_ID}:"
 USERNAME = "bench-user"
 PASSWORD = "correct horse battery staple 42"
 ISSUER = "https://bench.sessionward.test"
@@ -37,10 +40,11 @@ class Variant:
     name: str
     label: str
     group: str  # "bare", "cookie", "jwt", "jwt-revocable"
-    family: str  # "anchor" or "sessionward"
+    family: str  # "anchor", "sessionward" or "what-if" (a lower bound for a suggested fix, see bench.whatif)
     setup: Callable[[Path], dict[str, str]]
     make_app: Callable[[Path], Flask]
     needs_redis: bool = False
+    http: bool = True  # also measured over HTTP
 
 
 def _redis() -> Any:
@@ -50,7 +54,8 @@ def _redis() -> Any:
 
 
 def cleanup_redis(prefix: str = REDIS_PREFIX) -> int:
-    """Delete every key of ours (prefix `bench:`, or a narrower one) in the bench database. Returns how many."""
+    """Delete every key of this run (prefix `bench:<run id>:`, or a narrower one) in the bench database.
+    Returns how many."""
     if not prefix.startswith(REDIS_PREFIX):
         raise ValueError("only the bench's own keys may be removed")
     client = _redis()
@@ -336,6 +341,7 @@ def _sw_jwt_core_app(workdir: Path, alg: str, backend: str) -> Flask:
 
     app = Flask(f"bench_sw_jwt_core_{alg}_{backend}")
     service = _sw_token_service(workdir, alg, backend)
+    app.extensions["bench_tokens"] = service
 
     def bearer_required(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -436,6 +442,26 @@ VARIANTS: list[Variant] = [
             _sw_jwt_setup("EdDSA", "sqlite"), _sw_jwt_make("EdDSA", "sqlite")),
     Variant("sw_jwt_hs256_redis", "sw JWT HS256 (jwt_required), revocation on Redis", "jwt-revocable",
             "sessionward", _sw_jwt_setup("HS256", "redis"), _sw_jwt_make("HS256", "redis"), needs_redis=True),
+]
+
+
+def _whatif(name: str) -> Callable[[Path], Flask]:
+    def make(workdir: Path) -> Flask:
+        from . import whatif
+
+        return getattr(whatif, name)(workdir)  # type: ignore[no-any-return]
+
+    return make
+
+
+VARIANTS += [
+    Variant("whatif_cookie_sqlite", "what-if: sw cookie session, SQLite reads at sqlite3 speed", "cookie", "what-if",
+            _sw_cookie_setup("sqlite"), _whatif("sqlite_cookie_app"), http=False),
+    Variant("whatif_jwt_core_local", "what-if: sw JWT HS256 core, revocation from a local cache", "jwt-revocable",
+            "what-if", _sw_jwt_setup("HS256", "redis"), _whatif("jwt_core_local_app"), needs_redis=True, http=False),
+    Variant("whatif_jwt_local", "what-if: sw JWT HS256 (jwt_required), revocation from a local cache",
+            "jwt-revocable", "what-if", _sw_jwt_setup("HS256", "redis"), _whatif("jwt_local_app"), needs_redis=True,
+            http=False),
 ]
 
 BY_NAME = {v.name: v for v in VARIANTS}

@@ -125,7 +125,7 @@ def run_http(variants: list[Variant], workdir: Path, headers: dict[str, dict[str
     """Each round: bare, then every variant (order reversed in odd rounds), then bare again; a variant's
     ratio is its rate over the mean of that round's two bare runs."""
     result = HttpResult(generator=load_generator(), duration=duration, rounds=rounds)
-    others = [v for v in variants if v.name != "bare"]
+    others = [v for v in variants if v.name != "bare" and v.http]
     bare = next(v for v in variants if v.name == "bare")
     for r in range(rounds):
         order = others if r % 2 == 0 else others[::-1]

@@ -48,6 +48,13 @@ REASONS: dict[str, str] = {
 }
 
 
+#: The what-if rows (bench.whatif: lower bounds for the suggested fixes) shown next to a goal.
+WHATIF: dict[str, tuple[str, ...]] = {
+    "cookie_sqlite": ("whatif_cookie_sqlite",),
+    "jwt_revocable": ("whatif_jwt_core_local", "whatif_jwt_local"),
+}
+
+
 @dataclass
 class Goal:
     key: str
@@ -77,7 +84,11 @@ def goals(inproc: InprocResult | None, login: LoginResult | None, http: HttpResu
         def rel(key: str, text: str, ours: str, theirs: str, limit: float) -> None:
             if ours in o and theirs in o:
                 r = _ratio(o[ours], o[theirs])
-                out.append(Goal(key, text, r, limit, "<=", f"{o[ours]:.0f} / {o[theirs]:.0f} us = {r:.2f}x"))
+                shown = f"{o[ours]:.0f} / {o[theirs]:.0f} us = {r:.2f}x"
+                for w in WHATIF.get(key, ()):
+                    if w in o:
+                        shown += f"; {BY_NAME[w].label}: {o[w]:.0f} us = {_ratio(o[w], o[theirs]):.2f}x"
+                out.append(Goal(key, text, r, limit, "<=", shown))
 
         rel("jwt_hs256", "JWT HS256 overhead vs FJE HS256", "sw_jwt_hs256", "fje_hs256", 0.25)
         rel("jwt_es256", "JWT ES256 overhead vs FJE ES256", "sw_jwt_es256", "fje_es256", 0.35)
@@ -140,7 +151,8 @@ def markdown(*, mode: str, started: str, elapsed: float, inproc: InprocResult | 
             "## In-process cost per authenticated request",
             "",
             f"`app.wsgi_app(environ)` called directly; {inproc.rounds} rounds x {inproc.n} requests, order alternating. "
-            "Overhead = us/request minus the bare Flask view in the same round: median (min..max over rounds).",
+            "Overhead = us/request minus the bare Flask view in the same round: median (min..max over rounds). "
+            "Rows marked what-if are lower bounds for suggested fixes, not sessionward (see `bench/whatif.py`).",
             "",
             "| variant | us/request | overhead over bare, us | public page with credential, extra us |",
             "|---|---|---|---|",
@@ -209,6 +221,9 @@ def _cpus() -> int:
     return os.cpu_count() or 0
 
 
+_COLORS = {"anchor": "#c44e52", "sessionward": "#4c72b0", "what-if": "#999999"}
+
+
 def chart(path: Path, *, inproc: InprocResult | None, http: HttpResult | None) -> None:
     import matplotlib
 
@@ -225,22 +240,22 @@ def chart(path: Path, *, inproc: InprocResult | None, http: HttpResult | None) -
         names = [n for n in inproc.overhead if n != "bare"]
         med = [inproc.overhead[n].median for n in names]
         err = [[m - inproc.overhead[n].lo for n, m in zip(names, med)], [inproc.overhead[n].hi - m for n, m in zip(names, med)]]
-        colors = ["#c44e52" if BY_NAME[n].family == "anchor" else "#4c72b0" for n in names]
+        colors = [_COLORS[BY_NAME[n].family] for n in names]
         ax.barh([BY_NAME[n].label for n in names], med, xerr=err, color=colors)
         ax.invert_yaxis()
         ax.set_xlabel("overhead over a bare Flask view, us/request (median, min..max)")
-        ax.set_title("In-process auth overhead (red: anchors, blue: sessionward)")
+        ax.set_title("In-process overhead (red: anchors, blue: sessionward, grey: what-if)")
     if http is not None:
         ax = next(ax_iter)
         names = [n for n in http.rps if n != "bare"]
         ratios = [http.median_ratio(n) for n in names]
-        colors = ["#c44e52" if BY_NAME[n].family == "anchor" else "#4c72b0" for n in names]
+        colors = [_COLORS[BY_NAME[n].family] for n in names]
         ax.barh([BY_NAME[n].label for n in names], ratios, color=colors)
         ax.axvline(1.0, color="black", lw=0.8)
         ax.invert_yaxis()
         ax.set_xlim(0, 1.1)
         ax.set_xlabel(f"HTTP requests/s relative to bare Flask ({http.generator})")
-        ax.set_title("Throughput under gunicorn (2 sync workers)")
+        ax.set_title("HTTP, gunicorn 2 sync workers")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
