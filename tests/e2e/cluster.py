@@ -16,16 +16,18 @@ from __future__ import annotations
 import contextlib
 import secrets
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from serverproc import ServerProcess, csrf_from, login, new_http_session
 
 __all__ = [
     "COOKIE",
     "add_users",
+    "client_session",
     "SHARED_SECRETS",
     "cluster_env",
     "dashboard_status",
@@ -121,9 +123,32 @@ def start_instances(
 
 # -- HTTP ---------------------------------------------------------------------------------------
 
-def logged_in_session(server: ServerProcess, username: str, password: str) -> requests.Session:
-    """A `requests` session signed in on `server` through the login form. Raises AssertionError otherwise."""
+class _SourceAdapter(HTTPAdapter):
+    """Connects from a given local address (any of 127.0.0.0/8 on Linux loopback)."""
+
+    def __init__(self, source: str, **kwargs: Any) -> None:
+        self._source = source  # before super().__init__, which builds the pool manager
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self._source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def client_session(server: ServerProcess, source: str | None = None, *, pool: int = 10) -> requests.Session:
+    """A `requests` session trusting `server`'s certificate, connecting from `source` (e.g. "127.0.0.2", so
+    that the server sees a distinct client address for throttling) if given."""
     http = new_http_session(server)
+    if source is not None:
+        adapter = _SourceAdapter(source, pool_connections=pool, pool_maxsize=pool)
+        http.mount("https://", adapter)
+    return http
+
+
+def logged_in_session(server: ServerProcess, username: str, password: str, *, source: str | None = None
+                      ) -> requests.Session:
+    """A `requests` session signed in on `server` through the login form. Raises AssertionError otherwise."""
+    http = client_session(server, source)
     r = login(http, server, username, password)
     assert r.status_code == 303, (r.status_code, r.text[:300])
     return http
