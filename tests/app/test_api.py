@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from typing import Any
@@ -24,9 +25,40 @@ from sessionward.flask import jwt_required, state
 from sessionward.tokens import SQLKeyRepository
 from tokens.forge import b64u, compact, parts, resign  # type: ignore[import-not-found]
 
-from conftest import BASE, PASSWORD, Web, login as web_login  # type: ignore[import-not-found]
-
 DAY = 24 * 3600
+BASE = "https://localhost"
+PASSWORD = "correct horse battery staple"  # the same as tests/app/conftest.py's `alice` fixture uses
+
+
+class Web:
+    """What tests/app/conftest.py's `web` fixture gives (not imported: `conftest` is ambiguous when tests/e2e
+    is collected in the same run)."""
+
+    def __init__(self, app: Any, clock: ManualClock) -> None:
+        self.app, self.clock = app, clock
+
+    def client(self) -> Any:
+        return self.app.test_client()
+
+    def raw_client(self) -> Any:
+        return self.app.test_client(use_cookies=False)
+
+    @property
+    def state(self) -> Any:
+        with self.app.app_context():
+            return state()
+
+    def add_user(self, name: str, password: str = PASSWORD) -> Any:
+        return self.state.users.create(name, password)
+
+
+def web_login(client: Any, username: str, password: str = PASSWORD) -> Any:
+    """The web form login (GET the form for its CSRF token, POST it)."""
+    page = client.get("/login", base_url=BASE).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token, "no csrf_token in the login page"
+    return client.post("/login", base_url=BASE, data={"username": username, "password": password,
+                                                      "csrf_token": token.group(1)})
 
 
 def auth(token: str) -> dict[str, str]:
@@ -75,8 +107,8 @@ class Api:
 
 
 @pytest.fixture
-def api(web: Web, alice: Any) -> Api:
-    return Api(web)
+def api(web: Any, alice: Any) -> Api:
+    return Api(Web(web.app, web.clock))
 
 
 # -- the endpoints -------------------------------------------------------------------------------
