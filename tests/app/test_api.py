@@ -509,3 +509,38 @@ def test_disabled_user_cannot_refresh_even_without_epoch_bump(api: Api) -> None:
         state().users.set_disabled(api.web.state.users.get_by_username("alice").id, True)
     assert_invalid_token(api.refresh(pair["refresh_token"]))
     assert_invalid_token(api.profile(pair["access_token"]))
+
+
+# -- O2: the store down means 503 for the API too, never access ---------------------------------
+
+def test_O2_store_down_means_503_for_tokens_then_recovery(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from _services import missing_service, start_redis_server  # type: ignore[import-not-found]
+
+    try:
+        redis_server = start_redis_server()
+    except RuntimeError as exc:
+        missing_service(str(exc))
+    try:
+        monkeypatch.setenv("SESSIONWARD_STORE_URL", redis_server.url)
+        clock = ManualClock(time.time())
+        web = Web(create_app(tmp_path / "inst", clock=clock), clock)
+        web.add_user("alice")
+        api = Api(web)
+        pair = api.pair()
+        assert api.profile(pair["access_token"]).status_code == 200
+
+        redis_server.stop()
+        for r in (api.profile(pair["access_token"]), api.refresh(pair["refresh_token"]), api.login(),
+                  api.post("/api/logout", pair["access_token"])):
+            assert r.status_code == 503, (r.status_code, r.get_data(as_text=True)[:200])
+            assert r.headers["Retry-After"].isdigit() and r.get_json()["error"]["code"] == "store_unavailable"
+
+        redis_server.start()  # back, and empty (it keeps nothing): the family is gone
+        deadline = time.monotonic() + 10
+        while api.get("/healthz").status_code != 200:
+            assert time.monotonic() < deadline, "did not recover within 10 s"
+            time.sleep(0.2)
+        assert_invalid_token(api.refresh(pair["refresh_token"]))
+        assert api.pair()["token_type"] == "Bearer"
+    finally:
+        redis_server.cleanup()

@@ -362,6 +362,7 @@ def verify_jwt_in_request(
     from .extension import get_user
 
     if get_user() is None:
+        g.pop("_sw_jwt_claims", None)  # a refused token is no identity, not even for error handlers
         raise TokenError("user gone or disabled")
     if fresh and not claims.fresh:
         raise FreshTokenRequired()
