@@ -20,7 +20,7 @@ def _when(ts: float) -> str:
 
 def _token_service(svc: Any) -> Any:
     """The same `TokenService` the server builds: settings from the environment, keys from the instance."""
-    from .flask.jwt import build_token_service
+    from .flask.jwt_config import build_token_service
 
     config = {k: v for k, v in os.environ.items() if k.startswith("SESSIONWARD_")}
     config.update(

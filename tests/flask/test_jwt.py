@@ -24,7 +24,8 @@ from sessionward.flask import (
     token_service,
     verify_jwt_in_request,
 )
-from sessionward.flask.jwt import ACCESS_COOKIE, CSRF_ACCESS_COOKIE, token_policy
+from sessionward.flask.jwt import ACCESS_COOKIE, CSRF_ACCESS_COOKIE
+from sessionward.flask.jwt_config import token_policy
 from sessionward.tokens import TokenService
 
 PASSWORD = "correct horse battery staple"

@@ -1,7 +1,7 @@
 """Bearer tokens in Flask: the names lab users know from Flask-JWT-Extended, on sessionward's `TokenService`.
 
-- `init_tokens(app, state)` builds the `TokenService` once, at start-up, from `SESSIONWARD_*` settings (a wrong
-  one raises `ConfigError` naming it) and keeps it in `state.extras["tokens"]`.
+- `init_tokens(app, state)` builds the `TokenService` once, at start-up, from `SESSIONWARD_*` settings
+  (`jwt_config.py`; a wrong one raises `ConfigError` naming it) and keeps it in `state.extras["tokens"]`.
 - `jwt_required(fresh=False, optional=False, locations=("headers",), scopes=())`, `verify_jwt_in_request()`,
   `get_jwt()`, `get_jwt_identity()`; `current_user` (from the extension) is the token's user once verified.
 - Each token is verified at most once per request (results kept in `flask.g`).
@@ -27,25 +27,23 @@ from __future__ import annotations
 import functools
 import hmac
 import re
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from flask import Flask, Response, g, request
 
-from ..clock import Clock
 from ..csrf import UNSAFE_METHODS
-from ..db import make_engine
 from ..exceptions import (
+    AuthenticationError,
     ConfigError,
     CSRFError,
     PermissionDenied,
     ReauthenticationRequired,
     SessionwardError,
-    AuthenticationError,
     TokenError,
 )
-from ..stores import SessionStore
-from ..tokens import ALGORITHMS, Claims, KeySource, SQLKeyRepository, TokenPolicy, TokenService
+from ..tokens import Claims, KeySource, TokenService
 from .errors import error_response
+from .jwt_config import build_token_service
 
 __all__ = [
     "ACCESS_COOKIE",
@@ -54,13 +52,13 @@ __all__ = [
     "InsufficientScope",
     "InvalidAuthorizationHeader",
     "NoAuthorization",
-    "build_token_service",
+    "csrf_value",
     "get_jwt",
+    "get_jwt_claims",
     "get_jwt_identity",
     "init_tokens",
     "jwt_required",
     "set_access_cookies",
-    "token_policy",
     "token_service",
     "unset_access_cookies",
     "verify_jwt_in_request",
@@ -73,25 +71,10 @@ CSRF_ACCESS_COOKIE = "__Host-csrf_access"
 CSRF_HEADER = "X-CSRF-Token"
 REALM = "sessionward"
 LOCATIONS = frozenset({"headers", "cookies"})
-DEFAULT_ISSUER = "sessionward"
-DEFAULT_AUDIENCE = "sessionward-api"
 
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 2.1 b64token
 _BEARER_OTHER_SPACE = re.compile(r"(?i)bearer\s")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 3.3 scope-token
-#: How TokenPolicy's setting names read in this extension's configuration.
-_SETTINGS = {
-    "TOKEN_ISSUER": "SESSIONWARD_ISSUER",
-    "TOKEN_AUDIENCE": "SESSIONWARD_AUDIENCE",
-    "TOKEN_ACCESS_TTL": "SESSIONWARD_ACCESS_TTL",
-    "TOKEN_REFRESH_IDLE": "SESSIONWARD_REFRESH_IDLE",
-    "TOKEN_REFRESH_ABSOLUTE": "SESSIONWARD_REFRESH_ABSOLUTE",
-    "TOKEN_LEEWAY": "SESSIONWARD_TOKEN_LEEWAY",
-    "TOKEN_REUSE_GRACE": "SESSIONWARD_REFRESH_REUSE_GRACE",
-    "TOKEN_ALGORITHM": "SESSIONWARD_TOKEN_ALG",
-    "TOKEN_REFRESH_KEY": "SESSIONWARD_REFRESH_KEY",
-    "SESSIONWARD_KEY_ENCRYPTION_KEY": "SESSIONWARD_KEK",
-}
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -155,95 +138,6 @@ def _register_error_handlers(app: Flask) -> None:
     app.register_error_handler(
         InsufficientScope, handler(403, lambda e: _challenge(error="insufficient_scope", scope=" ".join(e.scopes)))
     )
-
-
-# -- building the service from settings ------------------------------------------------------
-
-def _key(config: Mapping[str, Any], name: str) -> bytes:
-    value = config.get(name)
-    if value is None or value == "":
-        raise ConfigError(name, "is required (32+ random bytes); sessionward never falls back to SECRET_KEY")
-    if isinstance(value, str):
-        try:
-            value = bytes.fromhex(value.strip())
-        except ValueError:
-            raise ConfigError(name, "must be bytes or hex text of 32+ random bytes") from None
-    if not isinstance(value, (bytes, bytearray)):
-        raise ConfigError(name, "must be bytes or hex text of 32+ random bytes")
-    return bytes(value)
-
-
-def _seconds(config: Mapping[str, Any], name: str, default: float) -> float:
-    value = config.get(name, default)
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ConfigError(name, f"must be a number of seconds, got {value!r}") from None
-    return value  # type: ignore[no-any-return]  # range and type are checked by TokenPolicy
-
-
-def _renamed(exc: ConfigError) -> ConfigError:
-    name = _SETTINGS.get(exc.setting)
-    if name is None:
-        return exc
-    message = str(exc).split(": ", 1)[-1]
-    for old, new in _SETTINGS.items():
-        message = message.replace(old, new)
-    return ConfigError(name, message)
-
-
-def token_policy(config: Mapping[str, Any]) -> TokenPolicy:
-    """The `TokenPolicy` from `SESSIONWARD_ISSUER`, `_AUDIENCE`, `_ACCESS_TTL`, `_REFRESH_IDLE`,
-    `_REFRESH_ABSOLUTE`, `_TOKEN_LEEWAY`, `_REFRESH_REUSE_GRACE` (numbers may be text, as from the environment).
-    Raises `ConfigError` naming the setting."""
-    defaults = TokenPolicy(issuer=DEFAULT_ISSUER, audience=DEFAULT_AUDIENCE)
-    try:
-        return TokenPolicy(
-            issuer=config.get("SESSIONWARD_ISSUER", DEFAULT_ISSUER),
-            audience=config.get("SESSIONWARD_AUDIENCE", DEFAULT_AUDIENCE),
-            access_ttl=_seconds(config, "SESSIONWARD_ACCESS_TTL", defaults.access_ttl),
-            refresh_idle=_seconds(config, "SESSIONWARD_REFRESH_IDLE", defaults.refresh_idle),
-            refresh_absolute=_seconds(config, "SESSIONWARD_REFRESH_ABSOLUTE", defaults.refresh_absolute),
-            leeway=_seconds(config, "SESSIONWARD_TOKEN_LEEWAY", defaults.leeway),
-            reuse_grace=_seconds(config, "SESSIONWARD_REFRESH_REUSE_GRACE", defaults.reuse_grace),
-        )
-    except ConfigError as exc:
-        raise _renamed(exc) from None
-
-
-def token_algorithm(config: Mapping[str, Any]) -> str:
-    """`SESSIONWARD_TOKEN_ALG` (default EdDSA). Raises `ConfigError` for anything we do not sign with."""
-    alg = config.get("SESSIONWARD_TOKEN_ALG", "EdDSA")
-    if alg not in ALGORITHMS:
-        raise ConfigError("SESSIONWARD_TOKEN_ALG", f"must be one of {', '.join(sorted(ALGORITHMS))}, got {alg!r}")
-    return alg  # type: ignore[no-any-return]
-
-
-def build_token_service(
-    config: Mapping[str, Any], *, store: SessionStore, clock: Clock, keys: KeySource | None = None
-) -> TokenService:
-    """A `TokenService` over `store`, with signing keys from `SQLKeyRepository` on `SESSIONWARD_DATABASE_URL`
-    sealed under `SESSIONWARD_KEK` (unless `keys` is given) and `SESSIONWARD_REFRESH_KEY`. Flask-free, so the
-    CLI builds the very same service. Raises `ConfigError` naming the setting, `StoreUnavailable`."""
-    policy = token_policy(config)
-    alg = token_algorithm(config)
-    try:
-        if keys is None:
-            url = config.get("SESSIONWARD_DATABASE_URL")
-            if not url:
-                raise ConfigError("SESSIONWARD_DATABASE_URL", "is required for the signing keys")
-            keys = SQLKeyRepository(
-                make_engine(url),
-                _key(config, "SESSIONWARD_KEK"),
-                refresh_interval=_seconds(config, "SESSIONWARD_KEYS_REFRESH_INTERVAL", 5.0),
-                default_alg=alg,
-            )
-        return TokenService(
-            store=store, keys=keys, refresh_key=_key(config, "SESSIONWARD_REFRESH_KEY"), policy=policy, clock=clock
-        )
-    except ConfigError as exc:
-        raise _renamed(exc) from None
 
 
 def init_tokens(app: Flask, state: Any, *, keys: KeySource | None = None) -> TokenService | None:
