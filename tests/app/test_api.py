@@ -320,6 +320,17 @@ def test_T13_ecdsa_zero_signatures_refused(tmp_path: Any) -> None:
         assert_invalid_token(api.profile(f"{head}.{body}.{b64u(signature)}"))
 
 
+@pytest.mark.parametrize("value", ["00" * 16, "ab" * 40, "0123456789abcdef" * 4 + "zz"])
+def test_T7_service_refuses_to_start_with_a_weak_refresh_key(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                              value: str) -> None:
+    from sessionward.exceptions import ConfigError
+
+    monkeypatch.setenv("SESSIONWARD_REFRESH_KEY", value)  # 128 bits; 320 bits of one repeated byte pair; not hex
+    with pytest.raises(ConfigError) as info:
+        create_app(tmp_path / "inst")
+    assert info.value.setting == "SESSIONWARD_REFRESH_KEY"
+
+
 # -- T8-T12: refresh, revocation, rotation, errors ---------------------------------------------
 
 def test_T8_rotation_and_reuse_revokes_the_family(api: Api) -> None:
