@@ -546,3 +546,25 @@ def test_store_down_is_store_unavailable_not_access(make_service: Callable[..., 
         svc.refresh(pair.refresh_token)
     with pytest.raises(StoreUnavailable):
         svc.issue("alice", fresh=True)
+
+
+def test_ending_a_family_ends_its_access_tokens_at_once(service: TokenService, store: SQLStore, clock: ManualClock) -> None:
+    """C7/T9: ending a token family from anywhere (the sessions page, the CLI, reuse detection) kills the access
+    tokens it issued, also those from earlier generations, without waiting for them to expire."""
+    first = service.issue("alice", fresh=True)
+    second = service.refresh(first.refresh_token)
+    other = service.issue("alice", fresh=True)
+    service.verify_access(first.access_token)
+    service.verify_access(second.access_token)
+    assert store.delete(first.family_id)  # what SessionManager.revoke / `sessions revoke ID` do
+    assert reason_of(service, first.access_token) == "token family ended"
+    assert reason_of(service, second.access_token) == "token family ended"
+    service.verify_access(other.access_token)  # another family of the same user lives on
+
+
+def test_reuse_detection_ends_the_thief_s_access_token_too(service: TokenService) -> None:
+    pair = service.issue("alice", fresh=True)
+    thief = service.refresh(pair.refresh_token)  # the thief spends it first
+    with pytest.raises(TokenError):
+        service.refresh(pair.refresh_token)  # the victim comes back: reuse, family revoked
+    assert reason_of(service, thief.access_token) == "token family ended"

@@ -138,9 +138,10 @@ def refresh() -> Response:
     user_agent, ip = _client()
     tokens = token_service()
     pair = tokens.refresh(body["refresh_token"], user_agent=user_agent, ip=ip)  # 401, reuse revokes the family
-    # The user from the new access token, not from the family record: a concurrent reuse (the race's loser)
-    # may already have deleted the family, and the winner must still get its pair (T8: exactly one winner).
-    user = state().users.get(tokens.verify_access(pair.access_token).sub)
+    # The user from the pair itself, not by verifying the new access token or reading the family again: a
+    # concurrent reuse (the race's loser) may already have ended the family, and the winner must still get
+    # its answer (T8: exactly one 200), though the tokens in it die with the family.
+    user = state().users.get(pair.user_id)
     if user is None or user.disabled:
         tokens.revoke(pair.family_id)
         raise TokenError("user gone or disabled")

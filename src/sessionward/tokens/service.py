@@ -69,6 +69,7 @@ class TokenPair:
     expires_in: int  #: seconds until the access token expires
     family_id: str  #: the token family (`sid`), e.g. to list or end it later
     refresh_expires_at: float  #: when the family dies unless refreshed (idle) or at the latest (absolute)
+    user_id: str = ""  #: whose tokens these are
     token_type: str = "Bearer"
 
     def as_dict(self) -> dict[str, Any]:
@@ -179,6 +180,11 @@ class TokenService:
             raise TokenError("revoked")
         if claims.epoch < self._store.get_epoch(claims.sub):
             raise TokenError("revoked (user epoch)")
+        # Ending a family anywhere (logout, reuse detection, "end this session" on another device, the CLI)
+        # ends its access tokens at once, not when they expire.
+        family = self._store.get(claims.sid, now=now)
+        if family is None or family.kind != "token" or family.user_id != claims.sub:
+            raise TokenError("token family ended")
         return claims
 
     # -- refresh tokens -------------------------------------------------------------------------
@@ -197,6 +203,7 @@ class TokenService:
             expires_in=int(self.policy.access_ttl),
             family_id=record.id,
             refresh_expires_at=min(record.expires_at, idle_until),
+            user_id=record.user_id,
         )
 
     def issue(
