@@ -6,6 +6,7 @@ same steps run through `requests`."""
 from __future__ import annotations
 
 import re
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -34,7 +35,10 @@ def settings_lines(script: str, *, base: str, ca: str, password: str) -> str:
     return script
 
 
-@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="needs curl and jq")
+@pytest.mark.skipif(
+    not (shutil.which("curl") and shutil.which("jq")) and not os.environ.get("CI"),
+    reason="needs curl and jq (apt-get install curl jq; `make test` installs them)",
+)
 def test_readme_walkthrough_with_curl(server: ServerProcess) -> None:
     assert server.admin_password and "'" not in server.admin_password
     script = settings_lines(walkthrough_script(), base=server.base_url, ca=str(server.certfile),
