@@ -127,14 +127,19 @@ def _fmt_series(s: Any) -> str:
 
 
 def markdown(*, mode: str, started: str, elapsed: float, inproc: InprocResult | None, login: LoginResult | None,
-             http: HttpResult | None, scale: list[StoreScale], profile: dict[str, list[str]]) -> str:
+             http: HttpResult | None, scale: list[StoreScale], profile: dict[str, list[str]],
+             load: tuple[float, float] = (float("nan"), float("nan"))) -> str:
     lines = [
         f"# sessionward benchmark ({mode} mode)",
         "",
         f"Run {started}, {elapsed:.0f} s, Python {platform.python_version()}, {platform.machine()}, "
-        f"{_cpus()} CPUs. Only ratios within this run count; absolute numbers are noisy on a shared machine.",
+        f"{_cpus()} CPUs, load average {load[0]:.1f} at the start and {load[1]:.1f} at the end. Only ratios within "
+        "this run count; absolute numbers are noisy on a shared machine.",
         "",
     ]
+    if max(load) > _cpus():
+        lines += [f"**The machine was busy with other work (load average above {_cpus()}): treat this run's ratios as "
+                  "rough.**", ""]
     gs = goals(inproc, login, http, scale)
     if gs:
         lines += ["## Goals", "", "| goal | measured | limit | met |", "|---|---|---|---|"]
