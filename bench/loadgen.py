@@ -62,4 +62,5 @@ def run(url: str, headers: dict[str, str], *, connections: int, duration: float,
     results = [queue.get() for _ in procs]
     for p in procs:
         p.join()
-    return sum(r[0] for r in results) / duration  # each process counts only inside its own window, sum(r[1] for r in results)
+    # each process counts only inside its own window of `duration` seconds
+    return sum(r[0] for r in results) / duration, sum(r[1] for r in results)
