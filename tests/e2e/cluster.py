@@ -27,6 +27,7 @@ from serverproc import ServerProcess, csrf_from, login, new_http_session
 __all__ = [
     "COOKIE",
     "add_users",
+    "claimed_redis_db",
     "client_session",
     "SHARED_SECRETS",
     "cluster_env",
@@ -88,6 +89,44 @@ def redis_db_url(url: str, db: int) -> str:
     """`url` (redis:// or rediss://) pointing at database number `db`."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+#: Redis database numbers these e2e modules may use on a shared Redis (0 is the `redis_url` fixture's, 15 the
+#: benchmarks'). A module claims one with a marker key, so two test runs at once never share (or flush) one.
+E2E_REDIS_DBS = (11, 12, 13, 14)
+CLAIM_KEY = "swtest:claim"
+
+
+@contextlib.contextmanager
+def claimed_redis_db(url: str, preferred: int, *, ttl: int = 1800) -> Iterator[str]:
+    """A Redis URL on a database number of `E2E_REDIS_DBS` (`preferred` first) that no other run holds:
+    claimed with `SET NX` on a marker key, emptied (FLUSHDB of that database only) when claimed and when
+    released. Raises RuntimeError if every one is held."""
+    import redis
+
+    token = secrets.token_hex(8)
+    for db in (preferred, *(d for d in E2E_REDIS_DBS if d != preferred)):
+        candidate = redis_db_url(url, db)
+        client = redis.Redis.from_url(candidate, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            if not client.set(CLAIM_KEY, token, nx=True, ex=ttl):
+                continue  # another run holds it
+            for key in client.scan_iter(count=1000):  # leftovers of an earlier, interrupted run
+                if key != CLAIM_KEY.encode():
+                    client.delete(key)
+        finally:
+            client.close()
+        try:
+            yield candidate
+        finally:
+            client = redis.Redis.from_url(candidate, socket_timeout=5, socket_connect_timeout=5)
+            try:
+                if client.get(CLAIM_KEY) == token.encode():
+                    client.flushdb()
+            finally:
+                client.close()
+        return
+    raise RuntimeError(f"every Redis database of {E2E_REDIS_DBS} is held by another test run")
 
 
 def flush_redis(url: str) -> None:

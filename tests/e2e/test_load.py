@@ -22,21 +22,20 @@ import pytest
 import requests
 
 from cluster import (
+    claimed_redis_db,
     COOKIE,
     add_users,
     client_session,
     cluster_env,
-    flush_redis,
     logged_in_session,
     private_database,
-    redis_db_url,
     session_cookie,
 )
 from serverproc import ServerProcess, csrf_from
 
 pytestmark = [pytest.mark.server, pytest.mark.redis, pytest.mark.postgres]
 
-REDIS_DB = 12  # this module's own Redis database number (FLUSHDB at start and end)
+REDIS_DB = 12  # this module's own Redis database number (preferred; see cluster.claimed_redis_db)
 DURATION = 3.0
 READERS = 16
 ATTACKERS = 8
@@ -45,10 +44,8 @@ ADDRESSES = ("127.0.0.10", "127.0.0.11", "127.0.0.12", "127.0.0.13")
 
 @pytest.fixture(scope="module")
 def store_url(redis_url: str) -> Iterator[str]:
-    url = redis_db_url(redis_url, REDIS_DB)
-    flush_redis(url)
-    yield url
-    flush_redis(url)
+    with claimed_redis_db(redis_url, REDIS_DB) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

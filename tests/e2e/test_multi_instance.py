@@ -16,17 +16,15 @@ from typing import Any, Callable, Iterator
 import pytest
 import requests
 
-from _services import missing_service  # type: ignore[import-not-found]
 from cluster import (
+    claimed_redis_db,
     add_users,
     cluster_env,
     dashboard_status,
-    flush_redis,
     logged_in_session,
     page_csrf,
     post_form,
     private_database,
-    redis_db_url,
     session_cookie,
     start_instances,
 )
@@ -34,7 +32,7 @@ from serverproc import ServerProcess, login, new_http_session
 
 pytestmark = [pytest.mark.server, pytest.mark.redis, pytest.mark.postgres]
 
-REDIS_DB = 11  # this module's own Redis database number (FLUSHDB at start and end)
+REDIS_DB = 11  # this module's own Redis database number (preferred; see cluster.claimed_redis_db)
 
 
 def new_password() -> str:
@@ -43,10 +41,8 @@ def new_password() -> str:
 
 @pytest.fixture(scope="module")
 def shared_redis(redis_url: str) -> Iterator[str]:
-    url = redis_db_url(redis_url, REDIS_DB)
-    flush_redis(url)
-    yield url
-    flush_redis(url)
+    with claimed_redis_db(redis_url, REDIS_DB) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
