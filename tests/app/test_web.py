@@ -401,3 +401,39 @@ def test_expired_sessions_are_purged_in_the_background(web, alice):
     while rows() and _time.monotonic() < deadline:
         _time.sleep(0.05)
     assert rows() == 0
+
+
+def test_throttle_policy_is_configurable_and_validated(tmp_path):
+    app = create_app(tmp_path / "t", config={"SESSIONWARD_THROTTLE_ACCOUNT_FREE": "2"})
+    with app.app_context():
+        from sessionward.flask import state
+
+        state().users.create("alice", PASSWORD)
+    c = app.test_client()
+    statuses = [login(c, "alice", "wrong password!").status_code for _ in range(4)]
+    assert statuses[:2] == [401, 401] and 429 in statuses[2:]
+    with pytest.raises(ConfigError) as info:
+        create_app(tmp_path / "u", config={"SESSIONWARD_THROTTLE_ACCOUNT_FREE": "0"})
+    assert "THROTTLE_ACCOUNT_FREE" in str(info.value)
+
+
+def test_redis_prefix_is_configurable(tmp_path, redis_url):
+    import secrets as pysecrets
+
+    import redis
+
+    prefix = f"swtest:{pysecrets.token_hex(4)}:"
+    app = create_app(tmp_path / "r", config={"SESSIONWARD_STORE_URL": redis_url, "SESSIONWARD_REDIS_PREFIX": prefix})
+    with app.app_context():
+        from sessionward.flask import state
+
+        state().users.create("alice", PASSWORD)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert login(app.test_client(), "alice").status_code == 303
+        keys = list(client.scan_iter(match=prefix + "*"))
+        assert keys, "the session went somewhere else than under the configured prefix"
+    finally:
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+        client.close()

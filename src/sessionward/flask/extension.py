@@ -124,7 +124,10 @@ class Sessionward:
             url = cfg.get("SESSIONWARD_STORE_URL")
             if not url:
                 raise ConfigError("SESSIONWARD_STORE_URL", "is required (sqlite:///..., postgresql://..., redis://...)")
-            store = open_store(url)
+            options: dict[str, Any] = {}
+            if cfg.get("SESSIONWARD_REDIS_PREFIX") and str(url).split(":", 1)[0].lower() not in ("sqlite", "postgresql", "postgres"):
+                options["prefix"] = str(cfg["SESSIONWARD_REDIS_PREFIX"])
+            store = open_store(url, **options)
         session_policy = SessionPolicy(
             idle_timeout=_number(app, "SESSIONWARD_SESSION_IDLE_TIMEOUT", 30 * 60),
             absolute_lifetime=_number(app, "SESSIONWARD_SESSION_ABSOLUTE_LIFETIME", 12 * 3600),
@@ -141,7 +144,15 @@ class Sessionward:
             if not db_url:
                 raise ConfigError("SESSIONWARD_DATABASE_URL", "is required (sqlite:///... or postgresql://...)")
             users = UserStore(make_engine(db_url), hasher=hasher, policy=PasswordPolicy(), clock=clock)
-        throttle = LoginThrottle(store, ThrottlePolicy(), clock)
+        throttle = LoginThrottle(
+            store,
+            ThrottlePolicy(
+                account_free=int(_number(app, "SESSIONWARD_THROTTLE_ACCOUNT_FREE", 5)),
+                address_free=int(_number(app, "SESSIONWARD_THROTTLE_ADDRESS_FREE", 20)),
+                max_backoff=_number(app, "SESSIONWARD_THROTTLE_MAX_BACKOFF", 15 * 60),
+            ),
+            clock,
+        )
         state = SessionwardState(
             clock=clock,
             store=store,
