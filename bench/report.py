@@ -18,9 +18,9 @@ from .scale import StoreScale
 #: Shown only next to a goal that this run did not meet.
 _SQL_CALL = ("each SQLStore call costs ~85-160 us, of which the SQLite lookup is 3-6 us (see 'Store calls'): the rest "
              "is SQLAlchemy Core building the statement and its cache key, pool checkout and BEGIN/COMMIT per call")
-_JWT_SQL = ("the signature is not the cost (verified-token cache hit); `jwt_required` makes 3 SQL calls per request "
-            "(`is_denied` and `get_epoch` in `verify_access`, the user row in `get_user`; the core-only row shows 2), "
-            "and " + _SQL_CALL)
+_JWT_SQL = ("the signature is not the cost (verified-token cache hit); `verify_access` makes 3 store calls per request "
+            "(`is_denied`, `get_epoch`, the token family via `get`) and `jwt_required` adds the user row (`get_user`); "
+            + _SQL_CALL)
 _PUBLIC = ("no store call on a public page (profiled); the extra is per response: sessionward's security headers "
            "(8 `Headers.setdefault`, about half) and `_finish_response` parsing the Cookie header to decide whether to "
            "expire a dead session cookie, which it could skip when no session was loaded (`g._sw_session` unset)")
@@ -28,8 +28,9 @@ REASONS: dict[str, str] = {
     "jwt_hs256": _JWT_SQL,
     "jwt_es256": _JWT_SQL,
     "jwt_eddsa": _JWT_SQL,
-    "jwt_revocable": "2 Redis round trips per request (`is_denied`, `get_epoch`, ~75 us each); there is no local "
-                     "revocation cache kept current by pub/sub yet",
+    "jwt_revocable": "4 Redis round trips per request (`is_denied`, `get_epoch`, and the family: id pointer GET + "
+                     "HGETALL; ~50-75 us each) plus the user row in SQL; there is no local revocation cache kept "
+                     "current by pub/sub yet",
     "cookie_sqlite": "`SessionManager.load` makes 2 store calls (`get_by_secret`, `get_epoch`); " + _SQL_CALL,
     "cookie_redis": "3 Redis round trips per request (secret pointer GET, record HGETALL, epoch GET) where "
                     "Flask-Session makes 2 (GET, SET); a Lua script or a pipeline could make it 1",
@@ -93,7 +94,7 @@ def goals(inproc: InprocResult | None, login: LoginResult | None, http: HttpResu
         rel("jwt_hs256", "JWT HS256 overhead vs FJE HS256", "sw_jwt_hs256", "fje_hs256", 0.25)
         rel("jwt_es256", "JWT ES256 overhead vs FJE ES256", "sw_jwt_es256", "fje_es256", 0.35)
         rel("jwt_eddsa", "JWT EdDSA overhead vs FJE EdDSA", "sw_jwt_eddsa", "fje_eddsa", 0.35)
-        rel("jwt_revocable", "revocable JWT (denylist + epoch) vs FJE + Redis blocklist", "sw_jwt_hs256_redis",
+        rel("jwt_revocable", "revocable JWT (denylist, epoch, family) vs FJE + Redis blocklist", "sw_jwt_hs256_redis",
             "fje_hs256_redis_bl", 0.2)
         rel("cookie_sqlite", "cookie session on SQLite vs Flask signed cookie", "sw_cookie_sqlite", "flask_cookie", 1.0)
         rel("cookie_redis", "cookie session on Redis vs Flask-Session + Redis", "sw_cookie_redis",

@@ -4,7 +4,7 @@ not part of sessionward; in-process only, shown apart from the goals.
 - `DriverSpeedSQL`: the SQLStore's two request-path reads (`get_by_secret`, `get_epoch`, `is_denied`) done
   with `sqlite3` directly on a per-thread connection with the same SQL and the same liveness condition: what
   a SQL store without SQLAlchemy Core's per-call overhead would cost.
-- `LocalRevocation`: `is_denied`/`get_epoch` answered from process memory, as a local cache kept current by
+- `LocalRevocation`: `is_denied`, `get_epoch` and the token family (`get`) answered from process memory, as a local cache kept current by
   Redis pub/sub would answer them on the fast path (the real thing must also subscribe before loading, drop the
   cache and fall back to the store, i.e. fail closed, whenever the subscription is down, and have every
   writer publish; none of that is here).
@@ -64,6 +64,13 @@ class LocalRevocation(_Proxy):
         super().__init__(store)
         self._epochs: dict[str, int] = {}
         self._denied: dict[str, float] = {}
+        self._families: dict[str, SessionRecord | None] = {}
+
+    def get(self, session_id: str, *, now: float) -> SessionRecord | None:
+        if session_id not in self._families:
+            self._families[session_id] = self._store.get(session_id, now=now)
+        record = self._families[session_id]
+        return record if record is not None and record.is_live(now) else None
 
     def get_epoch(self, user_id: str) -> int:
         epoch = self._epochs.get(user_id)
