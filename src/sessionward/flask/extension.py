@@ -201,6 +201,8 @@ def get_session() -> Session | None:
         else:
             with AUTH_LATENCY.labels("session").time():
                 cached = state().sessions.load(value)
+            if cached is None:
+                g._sw_dead_cookie = True  # expire it in the response
         g._sw_session = cached
     return cached  # type: ignore[return-value]
 
@@ -342,9 +344,7 @@ def _finish_response(response: Response) -> Response:
             httponly=cookie.httponly,
             samesite=cookie.samesite,
         )
-    elif g.get("_sw_logout") or (
-        session_cookie_value() is not None and g.get("_sw_session", _UNSET) is None
-    ):
+    elif g.get("_sw_logout") or g.get("_sw_dead_cookie"):
         # logged out, or the browser sent a dead session cookie: expire it
         response.delete_cookie(cookie.name, path="/", secure=cookie.secure, httponly=True, samesite=cookie.samesite)
         if g.get("_sw_logout"):

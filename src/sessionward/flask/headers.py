@@ -22,11 +22,15 @@ STATIC_HEADERS = {
 HSTS = "max-age=63072000; includeSubDomains"
 
 
+_STATIC = tuple(STATIC_HEADERS.items())
+_STATIC_TLS = (*_STATIC, ("Strict-Transport-Security", HSTS))
+
+
 def apply_security_headers(response: Response, *, is_secure: bool, authenticated: bool) -> None:
-    for name, value in STATIC_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if is_secure:
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    headers = response.headers
+    wanted = _STATIC_TLS if is_secure else _STATIC
+    present = {name.lower() for name in headers.keys()}
+    headers.extend([(name, value) for name, value in wanted if name.lower() not in present])  # a view's own win
     if authenticated:
         response.headers["Cache-Control"] = "no-store"
         response.headers["Pragma"] = "no-cache"
