@@ -104,10 +104,10 @@ class SessionManager:
         if not secret or not looks_like_secret(secret):
             return None
         now = self.clock.now()
-        record = self.store.get_by_secret(hash_secret(secret), now=now)
+        record, epoch = self.store.load_by_secret(hash_secret(secret), now=now)  # one round trip
         if record is None or record.kind != "cookie" or not record.is_live(now):
             return None
-        if record.epoch < self.store.get_epoch(record.user_id):
+        if record.epoch < epoch:
             self.store.delete(record.id)
             return None
         if now - record.last_seen >= self.policy.touch_interval:

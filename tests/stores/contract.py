@@ -390,3 +390,45 @@ class StoreContract:
         text = self.stored_text(store)
         assert '"list":[1,2]' in text.replace(" ", "")
         assert store.get(rec.id, now=T0).data == {"k": "v\u00e9", "list": [1, 2]}  # type: ignore[union-attr]
+
+    # -- the per-request reads (one round trip each) ---------------------------------------------
+    def test_load_by_secret_returns_the_record_and_its_users_epoch(self, store: SessionStore) -> None:
+        secret = new_secret()
+        record = make_record(secret=secret)
+        store.create(record, now=T0)
+        store.create(make_record(user_id="bob"), now=T0)
+        assert store.load_by_secret(hash_secret(secret), now=T0) == (record, 0)
+        store.bump_epoch("bob")
+        assert store.load_by_secret(hash_secret(secret), now=T0)[1] == 0  # another user's epoch is not hers
+        store.bump_epoch("alice")
+        store.bump_epoch("alice")
+        got, epoch = store.load_by_secret(hash_secret(secret), now=T0)
+        assert got == record and epoch == 2
+
+    def test_load_by_secret_of_unknown_or_expired_is_none_and_creates_nothing(self, store: SessionStore) -> None:
+        secret = new_secret()
+        store.create(make_record(secret=secret), now=T0)
+        before = self.stored_count(store)
+        assert store.load_by_secret(hash_secret(new_secret()), now=T0) == (None, 0)
+        assert store.load_by_secret(hash_secret(secret), now=T0 + IDLE) == (None, 0)
+        assert self.stored_count(store) == before
+
+    def test_token_state_reads_denylist_epoch_and_family_together(self, store: SessionStore) -> None:
+        family = make_record(kind="token", secret=None)
+        store.create(family, now=T0)
+        state = store.token_state(jti="j1", user_id="alice", family_id=family.id, now=T0)
+        assert (state.denied, state.epoch, state.family) == (False, 0, family)
+        store.deny("j1", until=T0 + 60, now=T0)
+        store.bump_epoch("alice")
+        state = store.token_state(jti="j1", user_id="alice", family_id=family.id, now=T0 + 1)
+        assert (state.denied, state.epoch, state.family) == (True, 1, family)
+        assert not store.token_state(jti="j1", user_id="alice", family_id=family.id, now=T0 + 61).denied
+
+    def test_token_state_never_returns_a_family_of_another_user_or_a_dead_one(self, store: SessionStore) -> None:
+        family = make_record(kind="token", secret=None)
+        store.create(family, now=T0)
+        assert store.token_state(jti="j", user_id="mallory", family_id=family.id, now=T0).family is None
+        assert store.token_state(jti="j", user_id="alice", family_id="no-such-family", now=T0).family is None
+        assert store.token_state(jti="j", user_id="alice", family_id=family.id, now=T0 + IDLE).family is None
+        store.delete(family.id)
+        assert store.token_state(jti="j", user_id="alice", family_id=family.id, now=T0).family is None

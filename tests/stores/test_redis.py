@@ -217,6 +217,8 @@ def _every_method(store: RedisStore) -> list[Any]:
         lambda: store.create(rec, now=T0),
         lambda: store.get(rec.id, now=T0),
         lambda: store.get_by_secret("0" * 64, now=T0),
+        lambda: store.load_by_secret("0" * 64, now=T0),
+        lambda: store.token_state(jti="j", user_id="u", family_id="f", now=T0),
         lambda: store.update(rec.id, {"last_seen": T0}, now=T0),
         lambda: store.replace(rec.id, make_record(), now=T0),
         lambda: store.advance(rec.id, expected_generation=0, last_seen=T0, idle_expires_at=T0 + 1, now=T0),

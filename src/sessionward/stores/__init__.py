@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import SessionRecord, SessionStore, ThrottleState
+from .base import SessionRecord, SessionStore, ThrottleState, TokenState
 
-__all__ = ["SessionRecord", "SessionStore", "ThrottleState", "open_store"]
+__all__ = ["SessionRecord", "SessionStore", "ThrottleState", "TokenState", "open_store"]
 
 
 def open_store(url: str, **options: object) -> SessionStore:

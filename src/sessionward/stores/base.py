@@ -61,6 +61,15 @@ class ThrottleState:
     last_failure_at: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class TokenState:
+    """Everything `verify_access` needs to know about one access token, read in one round trip."""
+
+    denied: bool  #: the token's jti is on the denylist
+    epoch: int  #: the user's current revocation epoch
+    family: SessionRecord | None  #: the live record of the token's family (sid), or None
+
+
 @runtime_checkable
 class SessionStore(Protocol):
     """Storage for sessions, token families, denylist, epochs and throttling counters."""
@@ -76,6 +85,16 @@ class SessionStore(Protocol):
 
     def get_by_secret(self, secret_hash: str, *, now: float) -> SessionRecord | None:
         """The live record whose `secret_hash` matches, or None (unknown or expired)."""
+        ...
+
+    def load_by_secret(self, secret_hash: str, *, now: float) -> tuple[SessionRecord | None, int]:
+        """The per-request read of a cookie session, in one round trip: `get_by_secret(secret_hash)` and the
+        epoch of its user (0 when there is no record)."""
+        ...
+
+    def token_state(self, *, jti: str, user_id: str, family_id: str, now: float) -> TokenState:
+        """The per-request read of an access token, in one round trip: `is_denied(jti)`,
+        `get_epoch(user_id)` and `get(family_id)`."""
         ...
 
     def update(self, session_id: str, changes: Mapping[str, Any], *, now: float) -> bool:

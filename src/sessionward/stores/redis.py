@@ -49,7 +49,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..exceptions import ConfigError, CreateError, StoreError, StoreUnavailable
-from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState
+from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
 
 __all__ = ["RedisStore", "RedisURL", "parse_redis_url"]
 
@@ -456,6 +456,47 @@ class RedisStore:
             return None
         record = _parse_record(h)
         return record if record.secret_hash == secret_hash and record.is_live(now) else None
+
+    def load_by_secret(self, secret_hash: str, *, now: float) -> tuple[SessionRecord | None, int]:
+        """Two round trips: the secret pointer, then the record and the user's epoch in one pipeline."""
+        v = self._read(lambda: self._client.get(self._secret_ptr(secret_hash)))
+        if v is None:
+            return None, 0
+        u, _, m = v.decode().partition(" ")
+
+        def both() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hgetall(self._recprefix(u) + m)
+            pipe.get(f"{self._p}e:{u}")
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        h, epoch = self._read(both)
+        if not h:
+            return None, 0
+        record = _parse_record(h)
+        if record.secret_hash != secret_hash or not record.is_live(now):
+            return None, 0
+        return record, int(epoch or 0)
+
+    def token_state(self, *, jti: str, user_id: str, family_id: str, now: float) -> TokenState:
+        """One round trip: denylist entry, epoch and the family record (looked up under the token's user, so
+        a family of another user is simply not found) in one pipeline."""
+        u = self._user(user_id)
+
+        def three() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.get(self._deny_key(jti))
+            pipe.get(self._epoch_key(user_id))
+            pipe.hgetall(self._recprefix(u) + _enc(family_id))
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        denied, epoch, h = self._read(three)
+        family = None
+        if h:
+            record = _parse_record(h)
+            if record.id == family_id and record.user_id == user_id and record.is_live(now):
+                family = record
+        return TokenState(denied=denied is not None and float(denied) > now, epoch=int(epoch or 0), family=family)
 
     def update(self, session_id: str, changes: Mapping[str, Any], *, now: float) -> bool:
         """Raises `ValueError` for a field outside `UPDATABLE_FIELDS`."""

@@ -24,7 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import db
 from ..exceptions import CreateError
-from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState
+from ._sqlhot import Compiled, HotReads
+from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
 
 __all__ = ["SQLStore"]
 
@@ -102,6 +103,43 @@ def _row_to_record(row: sa.Row[Any]) -> SessionRecord:
     )
 
 
+_COLUMNS = tuple(c.name for c in sessions.c)
+
+
+def _tuple_to_record(values: Any) -> SessionRecord:
+    """A record from the session columns in table order (the hot path's raw rows)."""
+    row = dict(zip(_COLUMNS, values))
+    return SessionRecord(
+        id=row["id"], kind=row["kind"], user_id=row["user_id"], created_at=row["created_at"],
+        last_seen=row["last_seen"], auth_at=row["auth_at"], expires_at=row["expires_at"],
+        idle_expires_at=row["idle_expires_at"], epoch=row["epoch"], secret_hash=row["secret_hash"],
+        generation=row["generation"], salt=row["salt"], user_agent=row["user_agent"], ip=row["ip"],
+        data=json.loads(row["data"]),
+    )
+
+
+def _hot_statements(engine: Engine) -> tuple[Compiled, Compiled]:
+    now = sa.bindparam("now")
+    live = sa.and_(sessions.c.expires_at > now, sessions.c.idle_expires_at > now)
+    by_secret = (
+        sa.select(*sessions.c, sa.func.coalesce(epochs.c.epoch, 0))
+        .select_from(sessions.outerjoin(epochs, epochs.c.user_id == sessions.c.user_id))
+        .where(sessions.c.secret_hash == sa.bindparam("secret_hash"), live)
+    )
+    denied = (
+        sa.select(sa.func.count())
+        .select_from(denylist)
+        .where(denylist.c.jti == sa.bindparam("jti"), denylist.c.until > now)
+        .scalar_subquery()
+    )
+    epoch = sa.select(epochs.c.epoch).where(epochs.c.user_id == sa.bindparam("user_id")).scalar_subquery()
+    one = sa.select(sa.literal(1).label("one")).subquery()
+    token = sa.select(denied, epoch, *sessions.c).select_from(
+        one.outerjoin(sessions, sa.and_(sessions.c.id == sa.bindparam("family_id"), live))
+    )
+    return Compiled(by_secret, engine), Compiled(token, engine)
+
+
 def _record_to_row(record: SessionRecord) -> dict[str, Any]:
     return {
         "id": record.id,
@@ -147,6 +185,8 @@ class SQLStore:
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         if create_schema:
             db.ensure_schema(engine, _COMPONENT, _TABLES)
+        self._hot = HotReads(engine, what=_WHAT)
+        self._by_secret_sql, self._token_sql = _hot_statements(engine)
 
     @classmethod
     def from_url(cls, url: str, *, connect_timeout: float = 5.0, create_schema: bool = True) -> SQLStore:
@@ -183,6 +223,22 @@ class SQLStore:
 
     def get_by_secret(self, secret_hash: str, *, now: float) -> SessionRecord | None:
         return self._get_where(sessions.c.secret_hash == secret_hash, now)
+
+    def load_by_secret(self, secret_hash: str, *, now: float) -> tuple[SessionRecord | None, int]:
+        """One statement: the live record joined with its user's epoch."""
+        row = self._hot.one(self._by_secret_sql, {"secret_hash": secret_hash, "now": now})
+        if row is None:
+            return None, 0
+        return _tuple_to_record(row[:-1]), int(row[-1])
+
+    def token_state(self, *, jti: str, user_id: str, family_id: str, now: float) -> TokenState:
+        """One statement: denylist count and epoch as scalar subqueries beside the (outer-joined) family."""
+        row = self._hot.one(self._token_sql, {"jti": jti, "user_id": user_id, "family_id": family_id, "now": now})
+        assert row is not None  # the outer join always yields one row
+        family = None if row[2] is None else _tuple_to_record(row[2:])
+        if family is not None and family.user_id != user_id:
+            family = None
+        return TokenState(denied=bool(row[0]), epoch=int(row[1] or 0), family=family)
 
     def update(self, session_id: str, changes: Mapping[str, Any], *, now: float) -> bool:
         """Raises `ValueError` for a field outside `UPDATABLE_FIELDS`."""

@@ -176,13 +176,14 @@ class TokenService:
             self._cache.put(token, claims, tag)
         else:
             check_time(claims, policy, now=now)
-        if self._store.is_denied(claims.jti, now=now):
+        state = self._store.token_state(jti=claims.jti, user_id=claims.sub, family_id=claims.sid, now=now)
+        if state.denied:
             raise TokenError("revoked")
-        if claims.epoch < self._store.get_epoch(claims.sub):
+        if claims.epoch < state.epoch:
             raise TokenError("revoked (user epoch)")
         # Ending a family anywhere (logout, reuse detection, "end this session" on another device, the CLI)
         # ends its access tokens at once, not when they expire.
-        family = self._store.get(claims.sid, now=now)
+        family = state.family
         if family is None or family.kind != "token" or family.user_id != claims.sub:
             raise TokenError("token family ended")
         return claims
