@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import db, events
+from .hotsql import Compiled, HotReads
 from .clock import Clock
 from .exceptions import NotFound, ValidationError
 from .ids import new_public_id
@@ -87,6 +88,9 @@ class UserStore:
         self._policy = policy
         self._clock = clock
         db.ensure_schema(engine, "users", [users_table])
+        # The per-request read (the signed-in user's row) skips SQLAlchemy's per-call work; see hotsql.
+        self._hot = HotReads(engine, what="users database")
+        self._get_sql = Compiled(sa.select(*users_table.c).where(users_table.c.id == sa.bindparam("id")), engine)
 
     @property
     def hasher(self) -> PasswordHasher:
@@ -132,9 +136,18 @@ class UserStore:
         """The user with this id, or None."""
         if not isinstance(user_id, str) or len(user_id) > 64:
             return None
-        with db.begin(self._engine, "users database") as conn:
-            row = conn.execute(sa.select(users_table).where(users_table.c.id == user_id)).first()
-        return None if row is None else _row_to_user(row)
+        row = self._hot.one(self._get_sql, {"id": user_id})
+        if row is None:
+            return None
+        values = dict(zip((c.name for c in users_table.c), row))
+        return User(
+            id=values["id"],
+            username=values["username"],
+            password_hash=values["password_hash"],
+            disabled=bool(values["disabled"]),
+            created_at=float(values["created_at"]),
+            password_changed_at=float(values["password_changed_at"]),
+        )
 
     def get_by_username(self, username: str) -> User | None:
         """The user whose normalized username matches, or None (also for a name that could never be valid)."""

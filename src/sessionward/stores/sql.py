@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import db
 from ..exceptions import CreateError
-from ._sqlhot import Compiled, HotReads
+from ..hotsql import Compiled, HotReads
 from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
 
 __all__ = ["SQLStore"]

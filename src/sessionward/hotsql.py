@@ -1,4 +1,4 @@
-"""The SQL store's per-request reads, without SQLAlchemy's per-call overhead.
+"""Per-request SQL reads without SQLAlchemy's per-call overhead (the store's session reads, the user row).
 
 Statements are built with SQLAlchemy Core once, compiled once for the engine's dialect, and run on a raw
 DB-API cursor: for SQLite on a connection kept per thread (about 6 us a lookup instead of ~200 us through
@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..exceptions import StoreUnavailable
+from .exceptions import StoreUnavailable
 
 Row = Sequence[Any]
 
