@@ -9,16 +9,27 @@ __all__ = ["SessionRecord", "SessionStore", "ThrottleState", "TokenState", "open
 
 def open_store(url: str, **options: object) -> SessionStore:
     """Open the store named by `url`: `sqlite:///path`, `postgresql://...`, `redis://`, `rediss://`,
-    `unix://`, `redis+sentinel://`, `redis+cluster://`. Raises `ConfigError` for an unknown scheme."""
+    `unix://`, `redis+sentinel://`, `redis+cluster://`. Option `local_cache=True` (Redis only) wraps the
+    store in a started `CachedStore` (per-request reads from memory, kept current by pub/sub).
+    Raises `ConfigError` for an unknown scheme, or `local_cache` on a non-Redis URL."""
     from ..exceptions import ConfigError
 
+    local_cache = bool(options.pop("local_cache", False))
     scheme = url.split(":", 1)[0].lower()
     if scheme.startswith("sqlite") or scheme.startswith("postgres"):
         from .sql import SQLStore
 
+        if local_cache:
+            raise ConfigError("SESSIONWARD_LOCAL_CACHE", "needs a Redis store URL (it is kept current by pub/sub)")
         return SQLStore.from_url(url, **options)  # type: ignore[arg-type]
     if scheme in {"redis", "rediss", "unix", "redis+sentinel", "redis+cluster"}:
         from .redis import RedisStore
 
-        return RedisStore.from_url(url, **options)  # type: ignore[arg-type]
+        store = RedisStore.from_url(url, **options)  # type: ignore[arg-type]
+        if not local_cache:
+            return store
+        from .cache import CachedStore
+
+        prefix = str(options.get("prefix", "sw:"))
+        return CachedStore(store, redis_client=store.client, channel_prefix=prefix).start()
     raise ConfigError("SESSIONWARD_STORE_URL", f"unknown store URL scheme {scheme!r}; use sqlite, postgresql or redis")

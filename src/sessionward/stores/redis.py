@@ -281,6 +281,11 @@ def _enc(value: str) -> str:
     return value if _SAFE.fullmatch(value) else "=" + value.encode("utf-8", "surrogatepass").hex()
 
 
+def _dec(key_part: str) -> str:
+    """The value `_enc` encoded."""
+    return bytes.fromhex(key_part[1:]).decode("utf-8", "surrogatepass") if key_part.startswith("=") else key_part
+
+
 def _num(x: float) -> str:
     return repr(float(x))
 
@@ -628,6 +633,26 @@ class RedisStore:
     def is_denied(self, jti: str, *, now: float) -> bool:
         v = self._read(lambda: self._client.get(self._deny_key(jti)))
         return v is not None and float(v) > now
+
+    def list_denied(self, *, now: float) -> dict[str, float]:
+        """Every denylist entry in force at `now` (jti -> until), for `CachedStore` to load when it
+        (re)subscribes. Scans the key space: rare use only, never per request."""
+        keys = self._scan("d:*")
+        start = len(self._p) + 2
+        out: dict[str, float] = {}
+        for i in range(0, len(keys), 500):
+            batch = keys[i : i + 500]
+
+            def values(batch: list[str] = batch) -> list[Any]:
+                pipe = self._client.pipeline(transaction=False)
+                for key in batch:
+                    pipe.get(key)
+                return pipe.execute()  # type: ignore[no-any-return]
+
+            for key, v in zip(batch, self._read(values)):
+                if v is not None and float(v) > now:
+                    out[_dec(key[start:])] = float(v)
+        return out
 
     # -- per-user revocation epoch ----------------------------------------------------------
     def _epoch_key(self, user_id: str) -> str:

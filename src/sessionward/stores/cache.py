@@ -1,0 +1,532 @@
+"""A bounded in-process cache in front of a store, kept current by Redis pub/sub (no round trip per request).
+
+`CachedStore` wraps a store (normally a `RedisStore`) and answers the per-request reads -- `load_by_secret`,
+`token_state`, `get_epoch`, `is_denied` -- from memory; every other method goes to the inner store.
+
+How it stays current. Every write made through a `CachedStore` is applied to the local cache and then
+published, after the inner store accepted it, as a JSON message on one channel (``<prefix>inval``):
+``["deny", jti, until]``, ``["epoch", user, value]``, ``["drop", session_id]`` (update, advance, replace,
+delete) and ``["user", user_id]`` (delete_for_user). Every instance subscribes (its own messages included)
+and applies them. Nothing "not found" is cached, so `create` needs no message.
+
+The denylist is answered locally only while the cache knows every denial: after each (re)subscription
+the loader thread reads the live denylist (`inner.list_denied(now=...)`, if the inner store has it) and
+merges it with the messages received meanwhile; it repeats every `resync_interval` (a denial written by
+a process without the cache is picked up then). Until that load is done, or while the denylist is larger
+than `max_entries`, or if the inner store has no `list_denied`, a jti not in the cache costs one round trip.
+
+Races. A read-through remembers the generation counter (moved by every message, local write and reset)
+before it asks the inner store and inserts what it got only if the counter has not moved, so a value made
+stale by an invalidation during the fetch is never cached.
+
+Fail closed. The cache is used only while the subscription is healthy: subscribed, and a PING on the pubsub
+connection answered within `heartbeat_timeout`. When the subscription drops, a heartbeat is late or the
+pubsub connection reconnects behind our back, the cache is cleared and every read goes to the inner store
+(which raises `StoreUnavailable` when Redis is down). When it is back, the cache is cleared again (messages
+were missed) and fills from scratch. A write whose message cannot be published raises `StoreUnavailable`
+(the write itself happened; the caller answers 503 and may retry, every write here is safe to repeat).
+
+Bounds: at most `max_entries` records and `max_entries` epochs (least recently used go first), each at most
+`max_age` seconds old; a cached record is still checked against the caller's `now` (and a record that
+reads as expired is asked of the inner store again, never answered "gone" from memory). Denylist entries
+end at their `until`. Records handed out are shared: callers must not mutate `record.data`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Mapping
+
+import redis.exceptions as rex
+
+from ..exceptions import StoreUnavailable
+from .base import SessionRecord, SessionStore, ThrottleState, TokenState
+
+__all__ = ["CachedStore"]
+
+_log = logging.getLogger("sessionward.stores.cache")
+_REDIS_ERRORS = (rex.RedisError, rex.RedisClusterException)
+_DENY_GRACE = 300.0  # seconds a denylist entry outlives its `until` in memory
+
+
+class _Unhealthy(Exception):
+    """The subscription can no longer be trusted (heartbeat late, silent reconnect, bad message)."""
+
+
+class CachedStore:
+    """`SessionStore` that answers per-request reads from a local cache kept current by Redis pub/sub.
+
+    `redis_client` is the client the inner store uses (for PUBLISH and the pubsub connection);
+    `clock_for_heartbeat` a monotonic clock in seconds (default `time.monotonic`). Call `start()` once;
+    until the subscription is up every read goes to the inner store. Raises `ValueError` for bad bounds."""
+
+    def __init__(
+        self,
+        inner: SessionStore,
+        *,
+        redis_client: Any,
+        channel_prefix: str,
+        clock_for_heartbeat: Callable[[], float] | None = None,
+        max_entries: int = 100_000,
+        max_age: float = 60.0,
+        heartbeat_interval: float = 0.5,
+        heartbeat_timeout: float = 2.0,
+        resync_interval: float | None = None,
+    ) -> None:
+        if max_entries < 1 or max_age <= 0:
+            raise ValueError("max_entries must be >= 1 and max_age > 0")
+        if not 0 < heartbeat_interval < heartbeat_timeout:
+            raise ValueError("need 0 < heartbeat_interval < heartbeat_timeout")
+        self._inner = inner
+        self._client = redis_client
+        self.channel = f"{channel_prefix}inval"
+        self._mono = clock_for_heartbeat or time.monotonic
+        self._max_entries = max_entries
+        self._max_age = float(max_age)
+        self._hb_interval = float(heartbeat_interval)
+        self._hb_timeout = float(heartbeat_timeout)
+        self._resync = float(resync_interval if resync_interval is not None else max_age)
+        self._list_denied: Callable[..., Mapping[str, float]] | None = getattr(inner, "list_denied", None)
+
+        self._lock = threading.Lock()
+        self._gen = 0  # moved by every invalidation and reset (see `_insert_ok`)
+        self._live = False  # a subscription is established ...
+        self._last_pong = 0.0  # ... and answered a PING at this time (`_mono`)
+        self._session = 0  # counts subscriptions, so a stale denylist load is dropped
+        self._records: OrderedDict[str, tuple[SessionRecord, float]] = OrderedDict()
+        self._by_secret: dict[str, str] = {}
+        self._by_user: dict[str, set[str]] = {}
+        self._epochs: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._denied: dict[str, float] = {}
+        self._deny_complete = False
+        self._last_now = 0.0  # the newest `now` a caller passed (stores never read a clock)
+
+        self._stop = threading.Event()
+        self._load_wanted = threading.Event()
+        self._reconnected = False
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def start(self) -> CachedStore:
+        """Start the subscriber and denylist-loader threads (daemons). Returns self; never raises."""
+        if not self._threads:
+            for target, name in ((self._listen, "sessionward-cache-sub"), (self._loader, "sessionward-cache-deny")):
+                t = threading.Thread(target=target, name=name, daemon=True)
+                t.start()
+                self._threads.append(t)
+        return self
+
+    def close(self) -> None:
+        """Stop the threads, forget the cache and close the inner store."""
+        self._stop.set()
+        self._load_wanted.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._reset(live=False)
+        self._inner.close()
+
+    @property
+    def healthy(self) -> bool:
+        """True while the cache may answer reads (subscribed, heartbeat fresh)."""
+        return self._healthy(self._mono())
+
+    @property
+    def denylist_complete(self) -> bool:
+        """True while `is_denied` can answer "not denied" without the inner store."""
+        return self._deny_complete and self.healthy
+
+    def wait_healthy(self, timeout: float = 5.0) -> bool:
+        """Block until the cache is usable (and the denylist loaded, if the inner store can list it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.healthy and (self._deny_complete or self._list_denied is None):
+                return True
+            time.sleep(0.01)
+        return False
+
+    # -- cached reads ---------------------------------------------------------------------------
+    def load_by_secret(self, secret_hash: str, *, now: float) -> tuple[SessionRecord | None, int]:
+        t = self._mono()
+        with self._lock:
+            g = self._begin_read(now, t)
+            if g is not None:
+                rid = self._by_secret.get(secret_hash)
+                record = None if rid is None else self._cached_record(rid, now, t)
+                if record is not None and record.secret_hash == secret_hash:
+                    epoch = self._cached_epoch(record.user_id, t)
+                    if epoch is not None:
+                        return record, epoch
+        record, epoch = self._inner.load_by_secret(secret_hash, now=now)
+        if g is not None and record is not None:
+            with self._lock:
+                if self._insert_ok(g):
+                    self._put_record(record, t)
+                    self._put_epoch(record.user_id, epoch, t)
+        return record, epoch
+
+    def token_state(self, *, jti: str, user_id: str, family_id: str, now: float) -> TokenState:
+        t = self._mono()
+        with self._lock:
+            g = self._begin_read(now, t)
+            if g is not None:
+                denied = self._cached_denied(jti, now)
+                epoch = self._cached_epoch(user_id, t)
+                family = self._cached_record(family_id, now, t)
+                if denied is not None and epoch is not None and family is not None and family.user_id == user_id:
+                    return TokenState(denied=denied, epoch=epoch, family=family)
+        state = self._inner.token_state(jti=jti, user_id=user_id, family_id=family_id, now=now)
+        if g is not None:
+            with self._lock:
+                if self._insert_ok(g):
+                    self._put_epoch(user_id, state.epoch, t)
+                    if state.family is not None:
+                        self._put_record(state.family, t)
+        return state
+
+    def get_epoch(self, user_id: str) -> int:
+        t = self._mono()
+        with self._lock:
+            g = self._begin_read(None, t)
+            if g is not None:
+                epoch = self._cached_epoch(user_id, t)
+                if epoch is not None:
+                    return epoch
+        epoch = self._inner.get_epoch(user_id)
+        if g is not None:
+            with self._lock:
+                if self._insert_ok(g):
+                    self._put_epoch(user_id, epoch, t)
+        return epoch
+
+    def is_denied(self, jti: str, *, now: float) -> bool:
+        with self._lock:
+            if self._begin_read(now, self._mono()) is not None:
+                denied = self._cached_denied(jti, now)
+                if denied is not None:
+                    return denied
+        return self._inner.is_denied(jti, now=now)
+
+    # -- writes: inner store first, then the invalidation ------------------------------------------
+    def create(self, record: SessionRecord, *, now: float) -> None:
+        self._inner.create(record, now=now)  # nothing "not found" is cached: no message needed
+
+    def update(self, session_id: str, changes: Mapping[str, Any], *, now: float) -> bool:
+        ok = self._inner.update(session_id, changes, now=now)
+        if ok:
+            self._announce(["drop", session_id])
+        return ok
+
+    def replace(self, old_id: str, new: SessionRecord, *, now: float) -> bool:
+        ok = self._inner.replace(old_id, new, now=now)
+        if ok:
+            self._announce(["drop", old_id])
+        return ok
+
+    def advance(
+        self, session_id: str, *, expected_generation: int, last_seen: float, idle_expires_at: float, now: float
+    ) -> bool:
+        ok = self._inner.advance(session_id, expected_generation=expected_generation, last_seen=last_seen,
+                                 idle_expires_at=idle_expires_at, now=now)
+        if ok:
+            self._announce(["drop", session_id])
+        return ok
+
+    def delete(self, session_id: str) -> bool:
+        ok = self._inner.delete(session_id)
+        self._announce(["drop", session_id])  # even if already gone: a drop is always safe
+        return ok
+
+    def delete_for_user(self, user_id: str, *, except_id: str | None = None) -> int:
+        n = self._inner.delete_for_user(user_id, except_id=except_id)
+        self._announce(["user", user_id])
+        return n
+
+    def deny(self, jti: str, *, until: float, now: float) -> None:
+        self._inner.deny(jti, until=until, now=now)
+        if until > now:
+            self._announce(["deny", jti, float(until)])
+
+    def bump_epoch(self, user_id: str) -> int:
+        value = self._inner.bump_epoch(user_id)
+        self._announce(["epoch", user_id, int(value)])
+        return value
+
+    # -- passed through -----------------------------------------------------------------------------
+    def get(self, session_id: str, *, now: float) -> SessionRecord | None:
+        return self._inner.get(session_id, now=now)
+
+    def get_by_secret(self, secret_hash: str, *, now: float) -> SessionRecord | None:
+        return self._inner.get_by_secret(secret_hash, now=now)
+
+    def list_for_user(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        return self._inner.list_for_user(user_id, now=now)
+
+    def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
+        return self._inner.list_all(now=now, limit=limit)
+
+    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
+        return self._inner.throttle_get(key, now=now, window=window)
+
+    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
+        return self._inner.throttle_fail(key, now=now, window=window)
+
+    def throttle_reset(self, key: str) -> None:
+        self._inner.throttle_reset(key)
+
+    def purge_expired(self, *, now: float) -> int:
+        return self._inner.purge_expired(now=now)  # only what is dead by `now`, which no cache hit returns
+
+    def ping(self) -> None:
+        self._inner.ping()
+
+    # -- the cache (call with the lock held) ---------------------------------------------------------
+    def _healthy(self, t: float) -> bool:
+        return self._live and t - self._last_pong <= self._hb_timeout
+
+    def _begin_read(self, now: float | None, t: float) -> int | None:
+        """The generation to insert under, or None if the cache must not be used now."""
+        if now is not None and now > self._last_now:
+            self._last_now = now
+        return self._gen if self._healthy(t) else None
+
+    def _insert_ok(self, g: int) -> bool:
+        return self._gen == g and self._healthy(self._mono())
+
+    def _cached_record(self, session_id: str, now: float, t: float) -> SessionRecord | None:
+        entry = self._records.get(session_id)
+        if entry is None:
+            return None
+        record, at = entry
+        if t - at > self._max_age or not record.is_live(now):
+            self._drop_record(session_id)  # too old, or expired by this clock: ask the inner store
+            return None
+        self._records.move_to_end(session_id)
+        return record
+
+    def _cached_epoch(self, user_id: str, t: float) -> int | None:
+        entry = self._epochs.get(user_id)
+        if entry is None:
+            return None
+        if t - entry[1] > self._max_age:
+            del self._epochs[user_id]
+            return None
+        self._epochs.move_to_end(user_id)
+        return entry[0]
+
+    def _cached_denied(self, jti: str, now: float) -> bool | None:
+        until = self._denied.get(jti)
+        if until is not None and until > now:
+            return True
+        return False if self._deny_complete else None
+
+    def _put_record(self, record: SessionRecord, t: float) -> None:
+        self._drop_record(record.id)
+        self._records[record.id] = (record, t)
+        if record.secret_hash is not None:
+            self._by_secret[record.secret_hash] = record.id
+        self._by_user.setdefault(record.user_id, set()).add(record.id)
+        while len(self._records) > self._max_entries:
+            self._drop_record(next(iter(self._records)))
+
+    def _put_epoch(self, user_id: str, epoch: int, t: float) -> None:
+        self._epochs[user_id] = (epoch, t)
+        self._epochs.move_to_end(user_id)
+        while len(self._epochs) > self._max_entries:
+            self._epochs.popitem(last=False)
+
+    def _drop_record(self, session_id: str) -> None:
+        entry = self._records.pop(session_id, None)
+        if entry is None:
+            return
+        record = entry[0]
+        if record.secret_hash is not None and self._by_secret.get(record.secret_hash) == session_id:
+            del self._by_secret[record.secret_hash]
+        ids = self._by_user.get(record.user_id)
+        if ids is not None:
+            ids.discard(session_id)
+            if not ids:
+                del self._by_user[record.user_id]
+
+    def _forgettable(self, until: float) -> bool:
+        # Kept a while past `until`: callers on other threads may pass a `now` a little behind `_last_now`.
+        return until <= self._last_now - _DENY_GRACE
+
+    def _add_denied(self, jti: str, until: float) -> None:
+        if self._forgettable(until):
+            return
+        if jti not in self._denied and len(self._denied) >= self._max_entries:
+            self._prune_denied()
+            if len(self._denied) >= self._max_entries:
+                self._deny_complete = False  # too many to know them all: misses ask the inner store
+                return
+        self._denied[jti] = max(until, self._denied.get(jti, until))
+
+    def _prune_denied(self) -> None:
+        for jti in [j for j, until in self._denied.items() if self._forgettable(until)]:
+            del self._denied[jti]
+
+    def _apply(self, message: Any) -> None:
+        """Apply one invalidation (lock held). Raises `_Unhealthy` for a message it cannot read."""
+        self._gen += 1
+        try:
+            kind = message[0]
+            if kind == "drop":
+                self._drop_record(str(message[1]))
+            elif kind == "user":
+                for sid in list(self._by_user.get(str(message[1]), ())):
+                    self._drop_record(sid)
+            elif kind == "epoch":
+                user, value = str(message[1]), int(message[2])
+                entry = self._epochs.get(user)
+                if entry is not None and entry[0] < value:
+                    self._epochs[user] = (value, entry[1])
+            elif kind == "deny":
+                self._add_denied(str(message[1]), float(message[2]))
+            else:
+                raise ValueError(kind)
+        except (IndexError, TypeError, ValueError, KeyError) as exc:
+            raise _Unhealthy("unreadable invalidation message") from exc
+
+    def _reset(self, *, live: bool) -> None:
+        """Forget everything (messages may have been missed); `live` says whether the cache may refill."""
+        with self._lock:
+            self._gen += 1
+            self._session += 1
+            self._live = live
+            self._last_pong = self._mono()
+            self._records.clear()
+            self._by_secret.clear()
+            self._by_user.clear()
+            self._epochs.clear()
+            self._denied.clear()
+            self._deny_complete = False
+        if live:
+            self._load_wanted.set()
+
+    def _announce(self, message: list[Any]) -> None:
+        """Apply a write's invalidation here at once, then publish it. Raises `StoreUnavailable` if it cannot
+        be published (other instances would keep a stale answer)."""
+        with self._lock:
+            try:
+                self._apply(message)
+            except _Unhealthy:  # pragma: no cover - our own messages are well-formed
+                pass
+        payload = json.dumps(message, separators=(",", ":"))
+        for attempt in (1, 2):
+            try:
+                self._client.publish(self.channel, payload)
+                return
+            except _REDIS_ERRORS as exc:
+                if attempt == 2:
+                    raise StoreUnavailable(f"Redis unavailable: cannot publish an invalidation "
+                                           f"({type(exc).__name__})") from exc
+
+    # -- the subscriber -------------------------------------------------------------------------------
+    def _on_pubsub_reconnect(self, _connection: Any) -> None:
+        self._reconnected = True  # redis-py re-subscribed behind our back: messages may be lost
+
+    def _listen(self) -> None:
+        backoff = 0.05
+        ping_token = "sw-cache-" + secrets.token_hex(4)
+        while not self._stop.is_set():
+            pubsub = None
+            try:
+                pubsub = self._client.pubsub()
+                pubsub.subscribe(self.channel)
+                self._await_subscribed(pubsub)
+                self._reconnected = False
+                pubsub.connection.register_connect_callback(self._on_pubsub_reconnect)
+                self._reset(live=True)
+                _log.info("invalidation subscription up; local cache in use")
+                backoff = 0.05
+                next_ping = self._mono()
+                while not self._stop.is_set():
+                    t = self._mono()
+                    if t - self._last_pong > self._hb_timeout:
+                        raise _Unhealthy("heartbeat late")
+                    if t >= next_ping:
+                        pubsub.ping(ping_token)
+                        next_ping = t + self._hb_interval
+                    msg = pubsub.get_message(timeout=min(0.1, self._hb_interval))
+                    if self._reconnected:
+                        raise _Unhealthy("pubsub reconnected")
+                    if msg is not None:
+                        self._handle(msg)
+            except Exception as exc:  # noqa: BLE001 - any failure means: stop trusting the cache
+                if not self._stop.is_set():
+                    _log.warning("invalidation subscription down (%s); reads go to the store", type(exc).__name__)
+            finally:
+                self._reset(live=False)
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        if pubsub.connection is not None:
+                            pubsub.connection.deregister_connect_callback(self._on_pubsub_reconnect)
+                        pubsub.reset()
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    def _await_subscribed(self, pubsub: Any) -> None:
+        start = self._mono()
+        while not self._stop.is_set():
+            msg = pubsub.get_message(timeout=0.1)
+            if msg is not None and msg.get("type") == "subscribe":
+                return
+            if self._mono() - start > self._hb_timeout:
+                raise _Unhealthy("no subscribe confirmation")
+
+    def _handle(self, msg: Mapping[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "pong":
+            t = self._mono()
+            with self._lock:
+                if t - self._last_pong > self._hb_timeout:
+                    raise _Unhealthy("heartbeat late")
+                self._last_pong = t
+        elif kind == "message":
+            try:
+                message = json.loads(msg["data"])
+            except (ValueError, TypeError) as exc:
+                raise _Unhealthy("unreadable invalidation message") from exc
+            with self._lock:
+                self._apply(message)
+        elif kind in ("unsubscribe", "punsubscribe"):
+            raise _Unhealthy("unsubscribed")
+
+    # -- the denylist loader ----------------------------------------------------------------------------
+    def _loader(self) -> None:
+        while not self._stop.is_set():
+            self._load_wanted.wait(timeout=self._resync)
+            self._load_wanted.clear()
+            if self._stop.is_set() or self._list_denied is None:
+                continue
+            with self._lock:
+                if not self._live:
+                    continue
+                session, now = self._session, self._last_now - _DENY_GRACE
+            try:
+                snapshot = dict(self._list_denied(now=now))
+            except Exception as exc:  # noqa: BLE001 - retried soon; until then misses ask the store
+                _log.warning("cannot load the denylist (%s); retrying", type(exc).__name__)
+                self._stop.wait(0.2)
+                self._load_wanted.set()
+                continue
+            with self._lock:
+                if session != self._session:  # reset meanwhile: the next session loads again
+                    continue
+                # Union: denials only ever end by time, so what arrived by message meanwhile stays.
+                self._prune_denied()
+                complete = True
+                for jti, until in snapshot.items():
+                    if self._forgettable(until):
+                        continue
+                    if jti not in self._denied and len(self._denied) >= self._max_entries:
+                        complete = False  # too many to hold: misses keep asking the inner store
+                        break
+                    self._denied[jti] = max(until, self._denied.get(jti, until))
+                self._deny_complete = complete
