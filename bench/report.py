@@ -24,6 +24,7 @@ _JWT_SQL = ("the signature is not the cost (verified-token cache hit); `verify_a
 _PUBLIC = ("no store call on a public page (profiled); the extra is per response: sessionward's security headers "
            "(8 `Headers.setdefault`, about half) and `_finish_response` parsing the Cookie header to decide whether to "
            "expire a dead session cookie, which it could skip when no session was loaded (`g._sw_session` unset)")
+PROFILED_AT = "d30c36f"
 REASONS: dict[str, str] = {
     "jwt_hs256": _JWT_SQL,
     "jwt_es256": _JWT_SQL,
@@ -143,7 +144,9 @@ def markdown(*, mode: str, started: str, elapsed: float, inproc: InprocResult | 
                   "rough.**", ""]
     gs = goals(inproc, login, http, scale)
     if gs:
-        lines += ["## Goals", "", "| goal | measured | limit | met |", "|---|---|---|---|"]
+        lines += ["## Goals", "", f"Reasons for missed goals come from profiling at commit {PROFILED_AT} (the profile "
+                  "below is this run's own; where they disagree, the code has changed since).", "",
+                  "| goal | measured | limit | met |", "|---|---|---|---|"]
         for g in gs:
             verdict = "yes" if g.met else "**no**"
             if not g.met and g.key in REASONS:
