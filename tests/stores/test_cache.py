@@ -283,7 +283,7 @@ def test_entries_are_bounded_and_age_out(redis_url: str, redis_prefix: str) -> N
         for s in secrets_:
             store.create(make_record(secret=s), now=T0)
             store.load_by_secret(hash_secret(s), now=T0)
-        assert len(store._records) == 3 and len(store._by_secret) == 3
+        assert len(store._mem.records) == 3 and len(store._mem.by_secret) == 3
         calls = inner.calls["load_by_secret"]
         store.load_by_secret(hash_secret(secrets_[-1]), now=T0)
         assert inner.calls["load_by_secret"] == calls  # the newest is cached
@@ -323,7 +323,7 @@ def test_late_heartbeat_stops_the_cache_at_once(redis_url: str, redis_prefix: st
         clock.t += 2.5  # no pong for longer than heartbeat_timeout
         assert store.load_by_secret(hash_secret(secret), now=T0) == (None, 0)  # straight from the store
         assert store.wait_healthy(5)  # the subscriber starts over ...
-        assert len(store._records) == 0  # ... with an empty cache
+        assert len(store._mem.records) == 0  # ... with an empty cache
     finally:
         store.close()
 

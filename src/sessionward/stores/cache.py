@@ -24,7 +24,7 @@ connection answered within `heartbeat_timeout`. When the subscription drops, a h
 pubsub connection reconnects behind our back, the cache is cleared and every read goes to the inner store
 (which raises `StoreUnavailable` when Redis is down). When it is back, the cache is cleared again (messages
 were missed) and fills from scratch. A write whose message cannot be published raises `StoreUnavailable`
-(the write itself happened; the caller answers 503 and may retry, every write here is safe to repeat).
+(the write itself happened; the caller answers 503 and the client may retry).
 
 Bounds: at most `max_entries` records and `max_entries` epochs (least recently used go first), each at most
 `max_age` seconds old; a cached record is still checked against the caller's `now` (and a record that
@@ -40,19 +40,18 @@ import logging
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from typing import Any, Callable, Mapping
 
 import redis.exceptions as rex
 
 from ..exceptions import StoreUnavailable
+from ._memory import DENY_GRACE, Memory
 from .base import SessionRecord, SessionStore, ThrottleState, TokenState
 
 __all__ = ["CachedStore"]
 
 _log = logging.getLogger("sessionward.stores.cache")
 _REDIS_ERRORS = (rex.RedisError, rex.RedisClusterException)
-_DENY_GRACE = 300.0  # seconds a denylist entry outlives its `until` in memory
 
 
 class _Unhealthy(Exception):
@@ -87,8 +86,6 @@ class CachedStore:
         self._client = redis_client
         self.channel = f"{channel_prefix}inval"
         self._mono = clock_for_heartbeat or time.monotonic
-        self._max_entries = max_entries
-        self._max_age = float(max_age)
         self._hb_interval = float(heartbeat_interval)
         self._hb_timeout = float(heartbeat_timeout)
         self._resync = float(resync_interval if resync_interval is not None else max_age)
@@ -99,13 +96,7 @@ class CachedStore:
         self._live = False  # a subscription is established ...
         self._last_pong = 0.0  # ... and answered a PING at this time (`_mono`)
         self._session = 0  # counts subscriptions, so a stale denylist load is dropped
-        self._records: OrderedDict[str, tuple[SessionRecord, float]] = OrderedDict()
-        self._by_secret: dict[str, str] = {}
-        self._by_user: dict[str, set[str]] = {}
-        self._epochs: OrderedDict[str, tuple[int, float]] = OrderedDict()
-        self._denied: dict[str, float] = {}
-        self._deny_complete = False
-        self._last_now = 0.0  # the newest `now` a caller passed (stores never read a clock)
+        self._mem = Memory(max_entries=max_entries, max_age=float(max_age))
 
         self._stop = threading.Event()
         self._load_wanted = threading.Event()
@@ -139,13 +130,13 @@ class CachedStore:
     @property
     def denylist_complete(self) -> bool:
         """True while `is_denied` can answer "not denied" without the inner store."""
-        return self._deny_complete and self.healthy
+        return self._mem.deny_complete and self.healthy
 
     def wait_healthy(self, timeout: float = 5.0) -> bool:
         """Block until the cache is usable (and the denylist loaded, if the inner store can list it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.healthy and (self._deny_complete or self._list_denied is None):
+            if self.healthy and (self._mem.deny_complete or self._list_denied is None):
                 return True
             time.sleep(0.01)
         return False
@@ -156,18 +147,17 @@ class CachedStore:
         with self._lock:
             g = self._begin_read(now, t)
             if g is not None:
-                rid = self._by_secret.get(secret_hash)
-                record = None if rid is None else self._cached_record(rid, now, t)
-                if record is not None and record.secret_hash == secret_hash:
-                    epoch = self._cached_epoch(record.user_id, t)
+                record = self._mem.record_by_secret(secret_hash, now, t)
+                if record is not None:
+                    epoch = self._mem.epoch(record.user_id, t)
                     if epoch is not None:
                         return record, epoch
         record, epoch = self._inner.load_by_secret(secret_hash, now=now)
         if g is not None and record is not None:
             with self._lock:
                 if self._insert_ok(g):
-                    self._put_record(record, t)
-                    self._put_epoch(record.user_id, epoch, t)
+                    self._mem.put_record(record, t)
+                    self._mem.put_epoch(record.user_id, epoch, t)
         return record, epoch
 
     def token_state(self, *, jti: str, user_id: str, family_id: str, now: float) -> TokenState:
@@ -175,18 +165,18 @@ class CachedStore:
         with self._lock:
             g = self._begin_read(now, t)
             if g is not None:
-                denied = self._cached_denied(jti, now)
-                epoch = self._cached_epoch(user_id, t)
-                family = self._cached_record(family_id, now, t)
+                denied = self._mem.is_denied(jti, now)
+                epoch = self._mem.epoch(user_id, t)
+                family = self._mem.record(family_id, now, t)
                 if denied is not None and epoch is not None and family is not None and family.user_id == user_id:
                     return TokenState(denied=denied, epoch=epoch, family=family)
         state = self._inner.token_state(jti=jti, user_id=user_id, family_id=family_id, now=now)
         if g is not None:
             with self._lock:
                 if self._insert_ok(g):
-                    self._put_epoch(user_id, state.epoch, t)
+                    self._mem.put_epoch(user_id, state.epoch, t)
                     if state.family is not None:
-                        self._put_record(state.family, t)
+                        self._mem.put_record(state.family, t)
         return state
 
     def get_epoch(self, user_id: str) -> int:
@@ -194,20 +184,20 @@ class CachedStore:
         with self._lock:
             g = self._begin_read(None, t)
             if g is not None:
-                epoch = self._cached_epoch(user_id, t)
+                epoch = self._mem.epoch(user_id, t)
                 if epoch is not None:
                     return epoch
         epoch = self._inner.get_epoch(user_id)
         if g is not None:
             with self._lock:
                 if self._insert_ok(g):
-                    self._put_epoch(user_id, epoch, t)
+                    self._mem.put_epoch(user_id, epoch, t)
         return epoch
 
     def is_denied(self, jti: str, *, now: float) -> bool:
         with self._lock:
             if self._begin_read(now, self._mono()) is not None:
-                denied = self._cached_denied(jti, now)
+                denied = self._mem.is_denied(jti, now)
                 if denied is not None:
                     return denied
         return self._inner.is_denied(jti, now=now)
@@ -285,112 +275,25 @@ class CachedStore:
     def ping(self) -> None:
         self._inner.ping()
 
-    # -- the cache (call with the lock held) ---------------------------------------------------------
+    # -- health and generations (call with the lock held) ----------------------------------------------
     def _healthy(self, t: float) -> bool:
         return self._live and t - self._last_pong <= self._hb_timeout
 
     def _begin_read(self, now: float | None, t: float) -> int | None:
         """The generation to insert under, or None if the cache must not be used now."""
-        if now is not None and now > self._last_now:
-            self._last_now = now
+        if now is not None:
+            self._mem.saw(now)
         return self._gen if self._healthy(t) else None
 
     def _insert_ok(self, g: int) -> bool:
         return self._gen == g and self._healthy(self._mono())
 
-    def _cached_record(self, session_id: str, now: float, t: float) -> SessionRecord | None:
-        entry = self._records.get(session_id)
-        if entry is None:
-            return None
-        record, at = entry
-        if t - at > self._max_age or not record.is_live(now):
-            self._drop_record(session_id)  # too old, or expired by this clock: ask the inner store
-            return None
-        self._records.move_to_end(session_id)
-        return record
-
-    def _cached_epoch(self, user_id: str, t: float) -> int | None:
-        entry = self._epochs.get(user_id)
-        if entry is None:
-            return None
-        if t - entry[1] > self._max_age:
-            del self._epochs[user_id]
-            return None
-        self._epochs.move_to_end(user_id)
-        return entry[0]
-
-    def _cached_denied(self, jti: str, now: float) -> bool | None:
-        until = self._denied.get(jti)
-        if until is not None and until > now:
-            return True
-        return False if self._deny_complete else None
-
-    def _put_record(self, record: SessionRecord, t: float) -> None:
-        self._drop_record(record.id)
-        self._records[record.id] = (record, t)
-        if record.secret_hash is not None:
-            self._by_secret[record.secret_hash] = record.id
-        self._by_user.setdefault(record.user_id, set()).add(record.id)
-        while len(self._records) > self._max_entries:
-            self._drop_record(next(iter(self._records)))
-
-    def _put_epoch(self, user_id: str, epoch: int, t: float) -> None:
-        self._epochs[user_id] = (epoch, t)
-        self._epochs.move_to_end(user_id)
-        while len(self._epochs) > self._max_entries:
-            self._epochs.popitem(last=False)
-
-    def _drop_record(self, session_id: str) -> None:
-        entry = self._records.pop(session_id, None)
-        if entry is None:
-            return
-        record = entry[0]
-        if record.secret_hash is not None and self._by_secret.get(record.secret_hash) == session_id:
-            del self._by_secret[record.secret_hash]
-        ids = self._by_user.get(record.user_id)
-        if ids is not None:
-            ids.discard(session_id)
-            if not ids:
-                del self._by_user[record.user_id]
-
-    def _forgettable(self, until: float) -> bool:
-        # Kept a while past `until`: callers on other threads may pass a `now` a little behind `_last_now`.
-        return until <= self._last_now - _DENY_GRACE
-
-    def _add_denied(self, jti: str, until: float) -> None:
-        if self._forgettable(until):
-            return
-        if jti not in self._denied and len(self._denied) >= self._max_entries:
-            self._prune_denied()
-            if len(self._denied) >= self._max_entries:
-                self._deny_complete = False  # too many to know them all: misses ask the inner store
-                return
-        self._denied[jti] = max(until, self._denied.get(jti, until))
-
-    def _prune_denied(self) -> None:
-        for jti in [j for j, until in self._denied.items() if self._forgettable(until)]:
-            del self._denied[jti]
-
     def _apply(self, message: Any) -> None:
-        """Apply one invalidation (lock held). Raises `_Unhealthy` for a message it cannot read."""
+        """Apply one invalidation. Raises `_Unhealthy` for a message it cannot read."""
         self._gen += 1
         try:
-            kind = message[0]
-            if kind == "drop":
-                self._drop_record(str(message[1]))
-            elif kind == "user":
-                for sid in list(self._by_user.get(str(message[1]), ())):
-                    self._drop_record(sid)
-            elif kind == "epoch":
-                user, value = str(message[1]), int(message[2])
-                entry = self._epochs.get(user)
-                if entry is not None and entry[0] < value:
-                    self._epochs[user] = (value, entry[1])
-            elif kind == "deny":
-                self._add_denied(str(message[1]), float(message[2]))
-            else:
-                raise ValueError(kind)
-        except (IndexError, TypeError, ValueError, KeyError) as exc:
+            self._mem.apply(message)
+        except ValueError as exc:
             raise _Unhealthy("unreadable invalidation message") from exc
 
     def _reset(self, *, live: bool) -> None:
@@ -400,12 +303,7 @@ class CachedStore:
             self._session += 1
             self._live = live
             self._last_pong = self._mono()
-            self._records.clear()
-            self._by_secret.clear()
-            self._by_user.clear()
-            self._epochs.clear()
-            self._denied.clear()
-            self._deny_complete = False
+            self._mem.clear()
         if live:
             self._load_wanted.set()
 
@@ -508,7 +406,7 @@ class CachedStore:
             with self._lock:
                 if not self._live:
                     continue
-                session, now = self._session, self._last_now - _DENY_GRACE
+                session, now = self._session, self._mem.last_now - DENY_GRACE
             try:
                 snapshot = dict(self._list_denied(now=now))
             except Exception as exc:  # noqa: BLE001 - retried soon; until then misses ask the store
@@ -519,14 +417,4 @@ class CachedStore:
             with self._lock:
                 if session != self._session:  # reset meanwhile: the next session loads again
                     continue
-                # Union: denials only ever end by time, so what arrived by message meanwhile stays.
-                self._prune_denied()
-                complete = True
-                for jti, until in snapshot.items():
-                    if self._forgettable(until):
-                        continue
-                    if jti not in self._denied and len(self._denied) >= self._max_entries:
-                        complete = False  # too many to hold: misses keep asking the inner store
-                        break
-                    self._denied[jti] = max(until, self._denied.get(jti, until))
-                self._deny_complete = complete
+                self._mem.merge_denied(snapshot)
