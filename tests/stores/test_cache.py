@@ -467,3 +467,41 @@ def test_a_denial_written_without_the_cache_is_picked_up_by_the_resync(redis_url
     finally:
         plain.close()
         store.close()
+
+
+def test_a_publishing_only_store_reaches_cached_instances(redis_url: str, redis_prefix: str) -> None:
+    store, inner = cached(redis_url, redis_prefix)
+    tool = open_store(redis_url, prefix=redis_prefix, publish_invalidations=True)  # e.g. the CLI
+    try:
+        assert isinstance(tool, CachedStore) and not tool.healthy  # caches nothing
+        secret = new_secret()
+        record = make_record(secret=secret)
+        tool.create(record, now=T0)
+        assert store.load_by_secret(hash_secret(secret), now=T0) == (record, 0)
+        tool.bump_epoch("alice")
+        tool.delete_for_user("alice")
+        assert eventually(lambda: store.load_by_secret(hash_secret(secret), now=T0) == (None, 0))
+        assert store.get_epoch("alice") == 1
+    finally:
+        tool.close()
+        store.close()
+
+
+def test_sessions_over_two_cached_instances(pair: Any) -> None:
+    from sessionward.clock import ManualClock
+    from sessionward.sessions import SessionManager
+
+    a, ia, b, ib = pair
+    clock = ManualClock(T0)
+    on_a, on_b = SessionManager(store=a, clock=clock), SessionManager(store=b, clock=clock)
+    first = on_a.login("alice")
+    second = on_a.login("alice")
+    assert first.secret and second.secret
+    for _ in range(3):
+        assert on_b.load(first.secret) is not None and on_b.load(second.secret) is not None
+    assert ib.calls["load_by_secret"] == 2  # once per session, then from memory
+    on_a.logout(first)
+    assert eventually(lambda: on_b.load(first.secret) is None)  # type: ignore[arg-type]
+    assert on_b.load(second.secret) is not None
+    on_a.revoke_all("alice")
+    assert eventually(lambda: on_b.load(second.secret) is None)  # type: ignore[arg-type]

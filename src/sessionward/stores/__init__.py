@@ -11,10 +11,13 @@ def open_store(url: str, **options: object) -> SessionStore:
     """Open the store named by `url`: `sqlite:///path`, `postgresql://...`, `redis://`, `rediss://`,
     `unix://`, `redis+sentinel://`, `redis+cluster://`. Option `local_cache=True` (Redis only) wraps the
     store in a started `CachedStore` (per-request reads from memory, kept current by pub/sub).
+    `publish_invalidations=True` only publishes the invalidations of its writes, caching nothing: for
+    processes that write next to cached instances (the CLI); a no-op on SQL, where no cache exists.
     Raises `ConfigError` for an unknown scheme, or `local_cache` on a non-Redis URL."""
     from ..exceptions import ConfigError
 
     local_cache = bool(options.pop("local_cache", False))
+    publish = bool(options.pop("publish_invalidations", False))
     scheme = url.split(":", 1)[0].lower()
     if scheme.startswith("sqlite") or scheme.startswith("postgres"):
         from .sql import SQLStore
@@ -26,10 +29,10 @@ def open_store(url: str, **options: object) -> SessionStore:
         from .redis import RedisStore
 
         store = RedisStore.from_url(url, **options)  # type: ignore[arg-type]
-        if not local_cache:
+        if not (local_cache or publish):
             return store
         from .cache import CachedStore
 
-        prefix = str(options.get("prefix", "sw:"))
-        return CachedStore(store, redis_client=store.client, channel_prefix=prefix).start()
+        cached = CachedStore(store, redis_client=store.client, channel_prefix=str(options.get("prefix", "sw:")))
+        return cached.start() if local_cache else cached  # not started: never healthy, so it caches nothing
     raise ConfigError("SESSIONWARD_STORE_URL", f"unknown store URL scheme {scheme!r}; use sqlite, postgresql or redis")
