@@ -30,7 +30,7 @@ from ..throttle import LoginThrottle
 from ..tokens import KeySource
 from ..users import User, UserStore
 from .errors import register_error_handlers
-from .headers import apply_security_headers
+from .headers import AUTHENTICATED, SecurityHeadersMiddleware
 from .jwt import init_tokens
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -169,6 +169,7 @@ class Sessionward:
         state._next_purge = clock.now() + 60  # not during start-up
         init_tokens(app, state, keys=token_keys)  # state.extras["tokens"], if SESSIONWARD_REFRESH_KEY is set
         app.extensions[EXTENSION_KEY] = state
+        app.wsgi_app = SecurityHeadersMiddleware(app.wsgi_app)  # type: ignore[method-assign]
         app.before_request(_check_csrf)
         app.after_request(_finish_response)
         app.jinja_env.globals["csrf_token"] = csrf_token
@@ -331,9 +332,9 @@ def _check_csrf() -> None:
 def _finish_response(response: Response) -> Response:
     st = state()
     st.maybe_purge()
+    flags = vars(g._get_current_object())  # one context lookup instead of one per flag
     cookie = st.cookie
-    authenticated = g.get("_sw_session") not in (None, _UNSET) or bool(g.get("_sw_authenticated"))
-    new_secret = g.get("_sw_cookie")
+    new_secret = flags.get("_sw_cookie")
     if new_secret:
         response.set_cookie(
             cookie.name,
@@ -344,15 +345,16 @@ def _finish_response(response: Response) -> Response:
             httponly=cookie.httponly,
             samesite=cookie.samesite,
         )
-    elif g.get("_sw_logout") or g.get("_sw_dead_cookie"):
+    elif flags.get("_sw_logout") or flags.get("_sw_dead_cookie"):
         # logged out, or the browser sent a dead session cookie: expire it
         response.delete_cookie(cookie.name, path="/", secure=cookie.secure, httponly=True, samesite=cookie.samesite)
-        if g.get("_sw_logout"):
+        if flags.get("_sw_logout"):
             response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
-    nonce = g.get("_sw_new_login_nonce")
+    nonce = flags.get("_sw_new_login_nonce")
     if nonce:
         response.set_cookie(
             LOGIN_CSRF_COOKIE, nonce, max_age=3600, path="/", secure=True, httponly=True, samesite="Lax"
         )
-    apply_security_headers(response, is_secure=request.is_secure, authenticated=authenticated or bool(new_secret))
+    if new_secret or flags.get("_sw_authenticated") or flags.get("_sw_session") not in (None, _UNSET):
+        request.environ[AUTHENTICATED] = True  # SecurityHeadersMiddleware: Cache-Control: no-store
     return response

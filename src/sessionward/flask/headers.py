@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response
+from typing import Any, Callable, Iterable
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -22,18 +22,38 @@ STATIC_HEADERS = {
 HSTS = "max-age=63072000; includeSubDomains"
 
 
-_STATIC = tuple(STATIC_HEADERS.items())
-_STATIC_TLS = (*_STATIC, ("Strict-Transport-Security", HSTS))
+AUTHENTICATED = "sessionward.authenticated"  #: environ key: this response carries an authenticated answer
+
+_STATIC = tuple((name.lower(), name, value) for name, value in STATIC_HEADERS.items())
+_STATIC_TLS = (*_STATIC, ("strict-transport-security", "Strict-Transport-Security", HSTS))
+_NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
 
-def apply_security_headers(response: Response, *, is_secure: bool, authenticated: bool) -> None:
-    headers = response.headers
-    wanted = _STATIC_TLS if is_secure else _STATIC
-    present = {name.lower() for name in headers.keys()}
-    headers.extend([(name, value) for name, value in wanted if name.lower() not in present])  # a view's own win
-    if authenticated:
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Pragma"] = "no-cache"
-        vary = response.headers.get("Vary")
-        if not vary or "cookie" not in vary.lower():
-            response.headers["Vary"] = f"{vary}, Cookie" if vary else "Cookie"
+class SecurityHeadersMiddleware:
+    """Adds the security headers (C11) to every response at the WSGI layer, error pages included: one list
+    concatenation per response instead of a validated `Headers` call per header. A header the view set
+    itself wins, except that authenticated answers (environ[AUTHENTICATED]) always get `no-store`."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            present = {name.lower() for name, _ in headers}
+            wanted = _STATIC_TLS if environ.get("wsgi.url_scheme") == "https" else _STATIC
+            extra = [(name, value) for lname, name, value in wanted if lname not in present]
+            if environ.get(AUTHENTICATED):
+                kept: list[tuple[str, str]] = []
+                vary = ""
+                for name, value in headers:
+                    lname = name.lower()
+                    if lname == "vary":
+                        vary = value
+                    elif lname not in ("cache-control", "pragma"):
+                        kept.append((name, value))
+                if "cookie" not in vary.lower():
+                    vary = f"{vary}, Cookie" if vary else "Cookie"
+                headers = [*kept, *_NO_STORE, ("Vary", vary)]
+            return start_response(status, headers + extra, exc_info) if exc_info else start_response(status, headers + extra)
+
+        return self.app(environ, start)
