@@ -42,14 +42,14 @@ def open_services(instance: str | None) -> Services:
     from .db import make_engine
     from .passwords import PasswordHasher, PasswordPolicy
     from .sessions import SessionManager
-    from .stores import open_store
+    from .stores import open_store, store_options
     from .users import UserStore
 
     path = instance_path(instance)
     keys = load_secrets(path)
     store_url, database_url = database_urls(path)
     clock = SystemClock()
-    store = open_store(store_url)
+    store = open_store(store_url, **store_options(store_url, os.environ))  # publishes revocations on Redis
     users = UserStore(make_engine(database_url), hasher=PasswordHasher(), policy=PasswordPolicy(), clock=clock)
     return Services(store, users, SessionManager(store=store, clock=clock), clock, database_url, keys)
 

@@ -25,7 +25,7 @@ from ..exceptions import ConfigError, CSRFError
 from ..metrics import AUTH_LATENCY
 from ..passwords import PasswordHasher, PasswordPolicy
 from ..sessions import Session, SessionManager
-from ..stores import SessionStore, open_store
+from ..stores import SessionStore, open_store, store_options
 from ..throttle import LoginThrottle
 from ..tokens import KeySource
 from ..users import User, UserStore
@@ -124,10 +124,7 @@ class Sessionward:
             url = cfg.get("SESSIONWARD_STORE_URL")
             if not url:
                 raise ConfigError("SESSIONWARD_STORE_URL", "is required (sqlite:///..., postgresql://..., redis://...)")
-            options: dict[str, Any] = {}
-            if cfg.get("SESSIONWARD_REDIS_PREFIX") and str(url).split(":", 1)[0].lower() not in ("sqlite", "postgresql", "postgres"):
-                options["prefix"] = str(cfg["SESSIONWARD_REDIS_PREFIX"])
-            store = open_store(url, **options)
+            store = open_store(url, **store_options(url, cfg))
         session_policy = SessionPolicy(
             idle_timeout=_number(app, "SESSIONWARD_SESSION_IDLE_TIMEOUT", 30 * 60),
             absolute_lifetime=_number(app, "SESSIONWARD_SESSION_ABSOLUTE_LIFETIME", 12 * 3600),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import SessionRecord, SessionStore, ThrottleState, TokenState
 
-__all__ = ["SessionRecord", "SessionStore", "ThrottleState", "TokenState", "open_store"]
+__all__ = ["SessionRecord", "SessionStore", "ThrottleState", "TokenState", "open_store", "store_options"]
 
 
 def open_store(url: str, **options: object) -> SessionStore:
@@ -36,3 +38,37 @@ def open_store(url: str, **options: object) -> SessionStore:
         cached = CachedStore(store, redis_client=store.client, channel_prefix=str(options.get("prefix", "sw:")))
         return cached.start() if local_cache else cached  # not started: never healthy, so it caches nothing
     raise ConfigError("SESSIONWARD_STORE_URL", f"unknown store URL scheme {scheme!r}; use sqlite, postgresql or redis")
+
+
+def _config_error(name: str, message: str) -> Exception:
+    from ..exceptions import ConfigError
+
+    return ConfigError(name, message)
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value or "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise _config_error(name, f"must be true or false, got {value!r}")
+
+
+def store_options(url: str, config: Any) -> dict[str, Any]:
+    """`open_store` options from settings. On Redis every writer publishes invalidations, so instances that
+    keep a local cache (`SESSIONWARD_LOCAL_CACHE`) hear of every revocation, whoever made it."""
+    local_cache = _flag("SESSIONWARD_LOCAL_CACHE", config.get("SESSIONWARD_LOCAL_CACHE"))
+    if str(url).split(":", 1)[0].lower() not in REDIS_SCHEMES:
+        if local_cache:
+            raise _config_error("SESSIONWARD_LOCAL_CACHE", "needs a Redis store URL (it is kept current by pub/sub)")
+        return {}
+    options: dict[str, Any] = {"local_cache": local_cache, "publish_invalidations": True}
+    if config.get("SESSIONWARD_REDIS_PREFIX"):
+        options["prefix"] = str(config["SESSIONWARD_REDIS_PREFIX"])
+    return options
