@@ -34,7 +34,7 @@ def test_C1_ids_are_long_random_unique_and_stored_only_hashed(manager, tmp_path)
         assert re.fullmatch(r"[A-Za-z0-9_-]{43}", s.secret)  # 256 bits of URL-safe base64
         secrets_seen.add(s.secret)
     assert len(secrets_seen) == 300
-    dump = repr(_rows(tmp_path))
+    dump = repr([[v.hex() if isinstance(v, bytes) else v for v in row] for row in _rows(tmp_path)])
     assert all(secret not in dump for secret in secrets_seen)
     assert hash_secret(next(iter(secrets_seen))) in dump
 

@@ -12,7 +12,7 @@ from sessionward.clock import SystemClock
 from sessionward.flask import state
 
 from _services import start_redis_server  # type: ignore[import-not-found]
-from conftest import BASE, PASSWORD, login, page_token  # type: ignore[import-not-found]
+from webtest import BASE, PASSWORD, login, page_token  # type: ignore[import-not-found]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sessionward.clock import SystemClock
 from sessionward.exceptions import ConfigError
 from sessionward.flask import state
 
-from conftest import BASE, PASSWORD, login  # type: ignore[import-not-found]
+from webtest import BASE, PASSWORD, login  # type: ignore[import-not-found]
 
 COOKIE = "__Host-session"
 
@@ -71,7 +71,7 @@ def test_logout_on_one_instance_is_refused_on_the_other(pair):
     headers = {"Cookie": f"{COOKIE}={cookie}"}
     assert cb.get("/dashboard", base_url=BASE, headers=headers).status_code == 200  # now cached on b
     assert cb.get("/dashboard", base_url=BASE, headers=headers).status_code == 200
-    from conftest import page_token  # type: ignore[import-not-found]
+    from webtest import page_token  # type: ignore[import-not-found]
 
     assert ca.post("/logout", base_url=BASE, data={"csrf_token": page_token(ca)}).status_code == 303
     assert _eventually(lambda: cb.get("/dashboard", base_url=BASE, headers=headers).status_code == 303)

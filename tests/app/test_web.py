@@ -11,7 +11,7 @@ import pytest
 from sessionward.app import create_app
 from sessionward.exceptions import ConfigError
 
-from conftest import BASE, PASSWORD, form_token, login, page_token  # type: ignore[import-not-found]
+from webtest import BASE, PASSWORD, form_token, login, page_token  # type: ignore[import-not-found]
 
 COOKIE = "__Host-session"
 

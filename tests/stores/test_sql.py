@@ -28,7 +28,7 @@ class SQLContract(StoreContract):
         with store.engine.connect() as conn:
             for t in TABLES:
                 for row in conn.execute(sa.text(f"SELECT * FROM {t}")):
-                    parts.extend(str(v) for v in row)
+                    parts.extend(bytes(v).hex() if isinstance(v, (bytes, memoryview)) else str(v) for v in row)
         return "\n".join(parts)
 
 

@@ -37,7 +37,8 @@ sessions = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("user_id", sa.String(255), nullable=False, index=True),
-    sa.Column("secret_hash", sa.String(128), nullable=True, unique=True),
+    # SHA-256 as 32 raw bytes, not 64 hex characters: half the size in the row and in its unique index
+    sa.Column("secret_hash", sa.LargeBinary(32), nullable=True, unique=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("last_seen", sa.Double, nullable=False),
     sa.Column("auth_at", sa.Double, nullable=False),
@@ -94,7 +95,7 @@ def _row_to_record(row: sa.Row[Any]) -> SessionRecord:
         expires_at=row.expires_at,
         idle_expires_at=row.idle_expires_at,
         epoch=row.epoch,
-        secret_hash=row.secret_hash,
+        secret_hash=_hash_text(row.secret_hash),
         generation=row.generation,
         salt=row.salt,
         user_agent=row.user_agent,
@@ -106,13 +107,27 @@ def _row_to_record(row: sa.Row[Any]) -> SessionRecord:
 _COLUMNS = tuple(c.name for c in sessions.c)
 
 
+def _hash_bytes(secret_hash: str | None) -> bytes | None:
+    """The stored form of a hex secret hash; None for None or for text that is no hex (it matches nothing)."""
+    if secret_hash is None:
+        return None
+    try:
+        return bytes.fromhex(secret_hash)
+    except (ValueError, TypeError):
+        return None
+
+
+def _hash_text(raw: bytes | None) -> str | None:
+    return None if raw is None else bytes(raw).hex()
+
+
 def _tuple_to_record(values: Any) -> SessionRecord:
     """A record from the session columns in table order (the hot path's raw rows)."""
     row = dict(zip(_COLUMNS, values))
     return SessionRecord(
         id=row["id"], kind=row["kind"], user_id=row["user_id"], created_at=row["created_at"],
         last_seen=row["last_seen"], auth_at=row["auth_at"], expires_at=row["expires_at"],
-        idle_expires_at=row["idle_expires_at"], epoch=row["epoch"], secret_hash=row["secret_hash"],
+        idle_expires_at=row["idle_expires_at"], epoch=row["epoch"], secret_hash=_hash_text(row["secret_hash"]),
         generation=row["generation"], salt=row["salt"], user_agent=row["user_agent"], ip=row["ip"],
         data=json.loads(row["data"]),
     )
@@ -145,7 +160,7 @@ def _record_to_row(record: SessionRecord) -> dict[str, Any]:
         "id": record.id,
         "kind": record.kind,
         "user_id": record.user_id,
-        "secret_hash": record.secret_hash,
+        "secret_hash": _hash_bytes(record.secret_hash),
         "created_at": record.created_at,
         "last_seen": record.last_seen,
         "auth_at": record.auth_at,
@@ -222,11 +237,15 @@ class SQLStore:
         return self._get_where(sessions.c.id == session_id, now)
 
     def get_by_secret(self, secret_hash: str, *, now: float) -> SessionRecord | None:
-        return self._get_where(sessions.c.secret_hash == secret_hash, now)
+        raw = _hash_bytes(secret_hash)
+        return None if raw is None else self._get_where(sessions.c.secret_hash == raw, now)
 
     def load_by_secret(self, secret_hash: str, *, now: float) -> tuple[SessionRecord | None, int]:
         """One statement: the live record joined with its user's epoch."""
-        row = self._hot.one(self._by_secret_sql, {"secret_hash": secret_hash, "now": now})
+        raw = _hash_bytes(secret_hash)
+        if raw is None:
+            return None, 0
+        row = self._hot.one(self._by_secret_sql, {"secret_hash": raw, "now": now})
         if row is None:
             return None, 0
         return _tuple_to_record(row[:-1]), int(row[-1])
@@ -259,7 +278,7 @@ class SQLStore:
                 ).first()
                 if old is None:
                     return False  # nothing was written; the empty transaction commits
-                if new.id == old_id or (new.secret_hash is not None and new.secret_hash == old.secret_hash):
+                if new.id == old_id or (new.secret_hash is not None and _hash_bytes(new.secret_hash) == old.secret_hash):
                     # a rotation that keeps the id or secret is no rotation; raising rolls the DELETE back
                     raise CreateError("the new session must have a new id and a new secret")
                 conn.execute(sessions.insert().values(**_record_to_row(new)))
