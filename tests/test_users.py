@@ -205,3 +205,24 @@ def test_ping_reports_an_unreachable_database(tmp_path: Path, clock: ManualClock
     down = make_engine("postgresql://postgres@127.0.0.1:1/none", connect_timeout=1)
     with pytest.raises(StoreUnavailable):
         UserStore(down, hasher=PasswordHasher.insecure_for_tests(), policy=PasswordPolicy(), clock=clock).ping()
+
+
+def test_recent_users_cache_never_outlives_a_revocation_or_a_local_change(tmp_path: Path, clock: ManualClock) -> None:
+    from sessionward.db import make_engine
+    from sessionward.passwords import PasswordHasher, PasswordPolicy
+    from sessionward.users import RecentUsers
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'u.db'}")
+    here = UserStore(engine, hasher=PasswordHasher.insecure_for_tests(), policy=PasswordPolicy(), clock=clock)
+    elsewhere = UserStore(engine, hasher=PasswordHasher.insecure_for_tests(), policy=PasswordPolicy(), clock=clock)
+    alice = here.create("alice", "correct horse battery staple")
+    cache = RecentUsers(here, clock=clock, ttl=5)
+    assert cache.get(alice.id, epoch=0) == alice
+    here.set_disabled(alice.id, True)  # through the same store: seen at once
+    assert cache.get(alice.id, epoch=0).disabled  # type: ignore[union-attr]
+    here.set_disabled(alice.id, False)
+    assert not cache.get(alice.id, epoch=0).disabled  # type: ignore[union-attr]
+    elsewhere.set_disabled(alice.id, True)  # another process, no revocation: within ttl
+    assert cache.get(alice.id, epoch=1).disabled  # type: ignore[union-attr]  # a bumped epoch misses the cache
+    clock.advance(5.1)
+    assert cache.get(alice.id, epoch=0).disabled  # type: ignore[union-attr]

@@ -88,6 +88,7 @@ class UserStore:
         self._policy = policy
         self._clock = clock
         db.ensure_schema(engine, "users", [users_table])
+        self.writes = 0  #: changes made through this object (see RecentUsers)
         # The per-request read (the signed-in user's row) skips SQLAlchemy's per-call work; see hotsql.
         self._hot = HotReads(engine, what="users database")
         self._get_sql = Compiled(sa.select(*users_table.c).where(users_table.c.id == sa.bindparam("id")), engine)
@@ -211,7 +212,41 @@ class UserStore:
         return user
 
     def _update(self, user_id: str, **values: object) -> None:
+        self.writes += 1  # RecentUsers drops its rows: a change made in this process is seen at once
         with db.begin(self._engine, "users database") as conn:
             changed = conn.execute(users_table.update().where(users_table.c.id == user_id).values(**values)).rowcount
         if changed != 1:
             raise NotFound("no such user")
+
+
+class RecentUsers:
+    """A small per-process cache of user rows for the per-request `current_user`, keyed by (user id, the user's
+    revocation epoch). Disabling an account or "log out everywhere" bumps the epoch, which both kills the
+    session/token and misses this cache, so a cached row never outlives a revocation. A change made through
+    the same `UserStore` empties the cache at once; a change made by another process without a revocation
+    (e.g. a bare `set_disabled`) is seen within `ttl` seconds."""
+
+    def __init__(self, users: UserStore, *, clock: Clock, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+        self._users = users
+        self._clock = clock
+        self._ttl = ttl
+        self._max = max_entries
+        self._rows: dict[tuple[str, int], tuple[float, User]] = {}
+        self._seen_writes = users.writes
+
+    def get(self, user_id: str, *, epoch: int) -> User | None:
+        """The user row, from the cache when fresh. Raises `StoreUnavailable`."""
+        now = self._clock.now()
+        if self._users.writes != self._seen_writes:
+            self._rows.clear()
+            self._seen_writes = self._users.writes
+        key = (user_id, epoch)
+        hit = self._rows.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        user = self._users.get(user_id)
+        if user is not None:
+            if len(self._rows) >= self._max:
+                self._rows.clear()  # crude but bounded; a refill costs one read per active user
+            self._rows[key] = (now + self._ttl, user)
+        return user

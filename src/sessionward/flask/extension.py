@@ -28,7 +28,7 @@ from ..sessions import Session, SessionManager
 from ..stores import SessionStore, open_store, store_options
 from ..throttle import LoginThrottle
 from ..tokens import KeySource
-from ..users import User, UserStore
+from ..users import RecentUsers, User, UserStore
 from .errors import register_error_handlers
 from .headers import AUTHENTICATED, SecurityHeadersMiddleware
 from .jwt import init_tokens
@@ -53,9 +53,13 @@ class SessionwardState:
     cookie: CookiePolicy
     hasher: PasswordHasher
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. "tokens": TokenService
+    recent_users: RecentUsers = field(init=False)
     purge_interval: float = 600.0
     _next_purge: float = 0.0
     _purge_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.recent_users = RecentUsers(self.users, clock=self.clock)
 
     def maybe_purge(self) -> None:
         """Delete expired records now and then (at most once per `purge_interval` per process), in a
@@ -208,17 +212,21 @@ def get_session() -> Session | None:
 def get_user() -> User | None:
     """The signed-in user of this request: the access token's user once one was verified in this request
     (`jwt_required`), else the cookie session's; or None. A disabled account is no user."""
-    cached = g.get("_sw_user", _UNSET)
+    flags = vars(g._get_current_object())
+    cached = flags.get("_sw_user", _UNSET)
     if cached is _UNSET:
         cached = None
-        claims = g.get("_sw_jwt_claims")
-        session = None if claims is not None else get_session()
-        user_id = claims.sub if claims is not None else session.user_id if session is not None else None
+        claims = flags.get("_sw_jwt_claims")
+        if claims is not None:
+            user_id, epoch = claims.sub, claims.epoch
+        else:
+            session = get_session()
+            user_id, epoch = (session.user_id, session.record.epoch) if session is not None else (None, 0)
         if user_id is not None:
-            user = state().users.get(user_id)
+            user = state().recent_users.get(user_id, epoch=epoch)
             if user is not None and not user.disabled:
                 cached = user
-        g._sw_user = cached
+        flags["_sw_user"] = cached
     return cached  # type: ignore[return-value]
 
 
