@@ -215,9 +215,9 @@ def _check_cookie_csrf(claims: Claims) -> None:
         raise
 
 
-def _verify(token: str) -> Claims:
+def _verify(token: str, flags: dict[str, Any]) -> Claims:
     """`TokenService.verify_access`, at most once per token per request."""
-    results: dict[str, Claims | TokenError] = g.setdefault("_sw_jwt_results", {})
+    results: dict[str, Claims | TokenError] = flags.setdefault("_sw_jwt_results", {})
     result = results.get(token)
     if result is None:
         try:
@@ -246,17 +246,18 @@ def verify_jwt_in_request(
         if optional:
             return None
         raise NoAuthorization()
-    claims = _verify(token)
+    flags = vars(g._get_current_object())  # one context lookup for the flags below
+    claims = _verify(token, flags)
     if source == "cookies" and request.method in UNSAFE_METHODS:
         _check_cookie_csrf(claims)
-    if g.get("_sw_jwt_claims") is not claims:
-        g._sw_jwt_claims = claims
-        g.pop("_sw_user", None)  # current_user is now the token's user
-    g._sw_authenticated = True  # Cache-Control: no-store on the response
+    if flags.get("_sw_jwt_claims") is not claims:
+        flags["_sw_jwt_claims"] = claims
+        flags.pop("_sw_user", None)  # current_user is now the token's user
+    flags["_sw_authenticated"] = True  # Cache-Control: no-store on the response
     from .extension import get_user
 
     if get_user() is None:
-        g.pop("_sw_jwt_claims", None)  # a refused token is no identity, not even for error handlers
+        flags.pop("_sw_jwt_claims", None)  # a refused token is no identity, not even for error handlers
         raise TokenError("user gone or disabled")
     if fresh and not claims.fresh:
         raise FreshTokenRequired()
