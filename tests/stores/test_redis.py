@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 import redis
 from redis.crc import key_slot
-from contract import T0, StoreContract, make_record, run_concurrently
+from contract import T0, StoreContract, every_method, make_record, run_concurrently
 
 from _services import free_port, start_redis_cluster, start_redis_sentinel, start_redis_server
 from sessionward.exceptions import ConfigError, StoreUnavailable
@@ -211,37 +211,10 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _every_method(store: RedisStore) -> list[Any]:
-    rec = make_record()
-    return [
-        lambda: store.create(rec, now=T0),
-        lambda: store.get(rec.id, now=T0),
-        lambda: store.get_by_secret("0" * 64, now=T0),
-        lambda: store.load_by_secret("0" * 64, now=T0),
-        lambda: store.token_state(jti="j", user_id="u", family_id="f", now=T0),
-        lambda: store.update(rec.id, {"last_seen": T0}, now=T0),
-        lambda: store.replace(rec.id, make_record(), now=T0),
-        lambda: store.advance(rec.id, expected_generation=0, last_seen=T0, idle_expires_at=T0 + 1, now=T0),
-        lambda: store.delete(rec.id),
-        lambda: store.delete_for_user("alice"),
-        lambda: store.list_for_user("alice", now=T0),
-        lambda: store.list_all(now=T0),
-        lambda: store.deny("j", until=T0 + 1, now=T0),
-        lambda: store.is_denied("j", now=T0),
-        lambda: store.get_epoch("alice"),
-        lambda: store.bump_epoch("alice"),
-        lambda: store.throttle_get("k", now=T0, window=1),
-        lambda: store.throttle_fail("k", now=T0, window=1),
-        lambda: store.throttle_reset("k"),
-        lambda: store.purge_expired(now=T0),
-        lambda: store.ping(),
-    ]
-
-
 def test_unreachable_redis_raises_store_unavailable_quickly() -> None:
     started = time.monotonic()
     store = RedisStore.from_url(f"redis://127.0.0.1:{_closed_port()}/0", socket_connect_timeout=0.5)
-    for call in _every_method(store):
+    for call in every_method(store):
         with pytest.raises(StoreUnavailable):
             call()
     with pytest.raises(StoreUnavailable):
@@ -259,7 +232,7 @@ def test_store_recovers_when_redis_comes_back() -> None:
         rec = make_record()
         store.create(rec, now=T0)
         server.stop()
-        for call in _every_method(store):
+        for call in every_method(store):
             with pytest.raises(StoreUnavailable):
                 call()
         server.start()  # empty: nothing was persisted

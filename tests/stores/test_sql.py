@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
-from contract import T0, StoreContract, make_record
+from contract import T0, StoreContract, every_method, make_record
 
 from sessionward import db
 from sessionward.exceptions import ConfigError, StoreUnavailable
@@ -115,30 +115,7 @@ def test_unreachable_postgres_raises_store_unavailable_quickly() -> None:
     with pytest.raises(StoreUnavailable):
         SQLStore.from_url(url, connect_timeout=1)
     store = SQLStore.from_url(url, connect_timeout=1, create_schema=False)
-    rec = make_record()
-    calls = [
-        lambda: store.create(rec, now=T0),
-        lambda: store.get(rec.id, now=T0),
-        lambda: store.get_by_secret("0" * 64, now=T0),
-        lambda: store.load_by_secret("0" * 64, now=T0),
-        lambda: store.token_state(jti="j", user_id="u", family_id="f", now=T0),
-        lambda: store.update(rec.id, {"last_seen": T0}, now=T0),
-        lambda: store.replace(rec.id, make_record(), now=T0),
-        lambda: store.advance(rec.id, expected_generation=0, last_seen=T0, idle_expires_at=T0 + 1, now=T0),
-        lambda: store.delete(rec.id),
-        lambda: store.delete_for_user("alice"),
-        lambda: store.list_for_user("alice", now=T0),
-        lambda: store.list_all(now=T0),
-        lambda: store.deny("j", until=T0 + 1, now=T0),
-        lambda: store.is_denied("j", now=T0),
-        lambda: store.get_epoch("alice"),
-        lambda: store.bump_epoch("alice"),
-        lambda: store.throttle_get("k", now=T0, window=1),
-        lambda: store.throttle_fail("k", now=T0, window=1),
-        lambda: store.throttle_reset("k"),
-        lambda: store.purge_expired(now=T0),
-        lambda: store.ping(),
-    ]
+    calls = every_method(store)
     for call in calls:
         with pytest.raises(StoreUnavailable):
             call()
