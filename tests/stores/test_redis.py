@@ -14,7 +14,7 @@ import redis
 from redis.crc import key_slot
 from contract import T0, StoreContract, every_method, make_record, run_concurrently
 
-from _services import free_port, start_redis_cluster, start_redis_sentinel, start_redis_server
+from _services import free_port, missing_service, start_redis_cluster, start_redis_sentinel, start_redis_server
 from sessionward.exceptions import ConfigError, StoreUnavailable
 from sessionward.ids import hash_secret, new_secret
 from sessionward.stores import open_store
@@ -286,7 +286,7 @@ def test_rediss_with_tls_and_certificate_verification(tmp_path: Path) -> None:
                                                 "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
                                                 "--tls-auth-clients", "no"])
     except RuntimeError as exc:
-        pytest.skip(f"redis-server without TLS support: {exc}")
+        missing_service(f"redis-server without TLS support: {exc}")
     try:
         store = RedisStore.from_url(f"rediss://localhost:{tls_port}/0", ssl_ca_certs=str(ca))
         rec = make_record()
@@ -323,7 +323,7 @@ def cluster_url() -> Iterator[str]:
     try:
         cluster = start_redis_cluster(3)
     except RuntimeError as exc:
-        pytest.skip(f"cannot start a Redis Cluster: {exc}")
+        missing_service(f"cannot start a Redis Cluster: {exc}")
     try:
         yield cluster.url
     finally:
@@ -353,7 +353,7 @@ def sentinel_url() -> Iterator[str]:
     try:
         sentinel = start_redis_sentinel()
     except RuntimeError as exc:
-        pytest.skip(f"cannot start Redis Sentinel: {exc}")
+        missing_service(f"cannot start Redis Sentinel: {exc}")
     try:
         yield sentinel.url
     finally:
