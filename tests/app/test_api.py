@@ -556,3 +556,18 @@ def test_O2_store_down_means_503_for_tokens_then_recovery(tmp_path: Any, monkeyp
         assert api.pair()["token_type"] == "Bearer"
     finally:
         redis_server.cleanup()
+
+
+def test_metrics_time_token_verification_and_count_refreshes(api: Api) -> None:
+    def metric(text: str, prefix: str) -> float:
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+
+    client = api.web.client()
+    before = client.get("/metrics", base_url=BASE).get_data(as_text=True)
+    pair = api.pair()
+    assert api.profile(pair["access_token"]).status_code == 200
+    assert api.refresh(pair["refresh_token"]).status_code == 200
+    after = client.get("/metrics", base_url=BASE).get_data(as_text=True)
+    count = 'sessionward_auth_seconds_count{mechanism="token"}'
+    assert metric(after, count) >= metric(before, count) + 1
+    assert metric(after, "sessionward_refreshes_total") == metric(before, "sessionward_refreshes_total") + 1

@@ -41,6 +41,7 @@ from ..exceptions import (
     SessionwardError,
     TokenError,
 )
+from ..metrics import AUTH_LATENCY
 from ..tokens import Claims, KeySource, TokenService
 from .errors import error_response
 from .jwt_config import build_token_service
@@ -221,7 +222,8 @@ def _verify(token: str, flags: dict[str, Any]) -> Claims:
     result = results.get(token)
     if result is None:
         try:
-            result = token_service().verify_access(token)
+            with AUTH_LATENCY.labels("token").time():
+                result = token_service().verify_access(token)
         except TokenError as exc:
             result = exc
         results[token] = result
