@@ -40,242 +40,31 @@ import contextlib
 import json
 import math
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-import redis
 import redis.exceptions as rex
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from ..exceptions import ConfigError, CreateError, StoreError, StoreUnavailable
+from ._redis_client import _UNAVAILABLE, RedisURL, _is_cluster, make_client, parse_redis_url
+from ._redis_lua import (
+    _ADVANCE,
+    _CREATE,
+    _DELETE,
+    _DELETE_USER,
+    _DENY,
+    _LIST,
+    _PURGE_ONE,
+    _REPLACE,
+    _THROTTLE_FAIL,
+    _UPDATE,
+)
 from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
 
 __all__ = ["RedisStore", "RedisURL", "parse_redis_url"]
 
 T = TypeVar("T")
 
-_UNAVAILABLE = (
-    rex.ConnectionError,  # includes AuthenticationError, BusyLoadingError, MasterNotFoundError
-    rex.TimeoutError,
-    rex.ClusterError,  # ClusterDownError, MasterDownError
-    rex.RedisClusterException,  # cluster cannot be reached, slot not covered
-    rex.TryAgainError,
-    rex.ReadOnlyError,  # talking to a replica after a failover
-    rex.OutOfMemoryError,
-)
 _SAFE = re.compile(r"[A-Za-z0-9_.:@+-]{1,200}")
-
-# -- Lua ------------------------------------------------------------------------------------------
-# Shared helper: drop index members whose record is gone; set the index TTL to its longest record's.
-_PRUNE = """
-local function prune(idx, recprefix)
-  local maxttl = 0
-  for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
-    local t = redis.call('PTTL', recprefix .. m)
-    if t == -2 then redis.call('ZREM', idx, m) elseif t > maxttl then maxttl = t end
-  end
-  if maxttl > 0 then redis.call('PEXPIRE', idx, maxttl) end
-end
-local function live(key, now)
-  local v = redis.call('HMGET', key, 'expires_at', 'idle_expires_at')
-  return v[1] and now < tonumber(v[1]) and now < tonumber(v[2])
-end
-local function retime(key, now)
-  local v = redis.call('HMGET', key, 'expires_at', 'idle_expires_at')
-  local ttl = math.ceil((math.min(tonumber(v[1]), tonumber(v[2])) - now) * 1000)
-  if ttl < 1 then ttl = 1 end
-  redis.call('PEXPIRE', key, ttl)
-end
-"""
-
-# KEYS: rec, idx   ARGV: recprefix, member, created_at, ttl_ms, field, value, ...
-_CREATE = _PRUNE + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-prune(KEYS[2], ARGV[1])
-return 1
-"""
-
-# KEYS: rec, idx   ARGV: recprefix, now, field, value, ...
-_UPDATE = _PRUNE + """
-local now = tonumber(ARGV[2])
-if not live(KEYS[1], now) then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-retime(KEYS[1], now)
-prune(KEYS[2], ARGV[1])
-return 1
-"""
-
-# KEYS: rec, idx   ARGV: recprefix, now, expected_generation, last_seen, idle_expires_at
-_ADVANCE = _PRUNE + """
-local now = tonumber(ARGV[2])
-if not live(KEYS[1], now) then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], 'generation')) ~= tonumber(ARGV[3]) then return 0 end
-redis.call('HINCRBY', KEYS[1], 'generation', 1)
-redis.call('HSET', KEYS[1], 'last_seen', ARGV[4], 'idle_expires_at', ARGV[5])
-retime(KEYS[1], now)
-prune(KEYS[2], ARGV[1])
-return 1
-"""
-
-# KEYS: rec, idx   ARGV: recprefix, member, now ('' = delete even if expired)
-# Returns false if there was no (live) record, else its secret hash ('' if none).
-_DELETE = _PRUNE + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-if ARGV[3] ~= '' and not live(KEYS[1], tonumber(ARGV[3])) then return false end
-local sh = redis.call('HGET', KEYS[1], 'secret_hash') or ''
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-prune(KEYS[2], ARGV[1])
-return sh
-"""
-
-# KEYS: oldrec, oldidx, newrec, newidx
-# ARGV: oldprefix, oldmember, newprefix, newmember, now, created_at, ttl_ms, field, value, ...
-# Returns 0 if the old record is gone, -1 if the new one exists, else {old secret hash}.
-_REPLACE = _PRUNE + """
-if not live(KEYS[1], tonumber(ARGV[5])) then return 0 end
-if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
-local sh = redis.call('HGET', KEYS[1], 'secret_hash') or ''
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[3], unpack(ARGV, 8))
-redis.call('PEXPIRE', KEYS[3], ARGV[7])
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4])
-prune(KEYS[2], ARGV[1])
-prune(KEYS[4], ARGV[3])
-return {sh}
-"""
-
-# KEYS: idx   ARGV: recprefix, except_member ('' = none), now ('' = all, else only records dead at now)
-# Returns {id, secret_hash, id, secret_hash, ...} of the deleted records.
-_DELETE_USER = _PRUNE + """
-local out = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = ARGV[1] .. m
-  if m ~= ARGV[2] and (ARGV[3] == '' or not live(key, tonumber(ARGV[3]))) then
-    local v = redis.call('HMGET', key, 'id', 'secret_hash')
-    if v[1] then
-      redis.call('DEL', key)
-      table.insert(out, v[1]); table.insert(out, v[2] or '')
-    end
-    redis.call('ZREM', KEYS[1], m)
-  end
-end
-prune(KEYS[1], ARGV[1])
-return out
-"""
-
-# KEYS: idx   ARGV: recprefix.  Prunes dead members (idempotent) and returns every record as HGETALL.
-_LIST = _PRUNE + """
-prune(KEYS[1], ARGV[1])
-local out = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local h = redis.call('HGETALL', ARGV[1] .. m)
-  if #h > 0 then table.insert(out, h) end
-end
-return out
-"""
-
-# KEYS: d   ARGV: until, ttl_ms   (never shortens an entry)
-_DENY = """
-local cur = redis.call('GET', KEYS[1])
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-
-# KEYS: t   ARGV: now, window, now+window, window_ms.  Returns {failures, last_failure_at}.
-_THROTTLE_FAIL = """
-local now = tonumber(ARGV[1])
-local v = redis.call('HMGET', KEYS[1], 'f', 'l', 'x')
-local f, l, x = 1, ARGV[1], ARGV[3]
-if v[1] then
-  local last = tonumber(v[2])
-  if last > now - tonumber(ARGV[2]) then f = tonumber(v[1]) + 1 end
-  if last > now then l = v[2] end
-  if tonumber(v[3]) > tonumber(x) then x = v[3] end
-end
-redis.call('HSET', KEYS[1], 'f', f, 'l', l, 'x', x)
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-return {f, l}
-"""
-
-# KEYS: key  ARGV: now, field ('' for a string value).  Deletes the key if its stored end is <= now.
-_PURGE_ONE = """
-local v
-if ARGV[2] == '' then v = redis.call('GET', KEYS[1]) else v = redis.call('HGET', KEYS[1], ARGV[2]) end
-if v and tonumber(v) <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) return 1 end
-return 0
-"""
-
-
-# -- URLs ------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class RedisURL:
-    """A parsed store URL. `mode` is "standalone" (redis://, rediss://, unix://), "sentinel" or "cluster"."""
-
-    mode: str
-    url: str
-    hosts: tuple[tuple[str, int], ...] = ()
-    service_name: str = ""
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-
-
-def _split_hosts(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
-    hosts = []
-    for part in netloc.split(","):
-        part = part.strip()
-        m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", part)
-        if m is None:
-            raise ConfigError("SESSIONWARD_STORE_URL", f"bad host {part!r} in {_redact(url)}")
-        host = m.group(1) or m.group(3)
-        port = int(m.group(2) or m.group(4) or default_port)
-        hosts.append((host, port))
-    return tuple(hosts)
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"//[^@/]*@", "//***@", url)
-
-
-def parse_redis_url(url: str) -> RedisURL:
-    """Parse a store URL. Raises `ConfigError` for an unknown scheme or a malformed URL."""
-    from urllib.parse import unquote
-
-    scheme, sep, rest = url.partition("://")
-    scheme = scheme.lower()
-    if not sep:
-        raise ConfigError("SESSIONWARD_STORE_URL", f"not a URL: {_redact(url)}")
-    if scheme in ("redis", "rediss", "unix"):
-        return RedisURL(mode="standalone", url=url)
-    if scheme not in ("redis+sentinel", "redis+cluster"):
-        raise ConfigError("SESSIONWARD_STORE_URL", f"unknown Redis URL scheme {scheme!r}")
-    netloc, _, path = rest.partition("/")
-    username = password = None
-    if "@" in netloc:
-        userinfo, _, netloc = netloc.rpartition("@")
-        user, _, pw = userinfo.partition(":")
-        username, password = (unquote(user) or None), (unquote(pw) or None)
-    if not netloc:
-        raise ConfigError("SESSIONWARD_STORE_URL", f"no host in {_redact(url)}")
-    path = path.split("?", 1)[0]
-    parts = [p for p in path.split("/") if p]
-    if scheme == "redis+cluster":
-        if parts:
-            raise ConfigError("SESSIONWARD_STORE_URL", "a cluster URL has no path (cluster mode has only db 0)")
-        return RedisURL(mode="cluster", url=url, hosts=_split_hosts(netloc, 6379, url), username=username,
-                        password=password)
-    if not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
-        raise ConfigError("SESSIONWARD_STORE_URL", "use redis+sentinel://host:port[,host:port]/service_name[/db]")
-    return RedisURL(mode="sentinel", url=url, hosts=_split_hosts(netloc, 26379, url), service_name=parts[0],
-                    db=int(parts[1]) if len(parts) == 2 else 0, username=username, password=password)
-
 
 def _enc(value: str) -> str:
     return value if _SAFE.fullmatch(value) else "=" + value.encode("utf-8", "surrogatepass").hex()
@@ -704,49 +493,3 @@ class RedisStore:
             self._client.close()
 
 
-def _is_cluster(client: Any) -> bool:
-    from redis.cluster import RedisCluster
-
-    return isinstance(client, RedisCluster)
-
-
-def make_client(
-    url: str,
-    *,
-    socket_timeout: float = 2.0,
-    socket_connect_timeout: float = 2.0,
-    max_connections: int = 50,
-    health_check_interval: int = 30,
-    ssl_ca_certs: str | None = None,
-) -> Any:
-    """A redis-py client for a store URL (see `RedisStore.from_url`), with redis-py's own retries off (the
-    store retries reads itself). Raises `ConfigError`; `StoreUnavailable` if a cluster cannot be reached."""
-    parsed = parse_redis_url(url)
-    common: dict[str, Any] = {
-        "socket_timeout": socket_timeout,
-        "socket_connect_timeout": socket_connect_timeout,
-        "retry": Retry(NoBackoff(), 0),
-        "health_check_interval": health_check_interval,
-    }
-    if parsed.mode == "standalone":
-        if ssl_ca_certs is not None and url.lower().startswith("rediss://"):
-            common["ssl_ca_certs"] = ssl_ca_certs
-        try:
-            return redis.Redis.from_url(url, max_connections=max_connections, **common)
-        except ValueError as exc:
-            raise ConfigError("SESSIONWARD_STORE_URL", f"bad Redis URL {_redact(url)}: {exc}") from None
-    auth = {"username": parsed.username, "password": parsed.password}
-    if parsed.mode == "sentinel":
-        from redis.sentinel import Sentinel
-
-        sentinel = Sentinel(list(parsed.hosts), sentinel_kwargs=dict(common), **common)
-        return sentinel.master_for(parsed.service_name, db=parsed.db, max_connections=max_connections, **auth)
-    from redis.cluster import ClusterNode, RedisCluster
-
-    try:
-        return RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in parsed.hosts], max_connections=max_connections,
-            **auth, **common,
-        )
-    except _UNAVAILABLE as exc:
-        raise StoreUnavailable(f"Redis cluster unavailable: {type(exc).__name__}") from exc

@@ -1,0 +1,136 @@
+"""Redis store URLs and clients: standalone (redis://, rediss://, unix://), Sentinel and Cluster."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.exceptions as rex
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..exceptions import ConfigError, StoreUnavailable
+
+_UNAVAILABLE = (
+    rex.ConnectionError,  # includes AuthenticationError, BusyLoadingError, MasterNotFoundError
+    rex.TimeoutError,
+    rex.ClusterError,  # ClusterDownError, MasterDownError
+    rex.RedisClusterException,  # cluster cannot be reached, slot not covered
+    rex.TryAgainError,
+    rex.ReadOnlyError,  # talking to a replica after a failover
+    rex.OutOfMemoryError,
+)
+
+
+# -- URLs ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RedisURL:
+    """A parsed store URL. `mode` is "standalone" (redis://, rediss://, unix://), "sentinel" or "cluster"."""
+
+    mode: str
+    url: str
+    hosts: tuple[tuple[str, int], ...] = ()
+    service_name: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def _split_hosts(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
+    hosts = []
+    for part in netloc.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", part)
+        if m is None:
+            raise ConfigError("SESSIONWARD_STORE_URL", f"bad host {part!r} in {_redact(url)}")
+        host = m.group(1) or m.group(3)
+        port = int(m.group(2) or m.group(4) or default_port)
+        hosts.append((host, port))
+    return tuple(hosts)
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def parse_redis_url(url: str) -> RedisURL:
+    """Parse a store URL. Raises `ConfigError` for an unknown scheme or a malformed URL."""
+    from urllib.parse import unquote
+
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ConfigError("SESSIONWARD_STORE_URL", f"not a URL: {_redact(url)}")
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisURL(mode="standalone", url=url)
+    if scheme not in ("redis+sentinel", "redis+cluster"):
+        raise ConfigError("SESSIONWARD_STORE_URL", f"unknown Redis URL scheme {scheme!r}")
+    netloc, _, path = rest.partition("/")
+    username = password = None
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        user, _, pw = userinfo.partition(":")
+        username, password = (unquote(user) or None), (unquote(pw) or None)
+    if not netloc:
+        raise ConfigError("SESSIONWARD_STORE_URL", f"no host in {_redact(url)}")
+    path = path.split("?", 1)[0]
+    parts = [p for p in path.split("/") if p]
+    if scheme == "redis+cluster":
+        if parts:
+            raise ConfigError("SESSIONWARD_STORE_URL", "a cluster URL has no path (cluster mode has only db 0)")
+        return RedisURL(mode="cluster", url=url, hosts=_split_hosts(netloc, 6379, url), username=username,
+                        password=password)
+    if not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+        raise ConfigError("SESSIONWARD_STORE_URL", "use redis+sentinel://host:port[,host:port]/service_name[/db]")
+    return RedisURL(mode="sentinel", url=url, hosts=_split_hosts(netloc, 26379, url), service_name=parts[0],
+                    db=int(parts[1]) if len(parts) == 2 else 0, username=username, password=password)
+
+
+def _is_cluster(client: Any) -> bool:
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
+def make_client(
+    url: str,
+    *,
+    socket_timeout: float = 2.0,
+    socket_connect_timeout: float = 2.0,
+    max_connections: int = 50,
+    health_check_interval: int = 30,
+    ssl_ca_certs: str | None = None,
+) -> Any:
+    """A redis-py client for a store URL (see `RedisStore.from_url`), with redis-py's own retries off (the
+    store retries reads itself). Raises `ConfigError`; `StoreUnavailable` if a cluster cannot be reached."""
+    parsed = parse_redis_url(url)
+    common: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_connect_timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": health_check_interval,
+    }
+    if parsed.mode == "standalone":
+        if ssl_ca_certs is not None and url.lower().startswith("rediss://"):
+            common["ssl_ca_certs"] = ssl_ca_certs
+        try:
+            return redis.Redis.from_url(url, max_connections=max_connections, **common)
+        except ValueError as exc:
+            raise ConfigError("SESSIONWARD_STORE_URL", f"bad Redis URL {_redact(url)}: {exc}") from None
+    auth = {"username": parsed.username, "password": parsed.password}
+    if parsed.mode == "sentinel":
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel(list(parsed.hosts), sentinel_kwargs=dict(common), **common)
+        return sentinel.master_for(parsed.service_name, db=parsed.db, max_connections=max_connections, **auth)
+    from redis.cluster import ClusterNode, RedisCluster
+
+    try:
+        return RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in parsed.hosts], max_connections=max_connections,
+            **auth, **common,
+        )
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"Redis cluster unavailable: {type(exc).__name__}") from exc
