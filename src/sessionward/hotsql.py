@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Hashable, Sequence, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -19,6 +19,9 @@ from sqlalchemy.engine import Engine
 from .exceptions import StoreUnavailable
 
 Row = Sequence[Any]
+T = TypeVar("T")
+
+_MAX_REMEMBERED = 10_000  # answers remembered per thread between two changes of the database
 
 
 class Compiled:
@@ -50,6 +53,27 @@ class HotReads:
 
     def one(self, compiled: Compiled, values: dict[str, Any]) -> Row | None:
         return self._run(lambda cur: _execute(cur, compiled, values).fetchone())
+
+    def one_cached(self, compiled: Compiled, values: dict[str, Any], key: Hashable, convert: Callable[[Row | None], T]) -> T:
+        """`convert(one(compiled, values))`, remembered under `key` while the database is unchanged. SQLite
+        only (elsewhere this is `one`): `PRAGMA data_version` on this thread's connection changes whenever
+        any other connection, in any process, commits; then this thread's remembered answers are dropped.
+        The version is read before the query, so a remembered answer is never older than its version.
+        The statement must not depend on the time: callers apply expiry to the answer themselves."""
+        if self._sqlite_path is None:
+            return convert(self.one(compiled, values))
+        local = self._local
+        version = self._run(lambda cur: cur.execute("PRAGMA data_version").fetchone()[0])
+        if getattr(local, "version", None) != version or getattr(local, "cache", None) is None:
+            local.cache, local.version = {}, version
+        cache: dict[Hashable, Any] = local.cache
+        if key in cache:
+            return cache[key]  # type: ignore[no-any-return]
+        value = convert(self.one(compiled, values))
+        if len(cache) >= _MAX_REMEMBERED:
+            cache.clear()
+        cache[key] = value
+        return value
 
     def _run(self, fn: Callable[[Any], Any]) -> Any:
         if self._sqlite_path is not None:
@@ -89,6 +113,7 @@ class HotReads:
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA query_only=ON")  # this connection only ever reads
             self._local.conn = conn
+            self._local.cache, self._local.version = None, None  # data_version numbers are per connection
         return conn
 
 

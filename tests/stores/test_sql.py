@@ -121,3 +121,33 @@ def test_unreachable_postgres_raises_store_unavailable_quickly() -> None:
             call()
     store.close()
     assert time.monotonic() - started < 10
+
+
+def test_sqlite_remembered_reads_see_every_commit_from_any_connection(tmp_path: Path) -> None:
+    """The per-request reads are answered from memory while SQLite's data_version is unchanged; a commit
+    from this store, from another store object (another process) or from anywhere makes them read again."""
+    from sessionward.ids import hash_secret, new_secret
+
+    url = f"sqlite:///{tmp_path / 'sw.db'}"
+    a, b = SQLStore.from_url(url), SQLStore.from_url(url)
+    try:
+        secret = new_secret()
+        rec = make_record(secret=secret)
+        family = make_record(kind="token", secret=None)
+        a.create(rec, now=T0)
+        a.create(family, now=T0)
+        for _ in range(3):  # remembered
+            assert a.load_by_secret(hash_secret(secret), now=T0) == (rec, 0)
+            assert a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0).family == family
+        b.bump_epoch("alice")  # another "process"
+        assert a.load_by_secret(hash_secret(secret), now=T0) == (rec, 1)
+        b.deny("j", until=T0 + 60, now=T0)
+        assert a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0).denied
+        b.delete(family.id)
+        assert a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0).family is None
+        a.delete(rec.id)  # this store's own write goes through another connection too
+        assert a.load_by_secret(hash_secret(secret), now=T0) == (None, 0)
+        assert not a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0 + 61).denied  # time still applies
+    finally:
+        a.close()
+        b.close()

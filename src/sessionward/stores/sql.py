@@ -134,25 +134,32 @@ def _tuple_to_record(values: Any) -> SessionRecord:
 
 
 def _hot_statements(engine: Engine) -> tuple[Compiled, Compiled]:
-    now = sa.bindparam("now")
-    live = sa.and_(sessions.c.expires_at > now, sessions.c.idle_expires_at > now)
+    """The per-request reads. They do not depend on the time (expiry is applied to their answers), so
+    that their answers can be remembered while the database is unchanged (`HotReads.one_cached`)."""
     by_secret = (
         sa.select(*sessions.c, sa.func.coalesce(epochs.c.epoch, 0))
         .select_from(sessions.outerjoin(epochs, epochs.c.user_id == sessions.c.user_id))
-        .where(sessions.c.secret_hash == sa.bindparam("secret_hash"), live)
+        .where(sessions.c.secret_hash == sa.bindparam("secret_hash"))
     )
-    denied = (
-        sa.select(sa.func.count())
-        .select_from(denylist)
-        .where(denylist.c.jti == sa.bindparam("jti"), denylist.c.until > now)
-        .scalar_subquery()
+    denied_until = (
+        sa.select(sa.func.max(denylist.c.until)).where(denylist.c.jti == sa.bindparam("jti")).scalar_subquery()
     )
     epoch = sa.select(epochs.c.epoch).where(epochs.c.user_id == sa.bindparam("user_id")).scalar_subquery()
     one = sa.select(sa.literal(1).label("one")).subquery()
-    token = sa.select(denied, epoch, *sessions.c).select_from(
-        one.outerjoin(sessions, sa.and_(sessions.c.id == sa.bindparam("family_id"), live))
+    token = sa.select(denied_until, epoch, *sessions.c).select_from(
+        one.outerjoin(sessions, sessions.c.id == sa.bindparam("family_id"))
     )
     return Compiled(by_secret, engine), Compiled(token, engine)
+
+
+def _by_secret_answer(row: Any) -> tuple[SessionRecord | None, int]:
+    return (None, 0) if row is None else (_tuple_to_record(row[:-1]), int(row[-1]))
+
+
+def _token_answer(row: Any) -> tuple[float | None, int, SessionRecord | None]:
+    assert row is not None  # the outer join always yields one row
+    family = None if row[2] is None else _tuple_to_record(row[2:])
+    return row[0], int(row[1] or 0), family
 
 
 def _record_to_row(record: SessionRecord) -> dict[str, Any]:
@@ -241,23 +248,30 @@ class SQLStore:
         return None if raw is None else self._get_where(sessions.c.secret_hash == raw, now)
 
     def load_by_secret(self, secret_hash: str, *, now: float) -> tuple[SessionRecord | None, int]:
-        """One statement: the live record joined with its user's epoch."""
+        """One statement: the record joined with its user's epoch (answered from memory while the
+        database is unchanged; see `HotReads.one_cached`)."""
         raw = _hash_bytes(secret_hash)
         if raw is None:
             return None, 0
-        row = self._hot.one(self._by_secret_sql, {"secret_hash": raw, "now": now})
-        if row is None:
+        record, epoch = self._hot.one_cached(
+            self._by_secret_sql, {"secret_hash": raw}, ("secret", raw), _by_secret_answer
+        )
+        if record is None or not record.is_live(now):
             return None, 0
-        return _tuple_to_record(row[:-1]), int(row[-1])
+        return record, epoch
 
     def token_state(self, *, jti: str, user_id: str, family_id: str, now: float) -> TokenState:
-        """One statement: denylist count and epoch as scalar subqueries beside the (outer-joined) family."""
-        row = self._hot.one(self._token_sql, {"jti": jti, "user_id": user_id, "family_id": family_id, "now": now})
-        assert row is not None  # the outer join always yields one row
-        family = None if row[2] is None else _tuple_to_record(row[2:])
-        if family is not None and family.user_id != user_id:
+        """One statement: denylist entry and epoch as scalar subqueries beside the (outer-joined) family
+        (answered from memory while the database is unchanged)."""
+        until, epoch, family = self._hot.one_cached(
+            self._token_sql,
+            {"jti": jti, "user_id": user_id, "family_id": family_id},
+            ("token", jti, user_id, family_id),
+            _token_answer,
+        )
+        if family is not None and (family.user_id != user_id or not family.is_live(now)):
             family = None
-        return TokenState(denied=bool(row[0]), epoch=int(row[1] or 0), family=family)
+        return TokenState(denied=until is not None and until > now, epoch=epoch, family=family)
 
     def update(self, session_id: str, changes: Mapping[str, Any], *, now: float) -> bool:
         """Raises `ValueError` for a field outside `UPDATABLE_FIELDS`."""
