@@ -1,7 +1,8 @@
-"""`python -m bench --quick | --full [--only inproc,login,http,scale,profile] [--out DIR]`
+"""`python -m bench --quick | --full [--only inproc,login,http,scale,profile] [--variants a,b] [--out DIR]`
 
 Runs by hand, never in the test suite. Needs Redis at 127.0.0.1:6379 (db 15, keys `bench:<run id>:*` only, removed
-afterwards; `BENCH_REDIS_URL` overrides). Writes `results.md` and `results.png` to `bench/results/`.
+afterwards; `BENCH_REDIS_URL` overrides). Writes `results.md` and `results.png` to `bench/results/` (or `--out`),
+stamped with the commit measured (`git rev-parse --short HEAD`, and any uncommitted change under src/).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from .apps import VARIANTS, cleanup_redis
 
 MODES = {
     #        inproc rounds, n, login repeats, http seconds, http rounds, scale sessions, api sample
-    "quick": dict(rounds=5, n=210, login=5, http_s=1.0, http_rounds=1, scale_n=100_000, api=1_000,
+    "quick": dict(rounds=5, n=210, login=5, http_s=2.0, http_rounds=1, scale_n=100_000, api=1_000,
                   profile_calls=300),
     "full": dict(rounds=9, n=1500, login=15, http_s=8.0, http_rounds=2, scale_n=1_000_000, api=10_000,
                  profile_calls=3000),
 }
-QUICK_HTTP_SKIP = {"sw_cookie_sqlite_user", "sw_jwt_hs256_core"}
+QUICK_HTTP_SKIP = {"sw_cookie_sqlite_user", "sw_jwt_hs256_core", "sw_jwt_hs256_core_redis_cache"}
 PARTS = ("inproc", "login", "http", "scale", "profile")
 
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     inproc = login = http = None
     scale: list[scale_mod.StoreScale] = []
-    profile: dict[str, list[str]] = {}
+    profile = None
     cleanup_redis()
     try:
         with tempfile.TemporaryDirectory(prefix="sw-bench-") as tmp:
@@ -70,12 +71,14 @@ def main(argv: list[str] | None = None) -> int:
                 log("in-process overhead")
                 inproc = inproc_mod.run_inproc(variants, workdir, headers, rounds=cfg["rounds"], n=cfg["n"], log=log)
             if "profile" in parts:
-                from .profile import profile_variants, store_call_costs
+                from .profile import count_variants, profile_variants, store_call_costs
 
                 log("profiling sessionward's paths")
                 profile = profile_variants([v for v in variants if v.family == "sessionward"], workdir, headers,
                                            calls=cfg["profile_calls"])
-                profile["store_calls"] = store_call_costs(workdir)
+                count_variants([v for v in variants if v.family == "anchor" and v.needs_redis], workdir, headers,
+                               profile)
+                store_call_costs(workdir, profile)
             if "login" in parts:
                 log("login cost")
                 login = inproc_mod.run_login(workdir, repeats=cfg["login"], log=log)

@@ -66,7 +66,9 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError("gunicorn did not become ready")
+        self.stop()
+        err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""  # type: ignore[union-attr]
+        raise RuntimeError(f"gunicorn did not become ready in {timeout:g} s: {err}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -120,6 +122,22 @@ class HttpResult:
         return statistics.median(values) if values else float("nan")
 
 
+def _serve_and_measure(variant: Variant, workdir: Path, headers: dict[str, str], duration: float,
+                       log: Callable[[str], None]) -> tuple[float, int]:
+    """Start gunicorn for `variant` and measure it; one more start if it does not come up (a busy machine)."""
+    for attempt in (1, 2):
+        with Server(variant, workdir) as server:
+            try:
+                server.wait_ready(headers, timeout=45.0)
+            except RuntimeError as exc:
+                if attempt == 2:
+                    raise
+                log(f"  {variant.name}: {exc}; starting it again")
+                continue
+            return measure(server.url + "/protected", headers, duration)
+    raise AssertionError("unreachable")
+
+
 def run_http(variants: list[Variant], workdir: Path, headers: dict[str, dict[str, str]], *, duration: float,
              rounds: int, log: Callable[[str], None]) -> HttpResult:
     """Each round: bare, then every variant (order reversed in odd rounds), then bare again; a variant's
@@ -132,9 +150,7 @@ def run_http(variants: list[Variant], workdir: Path, headers: dict[str, dict[str
         rates: dict[str, float] = {}
         bare_rates: list[float] = []
         for v in [bare, *order, bare]:
-            with Server(v, workdir) as server:
-                server.wait_ready(headers[v.name])
-                rps, bad = measure(server.url + "/protected", headers[v.name], duration)
+            rps, bad = _serve_and_measure(v, workdir, headers[v.name], duration, log)
             if bad:
                 raise RuntimeError(f"{v.name}: {bad} responses were not 2xx/3xx")
             if v.name == "bare":

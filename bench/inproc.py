@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from werkzeug.test import EnvironBuilder
 
-from .apps import PASSWORD, Variant
+from .apps import PASSWORD, Variant, close_app
 
 
 @dataclass
@@ -92,11 +92,47 @@ class InprocResult:
     absolute: dict[str, Series]  # us/request, /protected
     overhead: dict[str, Series]  # us/request minus bare, /protected
     public_overhead: dict[str, Series]  # us/request minus bare, /public with the credential sent
+    warnings: list[str] = field(default_factory=list)
 
 
 def run_inproc(variants: list[Variant], workdir: Path, headers: dict[str, dict[str, str]], *, rounds: int, n: int,
                log: Callable[[str], None]) -> InprocResult:
-    apps = {v.name: v.make_app(workdir) for v in variants}
+    apps: dict[str, Any] = {}
+    try:
+        for v in variants:
+            apps[v.name] = v.make_app(workdir)  # a local cache is healthy before this returns
+        resets_before = _cache_resets(apps)
+        result = _rounds(variants, apps, headers, rounds=rounds, n=n, log=log)
+        for name, before in resets_before.items():
+            store = _cached_store(apps[name])
+            if store is not None and (store._session != before or not store.healthy):
+                result.warnings.append(f"{name}: the local cache was reset or unhealthy during timing "
+                                       "(some requests read through to Redis)")
+                log(f"  WARNING {result.warnings[-1]}")
+        return result
+    finally:
+        for app in apps.values():
+            close_app(app)
+
+
+def _cached_store(app: Any) -> Any:
+    from .apps import app_stores
+
+    return next((s for s in app_stores(app) if hasattr(s, "wait_healthy") and s.healthy), None)
+
+
+def _cache_resets(apps: dict[str, Any]) -> dict[str, int]:
+    """For each app with a healthy local cache: its subscription counter (`CachedStore` moves it on every reset)."""
+    out = {}
+    for name, app in apps.items():
+        store = _cached_store(app)
+        if store is not None:
+            out[name] = store._session
+    return out
+
+
+def _rounds(variants: list[Variant], apps: dict[str, Any], headers: dict[str, dict[str, str]], *, rounds: int,
+            n: int, log: Callable[[str], None]) -> InprocResult:
     callers = {
         v.name: (
             make_caller(apps[v.name], "/protected", headers[v.name], expect="200"),

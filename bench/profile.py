@@ -1,17 +1,57 @@
-"""cProfile of sessionward's request paths, in-process: where the time of one authenticated request goes."""
+"""Where the time of one authenticated request goes, measured in this run (in-process):
+
+- `profile_variants`: cProfile of each sessionward variant's `/protected` (and of one cookie app's `/public`):
+  the top functions by own time, and own time grouped by package (werkzeug, flask, sessionward, redis-py, ...);
+- `count_calls`: what one request asks of the storage layer, counted by wrapping the app's own store objects:
+  store methods called, calls that reached the backend behind a local cache (`CachedStore`'s inner store),
+  Redis round trips (`send_packed_command` on the request's thread: a pipeline is one), user lookups through
+  the extension's per-process user cache (`recent_users.get`) and user-row reads in SQL (`UserStore.get`);
+- `store_call_costs`: what one per-request store read costs on each store, against the same lookup done with
+  the driver directly.
+
+The report derives the reasons for missed goals from these numbers, so they describe the code that ran.
+"""
 
 from __future__ import annotations
 
 import cProfile
 import io
 import pstats
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
-from .apps import Variant
+from .apps import Variant, app_stores, close_app
 from .inproc import make_caller
 
 CALLS = 2000
 TOP = 12
+
+#: The SessionStore methods counted (the Protocol in `sessionward.stores.base`).
+STORE_METHODS = (
+    "create", "get", "get_by_secret", "load_by_secret", "token_state", "update", "replace", "advance", "delete",
+    "delete_for_user", "list_for_user", "list_all", "deny", "is_denied", "get_epoch", "bump_epoch", "throttle_get",
+    "throttle_fail", "throttle_reset", "purge_expired", "ping",
+)
+
+
+@dataclass
+class Profile:
+    """One profiled path: us/request under the profiler, top rows, own time per package."""
+
+    total_us: float
+    rows: list[tuple[float, float, float, str]]  # own us, cumulative us, calls per request, where
+    by_package: dict[str, float]
+
+
+@dataclass
+class ProfileResult:
+    profiles: dict[str, Profile] = field(default_factory=dict)  # variant name (or "public:<name>") -> profile
+    counts: dict[str, dict[str, float]] = field(default_factory=dict)  # variant name -> per-request counts
+    cost_rows: list[str] = field(default_factory=list)
+    costs: dict[tuple[str, str], float] = field(default_factory=dict)  # (call, store) -> median us
 
 
 def _short(path: str) -> str:
@@ -21,87 +61,232 @@ def _short(path: str) -> str:
     return path
 
 
+def _package(filename: str, func: str) -> str:
+    """Which package a profiled function belongs to (C functions by the object they belong to)."""
+    if filename == "~":
+        if "sqlite3" in func:
+            return "sqlite3 (C)"
+        if "_socket" in func or "select" in func or "poll" in func:
+            return "socket I/O"
+        if "_hashlib" in func or "openssl" in func:
+            return "hashlib (C)"
+        return "builtins (C)"
+    short = _short(filename)
+    for pkg in ("werkzeug", "flask", "sessionward", "redis", "sqlalchemy", "jwt", "cryptography", "prometheus_client"):
+        if short.startswith(pkg + "/"):
+            return pkg
+    return "stdlib/other"
+
+
+def profile_call(call: Callable[[], None], calls: int) -> Profile:
+    for _ in range(200):
+        call()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        call()
+    prof.disable()
+    stats = pstats.Stats(prof, stream=io.StringIO())
+    rows = []
+    total = 0.0
+    packages: Counter[str] = Counter()
+    for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        total += tt
+        packages[_package(filename, func)] += tt / calls * 1e6
+        rows.append((tt / calls * 1e6, ct / calls * 1e6, nc / calls, f"{_short(filename)}:{line}({func})"))
+    rows.sort(reverse=True)
+    return Profile(total / calls * 1e6, rows[:TOP], dict(packages.most_common()))
+
+
+def format_profile(p: Profile) -> list[str]:
+    lines = [f"total {p.total_us:7.1f} us/request under the profiler  (own us, cumulative us, calls/request)"]
+    lines += [f"{tt:7.1f} {ct:7.1f} {nc:5.1f}  {where}" for tt, ct, nc, where in p.rows]
+    lines.append("own time by package: " + ", ".join(f"{k} {v:.0f}" for k, v in p.by_package.items() if v >= 0.5))
+    return lines
+
+
+# -- counting what a request asks of the storage layer ------------------------------------------------
+
+def _wrap_methods(obj: Any, label: str, names: tuple[str, ...], counts: Counter[str], tid: int,
+                  undo: list[Callable[[], None]]) -> None:
+    """Shadow `obj`'s methods with counting wrappers (instance attributes; `undo` removes them)."""
+    for name in names:
+        if name in vars(obj) or not callable(getattr(obj, name, None)):
+            continue
+        original = getattr(obj, name)
+
+        def wrapper(*args: Any, _f: Any = original, _k: str = f"{label}.{name}", **kwargs: Any) -> Any:
+            if threading.get_ident() == tid:
+                counts[_k] += 1
+            return _f(*args, **kwargs)
+
+        setattr(obj, name, wrapper)
+        undo.append(lambda o=obj, n=name: delattr(o, n))
+
+
+def count_calls(app: Any, call: Callable[[], None], *, requests: int = 200) -> dict[str, float]:
+    """Per request of `call`: store method calls (`store.<method>`), calls that reached the store behind a
+    local cache (`backend.<method>`), Redis round trips and user-row reads. Counts only this thread (the
+    cache's subscriber pings on its own)."""
+    import redis.connection
+
+    from sessionward.flask.extension import EXTENSION_KEY
+
+    for _ in range(20):
+        call()
+    counts: Counter[str] = Counter()
+    tid = threading.get_ident()
+    undo: list[Callable[[], None]] = []
+    seen: set[int] = set()
+    for store in app_stores(app):
+        if id(store) in seen:
+            continue
+        seen.add(id(store))
+        _wrap_methods(store, "store", STORE_METHODS, counts, tid, undo)
+        hot = getattr(store, "_hot", None)  # SQLStore: per-request reads on the driver (sessionward.hotsql)
+        if hot is not None:
+            _wrap_methods(hot, "hotsql", ("_run", "one"), counts, tid, undo)
+        inner = getattr(store, "_inner", None)  # CachedStore: what reaches Redis
+        if inner is not None and getattr(store, "healthy", False):
+            _wrap_methods(inner, "backend", STORE_METHODS, counts, tid, undo)
+    st = app.extensions.get(EXTENSION_KEY)
+    if st is not None:
+        _wrap_methods(st.users, "users", ("get",), counts, tid, undo)  # a user-row read in SQL
+        users_hot = getattr(st.users, "_hot", None)
+        if users_hot is not None and users_hot is not getattr(st.store, "_hot", None):
+            _wrap_methods(users_hot, "users hotsql", ("_run", "one"), counts, tid, undo)
+        recent = getattr(st, "recent_users", None)  # the per-process user cache in front of it, if any
+        if recent is not None:
+            _wrap_methods(recent, "recent_users", ("get",), counts, tid, undo)
+    conn_cls = redis.connection.AbstractConnection
+    original_send = conn_cls.send_packed_command
+
+    def send(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == tid:
+            counts["Redis round trips"] += 1
+        return original_send(self, *args, **kwargs)
+
+    conn_cls.send_packed_command = send  # type: ignore[method-assign]
+    try:
+        for _ in range(requests):
+            call()
+    finally:
+        conn_cls.send_packed_command = original_send  # type: ignore[method-assign]
+        for fn in reversed(undo):
+            fn()
+    return {k: v / requests for k, v in sorted(counts.items())}
+
+
+def format_counts(counts: dict[str, float]) -> str:
+    if not counts:
+        return "no store call, no Redis round trip, no user row"
+    return ", ".join(f"{k} {v:g}" for k, v in counts.items())
+
+
 def profile_variants(variants: list[Variant], workdir: Path, headers: dict[str, dict[str, str]], *,
-                     calls: int = CALLS) -> dict[str, list[str]]:
-    """For each variant: the functions with the most own time (tottime) over `calls` requests, in us/request."""
-    out: dict[str, list[str]] = {}
+                     calls: int = CALLS, public_of: str = "sw_cookie_sqlite") -> ProfileResult:
+    """For each variant: its `/protected` profile and per-request counts; `/public` of `public_of` too."""
+    result = ProfileResult()
     for v in variants:
-        call = make_caller(v.make_app(workdir), "/protected", headers[v.name], expect="200")
-        for _ in range(200):
-            call()
-        prof = cProfile.Profile()
-        prof.enable()
-        for _ in range(calls):
-            call()
-        prof.disable()
-        stats = pstats.Stats(prof, stream=io.StringIO())
-        rows = []
-        total = 0.0
-        for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-            total += tt
-            rows.append((tt, ct, nc, f"{_short(filename)}:{line}({func})"))
-        rows.sort(reverse=True)
-        lines = [f"total {total / calls * 1e6:7.1f} us/request under the profiler  (own us, cumulative us, calls/request)"]
-        for tt, ct, nc, where in rows[:TOP]:
-            lines.append(f"{tt / calls * 1e6:7.1f} {ct / calls * 1e6:7.1f} {nc / calls:5.1f}  {where}")
-        out[v.name] = lines
-    return out
+        app = v.make_app(workdir)
+        try:
+            call = make_caller(app, "/protected", headers[v.name], expect="200")
+            result.counts[v.name] = count_calls(app, call)
+            result.profiles[v.name] = profile_call(call, calls)
+            if v.name == public_of:
+                public = make_caller(app, "/public", headers[v.name], expect="200")
+                result.counts["public:" + v.name] = count_calls(app, public)
+                result.profiles["public:" + v.name] = profile_call(public, calls)
+        finally:
+            close_app(app)
+    return result
 
 
-def store_call_costs(workdir: Path, repeats: int = 2000) -> list[str]:
-    """What one store call of the request path costs (median us), against the same lookup done with the
-    driver directly: how much of a request is the storage layer's own overhead rather than the database."""
+def count_variants(variants: list[Variant], workdir: Path, headers: dict[str, dict[str, str]],
+                   result: ProfileResult) -> None:
+    """Per-request counts only (for the anchors on Redis: their round trips beside sessionward's)."""
+    for v in variants:
+        app = v.make_app(workdir)
+        try:
+            result.counts[v.name] = count_calls(app, make_caller(app, "/protected", headers[v.name], expect="200"))
+        finally:
+            close_app(app)
+
+
+# -- what one store read costs -----------------------------------------------------------------------
+
+def store_call_costs(workdir: Path, result: ProfileResult, repeats: int = 2000) -> None:
+    """Median us of the per-request reads (`load_by_secret`, `token_state`) on SQLStore(SQLite), RedisStore
+    and CachedStore over Redis (a hit), next to the same SQLite lookup done with `sqlite3` directly and one
+    Redis GET. Fills `result.cost_rows` and `result.costs`."""
     import sqlite3
     import statistics
     import time
 
     from sessionward.ids import hash_secret, new_public_id, new_secret
     from sessionward.stores.base import SessionRecord
+    from sessionward.stores.cache import CachedStore
     from sessionward.stores.redis import RedisStore
     from sessionward.stores.sql import SQLStore
 
-    from .apps import REDIS_PREFIX, REDIS_URL
+    from .apps import REDIS_PREFIX, REDIS_URL, cleanup_redis
 
-    def med(fn: object) -> float:
+    def med(fn: Callable[[], object]) -> float:
+        for _ in range(50):
+            fn()
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter_ns()
-            fn()  # type: ignore[operator]
+            fn()
             times.append(time.perf_counter_ns() - t0)
         return statistics.median(times) / 1000
 
     now = time.time()
     secret = new_secret()
-    record = SessionRecord(id=new_public_id(), kind="cookie", user_id="cost-user", created_at=now, last_seen=now,
+    record = SessionRecord(id=new_public_id(), kind="token", user_id="cost-user", created_at=now, last_seen=now,
                            auth_at=now, expires_at=now + 3600, idle_expires_at=now + 3600, epoch=0,
                            secret_hash=hash_secret(secret))
     h = record.secret_hash or ""
     path = workdir / "costs.sqlite3"
+    prefix = REDIS_PREFIX + "costs:"
     sql = SQLStore.from_url(f"sqlite:///{path}")
-    red = RedisStore.from_url(REDIS_URL, prefix=REDIS_PREFIX + "costs:")
-    rows = ["store call (median us)              SQLStore(SQLite)  RedisStore"]
+    red = RedisStore.from_url(REDIS_URL, prefix=prefix)
+    cached = CachedStore(RedisStore.from_url(REDIS_URL, prefix=prefix), redis_client=red.client,
+                         channel_prefix=prefix).start()
+    stores = {"SQLStore(SQLite)": sql, "RedisStore": red, "CachedStore(Redis), hit": cached}
+    rows = ["store call (median us)        " + "".join(f"{name:>26s}" for name in stores)]
     try:
         for store in (sql, red):
             store.create(record, now=now)
             store.bump_epoch("cost-user")
-        calls = {
-            "get_by_secret": lambda s: (lambda: s.get_by_secret(h, now=now)),
-            "get_epoch": lambda s: (lambda: s.get_epoch("cost-user")),
-            "is_denied": lambda s: (lambda: s.is_denied("no-such-jti", now=now)),
+        if not cached.wait_healthy(timeout=15.0):
+            raise RuntimeError("the local cache did not become healthy")
+        calls: dict[str, Callable[[Any], Callable[[], object]]] = {
+            "load_by_secret": lambda s: (lambda: s.load_by_secret(h, now=now)),
+            "token_state": lambda s: (lambda: s.token_state(jti="no-such-jti", user_id="cost-user",
+                                                            family_id=record.id, now=now)),
         }
-        for name, make in calls.items():
-            rows.append(f"{name:36s} {med(make(sql)):10.1f} {med(make(red)):11.1f}")
+        for call_name, make in calls.items():
+            cells = []
+            for store_name, store in stores.items():
+                us = med(make(store))
+                result.costs[(call_name, store_name)] = us
+                cells.append(f"{us:26.1f}")
+            rows.append(f"{call_name:30s}" + "".join(cells))
         raw = sqlite3.connect(str(path), check_same_thread=False)
-        q = ("SELECT * FROM sw_sessions WHERE secret_hash = ? AND expires_at > ? AND idle_expires_at > ?")
-        rows.append(f"{'same lookup, sqlite3 directly':36s} {med(lambda: raw.execute(q, (h, now, now)).fetchone()):10.1f}")
-        q2 = "SELECT epoch FROM sw_epochs WHERE user_id = ?"
-        rows.append(f"{'epoch, sqlite3 directly':36s} {med(lambda: raw.execute(q2, ('cost-user',)).fetchone()):10.1f}")
+        q = "SELECT * FROM sw_sessions WHERE secret_hash = ? AND expires_at > ? AND idle_expires_at > ?"
+        hb = bytes.fromhex(h)
+        us = med(lambda: raw.execute(q, (hb, now, now)).fetchone())
+        result.costs[("sqlite3 lookup", "SQLStore(SQLite)")] = us
+        rows.append(f"{'same lookup, sqlite3 directly':30s}{us:26.1f}")
         raw.close()
         client = red.client
-        rows.append(f"{'one Redis GET (round trip)':36s} {'':10s} {med(lambda: client.get('bench:costs:x')):11.1f}")
+        us = med(lambda: client.get(prefix + "x"))
+        result.costs[("Redis GET", "RedisStore")] = us
+        rows.append(f"{'one Redis GET (round trip)':30s}{'':26s}{us:26.1f}")
     finally:
+        cached.close()
         sql.close()
-        from .apps import cleanup_redis
-
-        cleanup_redis(REDIS_PREFIX + "costs:")
-    return rows
+        red.close()
+        cleanup_redis(prefix)
+    result.cost_rows = rows

@@ -1,8 +1,8 @@
 """Store scale: N sessions (1,000,000 in full mode, 100,000 in quick mode) in SQLite and in Redis.
 
 Measured per store: insert rate through the store API (`create`, one record at a time, on a sample) and
-through the bulk path used to fill the store; `get_by_secret` latency with 1k sessions and with N; bytes
-per session; the time `purge_expired` takes when 10% of the sessions are dead.
+through the bulk path used to fill the store; `load_by_secret` latency (the cookie session's per-request read:
+record and epoch) with 1k sessions and with N; bytes per session (split by table and index, or by key kind); the time `purge_expired` takes when 10% of the sessions are dead.
 
 Bulk paths (bench only, they mirror what `create` writes, without its per-record checks):
 - SQLite: one `INSERT` executemany per batch of `SessionRecord`s turned into rows by the store's own
@@ -90,7 +90,7 @@ def _lookup_latency(store: Any, maker: _Maker, indices: list[int], now: float) -
     for i in indices:
         h = hash_secret(maker.sample[i])
         t0 = time.perf_counter_ns()
-        record = store.get_by_secret(h, now=now)
+        record, _epoch = store.load_by_secret(h, now=now)  # the cookie session's per-request read
         times.append((time.perf_counter_ns() - t0) / 1000)
         if record is None:
             raise RuntimeError(f"lookup of session {i} found nothing")
@@ -173,7 +173,14 @@ def run_sqlite(workdir: Path, n: int, *, api_sample: int, log: Callable[[str], N
             page = conn.execute(sa.text("PRAGMA page_size")).scalar_one()
             pages = conn.execute(sa.text("PRAGMA page_count")).scalar_one()
             free = conn.execute(sa.text("PRAGMA freelist_count")).scalar_one()
-        return (pages - free) * page / count, "database pages in use (table + 4 indexes) / sessions"
+            try:  # the dbstat virtual table, when this SQLite has it: bytes per table and index
+                parts = conn.execute(sa.text(
+                    "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")).all()
+            except sa.exc.OperationalError:
+                parts = []
+        split = ", ".join(f"{name} {size / count:.0f}" for name, size in parts if size / count >= 1)
+        note = "database pages in use / sessions" + (f" (per session: {split})" if split else "")
+        return (pages - free) * page / count, note
 
     try:
         return _run("SQLite", store, bulk, size_of, n, api_sample, log)
@@ -228,11 +235,22 @@ def run_redis(n: int, *, api_sample: int, log: Callable[[str], None]) -> StoreSc
                 parts["secret pointer"] += int(
                     client.memory_usage(store._secret_ptr(h[b"secret_hash"].decode()), samples=0) or 0
                 )
+        # the encoding Redis chose for a record hash: a field longer than hash-max-listpack-value turns the
+        # compact listpack into a hashtable (several times larger)
+        encoding, long_fields = "?", ""
+        limit = int(client.config_get("hash-max-listpack-value").get("hash-max-listpack-value", 64))
+        for rec_key in client.scan_iter(match=prefix + "{u:*}:s:*", count=1000):
+            encoding = (client.object("encoding", rec_key) or b"?").decode()
+            h = client.hgetall(rec_key)
+            long_fields = ", ".join(f"{k.decode()} ({len(v)} B)" for k, v in h.items() if len(v) > limit)
+            break
         used_after = int(client.info("memory")["used_memory"])
         delta = (used_after - used_before) / count
         seen = max(1, sessions_seen)
         split = ", ".join(f"{k} {v / seen:.0f}" for k, v in parts.items())
-        note = f"MEMORY USAGE of a sample's keys per session ({split}); used_memory grew {delta:.0f} B/session"
+        note = (f"MEMORY USAGE of a sample's keys per session ({split}); used_memory grew {delta:.0f} B/session; "
+                f"record hash encoding: {encoding}"
+                + (f" (fields longer than hash-max-listpack-value = {limit}: {long_fields})" if long_fields else ""))
         return sum(parts.values()) / seen, note
 
     try:

@@ -1,0 +1,120 @@
+"""The goals of issue 5, each checked as a ratio measured in the same run. Where sessionward has several
+configurations for a goal, the best one measured in the run is used (every configuration keeps server-side
+revocation), and the goal row names it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .apps import BY_NAME
+from .http import HttpResult
+from .inproc import InprocResult, LoginResult
+from .scale import StoreScale
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A goal: the best (lowest overhead / highest throughput) of `ours` against `theirs`."""
+
+    key: str
+    text: str
+    ours: tuple[str, ...]  #: sessionward configurations that may meet it; each keeps revocation
+    theirs: str
+    limit: float
+
+
+INPROC_GOALS = (
+    Spec("jwt_hs256", "JWT HS256 overhead vs FJE HS256", ("sw_jwt_hs256", "sw_jwt_hs256_redis_cache"), "fje_hs256",
+         0.25),
+    Spec("jwt_es256", "JWT ES256 overhead vs FJE ES256", ("sw_jwt_es256", "sw_jwt_es256_redis_cache"), "fje_es256",
+         0.35),
+    Spec("jwt_eddsa", "JWT EdDSA overhead vs FJE EdDSA", ("sw_jwt_eddsa", "sw_jwt_eddsa_redis_cache"), "fje_eddsa",
+         0.35),
+    Spec("jwt_revocable", "revocable JWT (denylist, epoch, family) vs FJE + Redis blocklist",
+         ("sw_jwt_hs256_redis", "sw_jwt_hs256_redis_cache"), "fje_hs256_redis_bl", 0.2),
+    Spec("cookie_sqlite", "cookie session on SQLite vs Flask signed cookie", ("sw_cookie_sqlite",), "flask_cookie", 1.0),
+    Spec("cookie_redis", "cookie session on Redis vs Flask-Session + Redis", ("sw_cookie_redis", "sw_cookie_redis_cache"),
+         "flask_session_redis", 0.4),
+)
+HTTP_GOALS = (
+    Spec("http_jwt_hs256", "HTTP throughput, JWT HS256, ratio to bare", ("sw_jwt_hs256", "sw_jwt_hs256_redis_cache"),
+         "bare", 0.90),
+    Spec("http_jwt_es256", "HTTP throughput, JWT ES256, ratio to bare", ("sw_jwt_es256", "sw_jwt_es256_redis_cache"),
+         "bare", 0.90),
+    Spec("http_jwt_eddsa", "HTTP throughput, JWT EdDSA, ratio to bare", ("sw_jwt_eddsa", "sw_jwt_eddsa_redis_cache"),
+         "bare", 0.90),
+    Spec("http_jwt_revocable", "HTTP throughput, revocable JWT on Redis, ratio to bare",
+         ("sw_jwt_hs256_redis", "sw_jwt_hs256_redis_cache"), "bare", 0.90),
+    Spec("http_cookie_sqlite", "HTTP throughput, cookie session on SQLite, ratio to bare", ("sw_cookie_sqlite",), "bare",
+         0.85),
+    Spec("http_cookie_redis", "HTTP throughput, cookie session on Redis, ratio to bare",
+         ("sw_cookie_redis", "sw_cookie_redis_cache"), "bare", 0.80),
+)
+
+
+@dataclass
+class Goal:
+    key: str
+    text: str
+    value: float
+    limit: float
+    better: str  # "<=" or ">="
+    shown: str
+    config: str = ""  # the variant measured for this goal (the best of its candidates)
+    noisy: bool = False  # an HTTP ratio above 1: the bare runs were disturbed, so no verdict
+
+    @property
+    def met(self) -> bool:
+        if math.isnan(self.value) or self.noisy:
+            return False
+        return self.value <= self.limit if self.better == "<=" else self.value >= self.limit
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and b > 0 else float("nan")
+
+
+def goals(inproc: InprocResult | None, login: LoginResult | None, http: HttpResult | None,
+          scale: list[StoreScale]) -> list[Goal]:
+    out: list[Goal] = []
+    if inproc is not None:
+        o = {k: s.median for k, s in inproc.overhead.items()}
+        for spec in INPROC_GOALS:
+            have = [n for n in spec.ours if n in o]
+            if not have or spec.theirs not in o:
+                continue
+            best = min(have, key=lambda n: o[n])
+            r = _ratio(o[best], o[spec.theirs])
+            shown = f"{o[best]:.0f} / {o[spec.theirs]:.0f} us = {r:.2f}x"
+            for n in have:
+                if n != best:
+                    shown += f"; other config, {BY_NAME[n].label}: {o[n]:.0f} us = {_ratio(o[n], o[spec.theirs]):.2f}x"
+            text = f"{spec.text}; config: {BY_NAME[best].label}"
+            out.append(Goal(spec.key, text, r, spec.limit, "<=", shown, best))
+        for name in ("sw_cookie_sqlite", "sw_cookie_redis"):
+            if name in inproc.public_overhead:
+                v = inproc.public_overhead[name].median
+                out.append(Goal(f"public_{name}", f"public page with the cookie ({BY_NAME[name].label}): extra us over bare",
+                                v, 15.0, "<=", f"{v:.1f} us (limit: headers only, no store access)", name))
+    if http is not None:
+        for spec in HTTP_GOALS:
+            have = [n for n in spec.ours if n in http.ratio]
+            if not have:
+                continue
+            best = max(have, key=http.median_ratio)
+            r = http.median_ratio(best)
+            shown = f"{r:.2f}" + "".join(f"; other config, {BY_NAME[n].label}: {http.median_ratio(n):.2f}"
+                                         for n in have if n != best)
+            out.append(Goal(spec.key, f"{spec.text}; config: {BY_NAME[best].label}", r, spec.limit, ">=", shown, best,
+                            noisy=r > 1.05))
+    for s in scale:
+        out.append(Goal(f"lookup_{s.store}", f"{s.store}: lookup at {s.n:,} vs at 1k", s.lookup_ratio, 2.0, "<=",
+                        f"{s.lookup_n_us:.1f} / {s.lookup_1k_us:.1f} us = {s.lookup_ratio:.2f}x"))
+        out.append(Goal(f"bytes_{s.store}", f"{s.store}: bytes per session", s.bytes_per_session, 400, "<=",
+                        f"{s.bytes_per_session:.0f} B"))
+    if login is not None:
+        r = _ratio(login.login_ms.median, login.verify_ms.median)
+        out.append(Goal("login", "login (throttle, user, verify, session) vs one argon2 verify", r, 1.2, "<=",
+                        f"{login.login_ms.median:.1f} / {login.verify_ms.median:.1f} ms = {r:.2f}x"))
+    return out

@@ -1,0 +1,184 @@
+"""Why a goal was missed: this run's own numbers first (per-request counts, own time by package, sessionward's
+top functions, the HTTP ratio the in-process cost predicts), then a static note on the code's structure, flagged
+when the files it describes changed since it was checked. `code_state` stamps the results with the commit."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+from pathlib import Path
+
+from .goals import Goal
+from .http import HttpResult
+from .inproc import InprocResult
+from .profile import Profile, ProfileResult, format_counts
+from .scale import StoreScale
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Static notes on why a goal can be missed, written against the code at `NOTES_AT` (they describe structure;
+#: the numbers come from this run, see `_derived`). A note whose files changed since `NOTES_AT` is flagged in
+#: the results, so an outdated note never passes for a current one.
+NOTES_AT = "1dcf26e"
+_HOOKS = ("the extension's per-request hooks: `_check_csrf` (before_request; returns at once for GET), "
+          "`_finish_response` (after_request: `state()`, `maybe_purge`, flag lookups in `g`) and "
+          "`SecurityHeadersMiddleware` (7 static headers, 8 with HSTS over HTTPS, appended in `start_response`)")
+_JWT = ("`TokenService.verify_access` (timed by the `AUTH_LATENCY` histogram) skips the signature on a "
+        "verified-token cache hit and makes one "
+        "`token_state` read (denylist, epoch and family: on SQLite a `PRAGMA data_version` on the thread's "
+        "sqlite3 connection, and one statement only when another connection committed since (answers remembered "
+        "per thread, `HotReads.one_cached`); one Redis pipeline; none on a local-cache hit); `jwt_required` then asks `get_user` for "
+        "the token's user (a gone or disabled account is refused), answered by `RecentUsers`, a per-process cache "
+        "keyed by user and revocation epoch (a SQL user-row read only on a miss); plus " + _HOOKS)
+NOTES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "jwt": (_JWT, ("src/sessionward/tokens/service.py", "src/sessionward/flask/jwt.py",
+                   "src/sessionward/flask/extension.py", "src/sessionward/flask/headers.py",
+                   "src/sessionward/stores/sql.py", "src/sessionward/stores/cache.py", "src/sessionward/hotsql.py")),
+    "jwt_revocable": ("Flask-JWT-Extended decodes the token with PyJWT on every request and its blocklist loader "
+                      "makes one Redis GET. " + _JWT,
+                      ("src/sessionward/tokens/service.py", "src/sessionward/flask/jwt.py",
+                       "src/sessionward/flask/extension.py", "src/sessionward/stores/redis.py",
+                       "src/sessionward/stores/cache.py")),
+    "cookie_sqlite": ("`SessionManager.load` (timed by the `AUTH_LATENCY` histogram) checks the secret's shape, "
+                      "hashes it (SHA-256) and makes one "
+                      "`load_by_secret` read (the record joined with the user's epoch; on SQLite a `PRAGMA data_version` "
+                      "on the thread's sqlite3 connection, and the statement only when another connection committed "
+                      "since: answers are remembered per thread, `HotReads.one_cached`); it writes only when the idle timer is due "
+                      "(`touch_interval`, 60 s). Flask's signed cookie does an HMAC check and a JSON decode, no I/O. "
+                      "Plus " + _HOOKS,
+                      ("src/sessionward/sessions.py", "src/sessionward/stores/sql.py", "src/sessionward/hotsql.py",
+                       "src/sessionward/flask/extension.py", "src/sessionward/flask/headers.py")),
+    "cookie_redis": ("without the local cache `RedisStore.load_by_secret` is 2 round trips (the secret pointer "
+                     "GET, then the record HGETALL and the epoch GET in one pipeline); with "
+                     "`SESSIONWARD_LOCAL_CACHE=1` a hit is answered from memory under one lock "
+                     "(`CachedStore.load_by_secret`). Plus " + _HOOKS,
+                     ("src/sessionward/sessions.py", "src/sessionward/stores/redis.py",
+                      "src/sessionward/stores/cache.py", "src/sessionward/flask/extension.py")),
+    "public": ("a public page loads no session (`get_session` is lazy) and touches no store; it pays "
+               + _HOOKS, ("src/sessionward/flask/extension.py", "src/sessionward/flask/headers.py")),
+    "http": ("gunicorn with 2 sync workers on 2 cores shared with the load generator (and here with other work): "
+             "the request path is the one of the in-process rows, so their reasons apply", ()),
+    "bytes_SQLite": ("one `sw_sessions` row plus 4 indexes: the text primary key `id` (SQLite keeps it in an index "
+                     "beside the rowid table), `user_id`, the unique 32-byte `secret_hash` and `expires_at` "
+                     "(split in the note below the scale table). A WITHOUT ROWID table keyed by `id` would drop "
+                     "the separate primary-key index", ("src/sessionward/stores/sql.py",)),
+    "bytes_Redis": ("per session a hash of 15 fields (the field names stored in every record, times as "
+                    "`repr(float)` text, the secret hash as 64 hex characters), two pointer keys (id, secret hash) "
+                    "with Redis's per-key overhead and TTL, and a member of the user's index (sorted set); split and "
+                    "the record hash's encoding in the note below the scale table",
+                    ("src/sessionward/stores/redis.py",)),
+    "lookup_Redis": ("`load_by_secret` is 2 round trips whatever the number of keys (GET and HGETALL are O(1)): a "
+                     "difference between 1k and N is the machine (load, memory locality), not the data structure",
+                     ("src/sessionward/stores/redis.py",)),
+    "lookup_SQLite": ("one lookup in the unique index on the 32-byte hash, joined with the epoch: the B-tree gets "
+                      "a level or two deeper between 1k and N", ("src/sessionward/stores/sql.py",)),
+    "login": ("the login is one argon2 verify plus throttle reads and writes, the user lookup and the session "
+              "insert", ("src/sessionward/auth.py", "src/sessionward/throttle.py", "src/sessionward/sessions.py")),
+}
+_NOTE_OF = {"jwt_hs256": "jwt", "jwt_es256": "jwt", "jwt_eddsa": "jwt"}
+
+
+# -- reasons: this run's numbers, then the static note --------------------------------------------------
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20,
+                              check=True).stdout.rstrip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def code_state() -> tuple[str, list[str]]:
+    """The commit measured and the files under src/ that differ from it in the working tree."""
+    head = _git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    dirty = [line[3:] for line in _git("status", "--porcelain", "--", "src").splitlines() if line.strip()]
+    return head, dirty
+
+
+def _changed_since(files: tuple[str, ...]) -> list[str]:
+    if not files:
+        return []
+    return [f for f in _git("diff", "--name-only", NOTES_AT, "--", *files).splitlines() if f]
+
+
+def _top_packages(p: Profile, k: int = 4) -> str:
+    top = list(p.by_package.items())[:k]
+    if "sessionward" not in dict(top):  # always show sessionward's own share
+        top.append(("sessionward", p.by_package.get("sessionward", 0.0)))
+    return ", ".join(f"{name} {us:.0f}" for name, us in top)
+
+
+def _top_sw(p: Profile, k: int = 3) -> str:
+    rows = [r for r in p.rows if r[3].startswith("sessionward/")][:k]
+    return ", ".join(f"`{where.split(':')[0].removeprefix('sessionward/')}:{where.split('(')[-1].rstrip(')')}` "
+                     f"{tt:.0f}" for tt, _ct, _nc, where in rows)
+
+
+def _extra_cpu_us(name: str, http: HttpResult) -> float:
+    """CPU us per request over bare's, from requests/s with both cores busy (server and load generator)."""
+    cpus = os.cpu_count() or 1
+    bare = statistics.mean(http.rps["bare"])
+    return cpus / statistics.mean(http.rps[name]) * 1e6 - cpus / bare * 1e6
+
+
+def _http_amplification(name: str, inproc: InprocResult, http: HttpResult) -> str:
+    x = inproc.overhead[name].median
+    e = _extra_cpu_us(name, http)
+    text = (f"over HTTP a request of this config costs about {e:.0f} us of CPU more than bare ({os.cpu_count()} "
+            f"cores / requests/s), against {x:.0f} us in-process")
+    anchor = "fje_hs256"
+    if anchor in http.rps and anchor in inproc.overhead:
+        text += (f"; the same measure for FJE HS256: {_extra_cpu_us(anchor, http):.0f} us over HTTP against "
+                 f"{inproc.overhead[anchor].median:.0f} us in-process (HTTP ratios move with the machine's load: "
+                 "compare rounds and runs)")
+    return text
+
+
+def _derived(goal: Goal, inproc: InprocResult | None, profile: ProfileResult | None,
+             http: HttpResult | None = None, scale: list[StoreScale] | None = None) -> str:
+    """What this run measured about the goal's configuration."""
+    name = goal.config
+    parts: list[str] = []
+    if goal.key.startswith("http_") and http is not None and inproc is not None and name in inproc.overhead:
+        parts.append(_http_amplification(name, inproc, http))
+    key = name
+    if goal.key.startswith("public_") and profile is not None:
+        key = f"public:{name}"
+        if key not in profile.profiles and "public:sw_cookie_sqlite" in profile.profiles:
+            key = "public:sw_cookie_sqlite"  # the public page is profiled on one cookie app only
+            parts.append("profiled on the public page of sw cookie session, SQLite")
+    if profile is not None and key in profile.counts:
+        parts.append(f"per request: {format_counts(profile.counts[key])}")
+    if profile is not None and key in profile.profiles and not goal.key.startswith("http_"):
+        p = profile.profiles[key]
+        parts.append(f"own us under cProfile ({p.total_us:.0f} us in all) by package: {_top_packages(p)}")
+        top = _top_sw(p)
+        if top:
+            parts.append(f"sessionward's top functions (own us): {top}")
+    for s in scale or []:
+        if goal.key in (f"bytes_{s.store}", f"lookup_{s.store}"):
+            parts.append(s.bytes_note if goal.key.startswith("bytes_") else
+                         f"p90 {s.lookup_n_p90_us:.1f} us at {s.n:,} against {s.lookup_1k_p90_us:.1f} us at 1k")
+    if goal.key == "cookie_redis" and profile is not None and "flask_session_redis" in profile.counts:
+        parts.append(f"Flask-Session: {format_counts(profile.counts['flask_session_redis'])}")
+    if goal.key == "jwt_revocable" and profile is not None and "fje_hs256_redis_bl" in profile.counts:
+        parts.append(f"FJE + blocklist: {format_counts(profile.counts['fje_hs256_redis_bl'])}")
+    return "; ".join(parts)
+
+
+def reason(goal: Goal, inproc: InprocResult | None, profile: ProfileResult | None,
+           http: HttpResult | None = None, scale: list[StoreScale] | None = None) -> str:
+    note_key = _NOTE_OF.get(goal.key, goal.key)
+    if goal.key.startswith("http_"):
+        note_key = "http"
+    elif goal.key.startswith("public_"):
+        note_key = "public"
+    derived = _derived(goal, inproc, profile, http, scale)
+    out = f"this run: {derived}. " if derived else ""
+    if note_key in NOTES:
+        text, files = NOTES[note_key]
+        changed = _changed_since(files)
+        stale = f" **(code changed since {NOTES_AT}: {', '.join(changed)}; check this note)**" if changed else ""
+        out += f"Why (note checked at {NOTES_AT}{stale}): {text}."
+    return out
