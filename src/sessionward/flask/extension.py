@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from time import perf_counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -22,7 +23,7 @@ from ..config import CookiePolicy, SessionPolicy, ThrottlePolicy
 from ..csrf import UNSAFE_METHODS, CSRFProtector
 from ..db import make_engine
 from ..exceptions import ConfigError, CSRFError
-from ..metrics import AUTH_LATENCY
+from ..metrics import SESSION_LATENCY
 from ..passwords import PasswordHasher, PasswordPolicy
 from ..sessions import Session, SessionManager
 from ..stores import SessionStore, open_store, store_options
@@ -201,8 +202,11 @@ def get_session() -> Session | None:
         if value is None:
             cached = None
         else:
-            with AUTH_LATENCY.labels("session").time():
+            started = perf_counter()
+            try:
                 cached = state().sessions.load(value)
+            finally:
+                SESSION_LATENCY.observe(perf_counter() - started)
             if cached is None:
                 g._sw_dead_cookie = True  # expire it in the response
         g._sw_session = cached
