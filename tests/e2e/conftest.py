@@ -44,9 +44,10 @@ def chromium_path() -> str | None:
 
 
 def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+    """Fail under CI, skip with the reason elsewhere (the one rule for every missing service)."""
+    from _services import missing_service  # type: ignore[import-not-found]
+
+    missing_service(reason)
 
 
 @pytest.hookimpl(hookwrapper=True)
