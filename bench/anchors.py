@@ -36,6 +36,13 @@ def flask_cookie_app(workdir: Path) -> Flask:
     app = Flask("bench_flask_cookie")
     app.secret_key = _secret(workdir, "flask_secret")
 
+    return _session_routes(app)
+
+
+def _session_routes(app: Flask) -> Flask:
+    """The same login / protected / public views for both Flask-session anchors (signed cookie, Flask-Session)."""
+    from flask import session
+
     @app.post("/login")
     def login() -> Any:
         session["user_id"] = "u1"
@@ -74,20 +81,7 @@ def flask_session_app(workdir: Path) -> Flask:
     app.config.update(SESSION_TYPE="redis", SESSION_REDIS=_redis(), SESSION_KEY_PREFIX=REDIS_PREFIX + "fs:")
     Session(app)
 
-    @app.post("/login")
-    def login() -> Any:
-        session["user_id"] = "u1"
-        return "ok"
-
-    @app.get("/protected")
-    def protected() -> Any:
-        user_id = session.get("user_id")
-        if user_id is None:
-            abort(401)
-        return user_id
-
-    _add_public(app)
-    return app
+    return _session_routes(app)
 
 
 def flask_session_setup(workdir: Path) -> dict[str, str]:
