@@ -33,7 +33,7 @@ class App:
     cacert: str | None = None
 
 
-def _wait_until_answering(url: str, proc: subprocess.Popen[str], timeout: float = 40) -> None:
+def _wait_until_answering(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> None:
     scheme, rest = url.split("://")
     host, port = rest.split(":")
     deadline = time.monotonic() + timeout
@@ -113,7 +113,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
 @pytest.fixture(scope="module")
 def start_variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], App]]:
     """`start_variant(name)`: the reference service with one defence off (tests/audit/variants.py)."""
-    started: list[subprocess.Popen[str]] = []
+    started: list[subprocess.Popen[str]] = []  # appended from several threads (list.append is atomic)
 
     def start(name: str) -> App:
         instance = tmp_path_factory.mktemp(f"variant-{name}")

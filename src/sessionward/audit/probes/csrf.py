@@ -54,6 +54,8 @@ def unsafe_requests(ctx: Context) -> list[Finding]:
         raise Skip("no state-changing route to try: give --unsafe PATH (or a POST --logout)")
     b = ctx.login()
     resp = b.post(path, form={}, headers={"Origin": ctx.client.origin, "Sec-Fetch-Site": "same-origin"})
+    if resp.status == 405:
+        raise Skip(f"POST {path} answered 405: no state-changing POST route to try (give --unsafe PATH)")
     if accepted(ctx, b, path, resp):
         return [Finding(MISSING, evidence(resp, note="no token was sent, and the request took effect"))]
     b = ctx.login()
