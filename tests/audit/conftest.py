@@ -132,3 +132,13 @@ def start_variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
     yield start
     for proc in started:
         _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def mistakes() -> Iterator[App]:
+    """tests/audit/labapps/mistakes_app.py: one mistake per URL prefix."""
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    proc = _start([sys.executable, str(HERE / "labapps" / "mistakes_app.py"), str(port)], url)
+    yield App(url, proc, password="correct horse battery staple")
+    _stop(proc)
