@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import jwt
 import pytest
+
 from sessionward.audit import forge
 from sessionward.audit.forge import b64u, payload_of
 from sessionward.clock import ManualClock

@@ -103,3 +103,11 @@ def test_unreachable_target_and_usage_errors_exit_2(tmp_path) -> None:
     assert result.returncode == 2
     result, _ = run_audit("http://127.0.0.1:9", "--fail-on", "severe")
     assert result.returncode == 2
+
+
+def test_max_requests_caps_the_whole_run(session_lab) -> None:
+    result, doc = run_audit(session_lab.url, "--insecure", "--form-login", "/login", "--username", "admin",
+                            "--protected", "/dashboard", "--logout", "/logout", "--max-requests", "8")
+    assert doc["requests"] <= 8
+    incomplete = [p for p in doc["probes"] if p["status"] == "incomplete"]
+    assert incomplete and all("--max-requests 8" in p["reason"] for p in incomplete)

@@ -42,7 +42,9 @@ def to_table(report: Report, *, fail_on: Severity) -> str:
         lines.append(f"  {o.name:<14} {o.requests:>3}/{o.budget:<3} requests  {state}")
     worst = report.worst()
     verdict = "FAIL" if worst is not None and worst >= fail_on else "PASS"
-    lines += ["", f"{verdict}: {len(findings)} finding(s); failing at {fail_on.label} or above."]
+    cut = sum(1 for o in report.outcomes if o.error)
+    tail = f"; {cut} probe(s) incomplete, so this is not a clean bill" if cut else ""
+    lines += ["", f"{verdict}: {len(findings)} finding(s); failing at {fail_on.label} or above{tail}."]
     return "\n".join(lines) + "\n"
 
 
