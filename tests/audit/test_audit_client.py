@@ -43,3 +43,13 @@ def test_certificate_checked_unless_told_otherwise(session_lab) -> None:
 
     with pytest.raises(AuditHTTPError, match="--insecure"):
         Browser(Client(session_lab.url, rate=50)).get("/login")
+
+
+def test_requests_are_paced_to_the_rate(session_lab) -> None:
+    """The n-th request may start no earlier than n/rate seconds after the first: with a clock that stands
+    still, the client sleeps 1/4, 2/4, 3/4 s at rate 4 (the global rate limit, checked without waiting)."""
+    slept: list[float] = []
+    client = Client(session_lab.url, insecure=True, rate=4, monotonic=lambda: 100.0, sleep=slept.append)
+    for _ in range(4):
+        Browser(client).get("/login")
+    assert slept == pytest.approx([0.25, 0.5, 0.75])

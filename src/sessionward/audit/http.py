@@ -142,6 +142,8 @@ class Client:
     insecure: bool = False
     cacert: str | None = None
     on_request: Callable[[Response], None] | None = None
+    monotonic: Callable[[], float] = time.monotonic  #: injectable, with `sleep`, to test the pacing without waiting
+    sleep: Callable[[float], None] = time.sleep
     sent: int = 0
     _probe_budget: int | None = None
     _probe_sent: int = 0
@@ -184,11 +186,11 @@ class Client:
 
     def _pace(self) -> None:
         with self._lock:
-            now = time.monotonic()
+            now = self.monotonic()
             wait = self._next_at - now
             self._next_at = max(now, self._next_at) + 1.0 / self.rate
         if wait > 0:
-            time.sleep(wait)
+            self.sleep(wait)
 
     # -- requests ---------------------------------------------------------------------------------
     def url(self, path: str) -> str:
