@@ -103,6 +103,8 @@ def test_unreachable_target_and_usage_errors_exit_2(tmp_path) -> None:
     assert result.returncode == 2
     result, _ = run_audit("http://127.0.0.1:9", "--fail-on", "severe")
     assert result.returncode == 2
+    result, _ = run_audit("http://127.0.0.1:9", "--only", "cookie")
+    assert result.returncode == 2 and "no such probe" in result.stderr
 
 
 def test_max_requests_caps_the_whole_run(session_lab) -> None:

@@ -112,6 +112,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
     except (AuditUsageError, ValueError) as exc:
         print(f"sessionward: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.only:
+        from .probes import all_probes
+
+        names = {p.name for p in all_probes()}
+        unknown = sorted(set(args.only) - names)
+        if unknown:
+            print(f"sessionward: error: --only {unknown[0]}: no such probe (one of {', '.join(sorted(names))})",
+                  file=sys.stderr)
+            return EXIT_USAGE
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
         report = run_audit(client, target, only=set(args.only) if args.only else None, progress=progress)
