@@ -1,23 +1,22 @@
 """One regression test per published JWT advisory that applies to sessionward's token service.
 
-Each test forges the attack token with PyJWT/cryptography (or by hand) and sends it through
+Each test forges the attack token with `sessionward.audit.forge` (the forging code `sessionward audit` uses
+against running apps, so the audit and this suite cannot disagree) and sends it through
 `TokenService.verify_access`, the one place that verifies access tokens. Where a later check is the
 defence, the forged token is signed with our real key, so only that check can stop it.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import secrets
 from typing import Any, Iterator
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 
+from sessionward.audit import forge
+from sessionward.audit.forge import b64u, payload_of
 from sessionward.clock import ManualClock
 from sessionward.exceptions import TokenError
 from sessionward.stores.sql import SQLStore
@@ -27,20 +26,6 @@ from sessionward.tokens.claims import validate_claims
 
 ISSUER = "https://auth.example.test"
 AUDIENCE = "example-api"
-
-
-def b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def signing_input(header: dict[str, Any], payload: dict[str, Any]) -> str:
-    enc = lambda obj: b64u(json.dumps(obj, separators=(",", ":")).encode())  # noqa: E731
-    return f"{enc(header)}.{enc(payload)}"
-
-
-def payload_of(token: str) -> dict[str, Any]:
-    seg = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
 
 
 @pytest.fixture
@@ -68,9 +53,8 @@ def refused(svc: TokenService, token: str) -> str:
     return exc.value.reason
 
 
-def sign_with_our_key(key: Any, header: dict[str, Any], payload: dict[str, Any]) -> str:
-    hdr = {k: v for k, v in header.items() if k != "alg"}
-    return jwt.PyJWS().encode(json.dumps(payload).encode(), key.private, algorithm=key.alg, headers=hdr)
+def sign_with_our_key(key: Any, good: str, header: dict[str, Any], **changes: Any) -> str:
+    return forge.resign(good, key.private, alg=key.alg, header=header, **changes)
 
 
 def test_installed_pyjwt_has_the_fixes() -> None:
@@ -84,22 +68,16 @@ def test_installed_pyjwt_has_the_fixes() -> None:
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
 def test_alg_none(store: SQLStore, clock: ManualClock, alg: str) -> None:
     svc, key, good = make(store, clock, "EdDSA")
-    header = {"alg": alg, "typ": "at+jwt", "kid": key.kid}
-    body = signing_input(header, {**payload_of(good), "sub": "admin"})
-    assert refused(svc, body + ".") == "malformed"
-    assert refused(svc, body + "." + good.split(".")[2]) == "alg none"
+    assert forge.parts(good)[0] == {"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid}
+    assert refused(svc, forge.alg_none(good, alg, sub="admin")) == "malformed"
+    assert refused(svc, forge.alg_none(good, alg, signature=forge.parts(good)[2], sub="admin")) == "alg none"
 
 
 # -- CVE-2022-29217 (PyJWT) and CVE-2017-11424: HMAC with the public key as secret ------------------------------
 
 
 def _public_texts(key: Any) -> dict[str, bytes]:
-    pub = key.private.public_key()
-    return {
-        "pem": pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
-        "ssh": pub.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH),
-        "jwk": json.dumps(key.public_jwk()).encode(),
-    }
+    return forge.public_key_texts(key.private.public_key(), key.public_jwk())
 
 
 @pytest.mark.parametrize("alg", ["EdDSA", "ES256", "RS256"])
@@ -107,8 +85,8 @@ def _public_texts(key: Any) -> dict[str, bytes]:
 def test_hs256_signed_with_our_public_key(store: SQLStore, clock: ManualClock, alg: str, form: str) -> None:
     svc, key, good = make(store, clock, alg)
     secret = _public_texts(key)[form]
-    body = signing_input({"alg": "HS256", "typ": "at+jwt", "kid": key.kid}, {**payload_of(good), "sub": "admin"})
-    forged = body + "." + b64u(hmac.new(secret, body.encode(), hashlib.sha256).digest())
+    forged = forge.hmac_signed(good, secret, header={"typ": "at+jwt", "kid": key.kid}, sub="admin")
+    assert forge.parts(forged)[0]["alg"] == "HS256"
     assert refused(svc, forged) == "alg does not match the key"
     # and the JWKS publishes exactly the text an attacker would use: it must never be an HMAC key for us
     assert key.kid in {k["kid"] for k in svc.jwks()["keys"]}
@@ -119,22 +97,9 @@ def test_hs256_signed_with_our_public_key(store: SQLStore, clock: ManualClock, a
 
 @pytest.mark.parametrize("param", ["jwk", "jku", "x5u", "x5c"])
 def test_keys_from_the_token_header(store: SQLStore, clock: ManualClock, param: str) -> None:
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
     svc, key, good = make(store, clock, "EdDSA")
-    attacker = ed25519.Ed25519PrivateKey.generate()
-    value: Any = {
-        "jwk": jwt.algorithms.OKPAlgorithm.to_jwk(attacker.public_key(), as_dict=True),
-        "jku": "https://evil.example/jwks.json",
-        "x5u": "https://evil.example/cert.pem",
-        "x5c": ["MIIBszCCAVmgAwIBAgIU"],
-    }[param]
-    forged = jwt.PyJWS().encode(
-        json.dumps({**payload_of(good), "sub": "admin"}).encode(),
-        attacker,
-        algorithm="EdDSA",
-        headers={"typ": "at+jwt", "kid": key.kid, param: value},
-    )
+    forged = forge.embedded_key(good, param, alg="EdDSA", sub="admin")
+    assert param in forge.parts(forged)[0] and forge.parts(forged)[0]["kid"] == key.kid
     assert refused(svc, forged) == "key-bearing header refused"
 
 
@@ -148,11 +113,9 @@ def test_keys_from_the_token_header(store: SQLStore, clock: ManualClock, param: 
 )
 def test_ecdsa_zero_signature(store: SQLStore, clock: ManualClock, signature: bytes) -> None:
     svc, key, good = make(store, clock, "ES256")
-    body = good.rsplit(".", 1)[0]
-    assert refused(svc, body + "." + b64u(signature)) == "bad signature"
+    assert refused(svc, forge.with_signature(good, signature)) == "bad signature"
     # with a payload of the attacker's choice too
-    body2 = signing_input({"alg": "ES256", "typ": "at+jwt", "kid": key.kid}, {**payload_of(good), "sub": "admin"})
-    assert refused(svc, body2 + "." + b64u(signature)) == "bad signature"
+    assert refused(svc, forge.with_signature(good, signature, sub="admin")) == "bad signature"
 
 
 # -- CVE-2024-53861 (PyJWT 2.10.0): iss checked as a substring / container -------------------------------------------------
@@ -162,7 +125,7 @@ def test_ecdsa_zero_signature(store: SQLStore, clock: ManualClock, signature: by
 def test_issuer_partial_match(store: SQLStore, clock: ManualClock, iss: Any) -> None:
     svc, key, good = make(store, clock, "EdDSA")
     payload = {**payload_of(good), "iss": iss}
-    assert refused(svc, sign_with_our_key(key, {"typ": "at+jwt", "kid": key.kid}, payload)) == "wrong issuer"
+    assert refused(svc, sign_with_our_key(key, good, {"typ": "at+jwt", "kid": key.kid}, iss=iss)) == "wrong issuer"
     # our own check, independent of PyJWT's
     with pytest.raises(TokenError):
         validate_claims(payload, kid=key.kid, policy=svc.policy, now=clock.now())
@@ -174,7 +137,7 @@ def test_issuer_partial_match(store: SQLStore, clock: ManualClock, iss: Any) -> 
 @pytest.mark.parametrize("crit", [["x"], ["exp"], ["b64"]])
 def test_unknown_crit_extension(store: SQLStore, clock: ManualClock, crit: list[str]) -> None:
     svc, key, good = make(store, clock, "EdDSA")
-    forged = sign_with_our_key(key, {"typ": "at+jwt", "kid": key.kid, "crit": crit, "x": True}, payload_of(good))
+    forged = sign_with_our_key(key, good, {"typ": "at+jwt", "kid": key.kid, "crit": crit, "x": True})
     assert refused(svc, forged) == "crit header refused"
 
 

@@ -9,6 +9,7 @@ CORE = [
     "sessionward", "sessionward.sessions", "sessionward.csrf", "sessionward.passwords", "sessionward.users",
     "sessionward.throttle", "sessionward.auth", "sessionward.stores.sql", "sessionward.stores.redis",
     "sessionward.tokens", "sessionward.events", "sessionward.metrics",
+    "sessionward.audit", "sessionward.audit.cli", "sessionward.audit.report", "sessionward.audit.probes",
 ]
 
 
@@ -17,6 +18,7 @@ def test_core_does_not_import_flask_or_werkzeug():
         "import sys, importlib\n"
         f"for m in {CORE!r}: importlib.import_module(m)\n"
         "import sessionward; [getattr(sessionward, n) for n in sessionward.__all__]\n"
+        "from sessionward.audit.probes import all_probes; all_probes()\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug', 'django', 'starlette')]\n"
         "print(','.join(bad)); sys.exit(1 if bad else 0)\n"
     )

@@ -251,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_parser("purge", parents=[common], help="delete expired sessions, denylist entries and counters"
                         ).set_defaults(func=cmd_sessions_purge)
 
+    from .audit.cli import add_audit_command
+
+    add_audit_command(sub)
     _extend_parser(sub, common)
     return parser
 
