@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .cli_keys import add_key_commands
 from .exceptions import SessionwardError
 
 EXIT_USAGE = 2
@@ -251,17 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_parser("purge", parents=[common], help="delete expired sessions, denylist entries and counters"
                         ).set_defaults(func=cmd_sessions_purge)
 
-    _extend_parser(sub, common)
+    add_key_commands(sub, common, open_services, CLIError)  # `keys ...` lives in its own module
     return parser
-
-
-def _extend_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Hook for command groups that live in their own modules (keys)."""
-    try:
-        from .cli_keys import add_key_commands
-    except ImportError:
-        return
-    add_key_commands(sub, common, open_services, CLIError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

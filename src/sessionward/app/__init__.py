@@ -99,16 +99,11 @@ def create_app(
     app.jinja_env.filters["isotime"] = _isotime
     app.jinja_env.filters["isodatetime"] = _isodatetime
 
-    from . import ops, web
+    from . import api, ops, web
 
     app.register_blueprint(web.bp)
     app.register_blueprint(ops.bp)
-    try:
-        from . import api
-    except ImportError:  # the JSON API arrives with the token service
-        api = None  # type: ignore[assignment]
-    if api is not None:
-        api.init_app(app)
+    api.init_app(app)
     return app
 
 
