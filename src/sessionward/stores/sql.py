@@ -20,10 +20,10 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from .. import db
-from ..exceptions import CreateError
+from ..exceptions import CreateError, StoreUnavailable
 from ..hotsql import Compiled, HotReads
 from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
 
@@ -157,7 +157,8 @@ def _by_secret_answer(row: Any) -> tuple[SessionRecord | None, int]:
 
 
 def _token_answer(row: Any) -> tuple[float | None, int, SessionRecord | None]:
-    assert row is not None  # the outer join always yields one row
+    if row is None:  # the outer join always yields one row: a database that answers none cannot be trusted
+        raise StoreUnavailable("token state query returned no row")
     family = None if row[2] is None else _tuple_to_record(row[2:])
     return row[0], int(row[1] or 0), family
 
