@@ -67,7 +67,7 @@ def auth(token: str) -> dict[str, str]:
 
 def assert_invalid_token(r: Any) -> None:
     assert r.status_code == 401, (r.status_code, r.get_data(as_text=True))
-    assert r.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'  # RFC 6750 3.1 (T12)
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="sessionward", error="invalid_token"'  # RFC 6750 3.1 (T12)
     assert r.get_json()["error"]["code"] == "invalid_token"
 
 

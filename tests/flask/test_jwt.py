@@ -233,7 +233,7 @@ def test_bad_token_is_401_invalid_token(app: Flask, alice: Any) -> None:
     token = issue(app, alice)
     r = get(app, "/me", headers={"Authorization": f"Bearer {token[:-4]}AAAA"})
     assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="sessionward", error="invalid_token"'
     assert r.get_json() == {"error": {"code": "invalid_token", "message": "The token is missing, invalid, expired or revoked."}}
 
 

@@ -11,7 +11,6 @@ from werkzeug.exceptions import HTTPException
 from ..exceptions import (
     AuthenticationError,
     ConfigError,
-    CSRFError,
     NotFound,
     PermissionDenied,
     SessionwardError,
@@ -24,6 +23,7 @@ from ..exceptions import (
 log = logging.getLogger("sessionward.flask")
 
 STORE_RETRY_AFTER = 5
+REALM = "sessionward"
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ status }} {{ title }}</title>
 <link rel="stylesheet" href="/static/style.css"></head><body><main class="card"><h1>{{ title }}</h1>
@@ -35,6 +35,11 @@ def wants_json() -> bool:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
+
+
+def bearer_challenge(**params: str) -> str:
+    """The `WWW-Authenticate` value of every bearer refusal: the realm, then `params` (RFC 6750 3)."""
+    return "Bearer " + ", ".join(f'{k}="{v}"' for k, v in {"realm": REALM, **params}.items())
 
 
 def error_response(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> Response:
@@ -87,11 +92,9 @@ def register_error_handlers(app: Flask) -> None:
             headers["Retry-After"] = str(STORE_RETRY_AFTER)
             code, message = "store_unavailable", "The session store is unavailable. Please try again shortly."
         if isinstance(exc, TokenError):
-            headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+            headers["WWW-Authenticate"] = bearer_challenge(error="invalid_token")
         elif status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="sessionward"' if wants_json() else "Session"
-        if isinstance(exc, CSRFError):
-            code = "csrf_failed"
+            headers["WWW-Authenticate"] = bearer_challenge() if wants_json() else "Session"
         if isinstance(exc, ConfigError):
             status, message = 500, "Server misconfigured."
         return error_response(status, code, message, headers=headers)

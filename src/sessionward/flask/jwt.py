@@ -44,7 +44,7 @@ from ..exceptions import (
 )
 from ..metrics import TOKEN_LATENCY
 from ..tokens import Claims, KeySource, TokenService
-from .errors import error_response
+from .errors import bearer_challenge, error_response
 from .jwt_config import build_token_service
 
 __all__ = [
@@ -71,7 +71,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_COOKIE = "__Host-access"
 CSRF_ACCESS_COOKIE = "__Host-csrf_access"
 CSRF_HEADER = "X-CSRF-Token"
-REALM = "sessionward"
 LOCATIONS = frozenset({"headers", "cookies"})
 
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 2.1 b64token
@@ -118,10 +117,6 @@ class InsufficientScope(PermissionDenied):
         super().__init__("The token does not allow this action.")
 
 
-def _challenge(**params: str) -> str:
-    return "Bearer " + ", ".join(f'{k}="{v}"' for k, v in {"realm": REALM, **params}.items())
-
-
 def _register_error_handlers(app: Flask) -> None:
     # Flask picks the handler of the most specific class, so these win over the generic SessionwardError one.
     def handler(status: int, challenge: Callable[[Any], str]) -> Callable[[SessionwardError], Response]:
@@ -130,15 +125,15 @@ def _register_error_handlers(app: Flask) -> None:
 
         return handle
 
-    app.register_error_handler(NoAuthorization, handler(401, lambda e: _challenge()))
-    app.register_error_handler(InvalidAuthorizationHeader, handler(400, lambda e: _challenge(error="invalid_request")))
+    app.register_error_handler(NoAuthorization, handler(401, lambda e: bearer_challenge()))
+    app.register_error_handler(InvalidAuthorizationHeader, handler(400, lambda e: bearer_challenge(error="invalid_request")))
     app.register_error_handler(
         FreshTokenRequired,
-        handler(401, lambda e: _challenge(error="insufficient_user_authentication",
+        handler(401, lambda e: bearer_challenge(error="insufficient_user_authentication",
                                           error_description="A fresh login is required")),
     )
     app.register_error_handler(
-        InsufficientScope, handler(403, lambda e: _challenge(error="insufficient_scope", scope=" ".join(e.scopes)))
+        InsufficientScope, handler(403, lambda e: bearer_challenge(error="insufficient_scope", scope=" ".join(e.scopes)))
     )
 
 
