@@ -192,7 +192,7 @@ def csrf_value(claims: Claims) -> str:
     """The double-submit value for a cookie-carried token: an HMAC of its `jti` under the CSRF key."""
     from .extension import state
 
-    return state().csrf.session_token("access-token-jti:" + claims.jti)
+    return state().csrf.access_cookie_token(claims.jti)
 
 
 def _check_cookie_csrf(claims: Claims) -> None:
@@ -206,7 +206,7 @@ def _check_cookie_csrf(claims: Claims) -> None:
             sent.encode("utf-8", "surrogatepass"), cookies[0].encode("utf-8", "surrogatepass")
         ):
             raise CSRFError("CSRF token missing or invalid.")
-        state().csrf.verify_session_token("access-token-jti:" + claims.jti, sent)
+        state().csrf.verify_access_cookie_token(claims.jti, sent)
     except CSRFError:
         _csrf_failed()
         raise
