@@ -136,10 +136,6 @@ class SessionManager:
         events.emit("session_rotated", user_id=old.user_id, session_id=new.id, previous_session_id=old.id)
         return Session(new, secret)
 
-    def set_data(self, session: Session, data: Mapping[str, Any]) -> bool:
-        """Replace the session's small JSON data. False if the session is gone."""
-        return self.store.update(session.id, {"data": dict(data)}, now=self.clock.now())
-
     def require_recent_auth(self, session: Session) -> None:
         """Raise `ReauthenticationRequired` unless the password was entered within `reauth_window` (C13)."""
         if self.clock.now() - session.record.auth_at > self.policy.reauth_window:

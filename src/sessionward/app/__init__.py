@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from pathlib import Path
 from typing import Any, Mapping
 
 from flask import Flask
@@ -105,7 +104,3 @@ def create_app(
     app.register_blueprint(ops.bp)
     api.init_app(app)
     return app
-
-
-def instance_folder(app: Flask) -> Path:
-    return Path(app.instance_path)

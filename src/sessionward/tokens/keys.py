@@ -26,13 +26,12 @@ from ..config import check_key
 from ..exceptions import ConfigError
 from ..ids import new_public_id
 
-__all__ = ["ALGORITHMS", "ASYMMETRIC", "Algorithm", "DEFAULT_ALG", "KeySet", "KeySource", "SigningKey", "generate_private"]
+__all__ = ["ALGORITHMS", "Algorithm", "DEFAULT_ALG", "KeySet", "KeySource", "SigningKey", "generate_private"]
 
 Algorithm = Literal["EdDSA", "ES256", "RS256", "HS256"]
 #: Every algorithm sessionward signs or verifies with. Anything else (`none` in any spelling, RS384, PS256...)
 #: is refused before a key is even looked up.
 ALGORITHMS: frozenset[str] = frozenset({"EdDSA", "ES256", "RS256", "HS256"})
-ASYMMETRIC: frozenset[str] = frozenset({"EdDSA", "ES256", "RS256"})
 DEFAULT_ALG: Algorithm = "EdDSA"
 MIN_RSA_BITS = 2048
 
