@@ -172,7 +172,7 @@ class SessionManager:
         events.emit("sessions_revoked_all", user_id=user_id, count=count)
         return count
 
-    def list(self, user_id: str) -> list[SessionRecord]:
+    def list_for_user(self, user_id: str) -> list[SessionRecord]:
         """The user's live cookie sessions and token families, newest first."""
         return self.store.list_for_user(user_id, now=self.clock.now())
 

@@ -189,7 +189,7 @@ def sessions() -> Response:
     claims = get_jwt_claims()
     assert claims is not None
     rows = []
-    for r in state().sessions.list(claims.sub):
+    for r in state().sessions.list_for_user(claims.sub):
         last = r.data.get("last_client") if isinstance(r.data, Mapping) else None
         user_agent = last.get("user_agent", r.user_agent) if isinstance(last, Mapping) else r.user_agent
         ip = last.get("ip", r.ip) if isinstance(last, Mapping) else r.ip

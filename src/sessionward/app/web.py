@@ -90,7 +90,7 @@ def sessions() -> Response:
     assert session is not None
     rows = [
         {"record": r, "device": describe_user_agent(r.user_agent), "current": r.id == session.id}
-        for r in state().sessions.list(session.user_id)
+        for r in state().sessions.list_for_user(session.user_id)
     ]
     return _page("sessions.html", user=current_user, rows=rows, message=request.args.get("done"))
 
