@@ -21,7 +21,7 @@ _EXPORTS = {
     "CSRFProtector": "csrf",
     "Session": "sessions",
     "SessionManager": "sessions",
-    "PasswordHasher": "passwords",
+    "Argon2idHasher": "passwords",
     "PasswordPolicy": "passwords",
     "User": "users",
     "UserStore": "users",

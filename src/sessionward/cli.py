@@ -41,7 +41,7 @@ def open_services(instance: str | None) -> Services:
     from .app.instance import database_urls, instance_path, load_secrets
     from .clock import SystemClock
     from .db import make_engine
-    from .passwords import PasswordHasher, PasswordPolicy
+    from .passwords import Argon2idHasher, PasswordPolicy
     from .sessions import SessionManager
     from .stores import open_store, store_options
     from .users import UserStore
@@ -51,7 +51,7 @@ def open_services(instance: str | None) -> Services:
     store_url, database_url = database_urls(path)
     clock = SystemClock()
     store = open_store(store_url, **store_options(store_url, os.environ))  # publishes revocations on Redis
-    users = UserStore(make_engine(database_url), hasher=PasswordHasher(), policy=PasswordPolicy(), clock=clock)
+    users = UserStore(make_engine(database_url), hasher=Argon2idHasher(), policy=PasswordPolicy(), clock=clock)
     return Services(store, users, SessionManager(store=store, clock=clock), clock, database_url, keys)
 
 

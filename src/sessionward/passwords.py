@@ -1,8 +1,8 @@
 """Password hashing (argon2id, ASVS 11.4.2) and the password policy (ASVS 6.2.1, 6.2.4, 6.2.8, 6.2.9).
 
-`PasswordHasher` wraps argon2-cffi. Its defaults are argon2's RFC 9106 low-memory profile (m=64 MiB, t=3,
+`Argon2idHasher` wraps argon2-cffi. Its defaults are argon2's RFC 9106 low-memory profile (m=64 MiB, t=3,
 p=4), stronger than OWASP's minimum (m=19 MiB, t=2, p=1); weaker parameters are refused at construction,
-except through `PasswordHasher.insecure_for_tests()`, which exists only so test suites run fast.
+except through `Argon2idHasher.insecure_for_tests()`, which exists only so test suites run fast.
 
 Passwords are NFKC-normalized (NIST SP 800-63B 5.1.1.2) and UTF-8 encoded (lone surrogates kept, never
 dropped) before hashing; they are never truncated. `PasswordPolicy` refuses a password that is too long
@@ -24,9 +24,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from .exceptions import ConfigError, PasswordPolicyError
 
 __all__ = [
+    "Argon2idHasher",
     "OWASP_MIN_MEMORY_COST",
     "OWASP_MIN_TIME_COST",
-    "PasswordHasher",
     "PasswordPolicy",
     "common_passwords",
 ]
@@ -48,7 +48,7 @@ def _encode(password: str) -> bytes:
     return unicodedata.normalize("NFKC", password).encode("utf-8", "surrogatepass")
 
 
-class PasswordHasher:
+class Argon2idHasher:
     """argon2id hashing with parameters checked once, here.
 
     Raises `ConfigError` (naming the setting) for parameters below the OWASP minimum.
@@ -77,7 +77,7 @@ class PasswordHasher:
         self._setup(memory_cost, time_cost, parallelism, hash_len, salt_len)
 
     @classmethod
-    def insecure_for_tests(cls, *, memory_cost: int = 64, time_cost: int = 1) -> PasswordHasher:
+    def insecure_for_tests(cls, *, memory_cost: int = 64, time_cost: int = 1) -> Argon2idHasher:
         """A fast hasher with parameters far below the minimum. For test suites only, never production."""
         self = cls.__new__(cls)
         self._setup(memory_cost, time_cost, 1, 16, 16)

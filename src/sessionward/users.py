@@ -19,7 +19,7 @@ from .hotsql import Compiled, HotReads
 from .clock import Clock
 from .exceptions import NotFound, ValidationError
 from .ids import new_public_id
-from .passwords import PasswordHasher, PasswordPolicy
+from .passwords import Argon2idHasher, PasswordPolicy
 
 __all__ = ["MAX_USERNAME_LENGTH", "User", "UserStore", "normalize_username", "validate_username", "users_table"]
 
@@ -82,7 +82,7 @@ def _row_to_user(row: sa.Row) -> User:  # type: ignore[type-arg]
 class UserStore:
     """The users table. Creates it (component "users") on construction."""
 
-    def __init__(self, engine: Engine, *, hasher: PasswordHasher, policy: PasswordPolicy, clock: Clock) -> None:
+    def __init__(self, engine: Engine, *, hasher: Argon2idHasher, policy: PasswordPolicy, clock: Clock) -> None:
         self._engine = engine
         self._hasher = hasher
         self._policy = policy
@@ -94,7 +94,7 @@ class UserStore:
         self._get_sql = Compiled(sa.select(*users_table.c).where(users_table.c.id == sa.bindparam("id")), engine)
 
     @property
-    def hasher(self) -> PasswordHasher:
+    def hasher(self) -> Argon2idHasher:
         return self._hasher
 
     @property

@@ -24,7 +24,7 @@ from ..csrf import UNSAFE_METHODS, CSRFProtector
 from ..db import make_engine
 from ..exceptions import ConfigError, CSRFError
 from ..metrics import SESSION_LATENCY
-from ..passwords import PasswordHasher, PasswordPolicy
+from ..passwords import Argon2idHasher, PasswordPolicy
 from ..sessions import Session, SessionManager
 from ..stores import SessionStore, open_store, store_options
 from ..throttle import LoginThrottle
@@ -52,7 +52,7 @@ class SessionwardState:
     authenticator: Authenticator
     csrf: CSRFProtector
     cookie: CookiePolicy
-    hasher: PasswordHasher
+    hasher: Argon2idHasher
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. "tokens": TokenService
     recent_users: RecentUsers = field(init=False)
     purge_interval: float = 600.0
@@ -117,7 +117,7 @@ class Sessionward:
         clock: Clock | None = None,
         store: SessionStore | None = None,
         users: UserStore | None = None,
-        hasher: PasswordHasher | None = None,
+        hasher: Argon2idHasher | None = None,
         token_keys: KeySource | None = None,
     ) -> SessionwardState:
         """Build and validate everything from `app.config`. Raises `ConfigError` naming a bad setting."""
@@ -140,7 +140,7 @@ class Sessionward:
             name=cfg.get("SESSIONWARD_COOKIE_NAME", "__Host-session"),
             samesite=cfg.get("SESSIONWARD_COOKIE_SAMESITE", "Lax"),
         )
-        hasher = hasher or PasswordHasher()
+        hasher = hasher or Argon2idHasher()
         if users is None:
             db_url = cfg.get("SESSIONWARD_DATABASE_URL")
             if not db_url:
