@@ -39,6 +39,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXTENSION_KEY = "sessionward"
 LOGIN_CSRF_COOKIE = "__Host-login-csrf"
 _UNSET = object()
+FIRST_PURGE_DELAY = 60.0  #: seconds after start-up before the first purge of expired records
 
 
 @dataclass
@@ -56,11 +57,12 @@ class SessionwardState:
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. "tokens": TokenService
     recent_users: RecentUsers = field(init=False)
     purge_interval: float = 600.0
-    _next_purge: float = 0.0
+    _next_purge: float = field(init=False)
     _purge_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.recent_users = RecentUsers(self.users, clock=self.clock)
+        self._next_purge = self.clock.now() + FIRST_PURGE_DELAY  # not during start-up
 
     def maybe_purge(self) -> None:
         """Delete expired records now and then (at most once per `purge_interval` per process), in a
@@ -168,7 +170,6 @@ class Sessionward:
             hasher=hasher,
             purge_interval=_number(app, "SESSIONWARD_PURGE_INTERVAL", 600),
         )
-        state._next_purge = clock.now() + 60  # not during start-up
         init_tokens(app, state, keys=token_keys)  # state.extras["tokens"], if SESSIONWARD_REFRESH_KEY is set
         app.extensions[EXTENSION_KEY] = state
         app.wsgi_app = SecurityHeadersMiddleware(app.wsgi_app)  # type: ignore[method-assign]
