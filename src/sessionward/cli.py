@@ -37,7 +37,7 @@ class Services:
 
 
 def open_services(instance: str | None) -> Services:
-    """The core objects over the instance's data, without Flask."""
+    """The core objects over the instance's data (the same stores the server uses; no Flask app is built)."""
     from .app.instance import database_urls, instance_path, load_secrets
     from .clock import SystemClock
     from .db import make_engine

@@ -1,4 +1,5 @@
-"""Security headers on every response (ASVS 3.4, C11). Plain data, one function."""
+"""Security headers on every response (ASVS 3.4, C11): the values as plain data, and the WSGI middleware that
+adds them."""
 
 from __future__ import annotations
 
