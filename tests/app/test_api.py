@@ -231,6 +231,13 @@ def test_T1_stripped_null_and_tampered_signatures(api: Api) -> None:
     assert_invalid_token(api.profile(compact(header, {**payload, "sub": bob.id}, signature)))
 
 
+def test_deeply_nested_header_is_invalid_token_not_500(api: Api) -> None:
+    """A header of thousands of nested arrays, inside the size limit, makes Python's JSON parser raise
+    RecursionError: that is a malformed token (401), never a 500."""
+    _, body, sig = api.pair()["access_token"].split(".")
+    assert_invalid_token(api.profile(f"{b64u(b'[' * 5000)}.{body}.{sig}"))
+
+
 def _hs256(header: dict[str, Any], payload: dict[str, Any], key: bytes) -> str:
     """HS256 by hand: PyJWT itself refuses PEM/SSH text as an HMAC key, an attacker's code does not."""
     signing_input = compact(header, payload).rstrip(".")

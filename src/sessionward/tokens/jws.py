@@ -47,7 +47,7 @@ def parse_header(token: object, *, max_bytes: int) -> dict[str, Any]:
         raise TokenError("malformed")
     try:
         header = json.loads(_decode_segment(parts[0]), object_pairs_hook=_no_duplicates)
-    except (ValueError, binascii.Error):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, binascii.Error, RecursionError):  # JSONDecodeError, UnicodeDecodeError; deep nesting
         raise TokenError("malformed header") from None
     if not isinstance(header, dict):
         raise TokenError("malformed header")
