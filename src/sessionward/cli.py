@@ -7,7 +7,6 @@ and the admin commands work on the same data. Errors print one line and exit non
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import getpass
 import os
 import secrets
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .cli_keys import add_key_commands
+from .clock import iso_utc
 from .exceptions import SessionwardError
 
 EXIT_USAGE = 2
@@ -53,10 +53,6 @@ def open_services(instance: str | None) -> Services:
     store = open_store(store_url, **store_options(store_url, os.environ))  # publishes revocations on Redis
     users = UserStore(make_engine(database_url), hasher=Argon2idHasher(), policy=PasswordPolicy(), clock=clock)
     return Services(store, users, SessionManager(store=store, clock=clock), clock, database_url, keys)
-
-
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _user_by_name(svc: Services, name: str) -> Any:
@@ -158,7 +154,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     print(f"{'USERNAME':<24} {'STATUS':<9} {'CREATED (UTC)':<20} ID")
     for user in users:
         status = "disabled" if user.disabled else "active"
-        print(f"{user.username:<24} {status:<9} {_when(user.created_at):<20} {user.id}")
+        print(f"{user.username:<24} {status:<9} {iso_utc(user.created_at):<20} {user.id}")
     return 0
 
 
@@ -178,8 +174,8 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
             user = svc.users.get(r.user_id)
             names[r.user_id] = user.username if user else "?"
         print(
-            f"{r.id:<24} {names[r.user_id]:<16} {r.kind:<7} {r.ip or '-':<16} {_when(r.created_at):<20} "
-            f"{_when(r.last_seen):<20} {describe_user_agent(r.user_agent)}"
+            f"{r.id:<24} {names[r.user_id]:<16} {r.kind:<7} {r.ip or '-':<16} {iso_utc(r.created_at):<20} "
+            f"{iso_utc(r.last_seen):<20} {describe_user_agent(r.user_agent)}"
         )
     return 0
 

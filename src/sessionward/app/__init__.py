@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from ..clock import Clock
+from ..clock import Clock, iso_utc
 from ..exceptions import ConfigError
 from ..flask import Sessionward
 from .instance import database_urls, instance_path, load_secrets
@@ -48,10 +48,6 @@ MAX_BODY = 64 * 1024
 
 def _isotime(value: float) -> str:
     return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _isodatetime(value: float) -> str:
-    return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def create_app(
@@ -96,7 +92,7 @@ def create_app(
 
     Sessionward(app, clock=clock)
     app.jinja_env.filters["isotime"] = _isotime
-    app.jinja_env.filters["isodatetime"] = _isodatetime
+    app.jinja_env.filters["isodatetime"] = iso_utc
 
     from . import api, ops, web
 
