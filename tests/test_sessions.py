@@ -167,3 +167,11 @@ def test_events_carry_no_secret(manager, caplog):
     text = " ".join(r.getMessage() + repr(getattr(r, "fields", {})) for r in caplog.records)
     assert "session_created" in text and "logout" in text
     assert s.secret not in text and hash_secret(s.secret) not in text
+
+
+def test_long_user_agent_and_address_are_cut_not_refused(manager):
+    from sessionward.stores.base import MAX_IP, MAX_USER_AGENT
+
+    session = manager.login("alice", user_agent="U" * 5000, ip="1" * 500)
+    stored = manager.store.get(session.id, now=manager.clock.now())
+    assert stored.user_agent == "U" * MAX_USER_AGENT and stored.ip == "1" * MAX_IP

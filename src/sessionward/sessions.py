@@ -17,12 +17,9 @@ from .clock import Clock, SystemClock
 from .config import SessionPolicy
 from .exceptions import CreateError, ReauthenticationRequired
 from .ids import hash_secret, looks_like_secret, new_public_id, new_secret
-from .stores.base import SessionRecord, SessionStore
+from .stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord, SessionStore
 
 __all__ = ["Session", "SessionManager"]
-
-_MAX_UA = 256
-_MAX_IP = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +82,8 @@ class SessionManager:
                 idle_expires_at=now + self.policy.idle_timeout,
                 epoch=epoch,
                 secret_hash=hash_secret(secret),
-                user_agent=user_agent[:_MAX_UA],
-                ip=ip[:_MAX_IP],
+                user_agent=user_agent[:MAX_USER_AGENT],
+                ip=ip[:MAX_IP],
                 data=dict(data),
             )
             try:

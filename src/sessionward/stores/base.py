@@ -24,6 +24,10 @@ SessionKind = Literal["cookie", "token"]
 #: Fields that `SessionStore.update` may change.
 UPDATABLE_FIELDS = frozenset({"last_seen", "idle_expires_at", "auth_at", "data"})
 
+#: The longest User-Agent and client address a record keeps: longer ones are cut, never refused.
+MAX_USER_AGENT = 256
+MAX_IP = 64
+
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:

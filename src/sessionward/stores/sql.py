@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from .. import db
 from ..exceptions import CreateError, StoreUnavailable
 from ..hotsql import Compiled, HotReads
-from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
+from .base import MAX_IP, UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
 
 __all__ = ["SQLStore"]
 
@@ -48,7 +48,7 @@ sessions = sa.Table(
     sa.Column("generation", sa.Integer, nullable=False, default=0),
     sa.Column("salt", sa.String(128), nullable=False, default=""),
     sa.Column("user_agent", sa.Text, nullable=False, default=""),
-    sa.Column("ip", sa.String(64), nullable=False, default=""),
+    sa.Column("ip", sa.String(MAX_IP), nullable=False, default=""),
     sa.Column("data", sa.Text, nullable=False, default="{}"),
 )
 

@@ -30,7 +30,7 @@ from ..clock import Clock, SystemClock
 from ..config import check_key
 from ..exceptions import ConfigError, RefreshTokenReused, TokenError
 from ..ids import new_public_id, new_secret
-from ..stores.base import SessionRecord, SessionStore
+from ..stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord, SessionStore
 from .claims import (
     ACCESS_TOKEN_TYPE,
     Claims,
@@ -236,8 +236,8 @@ class TokenService:
             epoch=epoch,
             generation=0,
             salt=new_secret(),
-            user_agent=user_agent[:256],
-            ip=ip[:64],
+            user_agent=user_agent[:MAX_USER_AGENT],
+            ip=ip[:MAX_IP],
             data={"claims": extra} if extra else {},
         )
         self._store.create(record, now=now)
@@ -311,7 +311,7 @@ class TokenService:
 
     def _note_client(self, record: SessionRecord, *, user_agent: str, ip: str, now: float) -> None:
         """Remember where the family was last used (for the user's session list); one write, only on change."""
-        seen = {"user_agent": user_agent[:256], "ip": ip[:64]}
+        seen = {"user_agent": user_agent[:MAX_USER_AGENT], "ip": ip[:MAX_IP]}
         if not (user_agent or ip) or record.data.get("last_client") == seen:
             return
         self._store.update(record.id, {"data": {**record.data, "last_client": seen}}, now=now)
