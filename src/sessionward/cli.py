@@ -11,9 +11,10 @@ import getpass
 import os
 import secrets
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .cli_keys import add_key_commands
 from .clock import iso_utc

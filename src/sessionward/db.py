@@ -6,7 +6,7 @@ errors turned into `StoreUnavailable` so that callers fail closed.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine

@@ -9,8 +9,9 @@ password change and account disable end every session at once (C6).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from . import events
 from .clock import Clock, SystemClock

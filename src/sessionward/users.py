@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import db, events
-from .hotsql import Compiled, HotReads
 from .clock import Clock
 from .exceptions import NotFound, ValidationError
+from .hotsql import Compiled, HotReads
 from .ids import new_public_id
 from .passwords import Argon2idHasher, PasswordPolicy
 

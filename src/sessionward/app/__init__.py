@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask
 
@@ -47,7 +48,7 @@ MAX_BODY = 64 * 1024
 
 
 def _isotime(value: float) -> str:
-    return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def create_app(

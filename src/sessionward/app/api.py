@@ -12,7 +12,7 @@ check: a browser never attaches an Authorization header on its own.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import UnsupportedMediaType

@@ -103,7 +103,7 @@ def ensure_certificate(path: Path, *, hosts: tuple[str, ...] = ()) -> tuple[Path
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName(n) for n in ("localhost", "app.test", "attacker.test", *hosts)]
     names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "127.0.0.2", "::1")]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sessionward local")])
     cert = (
         x509.CertificateBuilder()

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from time import perf_counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from time import perf_counter
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 

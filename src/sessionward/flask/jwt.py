@@ -27,8 +27,9 @@ from __future__ import annotations
 import functools
 import hmac
 import re
+from collections.abc import Callable, Iterable
 from time import perf_counter
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request
 

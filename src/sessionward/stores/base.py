@@ -16,8 +16,9 @@ Rules every store keeps, proven by one contract test class (`tests/stores/contra
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 SessionKind = Literal["cookie", "token"]
 

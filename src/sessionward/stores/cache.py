@@ -40,7 +40,8 @@ import logging
 import secrets
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import redis.exceptions as rex
 

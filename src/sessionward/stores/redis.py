@@ -40,7 +40,8 @@ import contextlib
 import json
 import math
 import re
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import redis.exceptions as rex
 

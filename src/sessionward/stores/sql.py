@@ -16,7 +16,8 @@ Driver errors that mean "cannot reach the database" become `StoreUnavailable` (s
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite

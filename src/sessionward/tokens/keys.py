@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Protocol, Union
+from typing import Any, Literal, Protocol, Union
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag

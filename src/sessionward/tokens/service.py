@@ -20,8 +20,9 @@ import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import jwt
 
