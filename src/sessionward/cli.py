@@ -226,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keyfile")
     serve.set_defaults(func=cmd_serve)
 
-    users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True, parser_class=_Parser)
+    users = sub.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
     add = users.add_parser("add", parents=[common], help="add a user")
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")

@@ -75,9 +75,8 @@ class CSRFProtector:
             if value == "same-site" and origin and self._trusted(own_origin, origin):
                 return
             raise CSRFError("Cross-site request refused.")
-        if origin is not None:
-            if not self._trusted(own_origin, origin):
-                raise CSRFError("Cross-site request refused.")
+        if origin is not None and not self._trusted(own_origin, origin):
+            raise CSRFError("Cross-site request refused.")
 
     def _trusted(self, own_origin: str, origin: str) -> bool:
         o = origin.strip().rstrip("/").lower()

@@ -40,6 +40,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXTENSION_KEY = "sessionward"
 LOGIN_CSRF_COOKIE = "__Host-login-csrf"
 _UNSET = object()
+_MAX_LOGIN_NONCE = 64  # a longer pre-session cookie value was not ours: make a new one
 FIRST_PURGE_DELAY = 60.0  #: seconds after start-up before the first purge of expired records
 
 
@@ -272,7 +273,7 @@ def csrf_token() -> str:
     if session is not None and session.record.secret_hash:
         return st.csrf.session_token(session.record.secret_hash)
     nonce = g.get("_sw_login_nonce") or request.cookies.get(LOGIN_CSRF_COOKIE)
-    if not nonce or len(nonce) > 64:
+    if not nonce or len(nonce) > _MAX_LOGIN_NONCE:
         nonce = secrets.token_urlsafe(32)
         g._sw_new_login_nonce = nonce
     g._sw_login_nonce = nonce

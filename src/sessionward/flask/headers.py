@@ -56,6 +56,8 @@ class SecurityHeadersMiddleware:
                 if "cookie" not in vary.lower():
                     vary = f"{vary}, Cookie" if vary else "Cookie"
                 headers = [*kept, *_NO_STORE, ("Vary", vary)]
-            return start_response(status, headers + extra, exc_info) if exc_info else start_response(status, headers + extra)
+            if exc_info:
+                return start_response(status, headers + extra, exc_info)
+            return start_response(status, headers + extra)
 
         return self.app(environ, start)

@@ -127,14 +127,17 @@ def _register_error_handlers(app: Flask) -> None:
         return handle
 
     app.register_error_handler(NoAuthorization, handler(401, lambda e: bearer_challenge()))
-    app.register_error_handler(InvalidAuthorizationHeader, handler(400, lambda e: bearer_challenge(error="invalid_request")))
+    app.register_error_handler(
+        InvalidAuthorizationHeader, handler(400, lambda e: bearer_challenge(error="invalid_request"))
+    )
     app.register_error_handler(
         FreshTokenRequired,
         handler(401, lambda e: bearer_challenge(error="insufficient_user_authentication",
                                           error_description="A fresh login is required")),
     )
     app.register_error_handler(
-        InsufficientScope, handler(403, lambda e: bearer_challenge(error="insufficient_scope", scope=" ".join(e.scopes)))
+        InsufficientScope,
+        handler(403, lambda e: bearer_challenge(error="insufficient_scope", scope=" ".join(e.scopes))),
     )
 
 

@@ -40,8 +40,8 @@ class RedisURL:
 
 def _split_hosts(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
     hosts = []
-    for part in netloc.split(","):
-        part = part.strip()
+    for raw in netloc.split(","):
+        part = raw.strip()
         m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", part)
         if m is None:
             raise ConfigError("SESSIONWARD_STORE_URL", f"bad host {part!r} in {_redact(url)}")
@@ -82,10 +82,12 @@ def parse_redis_url(url: str) -> RedisURL:
             raise ConfigError("SESSIONWARD_STORE_URL", "a cluster URL has no path (cluster mode has only db 0)")
         return RedisURL(mode="cluster", url=url, hosts=_split_hosts(netloc, 6379, url), username=username,
                         password=password)
-    if not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+    service_name, _, db = "/".join(parts).partition("/")  # service_name[/db]
+    db = db or "0"
+    if not service_name or not db.isdigit():  # also refuses a third part ("2/x" is no number)
         raise ConfigError("SESSIONWARD_STORE_URL", "use redis+sentinel://host:port[,host:port]/service_name[/db]")
-    return RedisURL(mode="sentinel", url=url, hosts=_split_hosts(netloc, 26379, url), service_name=parts[0],
-                    db=int(parts[1]) if len(parts) == 2 else 0, username=username, password=password)
+    return RedisURL(mode="sentinel", url=url, hosts=_split_hosts(netloc, 26379, url), service_name=service_name,
+                    db=int(db), username=username, password=password)
 
 
 def _is_cluster(client: Any) -> bool:

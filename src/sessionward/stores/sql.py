@@ -124,7 +124,7 @@ def _hash_text(raw: bytes | None) -> str | None:
 
 def _tuple_to_record(values: Any) -> SessionRecord:
     """A record from the session columns in table order (the hot path's raw rows)."""
-    row = dict(zip(_COLUMNS, values))
+    row = dict(zip(_COLUMNS, values, strict=True))
     return SessionRecord(
         id=row["id"], kind=row["kind"], user_id=row["user_id"], created_at=row["created_at"],
         last_seen=row["last_seen"], auth_at=row["auth_at"], expires_at=row["expires_at"],
@@ -294,7 +294,8 @@ class SQLStore:
                 ).first()
                 if old is None:
                     return False  # nothing was written; the empty transaction commits
-                if new.id == old_id or (new.secret_hash is not None and _hash_bytes(new.secret_hash) == old.secret_hash):
+                same_secret = new.secret_hash is not None and _hash_bytes(new.secret_hash) == old.secret_hash
+                if new.id == old_id or same_secret:
                     # a rotation that keeps the id or secret is no rotation; raising rolls the DELETE back
                     raise CreateError("the new session must have a new id and a new secret")
                 conn.execute(sessions.insert().values(**_record_to_row(new)))
@@ -352,7 +353,9 @@ class SQLStore:
         stmt = ins.on_conflict_do_update(
             index_elements=[denylist.c.jti],
             # Never shorten an existing entry.
-            set_={"until": sa.case((ins.excluded.until > denylist.c.until, ins.excluded.until), else_=denylist.c.until)},
+            set_={
+                "until": sa.case((ins.excluded.until > denylist.c.until, ins.excluded.until), else_=denylist.c.until)
+            },
         )
         with self._begin() as conn:
             conn.execute(stmt)
@@ -394,7 +397,9 @@ class SQLStore:
                 "failures": sa.case((stale, 1), else_=throttle.c.failures + 1),
                 # a late caller with an older `now` never moves the counter back in time
                 "last_failure_at": sa.case((throttle.c.last_failure_at > now, throttle.c.last_failure_at), else_=now),
-                "expires_at": sa.case((throttle.c.expires_at > now + window, throttle.c.expires_at), else_=now + window),
+                "expires_at": sa.case(
+                    (throttle.c.expires_at > now + window, throttle.c.expires_at), else_=now + window
+                ),
             },
         ).returning(throttle.c.failures, throttle.c.last_failure_at)
         with self._begin() as conn:

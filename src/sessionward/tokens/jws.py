@@ -18,6 +18,7 @@ from .claims import Claims
 __all__ = ["VerifiedCache", "parse_header"]
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_PARTS = 3  # header.payload.signature
 
 
 def _decode_segment(segment: str) -> bytes:
@@ -34,7 +35,7 @@ def parse_header(token: object, *, max_bytes: int) -> dict[str, Any]:
     if not token.isascii():
         raise TokenError("malformed")
     parts = token.split(".")
-    if len(parts) != 3 or not all(_SEGMENT.fullmatch(p) for p in parts):
+    if len(parts) != _PARTS or not all(_SEGMENT.fullmatch(p) for p in parts):
         raise TokenError("malformed")
     try:
         header = strict_loads(_decode_segment(parts[0]))

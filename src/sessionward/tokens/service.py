@@ -198,7 +198,9 @@ class TokenService:
     def _refresh_token(self, record: SessionRecord, generation: int) -> str:
         return f"{record.id}.{generation}.{self._mac(record.id, generation, record.salt)}"
 
-    def _pair(self, record: SessionRecord, *, generation: int, epoch: int, fresh: bool, now: float, idle_until: float) -> TokenPair:
+    def _pair(
+        self, record: SessionRecord, *, generation: int, epoch: int, fresh: bool, now: float, idle_until: float
+    ) -> TokenPair:
         return TokenPair(
             access_token=self._sign(record, epoch=epoch, fresh=fresh, now=now),
             refresh_token=self._refresh_token(record, generation),
@@ -283,7 +285,9 @@ class TokenService:
             ):
                 events.emit("token_refreshed", user_id=record.user_id, family=family_id, generation=generation + 1)
                 self._note_client(record, user_agent=user_agent, ip=ip, now=now)
-                return self._pair(record, generation=generation + 1, epoch=epoch, fresh=False, now=now, idle_until=idle_until)
+                return self._pair(
+                    record, generation=generation + 1, epoch=epoch, fresh=False, now=now, idle_until=idle_until
+                )
             # Lost the compare-and-set: someone spent this generation a moment ago.
             record = self._store.get(family_id, now=now)
             if record is None:
@@ -291,9 +295,16 @@ class TokenService:
         if generation > record.generation:
             raise TokenError("refresh token from the future")  # cannot happen with a valid MAC; refuse anyway
         if self._in_grace(record, generation, now):
-            events.emit("token_refreshed", user_id=record.user_id, family=family_id, generation=record.generation, grace=True)
+            events.emit(
+                "token_refreshed", user_id=record.user_id, family=family_id, generation=record.generation, grace=True
+            )
             return self._pair(
-                record, generation=record.generation, epoch=epoch, fresh=False, now=now, idle_until=record.idle_expires_at
+                record,
+                generation=record.generation,
+                epoch=epoch,
+                fresh=False,
+                now=now,
+                idle_until=record.idle_expires_at,
             )
         self._store.delete(family_id)
         events.emit(
