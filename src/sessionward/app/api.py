@@ -72,6 +72,11 @@ def json_body(fields: Mapping[str, bool], *, optional_body: bool = False) -> dic
         data = strict_loads(raw)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, duplicates, NaN, deep nesting
         raise MalformedJSON("The body is not valid JSON.") from None
+    return _string_fields(data, fields)
+
+
+def _string_fields(data: object, fields: Mapping[str, bool]) -> dict[str, str]:
+    """`data` as an object of exactly these string `fields`. Raises `ValidationError` (422)."""
     if not isinstance(data, dict):
         raise ValidationError("The body must be a JSON object.")
     unknown = sorted(set(data) - set(fields))
