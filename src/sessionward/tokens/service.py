@@ -147,36 +147,46 @@ class TokenService:
         tag = (id(keyset), keyset.version)
         claims = self._cache.get(token, tag)  # exact text of a token verified under this very key set
         if claims is None:
-            header = parse_header(token, max_bytes=policy.max_token_bytes)  # size first, then shape
-            alg, kid = check_header(header)
-            key = keyset.verification_key(kid)
-            if key is None:
-                raise TokenError("unknown kid")
-            if alg != key.alg:
-                raise TokenError("alg does not match the key")  # no key confusion (CVE-2022-29217)
-            try:
-                payload = jwt.decode(
-                    token,
-                    key.verifying_key(),
-                    algorithms=[key.alg],
-                    audience=policy.audience,
-                    issuer=policy.issuer,
-                    options={
-                        "require": _REQUIRED,
-                        "strict_aud": True,
-                        # Times are checked by `validate_claims` against the service's clock.
-                        "verify_exp": False,
-                        "verify_nbf": False,
-                        "verify_iat": False,
-                    },
-                )
-            except jwt.InvalidTokenError as exc:
-                reason = next((r for t, r in _PYJWT_REASONS if isinstance(exc, t)), "invalid")
-                raise TokenError(reason) from None
-            claims = validate_claims(payload, kid=kid, policy=policy, now=now)
+            claims = self._decode(token, keyset, now=now)
             self._cache.put(token, claims, tag)
         else:
             check_time(claims, policy, now=now)
+        self._check_not_revoked(claims, now=now)
+        return claims
+
+    def _decode(self, token: str, keyset: KeySet, *, now: float) -> Claims:
+        """Header, key, signature and claims of a token not in the cache. Raises `TokenError`."""
+        policy = self.policy
+        header = parse_header(token, max_bytes=policy.max_token_bytes)  # size first, then shape
+        alg, kid = check_header(header)
+        key = keyset.verification_key(kid)
+        if key is None:
+            raise TokenError("unknown kid")
+        if alg != key.alg:
+            raise TokenError("alg does not match the key")  # no key confusion (CVE-2022-29217)
+        try:
+            payload = jwt.decode(
+                token,
+                key.verifying_key(),
+                algorithms=[key.alg],
+                audience=policy.audience,
+                issuer=policy.issuer,
+                options={
+                    "require": _REQUIRED,
+                    "strict_aud": True,
+                    # Times are checked by `validate_claims` against the service's clock.
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.InvalidTokenError as exc:
+            reason = next((r for t, r in _PYJWT_REASONS if isinstance(exc, t)), "invalid")
+            raise TokenError(reason) from None
+        return validate_claims(payload, kid=kid, policy=policy, now=now)
+
+    def _check_not_revoked(self, claims: Claims, *, now: float) -> None:
+        """Denylist, user epoch and family, in one store round trip. Raises `TokenError`."""
         state = self._store.token_state(jti=claims.jti, user_id=claims.sub, family_id=claims.sid, now=now)
         if state.denied:
             raise TokenError("revoked")
@@ -187,7 +197,6 @@ class TokenService:
         family = state.family
         if family is None or family.kind != "token" or family.user_id != claims.sub:
             raise TokenError("token family ended")
-        return claims
 
     # -- refresh tokens -------------------------------------------------------------------------
     def _mac(self, family_id: str, generation: int, salt: str) -> str:
