@@ -241,12 +241,7 @@ def verify_jwt_in_request(
     """Verify this request's access token and make it the request's identity. Returns its `Claims`, or None
     when `optional` and no token came. Raises `NoAuthorization`, `InvalidAuthorizationHeader`, `TokenError`,
     `CSRFError`, `FreshTokenRequired`, `InsufficientScope`, `StoreUnavailable`."""
-    where = _check_locations(locations)
-    token, source = None, None
-    if "headers" in where:
-        token, source = _header_token(), "headers"
-    if token is None and "cookies" in where:
-        token, source = _cookie_token(), "cookies"
+    token, source = _find_token(_check_locations(locations))
     if token is None:
         if optional:
             return None
@@ -266,13 +261,31 @@ def verify_jwt_in_request(
         raise TokenError("user gone or disabled")
     if fresh and not claims.fresh:
         raise FreshTokenRequired()
-    needed = tuple(scopes)
-    if needed:
-        granted = claims.extra.get("scope")
-        have = set(granted.split(" ")) if isinstance(granted, str) else set()
-        if not set(needed) <= have:
-            raise InsufficientScope(needed)
+    _check_scopes(claims, tuple(scopes))
     return claims
+
+
+def _find_token(where: frozenset[str]) -> tuple[str | None, str | None]:
+    """(token, "headers" or "cookies") from the first location in `where` that has one; (None, None)."""
+    if "headers" in where:
+        token = _header_token()
+        if token is not None:
+            return token, "headers"
+    if "cookies" in where:
+        token = _cookie_token()
+        if token is not None:
+            return token, "cookies"
+    return None, None
+
+
+def _check_scopes(claims: Claims, needed: tuple[str, ...]) -> None:
+    """Raise `InsufficientScope` unless the token's `scope` claim grants every one of `needed`."""
+    if not needed:
+        return
+    granted = claims.extra.get("scope")
+    have = set(granted.split(" ")) if isinstance(granted, str) else set()
+    if not set(needed) <= have:
+        raise InsufficientScope(needed)
 
 
 def _check_locations(locations: Iterable[str]) -> frozenset[str]:
