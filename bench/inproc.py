@@ -174,14 +174,14 @@ def run_login(workdir: Path, *, repeats: int, log: Callable[[str], None]) -> Log
     from sessionward.clock import SystemClock
     from sessionward.config import ThrottlePolicy
     from sessionward.db import make_engine
-    from sessionward.passwords import PasswordHasher, PasswordPolicy
+    from sessionward.passwords import Argon2idHasher, PasswordPolicy
     from sessionward.sessions import SessionManager
     from sessionward.stores.sql import SQLStore
     from sessionward.throttle import LoginThrottle
     from sessionward.users import UserStore
 
     clock = SystemClock()
-    hasher = PasswordHasher()
+    hasher = Argon2idHasher()
     engine = make_engine(f"sqlite:///{workdir / 'login.sqlite3'}")
     users = UserStore(engine, hasher=hasher, policy=PasswordPolicy(), clock=clock)
     store = SQLStore(engine)

@@ -72,7 +72,7 @@ def close_app(app: Flask) -> None:
 
 def _sw_cookie_app(workdir: Path, backend: str, *, load_user: bool = False, cache: bool = False) -> Flask:
     from sessionward.flask import Sessionward, get_session, get_user
-    from sessionward.passwords import PasswordHasher
+    from sessionward.passwords import Argon2idHasher
 
     app = Flask(f"bench_sw_cookie_{backend}{'_cache' if cache else ''}")
     app.config.update(
@@ -81,7 +81,7 @@ def _sw_cookie_app(workdir: Path, backend: str, *, load_user: bool = False, cach
         **_sw_store_config(workdir, backend, cache),
     )
     # The hasher only matters for logins (measured separately with the real parameters).
-    st = Sessionward().init_app(app, hasher=PasswordHasher.insecure_for_tests())
+    st = Sessionward().init_app(app, hasher=Argon2idHasher.insecure_for_tests())
     ready_store(st.store, cache)
 
     @app.get("/protected")
@@ -187,7 +187,7 @@ def _sw_jwt_app(workdir: Path, alg: str, backend: str, cache: bool = False) -> F
     """The extension: `Sessionward` with tokens, `@jwt_required()` and `get_jwt_identity()`, as an application
     would use them (the extension also refuses tokens whose user is gone or disabled: one user lookup)."""
     from sessionward.flask import Sessionward, get_jwt_identity, jwt_required
-    from sessionward.passwords import PasswordHasher
+    from sessionward.passwords import Argon2idHasher
     from sessionward.tokens import KeySet
 
     app = Flask(f"bench_sw_jwt_{alg}_{backend}{'_cache' if cache else ''}")
@@ -200,7 +200,7 @@ def _sw_jwt_app(workdir: Path, alg: str, backend: str, cache: bool = False) -> F
         SESSIONWARD_ACCESS_TTL=3600,
         **_sw_store_config(workdir, backend, cache),
     )
-    st = Sessionward().init_app(app, hasher=PasswordHasher.insecure_for_tests(),
+    st = Sessionward().init_app(app, hasher=Argon2idHasher.insecure_for_tests(),
                                 token_keys=KeySet([_sw_signing_key(workdir, alg)]))
     ready_store(st.store, cache)
 

@@ -19,19 +19,19 @@ from sessionward.auth import MAX_PASSWORD_INPUT, MAX_USERNAME_INPUT, Authenticat
 from sessionward.clock import ManualClock
 from sessionward.config import ThrottlePolicy
 from sessionward.exceptions import InvalidCredentials, StoreUnavailable, Throttled
-from sessionward.passwords import PasswordHasher, PasswordPolicy
+from sessionward.passwords import Argon2idHasher, PasswordPolicy
 from sessionward.stores.sql import SQLStore
 from sessionward.throttle import LoginThrottle
 from sessionward.users import User, UserStore
 
 PW = "mauve-Heron-parsnip-81"
-FAST = PasswordHasher.insecure_for_tests()
+FAST = Argon2idHasher.insecure_for_tests()
 LENIENT = ThrottlePolicy(account_free=10_000, address_free=10_000)
 IP = "192.0.2.10"
 OTHER_IP = "198.51.100.20"
 
 
-class SpyHasher(PasswordHasher):
+class SpyHasher(Argon2idHasher):
     """A fast hasher that records what it was asked to do."""
 
     calls: list[tuple[str, int]]
@@ -83,7 +83,7 @@ def make_auth(
     store: SQLStore,
     clock: ManualClock,
     *,
-    hasher: PasswordHasher = FAST,
+    hasher: Argon2idHasher = FAST,
     policy: ThrottlePolicy = ThrottlePolicy(),
 ) -> Authenticator:
     return Authenticator(users=users, hasher=hasher, throttle=LoginThrottle(store, policy, clock), clock=clock)
@@ -165,7 +165,7 @@ def test_A1_parameter_change_rehashes_on_login(
 ) -> None:
     old = users.get(alice.id).password_hash  # type: ignore[union-attr]
     assert argon2.extract_parameters(old).memory_cost < 19456
-    auth = make_auth(users, store, clock, hasher=PasswordHasher())  # the real defaults
+    auth = make_auth(users, store, clock, hasher=Argon2idHasher())  # the real defaults
     refusal(auth, "alice", "not the password")
     assert users.get(alice.id).password_hash == old  # type: ignore[union-attr]  # no rehash on failure
     logged_in = auth.authenticate("alice", PW, ip=IP)
@@ -263,7 +263,7 @@ def _medians(auth: Authenticator, rounds: int = 30) -> tuple[float, float]:
 @pytest.fixture
 def timed(engine: sa.Engine, store: SQLStore, clock: ManualClock) -> Authenticator:
     # Cheap enough for the test, dear enough (~5-10 ms) to dominate the database round trips.
-    hasher = PasswordHasher.insecure_for_tests(memory_cost=8192, time_cost=2)
+    hasher = Argon2idHasher.insecure_for_tests(memory_cost=8192, time_cost=2)
     users = UserStore(engine, hasher=hasher, policy=PasswordPolicy(), clock=clock)
     users.create("alice", PW)
     return make_auth(users, store, clock, hasher=hasher, policy=LENIENT)

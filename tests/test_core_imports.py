@@ -1,4 +1,5 @@
-"""The core never imports a web framework (STYLE habit 1)."""
+"""The core never imports a web framework: importing `sessionward` and its framework-free modules (everything
+outside `sessionward.flask` and `sessionward.app`) leaves Flask, Werkzeug, Django and Starlette unloaded."""
 
 from __future__ import annotations
 

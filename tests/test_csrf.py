@@ -47,6 +47,19 @@ def test_login_token_bound_to_nonce_and_distinct_from_session_token(csrf):
         csrf.verify_login_token("nonce1", csrf.session_token("nonce1"))
 
 
+def test_access_cookie_token_bound_to_jti_and_distinct_from_session_and_login_tokens(csrf):
+    token = csrf.access_cookie_token("jti-1")
+    csrf.verify_access_cookie_token("jti-1", token)
+    with pytest.raises(CSRFError):
+        csrf.verify_access_cookie_token("jti-2", token)
+    with pytest.raises(CSRFError):  # purpose separation both ways
+        csrf.verify_access_cookie_token("jti-1", csrf.session_token("jti-1"))
+    with pytest.raises(CSRFError):
+        csrf.verify_session_token("jti-1", token)
+    with pytest.raises(CSRFError):
+        csrf.verify_login_token("jti-1", token)
+
+
 @pytest.mark.parametrize(
     "origin,site",
     [

@@ -11,7 +11,7 @@ from sessionward.exceptions import ConfigError, PasswordPolicyError
 from sessionward.passwords import (
     OWASP_MIN_MEMORY_COST,
     OWASP_MIN_TIME_COST,
-    PasswordHasher,
+    Argon2idHasher,
     PasswordPolicy,
     common_passwords,
 )
@@ -24,19 +24,19 @@ def pw(n: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def default_hasher() -> PasswordHasher:
-    return PasswordHasher()
+def default_hasher() -> Argon2idHasher:
+    return Argon2idHasher()
 
 
 @pytest.fixture(scope="module")
-def fast() -> PasswordHasher:
-    return PasswordHasher.insecure_for_tests()
+def fast() -> Argon2idHasher:
+    return Argon2idHasher.insecure_for_tests()
 
 
 # -- A1: the default parameters (real, slow hasher) -----------------------------------------------
 
 
-def test_A1_default_hash_is_argon2id_with_owasp_parameters_or_stronger(default_hasher: PasswordHasher) -> None:
+def test_A1_default_hash_is_argon2id_with_owasp_parameters_or_stronger(default_hasher: Argon2idHasher) -> None:
     h = default_hasher.hash("correct horse battery staple")
     assert h.startswith("$argon2id$")
     params = argon2.extract_parameters(h)
@@ -62,16 +62,16 @@ def test_A1_default_hash_is_argon2id_with_owasp_parameters_or_stronger(default_h
 )
 def test_parameters_below_owasp_are_refused_at_construction(kwargs: dict[str, int], setting: str) -> None:
     with pytest.raises(ConfigError) as exc:
-        PasswordHasher(**kwargs)
+        Argon2idHasher(**kwargs)
     assert exc.value.setting == setting
 
 
 def test_owasp_minimum_itself_is_accepted() -> None:
-    h = PasswordHasher(memory_cost=19456, time_cost=2, parallelism=1)
+    h = Argon2idHasher(memory_cost=19456, time_cost=2, parallelism=1)
     assert h.parameters.memory_cost == 19456 and h.parameters.time_cost == 2
 
 
-def test_A1_parameter_change_means_rehash(fast: PasswordHasher, default_hasher: PasswordHasher) -> None:
+def test_A1_parameter_change_means_rehash(fast: Argon2idHasher, default_hasher: Argon2idHasher) -> None:
     old = fast.hash("a long enough password")
     assert default_hasher.needs_rehash(old)
     assert default_hasher.verify(old, "a long enough password")  # old hashes keep working until rehashed
@@ -82,7 +82,7 @@ def test_A1_parameter_change_means_rehash(fast: PasswordHasher, default_hasher: 
 # -- verify ----------------------------------------------------------------------------------------
 
 
-def test_verify_mismatch_and_garbage_are_false(fast: PasswordHasher, caplog: pytest.LogCaptureFixture) -> None:
+def test_verify_mismatch_and_garbage_are_false(fast: Argon2idHasher, caplog: pytest.LogCaptureFixture) -> None:
     h = fast.hash("right password")
     assert fast.verify(h, "right password")
     assert not fast.verify(h, "wrong password")
@@ -94,11 +94,11 @@ def test_verify_mismatch_and_garbage_are_false(fast: PasswordHasher, caplog: pyt
     assert "right password" not in caplog.text
 
 
-def test_hashes_are_salted(fast: PasswordHasher) -> None:
+def test_hashes_are_salted(fast: Argon2idHasher) -> None:
     assert fast.hash("same password") != fast.hash("same password")
 
 
-def test_A2_long_password_is_not_truncated(fast: PasswordHasher) -> None:
+def test_A2_long_password_is_not_truncated(fast: Argon2idHasher) -> None:
     for n in (72, 128, 200, 1024, 5000):
         p = pw(n)
         h = fast.hash(p)
@@ -107,7 +107,7 @@ def test_A2_long_password_is_not_truncated(fast: PasswordHasher) -> None:
         assert not fast.verify(h, p[:-1])
 
 
-def test_unicode_is_normalized_and_odd_input_never_raises(fast: PasswordHasher) -> None:
+def test_unicode_is_normalized_and_odd_input_never_raises(fast: Argon2idHasher) -> None:
     h = fast.hash("caf\u00e9 \ufb01ne passphrase")  # precomposed é, ligature ﬁ
     assert fast.verify(h, "cafe\u0301 fine passphrase")  # decomposed é, plain fi: same under NFKC
     lone = "abc\ud800defghij"
@@ -120,7 +120,7 @@ def test_unicode_is_normalized_and_odd_input_never_raises(fast: PasswordHasher) 
 
 def test_dummy_verify_costs_a_real_verify() -> None:
     """The dummy hash carries the hasher's own parameters (timing is compared end-to-end in test_auth)."""
-    h = PasswordHasher(memory_cost=19456, time_cost=2, parallelism=1)
+    h = Argon2idHasher(memory_cost=19456, time_cost=2, parallelism=1)
     assert argon2.extract_parameters(h._dummy_hash) == h.parameters
     assert h.dummy_verify("anything") is None
 

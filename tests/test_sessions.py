@@ -120,7 +120,7 @@ def test_C6_session_from_an_older_epoch_is_dead_even_if_its_record_survived(mana
 def test_C7_list_and_end_own_sessions_only(manager):
     mine, other_mine = manager.login("alice", user_agent="Firefox", ip="10.0.0.1"), manager.login("alice")
     bobs = manager.login("bob")
-    listed = manager.list("alice")
+    listed = manager.list_for_user("alice")
     assert {r.id for r in listed} == {mine.id, other_mine.id}
     assert {r.ip for r in listed} >= {"10.0.0.1"}
     assert manager.revoke("alice", bobs.id) is False  # not hers
@@ -157,7 +157,7 @@ def test_rotate_of_revoked_session_does_not_resurrect(manager):
     loaded = manager.load(s.secret)
     manager.logout(loaded)
     assert manager.rotate(loaded) is None
-    assert manager.list("alice") == []
+    assert manager.list_for_user("alice") == []
 
 
 def test_events_carry_no_secret(manager, caplog):
@@ -167,3 +167,11 @@ def test_events_carry_no_secret(manager, caplog):
     text = " ".join(r.getMessage() + repr(getattr(r, "fields", {})) for r in caplog.records)
     assert "session_created" in text and "logout" in text
     assert s.secret not in text and hash_secret(s.secret) not in text
+
+
+def test_long_user_agent_and_address_are_cut_not_refused(manager):
+    from sessionward.stores.base import MAX_IP, MAX_USER_AGENT
+
+    session = manager.login("alice", user_agent="U" * 5000, ip="1" * 500)
+    stored = manager.store.get(session.id, now=manager.clock.now())
+    assert stored.user_agent == "U" * MAX_USER_AGENT and stored.ip == "1" * MAX_IP

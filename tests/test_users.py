@@ -14,11 +14,11 @@ from sessionward import db
 from sessionward.clock import ManualClock
 from sessionward.exceptions import NotFound, PasswordPolicyError, StoreUnavailable, ValidationError
 from sessionward.ids import looks_like_public_id
-from sessionward.passwords import PasswordHasher, PasswordPolicy
+from sessionward.passwords import Argon2idHasher, PasswordPolicy
 from sessionward.users import User, UserStore, normalize_username
 
 PW = "violet-otter-canoe-42"
-HASHER = PasswordHasher.insecure_for_tests()
+HASHER = Argon2idHasher.insecure_for_tests()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -197,24 +197,24 @@ def test_database_lost_after_start_is_store_unavailable(tmp_path: Path, clock: M
 def test_ping_reports_an_unreachable_database(tmp_path: Path, clock: ManualClock) -> None:
     from sessionward.db import make_engine
     from sessionward.exceptions import StoreUnavailable
-    from sessionward.passwords import PasswordHasher, PasswordPolicy
+    from sessionward.passwords import Argon2idHasher, PasswordPolicy
 
-    ok = UserStore(make_engine(f"sqlite:///{tmp_path / 'u.db'}"), hasher=PasswordHasher.insecure_for_tests(),
+    ok = UserStore(make_engine(f"sqlite:///{tmp_path / 'u.db'}"), hasher=Argon2idHasher.insecure_for_tests(),
                    policy=PasswordPolicy(), clock=clock)
     ok.ping()
     down = make_engine("postgresql://postgres@127.0.0.1:1/none", connect_timeout=1)
     with pytest.raises(StoreUnavailable):
-        UserStore(down, hasher=PasswordHasher.insecure_for_tests(), policy=PasswordPolicy(), clock=clock).ping()
+        UserStore(down, hasher=Argon2idHasher.insecure_for_tests(), policy=PasswordPolicy(), clock=clock).ping()
 
 
 def test_recent_users_cache_never_outlives_a_revocation_or_a_local_change(tmp_path: Path, clock: ManualClock) -> None:
     from sessionward.db import make_engine
-    from sessionward.passwords import PasswordHasher, PasswordPolicy
+    from sessionward.passwords import Argon2idHasher, PasswordPolicy
     from sessionward.users import RecentUsers
 
     engine = make_engine(f"sqlite:///{tmp_path / 'u.db'}")
-    here = UserStore(engine, hasher=PasswordHasher.insecure_for_tests(), policy=PasswordPolicy(), clock=clock)
-    elsewhere = UserStore(engine, hasher=PasswordHasher.insecure_for_tests(), policy=PasswordPolicy(), clock=clock)
+    here = UserStore(engine, hasher=Argon2idHasher.insecure_for_tests(), policy=PasswordPolicy(), clock=clock)
+    elsewhere = UserStore(engine, hasher=Argon2idHasher.insecure_for_tests(), policy=PasswordPolicy(), clock=clock)
     alice = here.create("alice", "correct horse battery staple")
     cache = RecentUsers(here, clock=clock, ttl=5)
     assert cache.get(alice.id, epoch=0) == alice

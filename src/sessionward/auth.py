@@ -16,7 +16,7 @@ from typing import NoReturn
 from . import events
 from .clock import Clock
 from .exceptions import InvalidCredentials, Throttled
-from .passwords import PasswordHasher
+from .passwords import Argon2idHasher
 from .throttle import LoginThrottle
 from .users import User, UserStore
 
@@ -45,7 +45,7 @@ class Authenticator:
     """Checks a username and password. Raises `Throttled` (429) or `InvalidCredentials` (401, one message
     for unknown user, wrong password and disabled account), or `StoreUnavailable` (503)."""
 
-    def __init__(self, *, users: UserStore, hasher: PasswordHasher, throttle: LoginThrottle, clock: Clock) -> None:
+    def __init__(self, *, users: UserStore, hasher: Argon2idHasher, throttle: LoginThrottle, clock: Clock) -> None:
         self._users = users
         self._hasher = hasher
         self._throttle = throttle

@@ -7,15 +7,17 @@ and the admin commands work on the same data. Errors print one line and exit non
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import getpass
 import os
 import secrets
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
+from .cli_keys import add_key_commands
+from .clock import iso_utc
 from .exceptions import SessionwardError
 
 EXIT_USAGE = 2
@@ -36,11 +38,11 @@ class Services:
 
 
 def open_services(instance: str | None) -> Services:
-    """The core objects over the instance's data, without Flask."""
+    """The core objects over the instance's data (the same stores the server uses; no Flask app is built)."""
     from .app.instance import database_urls, instance_path, load_secrets
     from .clock import SystemClock
     from .db import make_engine
-    from .passwords import PasswordHasher, PasswordPolicy
+    from .passwords import Argon2idHasher, PasswordPolicy
     from .sessions import SessionManager
     from .stores import open_store, store_options
     from .users import UserStore
@@ -50,12 +52,8 @@ def open_services(instance: str | None) -> Services:
     store_url, database_url = database_urls(path)
     clock = SystemClock()
     store = open_store(store_url, **store_options(store_url, os.environ))  # publishes revocations on Redis
-    users = UserStore(make_engine(database_url), hasher=PasswordHasher(), policy=PasswordPolicy(), clock=clock)
+    users = UserStore(make_engine(database_url), hasher=Argon2idHasher(), policy=PasswordPolicy(), clock=clock)
     return Services(store, users, SessionManager(store=store, clock=clock), clock, database_url, keys)
-
-
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _user_by_name(svc: Services, name: str) -> Any:
@@ -157,7 +155,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     print(f"{'USERNAME':<24} {'STATUS':<9} {'CREATED (UTC)':<20} ID")
     for user in users:
         status = "disabled" if user.disabled else "active"
-        print(f"{user.username:<24} {status:<9} {_when(user.created_at):<20} {user.id}")
+        print(f"{user.username:<24} {status:<9} {iso_utc(user.created_at):<20} {user.id}")
     return 0
 
 
@@ -177,8 +175,8 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
             user = svc.users.get(r.user_id)
             names[r.user_id] = user.username if user else "?"
         print(
-            f"{r.id:<24} {names[r.user_id]:<16} {r.kind:<7} {r.ip or '-':<16} {_when(r.created_at):<20} "
-            f"{_when(r.last_seen):<20} {describe_user_agent(r.user_agent)}"
+            f"{r.id:<24} {names[r.user_id]:<16} {r.kind:<7} {r.ip or '-':<16} {iso_utc(r.created_at):<20} "
+            f"{iso_utc(r.last_seen):<20} {describe_user_agent(r.user_agent)}"
         )
     return 0
 
@@ -228,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keyfile")
     serve.set_defaults(func=cmd_serve)
 
-    users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True, parser_class=_Parser)
+    users = sub.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
     add = users.add_parser("add", parents=[common], help="add a user")
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
@@ -254,17 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .audit.cli import add_audit_command
 
     add_audit_command(sub)
-    _extend_parser(sub, common)
+    add_key_commands(sub, common, open_services, CLIError)  # `keys ...` lives in its own module
     return parser
-
-
-def _extend_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Hook for command groups that live in their own modules (keys)."""
-    try:
-        from .cli_keys import add_key_commands
-    except ImportError:
-        return
-    add_key_commands(sub, common, open_services, CLIError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,15 +7,13 @@ on; older keys keep verifying until the last token they signed has expired, then
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+
+from .clock import iso_utc
 
 __all__ = ["add_key_commands"]
-
-
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _token_service(svc: Any) -> Any:
@@ -40,7 +38,7 @@ def add_key_commands(
         tokens = _token_service(open_services(args.instance))
         key = tokens.rotate_keys(alg=args.alg)
         # retire_keys ran inside rotate_keys; list what is left
-        print(f"new signing key {key.kid} ({key.alg}) signs from {_when(key.activates_at)} UTC; "
+        print(f"new signing key {key.kid} ({key.alg}) signs from {iso_utc(key.activates_at)}; "
               f"older keys keep verifying until their tokens have expired")
         return 0
 
@@ -55,7 +53,7 @@ def add_key_commands(
         print(f"{'KID':<24} {'ALG':<6} {'STATUS':<10} {'CREATED (UTC)':<20} ACTIVATES (UTC)")
         for key in keyset.keys:
             status = "signing" if key.kid == signing else "pending" if key.activates_at > now else "verifying"
-            print(f"{key.kid:<24} {key.alg:<6} {status:<10} {_when(key.created_at):<20} {_when(key.activates_at)}")
+            print(f"{key.kid:<24} {key.alg:<6} {status:<10} {iso_utc(key.created_at):<20} {iso_utc(key.activates_at)}")
         return 0
 
     keys = sub.add_parser("keys", help="rotate and list token signing keys").add_subparsers(

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Protocol
+
+__all__ = ["Clock", "ManualClock", "SystemClock", "iso_utc"]
+
+
+def iso_utc(ts: float) -> str:
+    """`ts` (seconds since the epoch) as ISO 8601 UTC to the second, e.g. `2027-01-15T08:00:00Z`."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Clock(Protocol):

@@ -11,6 +11,7 @@ from typing import Literal
 from .exceptions import ConfigError
 
 MIN_KEY_BYTES = 32  # 256 bits (RFC 8725 3.5)
+MIN_DISTINCT_KEY_BYTES = 8  # fewer means a pattern or a password, not random bytes
 
 
 def _positive(setting: str, value: float) -> None:
@@ -25,8 +26,10 @@ def check_key(setting: str, key: bytes) -> bytes:
         raise ConfigError(setting, "must be bytes (32 or more random bytes, e.g. secrets.token_bytes(32))")
     if len(key) < MIN_KEY_BYTES:
         raise ConfigError(setting, f"is {len(key) * 8} bits; at least {MIN_KEY_BYTES * 8} random bits are required")
-    if len(set(key)) < 8:
-        raise ConfigError(setting, "does not look random (too few distinct bytes); generate it with secrets.token_bytes(32)")
+    if len(set(key)) < MIN_DISTINCT_KEY_BYTES:
+        raise ConfigError(
+            setting, "does not look random (too few distinct bytes); generate it with secrets.token_bytes(32)"
+        )
     return bytes(key)
 
 

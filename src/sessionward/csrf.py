@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Iterable
+from collections.abc import Iterable
 
 from .config import check_key
 from .exceptions import CSRFError
@@ -38,12 +38,19 @@ class CSRFProtector:
         """The synchronizer token for a session; `binding` is the session's stored secret hash."""
         return self._mac(b"session", binding)
 
+    def access_cookie_token(self, jti: str) -> str:
+        """The double-submit value for an access token carried in a cookie, bound to the token's `jti`."""
+        return self._mac(b"access-cookie", jti)
+
     def login_token(self, nonce: str) -> str:
         """The login form's token, bound to a random nonce kept in a short-lived pre-session cookie."""
         return self._mac(b"login", nonce)
 
     def verify_session_token(self, binding: str, token: str | None) -> None:
         self._verify(self.session_token(binding), token)
+
+    def verify_access_cookie_token(self, jti: str, token: str | None) -> None:
+        self._verify(self.access_cookie_token(jti), token)
 
     def verify_login_token(self, nonce: str | None, token: str | None) -> None:
         if not nonce or len(nonce) > _MAX_TOKEN:
@@ -68,9 +75,8 @@ class CSRFProtector:
             if value == "same-site" and origin and self._trusted(own_origin, origin):
                 return
             raise CSRFError("Cross-site request refused.")
-        if origin is not None:
-            if not self._trusted(own_origin, origin):
-                raise CSRFError("Cross-site request refused.")
+        if origin is not None and not self._trusted(own_origin, origin):
+            raise CSRFError("Cross-site request refused.")
 
     def _trusted(self, own_origin: str, origin: str) -> bool:
         o = origin.strip().rstrip("/").lower()

@@ -6,7 +6,7 @@ errors turned into `StoreUnavailable` so that callers fail closed.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -15,6 +15,7 @@ from .exceptions import ConfigError, StoreUnavailable
 
 #: Bump when a table changes; `ensure_schema` records it so a later release can migrate.
 SCHEMA_VERSION = 1
+_CREATE_ATTEMPTS = 3
 
 metadata = sa.MetaData()
 
@@ -80,7 +81,8 @@ def unavailable_on_error(what: str = "database") -> Iterator[None]:
     try:
         yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError, sa.exc.TimeoutError) as exc:
-        raise StoreUnavailable(f"{what} unavailable: {type(exc.orig if hasattr(exc, 'orig') else exc).__name__}") from exc
+        cause = exc.orig if hasattr(exc, "orig") else exc
+        raise StoreUnavailable(f"{what} unavailable: {type(cause).__name__}") from exc
 
 
 @contextlib.contextmanager
@@ -94,12 +96,12 @@ def ensure_schema(engine: Engine, component: str, tables: list[sa.Table]) -> Non
     """Create `tables` if missing and record `component`'s schema version. Idempotent; safe when several
     processes start at once (creation races are tolerated)."""
     with unavailable_on_error():
-        for attempt in range(3):
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
             try:
                 metadata.create_all(engine, tables=[schema_version, *tables], checkfirst=True)
                 break
             except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-                if attempt == 2:
+                if attempt == _CREATE_ATTEMPTS:
                     raise
         with engine.begin() as conn:
             row = conn.execute(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Any, Callable, Hashable, Sequence, TypeVar
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -48,13 +49,16 @@ class HotReads:
         self._what = what
         self._local = threading.local()
         url = engine.url
-        self._sqlite_path = url.database if engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:") else None
+        on_disk = engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:")
+        self._sqlite_path = url.database if on_disk else None
         self._errors: tuple[type[BaseException], ...] = _driver_errors(engine)
 
     def one(self, compiled: Compiled, values: dict[str, Any]) -> Row | None:
         return self._run(lambda cur: _execute(cur, compiled, values).fetchone())
 
-    def one_cached(self, compiled: Compiled, values: dict[str, Any], key: Hashable, convert: Callable[[Row | None], T]) -> T:
+    def one_cached(
+        self, compiled: Compiled, values: dict[str, Any], key: Hashable, convert: Callable[[Row | None], T]
+    ) -> T:
         """`convert(one(compiled, values))`, remembered under `key` while the database is unchanged. SQLite
         only (elsewhere this is `one`): `PRAGMA data_version` on this thread's connection changes whenever
         any other connection, in any process, commits; then this thread's remembered answers are dropped.

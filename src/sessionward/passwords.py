@@ -1,8 +1,8 @@
 """Password hashing (argon2id, ASVS 11.4.2) and the password policy (ASVS 6.2.1, 6.2.4, 6.2.8, 6.2.9).
 
-`PasswordHasher` wraps argon2-cffi. Its defaults are argon2's RFC 9106 low-memory profile (m=64 MiB, t=3,
+`Argon2idHasher` wraps argon2-cffi. Its defaults are argon2's RFC 9106 low-memory profile (m=64 MiB, t=3,
 p=4), stronger than OWASP's minimum (m=19 MiB, t=2, p=1); weaker parameters are refused at construction,
-except through `PasswordHasher.insecure_for_tests()`, which exists only so test suites run fast.
+except through `Argon2idHasher.insecure_for_tests()`, which exists only so test suites run fast.
 
 Passwords are NFKC-normalized (NIST SP 800-63B 5.1.1.2) and UTF-8 encoded (lone surrogates kept, never
 dropped) before hashing; they are never truncated. `PasswordPolicy` refuses a password that is too long
@@ -11,6 +11,7 @@ rather than shortening it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.resources
 import logging
@@ -24,9 +25,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from .exceptions import ConfigError, PasswordPolicyError
 
 __all__ = [
+    "Argon2idHasher",
     "OWASP_MIN_MEMORY_COST",
     "OWASP_MIN_TIME_COST",
-    "PasswordHasher",
     "PasswordPolicy",
     "common_passwords",
 ]
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 #: OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB (in KiB), t=2, p=1.
 OWASP_MIN_MEMORY_COST = 19 * 1024
 OWASP_MIN_TIME_COST = 2
+#: ASVS 6.2.1 and 6.2.9: passwords of at least 8 characters must be allowed, and of at least 64.
+ASVS_MIN_LENGTH = 8
+ASVS_MIN_MAX_LENGTH = 64
 
 _DEFAULT = argon2.profiles.RFC_9106_LOW_MEMORY  # argon2id, m=65536 KiB, t=3, p=4, 16-byte salt, 32-byte hash
 
@@ -48,7 +52,7 @@ def _encode(password: str) -> bytes:
     return unicodedata.normalize("NFKC", password).encode("utf-8", "surrogatepass")
 
 
-class PasswordHasher:
+class Argon2idHasher:
     """argon2id hashing with parameters checked once, here.
 
     Raises `ConfigError` (naming the setting) for parameters below the OWASP minimum.
@@ -71,13 +75,15 @@ class PasswordHasher:
             ("PASSWORD_HASH_SALT_LENGTH", salt_len, 16),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ConfigError(setting, f"must be a whole number >= {minimum} (OWASP argon2id minimum), got {value!r}")
+                raise ConfigError(
+                    setting, f"must be a whole number >= {minimum} (OWASP argon2id minimum), got {value!r}"
+                )
         if memory_cost < 8 * parallelism:
             raise ConfigError("PASSWORD_HASH_MEMORY_COST", "must be at least 8 KiB per lane of parallelism")
         self._setup(memory_cost, time_cost, parallelism, hash_len, salt_len)
 
     @classmethod
-    def insecure_for_tests(cls, *, memory_cost: int = 64, time_cost: int = 1) -> PasswordHasher:
+    def insecure_for_tests(cls, *, memory_cost: int = 64, time_cost: int = 1) -> Argon2idHasher:
         """A fast hasher with parameters far below the minimum. For test suites only, never production."""
         self = cls.__new__(cls)
         self._setup(memory_cost, time_cost, 1, 16, 16)
@@ -128,10 +134,8 @@ class PasswordHasher:
 
     def dummy_verify(self, password: str) -> None:
         """Spend the time of one `verify` with the current parameters, for a user that does not exist."""
-        try:
+        with contextlib.suppress(VerificationError, TypeError, ValueError):
             self._ph.verify(self._dummy_hash, _encode(password))
-        except (VerificationError, TypeError, ValueError):
-            pass
 
 
 # -- the policy ------------------------------------------------------------------------------
@@ -161,10 +165,12 @@ class PasswordPolicy:
     check_common: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.min_length, int) or self.min_length < 8:
+        if not isinstance(self.min_length, int) or self.min_length < ASVS_MIN_LENGTH:
             raise ConfigError("PASSWORD_MIN_LENGTH", "must be a whole number >= 8 (ASVS 6.2.1)")
-        if not isinstance(self.max_length, int) or self.max_length < max(64, self.min_length):
-            raise ConfigError("PASSWORD_MAX_LENGTH", "must be a whole number >= 64 and >= PASSWORD_MIN_LENGTH (ASVS 6.2.9)")
+        if not isinstance(self.max_length, int) or self.max_length < max(ASVS_MIN_MAX_LENGTH, self.min_length):
+            raise ConfigError(
+                "PASSWORD_MAX_LENGTH", "must be a whole number >= 64 and >= PASSWORD_MIN_LENGTH (ASVS 6.2.9)"
+            )
 
     def check(self, password: str, *, username: str | None = None) -> None:
         """Raise `PasswordPolicyError` (field "password", message naming the rule) if `password` breaks a rule."""

@@ -9,20 +9,18 @@ password change and account disable end every session at once (C6).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from . import events
 from .clock import Clock, SystemClock
 from .config import SessionPolicy
 from .exceptions import CreateError, ReauthenticationRequired
 from .ids import hash_secret, looks_like_secret, new_public_id, new_secret
-from .stores.base import SessionRecord, SessionStore
+from .stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord, SessionStore
 
 __all__ = ["Session", "SessionManager"]
-
-_MAX_UA = 256
-_MAX_IP = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +83,8 @@ class SessionManager:
                 idle_expires_at=now + self.policy.idle_timeout,
                 epoch=epoch,
                 secret_hash=hash_secret(secret),
-                user_agent=user_agent[:_MAX_UA],
-                ip=ip[:_MAX_IP],
+                user_agent=user_agent[:MAX_USER_AGENT],
+                ip=ip[:MAX_IP],
                 data=dict(data),
             )
             try:
@@ -136,10 +134,6 @@ class SessionManager:
         events.emit("session_rotated", user_id=old.user_id, session_id=new.id, previous_session_id=old.id)
         return Session(new, secret)
 
-    def set_data(self, session: Session, data: Mapping[str, Any]) -> bool:
-        """Replace the session's small JSON data. False if the session is gone."""
-        return self.store.update(session.id, {"data": dict(data)}, now=self.clock.now())
-
     def require_recent_auth(self, session: Session) -> None:
         """Raise `ReauthenticationRequired` unless the password was entered within `reauth_window` (C13)."""
         if self.clock.now() - session.record.auth_at > self.policy.reauth_window:
@@ -176,7 +170,7 @@ class SessionManager:
         events.emit("sessions_revoked_all", user_id=user_id, count=count)
         return count
 
-    def list(self, user_id: str) -> list[SessionRecord]:
+    def list_for_user(self, user_id: str) -> list[SessionRecord]:
         """The user's live cookie sessions and token families, newest first."""
         return self.store.list_for_user(user_id, now=self.clock.now())
 

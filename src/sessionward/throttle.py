@@ -32,7 +32,8 @@ account however many addresses an attacker has: clean-address guesses are paced 
 guesses by `acct`/`pair` — roughly twice the single-counter budget, in exchange for no cheap lockout.
 A success resets `acct`, `acctnew` and the pair, never the address counter (an attacker logging in to
 their own account must not clear it). A victim who shares an address with the attacker (NAT) is held back
-by the address counter; only the attacker stopping, or a known-device token, can fix that.
+by the address counter until the attacker stops (sessionward has no per-device allowance that would let
+them through).
 """
 
 from __future__ import annotations

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import builtins
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import db, events
-from .hotsql import Compiled, HotReads
 from .clock import Clock
 from .exceptions import NotFound, ValidationError
+from .hotsql import Compiled, HotReads
 from .ids import new_public_id
-from .passwords import PasswordHasher, PasswordPolicy
+from .passwords import Argon2idHasher, PasswordPolicy
 
 __all__ = ["MAX_USERNAME_LENGTH", "User", "UserStore", "normalize_username", "validate_username", "users_table"]
 
 MAX_USERNAME_LENGTH = 64
+_MAX_ID_LENGTH = 64  # longer input is no user id: answered without a query
 
 users_table = sa.Table(
     "sw_users",
@@ -82,7 +83,7 @@ def _row_to_user(row: sa.Row) -> User:  # type: ignore[type-arg]
 class UserStore:
     """The users table. Creates it (component "users") on construction."""
 
-    def __init__(self, engine: Engine, *, hasher: PasswordHasher, policy: PasswordPolicy, clock: Clock) -> None:
+    def __init__(self, engine: Engine, *, hasher: Argon2idHasher, policy: PasswordPolicy, clock: Clock) -> None:
         self._engine = engine
         self._hasher = hasher
         self._policy = policy
@@ -94,7 +95,7 @@ class UserStore:
         self._get_sql = Compiled(sa.select(*users_table.c).where(users_table.c.id == sa.bindparam("id")), engine)
 
     @property
-    def hasher(self) -> PasswordHasher:
+    def hasher(self) -> Argon2idHasher:
         return self._hasher
 
     @property
@@ -135,12 +136,12 @@ class UserStore:
 
     def get(self, user_id: str) -> User | None:
         """The user with this id, or None."""
-        if not isinstance(user_id, str) or len(user_id) > 64:
+        if not isinstance(user_id, str) or len(user_id) > _MAX_ID_LENGTH:
             return None
         row = self._hot.one(self._get_sql, {"id": user_id})
         if row is None:
             return None
-        values = dict(zip((c.name for c in users_table.c), row))
+        values = dict(zip((c.name for c in users_table.c), row, strict=True))
         return User(
             id=values["id"],
             username=values["username"],
@@ -191,7 +192,7 @@ class UserStore:
         self._update(user_id, disabled=bool(disabled))
         if disabled:
             events.emit("account_disabled", user_id=user_id)
-        return User(user.id, user.username, user.password_hash, bool(disabled), user.created_at, user.password_changed_at)
+        return replace(user, disabled=bool(disabled))
 
     def update_hash(self, user_id: str, new_hash: str, *, expected_hash: str | None = None) -> bool:
         """Replace the stored hash without changing the password (rehash on login). With `expected_hash`,

@@ -67,7 +67,7 @@ def auth(token: str) -> dict[str, str]:
 
 def assert_invalid_token(r: Any) -> None:
     assert r.status_code == 401, (r.status_code, r.get_data(as_text=True))
-    assert r.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'  # RFC 6750 3.1 (T12)
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="sessionward", error="invalid_token"'  # RFC 6750 3.1 (T12)
     assert r.get_json()["error"]["code"] == "invalid_token"
 
 
@@ -229,6 +229,13 @@ def test_T1_stripped_null_and_tampered_signatures(api: Api) -> None:
     header, payload, signature = parts(token)
     bob = api.web.add_user("bob")
     assert_invalid_token(api.profile(compact(header, {**payload, "sub": bob.id}, signature)))
+
+
+def test_deeply_nested_header_is_invalid_token_not_500(api: Api) -> None:
+    """A header of thousands of nested arrays, inside the size limit, makes Python's JSON parser raise
+    RecursionError: that is a malformed token (401), never a 500."""
+    _, body, sig = api.pair()["access_token"].split(".")
+    assert_invalid_token(api.profile(f"{b64u(b'[' * 5000)}.{body}.{sig}"))
 
 
 def _hs256(header: dict[str, Any], payload: dict[str, Any], key: bytes) -> str:

@@ -170,7 +170,7 @@ def test_C7_sessions_page_lists_and_ends_sessions(web, alice):
     page = mine.get("/sessions", base_url=BASE, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120"})
     html = page.get_data(as_text=True)
     assert "(this session)" in html and html.count("<tr") == 3  # header + 2 sessions
-    ids = [r.id for r in web.state.sessions.list(alice.id)]
+    ids = [r.id for r in web.state.sessions.list_for_user(alice.id)]
     this_id = web.state.sessions.load(mine.get_cookie(COOKIE).value).id
     other_id = next(i for i in ids if i != this_id)
     r = mine.post(f"/sessions/{other_id}/end", base_url=BASE, data={"csrf_token": form_token(html)})

@@ -73,12 +73,12 @@ def add_users(database_url: str, users: Mapping[str, str]) -> None:
     start per user: the CLI path itself is tested once in test_multi_instance)."""
     from sessionward.clock import SystemClock
     from sessionward.db import make_engine
-    from sessionward.passwords import PasswordHasher, PasswordPolicy
+    from sessionward.passwords import Argon2idHasher, PasswordPolicy
     from sessionward.users import UserStore
 
     engine = make_engine(database_url)
     try:
-        store = UserStore(engine, hasher=PasswordHasher(), policy=PasswordPolicy(), clock=SystemClock())
+        store = UserStore(engine, hasher=Argon2idHasher(), policy=PasswordPolicy(), clock=SystemClock())
         for name, password in users.items():
             store.create(name, password)
     finally:

@@ -233,7 +233,7 @@ def test_bad_token_is_401_invalid_token(app: Flask, alice: Any) -> None:
     token = issue(app, alice)
     r = get(app, "/me", headers={"Authorization": f"Bearer {token[:-4]}AAAA"})
     assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="sessionward", error="invalid_token"'
     assert r.get_json() == {"error": {"code": "invalid_token", "message": "The token is missing, invalid, expired or revoked."}}
 
 
@@ -325,7 +325,8 @@ def spa(app: Flask, cookies: dict[str, str], *, method: str = "POST", headers: d
 def test_cookie_token_get_needs_no_csrf_but_unsafe_methods_do(app: Flask, alice: Any) -> None:
     jar = cookies_from(app.test_client(use_cookies=False).post("/cookie-login", base_url=BASE))
     assert spa(app, jar, method="GET").status_code == 200
-    assert spa(app, jar).status_code == 403  # no X-CSRF-Token
+    refused = spa(app, jar)  # no X-CSRF-Token
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "csrf_failed"
     ok = spa(app, jar, headers={"X-CSRF-Token": jar[CSRF_ACCESS_COOKIE]})
     assert ok.status_code == 200 and ok.get_json() == {"user": "alice"}
 

@@ -151,3 +151,12 @@ def test_sqlite_remembered_reads_see_every_commit_from_any_connection(tmp_path: 
     finally:
         a.close()
         b.close()
+
+
+def test_token_state_without_a_row_fails_closed_even_under_python_O() -> None:
+    """The outer join always answers one row; if the database ever answers none, the token is not trusted:
+    `StoreUnavailable` (503), a real check that `python -O` does not strip, never an `AssertionError`."""
+    from sessionward.stores.sql import _token_answer
+
+    with pytest.raises(StoreUnavailable):
+        _token_answer(None)

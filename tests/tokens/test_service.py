@@ -568,3 +568,16 @@ def test_reuse_detection_ends_the_thief_s_access_token_too(service: TokenService
     with pytest.raises(TokenError):
         service.refresh(pair.refresh_token)  # the victim comes back: reuse, family revoked
     assert reason_of(service, thief.access_token) == "token family ended"
+
+
+def test_long_user_agent_and_address_are_cut_on_issue_and_refresh(
+    service: TokenService, store: SQLStore, clock: ManualClock
+) -> None:
+    from sessionward.stores.base import MAX_IP, MAX_USER_AGENT
+
+    pair = service.issue("alice", fresh=True, user_agent="U" * 5000, ip="1" * 500)
+    family = store.get(pair.family_id, now=clock.now())
+    assert family is not None and (family.user_agent, family.ip) == ("U" * MAX_USER_AGENT, "1" * MAX_IP)
+    service.refresh(pair.refresh_token, user_agent="V" * 5000, ip="2" * 500)
+    family = store.get(pair.family_id, now=clock.now())
+    assert family is not None and family.data["last_client"] == {"user_agent": "V" * MAX_USER_AGENT, "ip": "2" * MAX_IP}

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from pathlib import Path
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask
 
-from ..clock import Clock
+from ..clock import Clock, iso_utc
 from ..exceptions import ConfigError
 from ..flask import Sessionward
 from .instance import database_urls, instance_path, load_secrets
@@ -48,11 +48,7 @@ MAX_BODY = 64 * 1024
 
 
 def _isotime(value: float) -> str:
-    return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _isodatetime(value: float) -> str:
-    return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def create_app(
@@ -97,20 +93,11 @@ def create_app(
 
     Sessionward(app, clock=clock)
     app.jinja_env.filters["isotime"] = _isotime
-    app.jinja_env.filters["isodatetime"] = _isodatetime
+    app.jinja_env.filters["isodatetime"] = iso_utc
 
-    from . import ops, web
+    from . import api, ops, web
 
     app.register_blueprint(web.bp)
     app.register_blueprint(ops.bp)
-    try:
-        from . import api
-    except ImportError:  # the JSON API arrives with the token service
-        api = None  # type: ignore[assignment]
-    if api is not None:
-        api.init_app(app)
+    api.init_app(app)
     return app
-
-
-def instance_folder(app: Flask) -> Path:
-    return Path(app.instance_path)

@@ -12,16 +12,16 @@ check: a browser never attaches an Authorization header on its own.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from typing import Any, Mapping
+from collections.abc import Mapping
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import UnsupportedMediaType
 
+from ..clock import iso_utc
 from ..exceptions import InvalidCredentials, NotFound, PermissionDenied, SessionwardError, TokenError, ValidationError
 from ..flask import csrf_exempt, get_jwt_claims, get_user, jwt_required, state, token_service
 from ..ids import looks_like_public_id
+from ..jsontext import strict_loads
 from ..tokens import TokenPair
 from .devices import describe_user_agent
 from .openapi import openapi_document
@@ -51,19 +51,6 @@ class WrongPassword(PermissionDenied):
 
 # -- request parsing ---------------------------------------------------------------------------
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise ValueError(f"duplicate member {name!r}")
-        out[name] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _is_json() -> bool:
     mimetype = request.mimetype
     return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
@@ -82,9 +69,14 @@ def json_body(fields: Mapping[str, bool], *, optional_body: bool = False) -> dic
     if not raw.strip() and optional_body:
         return {}
     try:
-        data = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        data = strict_loads(raw)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, duplicates, NaN, deep nesting
         raise MalformedJSON("The body is not valid JSON.") from None
+    return _string_fields(data, fields)
+
+
+def _string_fields(data: object, fields: Mapping[str, bool]) -> dict[str, str]:
+    """`data` as an object of exactly these string `fields`. Raises `ValidationError` (422)."""
     if not isinstance(data, dict):
         raise ValidationError("The body must be a JSON object.")
     unknown = sorted(set(data) - set(fields))
@@ -103,7 +95,7 @@ def json_body(fields: Mapping[str, bool], *, optional_body: bool = False) -> dic
 
 
 def _client() -> tuple[str, str]:
-    return request.headers.get("User-Agent", "")[:256], request.remote_addr or ""
+    return request.headers.get("User-Agent", ""), request.remote_addr or ""  # the token service cuts them
 
 
 def _pair_response(pair: TokenPair) -> Response:
@@ -114,10 +106,6 @@ def _pair_response(pair: TokenPair) -> Response:
 def _no_content() -> Response:
     g._sw_authenticated = True
     return Response(status=204)
-
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- endpoints ----------------------------------------------------------------------------------
@@ -189,7 +177,7 @@ def sessions() -> Response:
     claims = get_jwt_claims()
     assert claims is not None
     rows = []
-    for r in state().sessions.list(claims.sub):
+    for r in state().sessions.list_for_user(claims.sub):
         last = r.data.get("last_client") if isinstance(r.data, Mapping) else None
         user_agent = last.get("user_agent", r.user_agent) if isinstance(last, Mapping) else r.user_agent
         ip = last.get("ip", r.ip) if isinstance(last, Mapping) else r.ip
@@ -198,8 +186,8 @@ def sessions() -> Response:
             "kind": r.kind,
             "device": describe_user_agent(str(user_agent)),
             "address": str(ip),
-            "created_at": _iso(r.created_at),
-            "last_seen": _iso(r.last_seen),
+            "created_at": iso_utc(r.created_at),
+            "last_seen": iso_utc(r.last_seen),
             "current": r.id == claims.sid,
         })
     g._sw_authenticated = True

@@ -59,15 +59,7 @@ def _from_env(name: str) -> bytes | None:
 def load_secrets(path: Path) -> InstanceSecrets:
     """Secrets from the environment, else from `<path>/secrets.json`, generated there on first start."""
     file = path / "secrets.json"
-    stored: dict[str, str] = {}
-    if file.exists():
-        mode = stat.S_IMODE(file.stat().st_mode)
-        if mode & 0o077:
-            raise ConfigError("SESSIONWARD_INSTANCE", f"{file} is readable by others (mode {mode:o}); chmod 600 it")
-        try:
-            stored = json.loads(file.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError("SESSIONWARD_INSTANCE", f"{file} is unreadable: {exc}") from None
+    stored = _read_secrets_file(file) if file.exists() else {}
     missing = [n for n in SECRET_NAMES if n not in stored]
     if missing:
         for name in missing:
@@ -77,6 +69,23 @@ def load_secrets(path: Path) -> InstanceSecrets:
         _write_private(tmp, json.dumps(stored, indent=2).encode())
         os.replace(tmp, file)
     values = {n: bytes.fromhex(stored[n]) for n in SECRET_NAMES}
+    values.update(_secrets_from_environment())
+    return InstanceSecrets(**values)
+
+
+def _read_secrets_file(file: Path) -> dict[str, str]:
+    mode = stat.S_IMODE(file.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError("SESSIONWARD_INSTANCE", f"{file} is readable by others (mode {mode:o}); chmod 600 it")
+    try:
+        return json.loads(file.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError) as exc:
+        raise ConfigError("SESSIONWARD_INSTANCE", f"{file} is unreadable: {exc}") from None
+
+
+def _secrets_from_environment() -> dict[str, bytes]:
+    """The secrets set by `SESSIONWARD_KEK_FILE` and `SESSIONWARD_<NAME>`, which win over the file."""
+    values: dict[str, bytes] = {}
     kek_file = os.environ.get("SESSIONWARD_KEK_FILE")
     if kek_file:
         try:
@@ -87,7 +96,7 @@ def load_secrets(path: Path) -> InstanceSecrets:
         env = _from_env(f"SESSIONWARD_{name.upper()}")
         if env is not None:
             values[name] = env
-    return InstanceSecrets(**values)
+    return values
 
 
 def ensure_certificate(path: Path, *, hosts: tuple[str, ...] = ()) -> tuple[Path, Path]:
@@ -103,7 +112,7 @@ def ensure_certificate(path: Path, *, hosts: tuple[str, ...] = ()) -> tuple[Path
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName(n) for n in ("localhost", "app.test", "attacker.test", *hosts)]
     names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "127.0.0.2", "::1")]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sessionward local")])
     cert = (
         x509.CertificateBuilder()

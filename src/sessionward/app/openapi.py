@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from http import HTTPStatus
 from typing import Any
 
 __all__ = ["openapi_document"]
@@ -31,7 +32,7 @@ def _error(status: int) -> dict[str, Any]:
     }
     if status in (429, 503):
         response["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
-    if status == 401:
+    if status == HTTPStatus.UNAUTHORIZED:
         response["headers"] = {"WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"}}
     return response
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from .. import metrics
-
 from ..exceptions import StoreUnavailable
 from ..flask import state
 

@@ -20,16 +20,18 @@ from ..flask import (
     state,
     verify_login_csrf,
 )
+from ..ids import looks_like_public_id
 from .devices import describe_user_agent
 
 bp = Blueprint("web", __name__)
 
 MAX_FIELD = 1024
+MAX_NEXT = 512  #: a longer ?next= target is ignored
 
 
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: no scheme, no host, no `//` or backslash tricks (open redirect)."""
-    if not target or len(target) > 512:
+    if not target or len(target) > MAX_NEXT:
         return "/dashboard"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -90,7 +92,7 @@ def sessions() -> Response:
     assert session is not None
     rows = [
         {"record": r, "device": describe_user_agent(r.user_agent), "current": r.id == session.id}
-        for r in state().sessions.list(session.user_id)
+        for r in state().sessions.list_for_user(session.user_id)
     ]
     return _page("sessions.html", user=current_user, rows=rows, message=request.args.get("done"))
 
@@ -103,7 +105,7 @@ def end_session(session_id: str) -> Response:
     if session_id == session.id:
         logout_user()
         return redirect("/login", code=303)  # type: ignore[return-value]
-    if len(session_id) > 64 or not state().sessions.revoke(session.user_id, session_id):
+    if not looks_like_public_id(session_id) or not state().sessions.revoke(session.user_id, session_id):
         abort(404, description="No such session.")
     return redirect("/sessions?done=ended", code=303)  # type: ignore[return-value]
 

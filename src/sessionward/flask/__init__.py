@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from ..sessions import Session
     from ..users import User
 
-current_user: "User | None" = LocalProxy(get_user)  # type: ignore[assignment]
-current_session: "Session | None" = LocalProxy(get_session)  # type: ignore[assignment]
+current_user: User | None = LocalProxy(get_user)  # type: ignore[assignment]
+current_session: Session | None = LocalProxy(get_session)  # type: ignore[assignment]
 
 __all__ = [
     "Sessionward",

@@ -3,7 +3,9 @@ for browsers. Never a traceback, never a secret; unexpected errors are logged an
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from http import HTTPStatus
 
 from flask import Flask, Response, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
@@ -11,7 +13,6 @@ from werkzeug.exceptions import HTTPException
 from ..exceptions import (
     AuthenticationError,
     ConfigError,
-    CSRFError,
     NotFound,
     PermissionDenied,
     SessionwardError,
@@ -24,10 +25,18 @@ from ..exceptions import (
 log = logging.getLogger("sessionward.flask")
 
 STORE_RETRY_AFTER = 5
+REALM = "sessionward"
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ status }} {{ title }}</title>
 <link rel="stylesheet" href="/static/style.css"></head><body><main class="card"><h1>{{ title }}</h1>
 <p>{{ message }}</p><p><a href="/">Home</a></p></main></body></html>"""
+
+
+_TITLES = {
+    400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+    413: "Too large", 415: "Unsupported media type", 422: "Not acceptable", 429: "Too many attempts",
+    503: "Service unavailable",
+}
 
 
 def wants_json() -> bool:
@@ -37,34 +46,38 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
+def bearer_challenge(**params: str) -> str:
+    """The `WWW-Authenticate` value of every bearer refusal: the realm, then `params` (RFC 6750 3)."""
+    return "Bearer " + ", ".join(f'{k}="{v}"' for k, v in {"realm": REALM, **params}.items())
+
+
 def error_response(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> Response:
     if wants_json():
         response = jsonify({"error": {"code": code, "message": message}})
     else:
-        title = {400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-                 413: "Too large", 415: "Unsupported media type", 422: "Not acceptable", 429: "Too many attempts",
-                 503: "Service unavailable"}.get(status, "Error")
-        response = Response(render_template_string(_PAGE, status=status, title=title, message=message), mimetype="text/html")
+        title = _TITLES.get(status, "Error")
+        page = render_template_string(_PAGE, status=status, title=title, message=message)
+        response = Response(page, mimetype="text/html")
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
 
 
+#: The status of each kind of refusal: the first class that matches wins (so `Throttled` before its base).
+_STATUS: tuple[tuple[type[SessionwardError], int], ...] = (
+    (Throttled, HTTPStatus.TOO_MANY_REQUESTS),
+    (AuthenticationError, HTTPStatus.UNAUTHORIZED),
+    (PermissionDenied, HTTPStatus.FORBIDDEN),
+    (NotFound, HTTPStatus.NOT_FOUND),
+    (ValidationError, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (StoreUnavailable, HTTPStatus.SERVICE_UNAVAILABLE),
+)
+
+
 def status_for(exc: SessionwardError) -> int:
-    if isinstance(exc, Throttled):
-        return 429
-    if isinstance(exc, AuthenticationError):
-        return 401
-    if isinstance(exc, PermissionDenied):
-        return 403
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, ValidationError):
-        return 422
-    if isinstance(exc, StoreUnavailable):
-        return 503
-    return 400
+    """The HTTP status for `exc`; 400 for any other `SessionwardError`."""
+    return int(next((status for cls, status in _STATUS if isinstance(exc, cls)), HTTPStatus.BAD_REQUEST))
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -80,18 +93,14 @@ def register_error_handlers(app: Flask) -> None:
             from .. import events
 
             log.warning("store unavailable: %s", exc)
-            try:
+            with contextlib.suppress(Exception):  # logging must never turn a 503 into a 500
                 events.emit("store_unavailable", level=logging.WARNING, path=request.path)
-            except Exception:  # pragma: no cover - logging must never turn a 503 into a 500
-                pass
             headers["Retry-After"] = str(STORE_RETRY_AFTER)
             code, message = "store_unavailable", "The session store is unavailable. Please try again shortly."
         if isinstance(exc, TokenError):
-            headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-        elif status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="sessionward"' if wants_json() else "Session"
-        if isinstance(exc, CSRFError):
-            code = "csrf_failed"
+            headers["WWW-Authenticate"] = bearer_challenge(error="invalid_token")
+        elif status == HTTPStatus.UNAUTHORIZED:
+            headers["WWW-Authenticate"] = bearer_challenge() if wants_json() else "Session"
         if isinstance(exc, ConfigError):
             status, message = 500, "Server misconfigured."
         return error_response(status, code, message, headers=headers)

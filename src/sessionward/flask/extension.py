@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from time import perf_counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from time import perf_counter
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 
@@ -24,7 +25,7 @@ from ..csrf import UNSAFE_METHODS, CSRFProtector
 from ..db import make_engine
 from ..exceptions import ConfigError, CSRFError
 from ..metrics import SESSION_LATENCY
-from ..passwords import PasswordHasher, PasswordPolicy
+from ..passwords import Argon2idHasher, PasswordPolicy
 from ..sessions import Session, SessionManager
 from ..stores import SessionStore, open_store, store_options
 from ..throttle import LoginThrottle
@@ -39,6 +40,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXTENSION_KEY = "sessionward"
 LOGIN_CSRF_COOKIE = "__Host-login-csrf"
 _UNSET = object()
+_MAX_LOGIN_NONCE = 64  # a longer pre-session cookie value was not ours: make a new one
+FIRST_PURGE_DELAY = 60.0  #: seconds after start-up before the first purge of expired records
 
 
 @dataclass
@@ -52,15 +55,16 @@ class SessionwardState:
     authenticator: Authenticator
     csrf: CSRFProtector
     cookie: CookiePolicy
-    hasher: PasswordHasher
+    hasher: Argon2idHasher
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. "tokens": TokenService
     recent_users: RecentUsers = field(init=False)
     purge_interval: float = 600.0
-    _next_purge: float = 0.0
+    _next_purge: float = field(init=False)
     _purge_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.recent_users = RecentUsers(self.users, clock=self.clock)
+        self._next_purge = self.clock.now() + FIRST_PURGE_DELAY  # not during start-up
 
     def maybe_purge(self) -> None:
         """Delete expired records now and then (at most once per `purge_interval` per process), in a
@@ -117,7 +121,7 @@ class Sessionward:
         clock: Clock | None = None,
         store: SessionStore | None = None,
         users: UserStore | None = None,
-        hasher: PasswordHasher | None = None,
+        hasher: Argon2idHasher | None = None,
         token_keys: KeySource | None = None,
     ) -> SessionwardState:
         """Build and validate everything from `app.config`. Raises `ConfigError` naming a bad setting."""
@@ -140,7 +144,7 @@ class Sessionward:
             name=cfg.get("SESSIONWARD_COOKIE_NAME", "__Host-session"),
             samesite=cfg.get("SESSIONWARD_COOKIE_SAMESITE", "Lax"),
         )
-        hasher = hasher or PasswordHasher()
+        hasher = hasher or Argon2idHasher()
         if users is None:
             db_url = cfg.get("SESSIONWARD_DATABASE_URL")
             if not db_url:
@@ -168,7 +172,6 @@ class Sessionward:
             hasher=hasher,
             purge_interval=_number(app, "SESSIONWARD_PURGE_INTERVAL", 600),
         )
-        state._next_purge = clock.now() + 60  # not during start-up
         init_tokens(app, state, keys=token_keys)  # state.extras["tokens"], if SESSIONWARD_REFRESH_KEY is set
         app.extensions[EXTENSION_KEY] = state
         app.wsgi_app = SecurityHeadersMiddleware(app.wsgi_app)  # type: ignore[method-assign]
@@ -270,7 +273,7 @@ def csrf_token() -> str:
     if session is not None and session.record.secret_hash:
         return st.csrf.session_token(session.record.secret_hash)
     nonce = g.get("_sw_login_nonce") or request.cookies.get(LOGIN_CSRF_COOKIE)
-    if not nonce or len(nonce) > 64:
+    if not nonce or len(nonce) > _MAX_LOGIN_NONCE:
         nonce = secrets.token_urlsafe(32)
         g._sw_new_login_nonce = nonce
     g._sw_login_nonce = nonce

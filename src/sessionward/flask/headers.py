@@ -1,8 +1,10 @@
-"""Security headers on every response (ASVS 3.4, C11). Plain data, one function."""
+"""Security headers on every response (ASVS 3.4, C11): the values as plain data, and the WSGI middleware that
+adds them."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -54,6 +56,8 @@ class SecurityHeadersMiddleware:
                 if "cookie" not in vary.lower():
                     vary = f"{vary}, Cookie" if vary else "Cookie"
                 headers = [*kept, *_NO_STORE, ("Vary", vary)]
-            return start_response(status, headers + extra, exc_info) if exc_info else start_response(status, headers + extra)
+            if exc_info:
+                return start_response(status, headers + extra, exc_info)
+            return start_response(status, headers + extra)
 
         return self.app(environ, start)

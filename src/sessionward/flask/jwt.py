@@ -27,8 +27,9 @@ from __future__ import annotations
 import functools
 import hmac
 import re
+from collections.abc import Callable, Iterable
 from time import perf_counter
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request
 
@@ -44,7 +45,7 @@ from ..exceptions import (
 )
 from ..metrics import TOKEN_LATENCY
 from ..tokens import Claims, KeySource, TokenService
-from .errors import error_response
+from .errors import bearer_challenge, error_response
 from .jwt_config import build_token_service
 
 __all__ = [
@@ -71,7 +72,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_COOKIE = "__Host-access"
 CSRF_ACCESS_COOKIE = "__Host-csrf_access"
 CSRF_HEADER = "X-CSRF-Token"
-REALM = "sessionward"
 LOCATIONS = frozenset({"headers", "cookies"})
 
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 2.1 b64token
@@ -118,10 +118,6 @@ class InsufficientScope(PermissionDenied):
         super().__init__("The token does not allow this action.")
 
 
-def _challenge(**params: str) -> str:
-    return "Bearer " + ", ".join(f'{k}="{v}"' for k, v in {"realm": REALM, **params}.items())
-
-
 def _register_error_handlers(app: Flask) -> None:
     # Flask picks the handler of the most specific class, so these win over the generic SessionwardError one.
     def handler(status: int, challenge: Callable[[Any], str]) -> Callable[[SessionwardError], Response]:
@@ -130,15 +126,18 @@ def _register_error_handlers(app: Flask) -> None:
 
         return handle
 
-    app.register_error_handler(NoAuthorization, handler(401, lambda e: _challenge()))
-    app.register_error_handler(InvalidAuthorizationHeader, handler(400, lambda e: _challenge(error="invalid_request")))
+    app.register_error_handler(NoAuthorization, handler(401, lambda e: bearer_challenge()))
+    app.register_error_handler(
+        InvalidAuthorizationHeader, handler(400, lambda e: bearer_challenge(error="invalid_request"))
+    )
     app.register_error_handler(
         FreshTokenRequired,
-        handler(401, lambda e: _challenge(error="insufficient_user_authentication",
+        handler(401, lambda e: bearer_challenge(error="insufficient_user_authentication",
                                           error_description="A fresh login is required")),
     )
     app.register_error_handler(
-        InsufficientScope, handler(403, lambda e: _challenge(error="insufficient_scope", scope=" ".join(e.scopes)))
+        InsufficientScope,
+        handler(403, lambda e: bearer_challenge(error="insufficient_scope", scope=" ".join(e.scopes))),
     )
 
 
@@ -197,7 +196,7 @@ def csrf_value(claims: Claims) -> str:
     """The double-submit value for a cookie-carried token: an HMAC of its `jti` under the CSRF key."""
     from .extension import state
 
-    return state().csrf.session_token("access-token-jti:" + claims.jti)
+    return state().csrf.access_cookie_token(claims.jti)
 
 
 def _check_cookie_csrf(claims: Claims) -> None:
@@ -211,7 +210,7 @@ def _check_cookie_csrf(claims: Claims) -> None:
             sent.encode("utf-8", "surrogatepass"), cookies[0].encode("utf-8", "surrogatepass")
         ):
             raise CSRFError("CSRF token missing or invalid.")
-        state().csrf.verify_session_token("access-token-jti:" + claims.jti, sent)
+        state().csrf.verify_access_cookie_token(claims.jti, sent)
     except CSRFError:
         _csrf_failed()
         raise
@@ -242,12 +241,7 @@ def verify_jwt_in_request(
     """Verify this request's access token and make it the request's identity. Returns its `Claims`, or None
     when `optional` and no token came. Raises `NoAuthorization`, `InvalidAuthorizationHeader`, `TokenError`,
     `CSRFError`, `FreshTokenRequired`, `InsufficientScope`, `StoreUnavailable`."""
-    where = _check_locations(locations)
-    token, source = None, None
-    if "headers" in where:
-        token, source = _header_token(), "headers"
-    if token is None and "cookies" in where:
-        token, source = _cookie_token(), "cookies"
+    token, source = _find_token(_check_locations(locations))
     if token is None:
         if optional:
             return None
@@ -267,13 +261,31 @@ def verify_jwt_in_request(
         raise TokenError("user gone or disabled")
     if fresh and not claims.fresh:
         raise FreshTokenRequired()
-    needed = tuple(scopes)
-    if needed:
-        granted = claims.extra.get("scope")
-        have = set(granted.split(" ")) if isinstance(granted, str) else set()
-        if not set(needed) <= have:
-            raise InsufficientScope(needed)
+    _check_scopes(claims, tuple(scopes))
     return claims
+
+
+def _find_token(where: frozenset[str]) -> tuple[str | None, str | None]:
+    """(token, "headers" or "cookies") from the first location in `where` that has one; (None, None)."""
+    if "headers" in where:
+        token = _header_token()
+        if token is not None:
+            return token, "headers"
+    if "cookies" in where:
+        token = _cookie_token()
+        if token is not None:
+            return token, "cookies"
+    return None, None
+
+
+def _check_scopes(claims: Claims, needed: tuple[str, ...]) -> None:
+    """Raise `InsufficientScope` unless the token's `scope` claim grants every one of `needed`."""
+    if not needed:
+        return
+    granted = claims.extra.get("scope")
+    have = set(granted.split(" ")) if isinstance(granted, str) else set()
+    if not set(needed) <= have:
+        raise InsufficientScope(needed)
 
 
 def _check_locations(locations: Iterable[str]) -> frozenset[str]:

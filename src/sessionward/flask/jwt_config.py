@@ -6,7 +6,8 @@ the server runs: settings from the environment there, from `app.config` here.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..clock import Clock
 from ..db import make_engine

@@ -8,6 +8,8 @@ from .base import SessionRecord, SessionStore, ThrottleState, TokenState
 
 __all__ = ["SessionRecord", "SessionStore", "ThrottleState", "TokenState", "open_store", "store_options"]
 
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+
 
 def open_store(url: str, **options: object) -> SessionStore:
     """Open the store named by `url`: `sqlite:///path`, `postgresql://...`, `redis://`, `rediss://`,
@@ -27,7 +29,7 @@ def open_store(url: str, **options: object) -> SessionStore:
         if local_cache:
             raise ConfigError("SESSIONWARD_LOCAL_CACHE", "needs a Redis store URL (it is kept current by pub/sub)")
         return SQLStore.from_url(url, **options)  # type: ignore[arg-type]
-    if scheme in {"redis", "rediss", "unix", "redis+sentinel", "redis+cluster"}:
+    if scheme in REDIS_SCHEMES:
         from .redis import RedisStore
 
         store = RedisStore.from_url(url, **options)  # type: ignore[arg-type]
@@ -44,9 +46,6 @@ def _config_error(name: str, message: str) -> Exception:
     from ..exceptions import ConfigError
 
     return ConfigError(name, message)
-
-
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
 
 
 def _flag(name: str, value: Any) -> bool:

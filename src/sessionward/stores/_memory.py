@@ -6,7 +6,8 @@ Not thread-safe on its own: `CachedStore` holds its lock around every call.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .base import SessionRecord
 
@@ -31,8 +32,7 @@ class Memory:
         self.last_now = 0.0  #: the newest `now` a caller passed (stores never read a clock)
 
     def saw(self, now: float) -> None:
-        if now > self.last_now:
-            self.last_now = now
+        self.last_now = max(self.last_now, now)
 
     def clear(self) -> None:
         self.records.clear()

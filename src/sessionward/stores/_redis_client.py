@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import redis
 import redis.exceptions as rex
@@ -40,8 +41,8 @@ class RedisURL:
 
 def _split_hosts(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
     hosts = []
-    for part in netloc.split(","):
-        part = part.strip()
+    for raw in netloc.split(","):
+        part = raw.strip()
         m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", part)
         if m is None:
             raise ConfigError("SESSIONWARD_STORE_URL", f"bad host {part!r} in {_redact(url)}")
@@ -57,8 +58,6 @@ def _redact(url: str) -> str:
 
 def parse_redis_url(url: str) -> RedisURL:
     """Parse a store URL. Raises `ConfigError` for an unknown scheme or a malformed URL."""
-    from urllib.parse import unquote
-
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
@@ -68,24 +67,36 @@ def parse_redis_url(url: str) -> RedisURL:
     if scheme not in ("redis+sentinel", "redis+cluster"):
         raise ConfigError("SESSIONWARD_STORE_URL", f"unknown Redis URL scheme {scheme!r}")
     netloc, _, path = rest.partition("/")
-    username = password = None
-    if "@" in netloc:
-        userinfo, _, netloc = netloc.rpartition("@")
-        user, _, pw = userinfo.partition(":")
-        username, password = (unquote(user) or None), (unquote(pw) or None)
+    username, password, netloc = _split_userinfo(netloc)
     if not netloc:
         raise ConfigError("SESSIONWARD_STORE_URL", f"no host in {_redact(url)}")
-    path = path.split("?", 1)[0]
-    parts = [p for p in path.split("/") if p]
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
     if scheme == "redis+cluster":
         if parts:
             raise ConfigError("SESSIONWARD_STORE_URL", "a cluster URL has no path (cluster mode has only db 0)")
         return RedisURL(mode="cluster", url=url, hosts=_split_hosts(netloc, 6379, url), username=username,
                         password=password)
-    if not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+    service_name, db = _sentinel_path(parts)
+    return RedisURL(mode="sentinel", url=url, hosts=_split_hosts(netloc, 26379, url), service_name=service_name,
+                    db=db, username=username, password=password)
+
+
+def _split_userinfo(netloc: str) -> tuple[str | None, str | None, str]:
+    """(username, password, hosts) of `[user[:password]@]hosts`."""
+    if "@" not in netloc:
+        return None, None, netloc
+    userinfo, _, hosts = netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return unquote(user) or None, unquote(password) or None, hosts
+
+
+def _sentinel_path(parts: list[str]) -> tuple[str, int]:
+    """(service_name, db) of a Sentinel URL's path `service_name[/db]`."""
+    service_name, _, db = "/".join(parts).partition("/")
+    db = db or "0"
+    if not service_name or not db.isdigit():  # also refuses a third part ("2/x" is no number)
         raise ConfigError("SESSIONWARD_STORE_URL", "use redis+sentinel://host:port[,host:port]/service_name[/db]")
-    return RedisURL(mode="sentinel", url=url, hosts=_split_hosts(netloc, 26379, url), service_name=parts[0],
-                    db=int(parts[1]) if len(parts) == 2 else 0, username=username, password=password)
+    return service_name, int(db)
 
 
 def _is_cluster(client: Any) -> bool:

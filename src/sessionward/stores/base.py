@@ -16,13 +16,18 @@ Rules every store keeps, proven by one contract test class (`tests/stores/contra
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 SessionKind = Literal["cookie", "token"]
 
 #: Fields that `SessionStore.update` may change.
 UPDATABLE_FIELDS = frozenset({"last_seen", "idle_expires_at", "auth_at", "data"})
+
+#: The longest User-Agent and client address a record keeps: longer ones are cut, never refused.
+MAX_USER_AGENT = 256
+MAX_IP = 64
 
 
 @dataclass(frozen=True, slots=True)

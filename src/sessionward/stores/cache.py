@@ -40,7 +40,8 @@ import logging
 import secrets
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import redis.exceptions as rex
 
@@ -52,6 +53,7 @@ __all__ = ["CachedStore"]
 
 _log = logging.getLogger("sessionward.stores.cache")
 _REDIS_ERRORS = (rex.RedisError, rex.RedisClusterException)
+_PUBLISH_ATTEMPTS = 2
 
 
 class _Unhealthy(Exception):
@@ -310,18 +312,15 @@ class CachedStore:
     def _announce(self, message: list[Any]) -> None:
         """Apply a write's invalidation here at once, then publish it. Raises `StoreUnavailable` if it cannot
         be published (other instances would keep a stale answer)."""
-        with self._lock:
-            try:
-                self._apply(message)
-            except _Unhealthy:  # pragma: no cover - our own messages are well-formed
-                pass
+        with self._lock, contextlib.suppress(_Unhealthy):  # our own messages are well-formed
+            self._apply(message)
         payload = json.dumps(message, separators=(",", ":"))
-        for attempt in (1, 2):
+        for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
             try:
                 self._client.publish(self.channel, payload)
                 return
             except _REDIS_ERRORS as exc:
-                if attempt == 2:
+                if attempt == _PUBLISH_ATTEMPTS:
                     raise StoreUnavailable(f"Redis unavailable: cannot publish an invalidation "
                                            f"({type(exc).__name__})") from exc
 

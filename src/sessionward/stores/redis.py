@@ -40,7 +40,8 @@ import contextlib
 import json
 import math
 import re
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import redis.exceptions as rex
 
@@ -99,7 +100,7 @@ def _record_fields(record: SessionRecord) -> list[str]:
 
 def _parse_record(h: Mapping[Any, Any] | list[Any]) -> SessionRecord:
     if isinstance(h, list):  # flat HGETALL from Lua
-        h = dict(zip(h[::2], h[1::2]))
+        h = dict(zip(h[::2], h[1::2], strict=True))
     d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in h.items()}
     return SessionRecord(
         id=d["id"], kind=d["kind"], user_id=d["user_id"], created_at=float(d["created_at"]),
@@ -377,7 +378,7 @@ class RedisStore:
         with self._errors():
             out = [x.decode() for x in self._lua_delete_user(keys=[self._idx(u)], args=args)]
         ptrs = []
-        for sid, sh in zip(out[::2], out[1::2]):
+        for sid, sh in zip(out[::2], out[1::2], strict=True):
             ptrs.append(self._id_ptr(sid))
             if sh:
                 ptrs.append(self._secret_ptr(sh))
@@ -438,7 +439,7 @@ class RedisStore:
                     pipe.get(key)
                 return pipe.execute()  # type: ignore[no-any-return]
 
-            for key, v in zip(batch, self._read(values)):
+            for key, v in zip(batch, self._read(values), strict=True):
                 if v is not None and float(v) > now:
                     out[_dec(key[start:])] = float(v)
         return out

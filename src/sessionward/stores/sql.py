@@ -16,16 +16,17 @@ Driver errors that mean "cannot reach the database" become `StoreUnavailable` (s
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from .. import db
-from ..exceptions import CreateError
+from ..exceptions import CreateError, StoreUnavailable
 from ..hotsql import Compiled, HotReads
-from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
+from .base import MAX_IP, UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
 
 __all__ = ["SQLStore"]
 
@@ -48,7 +49,7 @@ sessions = sa.Table(
     sa.Column("generation", sa.Integer, nullable=False, default=0),
     sa.Column("salt", sa.String(128), nullable=False, default=""),
     sa.Column("user_agent", sa.Text, nullable=False, default=""),
-    sa.Column("ip", sa.String(64), nullable=False, default=""),
+    sa.Column("ip", sa.String(MAX_IP), nullable=False, default=""),
     sa.Column("data", sa.Text, nullable=False, default="{}"),
 )
 
@@ -123,7 +124,7 @@ def _hash_text(raw: bytes | None) -> str | None:
 
 def _tuple_to_record(values: Any) -> SessionRecord:
     """A record from the session columns in table order (the hot path's raw rows)."""
-    row = dict(zip(_COLUMNS, values))
+    row = dict(zip(_COLUMNS, values, strict=True))
     return SessionRecord(
         id=row["id"], kind=row["kind"], user_id=row["user_id"], created_at=row["created_at"],
         last_seen=row["last_seen"], auth_at=row["auth_at"], expires_at=row["expires_at"],
@@ -157,7 +158,8 @@ def _by_secret_answer(row: Any) -> tuple[SessionRecord | None, int]:
 
 
 def _token_answer(row: Any) -> tuple[float | None, int, SessionRecord | None]:
-    assert row is not None  # the outer join always yields one row
+    if row is None:  # the outer join always yields one row: a database that answers none cannot be trusted
+        raise StoreUnavailable("token state query returned no row")
     family = None if row[2] is None else _tuple_to_record(row[2:])
     return row[0], int(row[1] or 0), family
 
@@ -292,7 +294,8 @@ class SQLStore:
                 ).first()
                 if old is None:
                     return False  # nothing was written; the empty transaction commits
-                if new.id == old_id or (new.secret_hash is not None and _hash_bytes(new.secret_hash) == old.secret_hash):
+                same_secret = new.secret_hash is not None and _hash_bytes(new.secret_hash) == old.secret_hash
+                if new.id == old_id or same_secret:
                     # a rotation that keeps the id or secret is no rotation; raising rolls the DELETE back
                     raise CreateError("the new session must have a new id and a new secret")
                 conn.execute(sessions.insert().values(**_record_to_row(new)))
@@ -350,7 +353,9 @@ class SQLStore:
         stmt = ins.on_conflict_do_update(
             index_elements=[denylist.c.jti],
             # Never shorten an existing entry.
-            set_={"until": sa.case((ins.excluded.until > denylist.c.until, ins.excluded.until), else_=denylist.c.until)},
+            set_={
+                "until": sa.case((ins.excluded.until > denylist.c.until, ins.excluded.until), else_=denylist.c.until)
+            },
         )
         with self._begin() as conn:
             conn.execute(stmt)
@@ -392,7 +397,9 @@ class SQLStore:
                 "failures": sa.case((stale, 1), else_=throttle.c.failures + 1),
                 # a late caller with an older `now` never moves the counter back in time
                 "last_failure_at": sa.case((throttle.c.last_failure_at > now, throttle.c.last_failure_at), else_=now),
-                "expires_at": sa.case((throttle.c.expires_at > now + window, throttle.c.expires_at), else_=now + window),
+                "expires_at": sa.case(
+                    (throttle.c.expires_at > now + window, throttle.c.expires_at), else_=now + window
+                ),
             },
         ).returning(throttle.c.failures, throttle.c.last_failure_at)
         with self._begin() as conn:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from ..exceptions import ConfigError, TokenError
 from .keys import ALGORITHMS
@@ -40,6 +41,8 @@ ALLOWED_HEADER = frozenset({"alg", "typ", "kid"})
 _KEY_BEARING_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"})
 
 DAY = 24 * 60 * 60
+MAX_NAME_CHARS = 255  #: issuer and audience
+MIN_TOKEN_BYTES, MAX_TOKEN_BYTES = 1024, 65536  #: the range allowed for `max_token_bytes`
 
 
 def _seconds(setting: str, value: object, *, minimum: float = 0.0, maximum: float, allow_zero: bool = False) -> None:
@@ -64,7 +67,7 @@ class TokenPolicy:
 
     def __post_init__(self) -> None:
         for setting, value in (("TOKEN_ISSUER", self.issuer), ("TOKEN_AUDIENCE", self.audience)):
-            if not isinstance(value, str) or not value or value != value.strip() or len(value) > 255:
+            if not isinstance(value, str) or not value or value != value.strip() or len(value) > MAX_NAME_CHARS:
                 raise ConfigError(setting, "must be a non-empty string without surrounding spaces (<= 255 chars)")
         _seconds("TOKEN_ACCESS_TTL", self.access_ttl, minimum=10, maximum=DAY)
         _seconds("TOKEN_REFRESH_IDLE", self.refresh_idle, minimum=60, maximum=365 * DAY)
@@ -78,7 +81,7 @@ class TokenPolicy:
         if self.leeway >= self.access_ttl:
             raise ConfigError("TOKEN_LEEWAY", "must be shorter than TOKEN_ACCESS_TTL")
         mtb = self.max_token_bytes
-        if not isinstance(mtb, int) or isinstance(mtb, bool) or not 1024 <= mtb <= 65536:
+        if not isinstance(mtb, int) or isinstance(mtb, bool) or not MIN_TOKEN_BYTES <= mtb <= MAX_TOKEN_BYTES:
             raise ConfigError("TOKEN_MAX_BYTES", "must be a whole number of bytes between 1024 and 65536")
 
     @property

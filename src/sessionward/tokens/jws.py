@@ -6,27 +6,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import threading
 from collections import OrderedDict
 from typing import Any
 
 from ..exceptions import TokenError
+from ..jsontext import strict_loads
 from .claims import Claims
 
 __all__ = ["VerifiedCache", "parse_header"]
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise ValueError("duplicate member")
-        out[name] = value
-    return out
+_PARTS = 3  # header.payload.signature
 
 
 def _decode_segment(segment: str) -> bytes:
@@ -43,11 +35,11 @@ def parse_header(token: object, *, max_bytes: int) -> dict[str, Any]:
     if not token.isascii():
         raise TokenError("malformed")
     parts = token.split(".")
-    if len(parts) != 3 or not all(_SEGMENT.fullmatch(p) for p in parts):
+    if len(parts) != _PARTS or not all(_SEGMENT.fullmatch(p) for p in parts):
         raise TokenError("malformed")
     try:
-        header = json.loads(_decode_segment(parts[0]), object_pairs_hook=_no_duplicates)
-    except (ValueError, binascii.Error):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        header = strict_loads(_decode_segment(parts[0]))
+    except (ValueError, binascii.Error, RecursionError):  # JSONDecodeError, UnicodeDecodeError; deep nesting
         raise TokenError("malformed header") from None
     if not isinstance(header, dict):
         raise TokenError("malformed header")

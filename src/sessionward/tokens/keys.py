@@ -12,11 +12,13 @@ path, URL or query. Keys never come from a token's header (`jwk`, `jku`, `x5u`, 
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Protocol, Union
+from typing import Any, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
@@ -26,17 +28,16 @@ from ..config import check_key
 from ..exceptions import ConfigError
 from ..ids import new_public_id
 
-__all__ = ["ALGORITHMS", "ASYMMETRIC", "Algorithm", "DEFAULT_ALG", "KeySet", "KeySource", "SigningKey", "generate_private"]
+__all__ = ["ALGORITHMS", "Algorithm", "DEFAULT_ALG", "KeySet", "KeySource", "SigningKey", "generate_private"]
 
 Algorithm = Literal["EdDSA", "ES256", "RS256", "HS256"]
 #: Every algorithm sessionward signs or verifies with. Anything else (`none` in any spelling, RS384, PS256...)
 #: is refused before a key is even looked up.
 ALGORITHMS: frozenset[str] = frozenset({"EdDSA", "ES256", "RS256", "HS256"})
-ASYMMETRIC: frozenset[str] = frozenset({"EdDSA", "ES256", "RS256"})
 DEFAULT_ALG: Algorithm = "EdDSA"
 MIN_RSA_BITS = 2048
 
-PrivateKey = Union[ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, bytes]
+PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | bytes
 
 _KID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Public JWK members per key type: anything else (d, p, q, dp, dq, qi, k, ...) never leaves the service.
@@ -222,7 +223,7 @@ class KeySet:
         The active key and keys not yet active are never among them."""
         ordered = self.keys
         gone: list[str] = []
-        for older, newer in zip(ordered, ordered[1:]):
+        for older, newer in itertools.pairwise(ordered):
             # `older` stopped signing when `newer` became active (if it has).
             if newer.activates_at <= now and newer.activates_at + max_token_lifetime < now:
                 gone.append(older.kid)

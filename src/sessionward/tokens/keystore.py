@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
@@ -46,6 +47,7 @@ keys_version_table = sa.Table(
 
 KEK_SETTING = "SESSIONWARD_KEY_ENCRYPTION_KEY"
 _NONCE_BYTES = 12
+_KEK_BYTES = 32  # AES-256
 
 
 def _aad(kid: str, alg: str) -> bytes:
@@ -76,12 +78,14 @@ class SQLKeyRepository:
         default_alg: str = DEFAULT_ALG,
     ) -> None:
         check_key(KEK_SETTING, kek)
-        if len(kek) != 32:
+        if len(kek) != _KEK_BYTES:
             raise ConfigError(KEK_SETTING, "must be exactly 32 random bytes (AES-256)")
         if not isinstance(refresh_interval, (int, float)) or refresh_interval <= 0:
             raise ConfigError("TOKEN_KEYS_REFRESH_INTERVAL", "must be a positive number of seconds")
         if default_alg not in ALGORITHMS:
-            raise ConfigError("TOKEN_ALGORITHM", f"unsupported algorithm {default_alg!r}; use EdDSA, ES256, RS256 or HS256")
+            raise ConfigError(
+                "TOKEN_ALGORITHM", f"unsupported algorithm {default_alg!r}; use EdDSA, ES256, RS256 or HS256"
+            )
         self._engine = engine
         self._aead = AESGCM(bytes(kek))
         self.refresh_interval = float(refresh_interval)

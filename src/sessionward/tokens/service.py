@@ -20,8 +20,9 @@ import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import jwt
 
@@ -30,7 +31,7 @@ from ..clock import Clock, SystemClock
 from ..config import check_key
 from ..exceptions import ConfigError, RefreshTokenReused, TokenError
 from ..ids import new_public_id, new_secret
-from ..stores.base import SessionRecord, SessionStore
+from ..stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord, SessionStore
 from .claims import (
     ACCESS_TOKEN_TYPE,
     Claims,
@@ -146,36 +147,46 @@ class TokenService:
         tag = (id(keyset), keyset.version)
         claims = self._cache.get(token, tag)  # exact text of a token verified under this very key set
         if claims is None:
-            header = parse_header(token, max_bytes=policy.max_token_bytes)  # size first, then shape
-            alg, kid = check_header(header)
-            key = keyset.verification_key(kid)
-            if key is None:
-                raise TokenError("unknown kid")
-            if alg != key.alg:
-                raise TokenError("alg does not match the key")  # no key confusion (CVE-2022-29217)
-            try:
-                payload = jwt.decode(
-                    token,
-                    key.verifying_key(),
-                    algorithms=[key.alg],
-                    audience=policy.audience,
-                    issuer=policy.issuer,
-                    options={
-                        "require": _REQUIRED,
-                        "strict_aud": True,
-                        # Times are checked by `validate_claims` against the service's clock.
-                        "verify_exp": False,
-                        "verify_nbf": False,
-                        "verify_iat": False,
-                    },
-                )
-            except jwt.InvalidTokenError as exc:
-                reason = next((r for t, r in _PYJWT_REASONS if isinstance(exc, t)), "invalid")
-                raise TokenError(reason) from None
-            claims = validate_claims(payload, kid=kid, policy=policy, now=now)
+            claims = self._decode(token, keyset, now=now)
             self._cache.put(token, claims, tag)
         else:
             check_time(claims, policy, now=now)
+        self._check_not_revoked(claims, now=now)
+        return claims
+
+    def _decode(self, token: str, keyset: KeySet, *, now: float) -> Claims:
+        """Header, key, signature and claims of a token not in the cache. Raises `TokenError`."""
+        policy = self.policy
+        header = parse_header(token, max_bytes=policy.max_token_bytes)  # size first, then shape
+        alg, kid = check_header(header)
+        key = keyset.verification_key(kid)
+        if key is None:
+            raise TokenError("unknown kid")
+        if alg != key.alg:
+            raise TokenError("alg does not match the key")  # no key confusion (CVE-2022-29217)
+        try:
+            payload = jwt.decode(
+                token,
+                key.verifying_key(),
+                algorithms=[key.alg],
+                audience=policy.audience,
+                issuer=policy.issuer,
+                options={
+                    "require": _REQUIRED,
+                    "strict_aud": True,
+                    # Times are checked by `validate_claims` against the service's clock.
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.InvalidTokenError as exc:
+            reason = next((r for t, r in _PYJWT_REASONS if isinstance(exc, t)), "invalid")
+            raise TokenError(reason) from None
+        return validate_claims(payload, kid=kid, policy=policy, now=now)
+
+    def _check_not_revoked(self, claims: Claims, *, now: float) -> None:
+        """Denylist, user epoch and family, in one store round trip. Raises `TokenError`."""
         state = self._store.token_state(jti=claims.jti, user_id=claims.sub, family_id=claims.sid, now=now)
         if state.denied:
             raise TokenError("revoked")
@@ -186,7 +197,6 @@ class TokenService:
         family = state.family
         if family is None or family.kind != "token" or family.user_id != claims.sub:
             raise TokenError("token family ended")
-        return claims
 
     # -- refresh tokens -------------------------------------------------------------------------
     def _mac(self, family_id: str, generation: int, salt: str) -> str:
@@ -197,7 +207,9 @@ class TokenService:
     def _refresh_token(self, record: SessionRecord, generation: int) -> str:
         return f"{record.id}.{generation}.{self._mac(record.id, generation, record.salt)}"
 
-    def _pair(self, record: SessionRecord, *, generation: int, epoch: int, fresh: bool, now: float, idle_until: float) -> TokenPair:
+    def _pair(
+        self, record: SessionRecord, *, generation: int, epoch: int, fresh: bool, now: float, idle_until: float
+    ) -> TokenPair:
         return TokenPair(
             access_token=self._sign(record, epoch=epoch, fresh=fresh, now=now),
             refresh_token=self._refresh_token(record, generation),
@@ -236,8 +248,8 @@ class TokenService:
             epoch=epoch,
             generation=0,
             salt=new_secret(),
-            user_agent=user_agent[:256],
-            ip=ip[:64],
+            user_agent=user_agent[:MAX_USER_AGENT],
+            ip=ip[:MAX_IP],
             data={"claims": extra} if extra else {},
         )
         self._store.create(record, now=now)
@@ -282,7 +294,9 @@ class TokenService:
             ):
                 events.emit("token_refreshed", user_id=record.user_id, family=family_id, generation=generation + 1)
                 self._note_client(record, user_agent=user_agent, ip=ip, now=now)
-                return self._pair(record, generation=generation + 1, epoch=epoch, fresh=False, now=now, idle_until=idle_until)
+                return self._pair(
+                    record, generation=generation + 1, epoch=epoch, fresh=False, now=now, idle_until=idle_until
+                )
             # Lost the compare-and-set: someone spent this generation a moment ago.
             record = self._store.get(family_id, now=now)
             if record is None:
@@ -290,9 +304,16 @@ class TokenService:
         if generation > record.generation:
             raise TokenError("refresh token from the future")  # cannot happen with a valid MAC; refuse anyway
         if self._in_grace(record, generation, now):
-            events.emit("token_refreshed", user_id=record.user_id, family=family_id, generation=record.generation, grace=True)
+            events.emit(
+                "token_refreshed", user_id=record.user_id, family=family_id, generation=record.generation, grace=True
+            )
             return self._pair(
-                record, generation=record.generation, epoch=epoch, fresh=False, now=now, idle_until=record.idle_expires_at
+                record,
+                generation=record.generation,
+                epoch=epoch,
+                fresh=False,
+                now=now,
+                idle_until=record.idle_expires_at,
             )
         self._store.delete(family_id)
         events.emit(
@@ -311,7 +332,7 @@ class TokenService:
 
     def _note_client(self, record: SessionRecord, *, user_agent: str, ip: str, now: float) -> None:
         """Remember where the family was last used (for the user's session list); one write, only on change."""
-        seen = {"user_agent": user_agent[:256], "ip": ip[:64]}
+        seen = {"user_agent": user_agent[:MAX_USER_AGENT], "ip": ip[:MAX_IP]}
         if not (user_agent or ip) or record.data.get("last_client") == seen:
             return
         self._store.update(record.id, {"data": {**record.data, "last_client": seen}}, now=now)
