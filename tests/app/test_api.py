@@ -393,6 +393,55 @@ def test_T9_logout_all(api: Api) -> None:
     assert cookie.get("/dashboard", base_url=BASE).status_code == 303  # the cookie session ended too
 
 
+def assert_fresh_login_required(r: Any) -> None:
+    """RFC 6750 3.1 challenge with the RFC 9470 error code: the token is valid, the login behind it too old."""
+    assert r.status_code == 401, (r.status_code, r.get_data(as_text=True))
+    assert r.headers["WWW-Authenticate"] == (
+        'Bearer realm="sessionward", error="insufficient_user_authentication", '
+        'error_description="A fresh login is required"'
+    )
+    assert r.get_json()["error"]["code"] == "fresh_token_required"
+
+
+def sid(access_token: str) -> str:
+    return str(jwt.decode(access_token, options={"verify_signature": False})["sid"])
+
+
+def test_C14_ending_another_family_needs_a_fresh_token(api: Api) -> None:
+    owner = api.pair()
+    cookie = api.web.client()
+    assert web_login(cookie, "alice").status_code == 303
+    cookie_id = next(r["id"] for r in api.get("/api/sessions", owner["access_token"]).get_json()["sessions"]
+                     if r["kind"] == "cookie")
+    thief = api.refresh(api.pair()["refresh_token"]).get_json()  # a refreshed access token is never fresh
+    for target in (sid(owner["access_token"]), cookie_id, "A" * 22):  # a family, a cookie session, nothing
+        assert_fresh_login_required(api.delete(f"/api/sessions/{target}", thief["access_token"]))
+    assert api.profile(owner["access_token"]).status_code == 200  # the owner's family is still alive
+    assert cookie.get("/dashboard", base_url=BASE).status_code == 200
+    # a fresh token (a password login just now) may
+    fresh = api.pair()
+    assert api.delete(f"/api/sessions/{sid(owner['access_token'])}", fresh["access_token"]).status_code == 204
+    assert_invalid_token(api.profile(owner["access_token"]))
+    assert_invalid_token(api.refresh(owner["refresh_token"]))
+    assert api.delete(f"/api/sessions/{cookie_id}", fresh["access_token"]).status_code == 204
+    assert cookie.get("/dashboard", base_url=BASE).status_code == 303
+    # ending one's own family never needs freshness: it is a logout
+    assert api.delete(f"/api/sessions/{sid(thief['access_token'])}", thief["access_token"]).status_code == 204
+    assert_invalid_token(api.profile(thief["access_token"]))
+    assert_invalid_token(api.refresh(thief["refresh_token"]))
+
+
+def test_C14_logout_all_needs_no_fresh_token_because_it_ends_the_caller_too(api: Api) -> None:
+    """Ending everything, the caller included, gives a thief nothing to keep: it is the owner's panic button."""
+    owner = api.pair()
+    thief = api.refresh(api.pair()["refresh_token"]).get_json()
+    assert api.post("/api/logout-all", thief["access_token"]).status_code == 204
+    for p in (owner, thief):
+        assert_invalid_token(api.profile(p["access_token"]))
+        assert_invalid_token(api.refresh(p["refresh_token"]))
+    assert api.profile(api.pair()["access_token"]).status_code == 200  # the owner logs in again; the thief cannot
+
+
 def test_T10_idle_and_absolute_family_lifetimes(api: Api) -> None:
     clock = api.web.clock
     idle = api.pair()
