@@ -477,6 +477,36 @@ def test_T11_rotation_via_cli_keeps_tokens_valid(tmp_path: Any, capsys: Any) -> 
     assert old_kid in listing and new_kid in listing and "signing" in listing
 
 
+def test_T14_cli_revoke_refuses_the_keys_tokens_at_once_and_lists_it_revoked(tmp_path: Any, capsys: Any) -> None:
+    clock = ManualClock(time.time())  # the CLI runs on the wall clock; keep the app's clock next to it
+    web = Web(create_app(tmp_path / "inst", clock=clock), clock)
+    web.add_user("alice")
+    api = Api(web)
+    old = api.pair()
+    old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
+    instance = web.app.instance_path  # type: ignore[attr-defined]
+    assert cli_main(["keys", "revoke", "--instance", instance, "--", old_kid]) == 1  # the key that signs now
+    assert "keys rotate" in capsys.readouterr().err
+    assert api.profile(old["access_token"]).status_code == 200
+    # a rotation whose 10 s publication delay has passed: the app has read the new key, which signs now
+    repo = SQLKeyRepository(make_engine(web.app.config["SESSIONWARD_DATABASE_URL"]), web.app.config["SESSIONWARD_KEK"])
+    new_kid = repo.rotate(now=time.time(), activate_after=0).kid
+    clock.set(time.time() + 6)  # past the app's key refresh interval (5 s)
+    assert api.profile(old["access_token"]).status_code == 200  # the app re-reads its keys; the old one verifies
+    assert cli_main(["keys", "revoke", "--instance", instance, "--", old_kid]) == 0
+    out = capsys.readouterr().out
+    assert f"revoked signing key {old_kid}" in out and "1 live token family got their latest access token" in out
+    assert_invalid_token(api.profile(old["access_token"]))  # at once, though the app has not re-read its keys
+    new = api.refresh(old["refresh_token"])  # the family survives: refresh tokens are not signed with it
+    assert new.status_code == 200 and jwt.get_unverified_header(new.json["access_token"])["kid"] == new_kid
+    assert api.profile(new.json["access_token"]).status_code == 200
+    assert cli_main(["keys", "list", "--instance", instance]) == 0
+    rows = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows == {new_kid: "signing", old_kid: "revoked"}
+    assert cli_main(["keys", "revoke", "--instance", instance, "--", "no-such-kid"]) == 1
+    assert "no signing key" in capsys.readouterr().err
+
+
 def test_T12_valid_token_without_the_right_is_403(tmp_path: Any) -> None:
     clock = ManualClock()
     app = create_app(tmp_path / "inst", clock=clock)
