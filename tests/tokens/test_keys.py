@@ -155,6 +155,18 @@ def test_T14_retirement_waits_for_the_successor_to_activate() -> None:
     assert ks.current(150 + 931).verification_key(old.kid) is None
 
 
+def test_signing_kid_follows_the_clock_like_signing_key() -> None:
+    ks = KeySet([SigningKey.generate(now=0, activates_at=10)])
+    first = ks.keys[0]
+    assert ks.signing_kid(5) is None
+    second = ks.rotate(now=12, activate_after=8)
+    for t in (5, 11, 19.9, 20, 25, 3, 10, 30):
+        expected = None if t < 10 else first.kid if t < 20 else second.kid
+        assert ks.signing_kid(t) == expected, t
+        if expected is not None:
+            assert ks.signing_key(t).kid == expected
+
+
 def test_no_active_key_is_a_config_error() -> None:
     ks = KeySet([SigningKey.generate(now=0, activates_at=100)])
     with pytest.raises(ConfigError):

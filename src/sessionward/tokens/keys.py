@@ -193,6 +193,7 @@ class KeySet:
             self._by_kid[key.kid] = key
         self.version = version
         self._order: tuple[SigningKey, ...] | None = None
+        self._signing: tuple[str | None, float, float] = (None, math.inf, -math.inf)  # see `signing_kid`
         self.token_lifetime: float | None = None
         self._next_retirement = math.inf  # when `current` must drop a key next (inf: never, or not bound)
 
@@ -246,11 +247,19 @@ class KeySet:
         raise ConfigError("TOKEN_SIGNING_KEY", "no active signing key; generate or rotate one")
 
     def signing_kid(self, now: float) -> str | None:
-        """The kid `signing_key(now)` would give, or None; cheap (the order is kept), never raises."""
-        for key in reversed(self.keys):
+        """The kid `signing_key(now)` would give, or None; never raises. Per-request cheap: the answer is kept
+        with the span of time it holds for (until the next key activates)."""
+        kid, start, end = self._signing
+        if start <= now < end:
+            return kid
+        order = self.keys
+        kid, start, end = None, -math.inf, (order[0].activates_at if order else math.inf)
+        for i, key in enumerate(order):
             if key.activates_at <= now:
-                return key.kid
-        return None
+                kid, start = key.kid, key.activates_at
+                end = order[i + 1].activates_at if i + 1 < len(order) else math.inf
+        self._signing = (kid, start, end)
+        return kid
 
     def without(self, kids: Iterable[str]) -> KeySet:
         """A read-only copy of this set (same version) without `kids`."""
@@ -271,7 +280,7 @@ class KeySet:
                 raise ConfigError("TOKEN_SIGNING_KEY", f"duplicate kid {key.kid!r}")
             self._by_kid[key.kid] = key
             self.version += 1
-            self._order = None
+            self._order, self._signing = None, (None, math.inf, -math.inf)
             if self.token_lifetime is not None:
                 self._next_retirement = -math.inf
 
@@ -308,7 +317,7 @@ class KeySet:
                 for kid in gone:
                     self._by_kid.pop(kid, None)
                 self.version += 1
-                self._order = None
+                self._order, self._signing = None, (None, math.inf, -math.inf)
         return gone
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
