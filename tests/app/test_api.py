@@ -455,13 +455,19 @@ def test_T10_idle_and_absolute_family_lifetimes(api: Api) -> None:
     assert_invalid_token(api.refresh(pair["refresh_token"]))
 
 
-def test_T11_rotation_via_cli_keeps_tokens_valid(tmp_path: Any, capsys: Any) -> None:
+def wall_clock_api(tmp_path: Any) -> tuple[Api, ManualClock, dict[str, Any], str]:
+    """An app whose clock starts at the wall clock (the CLI's), alice's first pair and its kid."""
     clock = ManualClock(time.time())  # the CLI runs on the wall clock; keep the app's clock next to it
     web = Web(create_app(tmp_path / "inst", clock=clock), clock)
     web.add_user("alice")
     api = Api(web)
     old = api.pair()
-    old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
+    return api, clock, old, jwt.get_unverified_header(old["access_token"])["kid"]
+
+
+def test_T11_rotation_via_cli_keeps_tokens_valid(tmp_path: Any, capsys: Any) -> None:
+    api, clock, old, old_kid = wall_clock_api(tmp_path)
+    web = api.web
     assert cli_main(["keys", "rotate", "--instance", web.app.instance_path]) == 0  # type: ignore[attr-defined]
     assert "new signing key" in capsys.readouterr().out
     clock.set(time.time() + 11)  # the new key activates 2 x the key refresh interval (5 s) after the rotation
@@ -478,12 +484,8 @@ def test_T11_rotation_via_cli_keeps_tokens_valid(tmp_path: Any, capsys: Any) -> 
 
 
 def test_T14_cli_revoke_refuses_the_keys_tokens_at_once_and_lists_it_revoked(tmp_path: Any, capsys: Any) -> None:
-    clock = ManualClock(time.time())  # the CLI runs on the wall clock; keep the app's clock next to it
-    web = Web(create_app(tmp_path / "inst", clock=clock), clock)
-    web.add_user("alice")
-    api = Api(web)
-    old = api.pair()
-    old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
+    api, clock, old, old_kid = wall_clock_api(tmp_path)
+    web = api.web
     instance = web.app.instance_path  # type: ignore[attr-defined]
     assert cli_main(["keys", "revoke", "--instance", instance, "--", old_kid]) == 1  # the key that signs now
     assert "keys rotate" in capsys.readouterr().err
