@@ -17,11 +17,11 @@ on `current(now)` leaves retired keys out by itself, with no further command.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import threading
 from dataclasses import dataclass, field
-import math
 from typing import Any, Iterable, Literal, Protocol, Sequence, Union
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -306,7 +306,8 @@ class KeySet:
     def expired_kids(self, *, now: float, max_token_lifetime: float) -> list[str]:
         """Kids of keys superseded more than `max_token_lifetime` ago: no live token can carry them.
         The active key and keys not yet active are never among them."""
-        return [kid for kid, until in superseded_at(self.keys).items() if until <= now and until + max_token_lifetime < now]
+        stops = superseded_at(self.keys)
+        return [kid for kid, until in stops.items() if until <= now and until + max_token_lifetime < now]
 
     def retire_expired(self, *, now: float, max_token_lifetime: float) -> list[str]:
         """Drop keys that no live token can have been signed with; returns their kids."""
