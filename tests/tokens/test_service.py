@@ -554,6 +554,20 @@ def test_T14_revoked_key_refused_at_once_on_every_instance(instances: Any, clock
     assert old_kid not in kids(a) and old_kid not in kids(b)
 
 
+def test_T14_revoke_with_the_store_down_revokes_nothing(tmp_path: Any, make_service: Callable[..., TokenService],
+                                                      clock: ManualClock) -> None:
+    """Fail closed: without the shared store no instance could learn of the revocation at once, so the key stays
+    and the command fails (the operator retries), rather than a revocation that other instances ignore."""
+    keys = SQLKeyRepository(db.make_engine(f"sqlite:///{tmp_path}/keys.db"), secrets.token_bytes(32))
+    old = keys.load(now=clock.now()).signing_key(clock.now())
+    keys.rotate(now=clock.now(), activate_after=0)
+    down = SQLStore.from_url("postgresql://postgres@127.0.0.1:1/none", connect_timeout=1, create_schema=False)
+    with pytest.raises(StoreUnavailable):
+        make_service(keys, store_=down).revoke_key(old.kid)
+    assert keys.load(now=clock.now()).verification_key(old.kid) is not None
+    assert [i.status for i in keys.describe(now=clock.now())] == ["verifying", "signing"]
+
+
 def test_hmac_keys_never_in_jwks(make_service: Callable[..., TokenService], clock: ManualClock) -> None:
     ks = KeySet.generate("HS256", now=clock.now())
     svc = make_service(ks)
