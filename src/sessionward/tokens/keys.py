@@ -261,10 +261,11 @@ class KeySet:
         self._signing = (kid, start, end)
         return kid
 
-    def without(self, kids: Iterable[str]) -> KeySet:
-        """A read-only copy of this set (same version) without `kids`."""
+    def without(self, kids: Iterable[str], *, version: int | None = None) -> KeySet:
+        """A read-only copy of this set without `kids`, with `version` (default: this set's)."""
         drop = set(kids)
-        return KeySet([k for k in self.keys if k.kid not in drop], version=self.version, read_only=True)
+        return KeySet([k for k in self.keys if k.kid not in drop], version=self.version if version is None else version,
+                      read_only=True)
 
     def verification_key(self, kid: object) -> SigningKey | None:
         """The key with exactly this kid, or None. A plain dict lookup: no path, URL or query, ever."""

@@ -30,15 +30,8 @@ from ..config import check_key
 from ..exceptions import ConfigError, NotFound, ValidationError
 from .keys import ALGORITHMS, DEFAULT_ALG, KeySet, PrivateKey, SigningKey, superseded_at
 
-__all__ = [
-    "KEK_SETTING",
-    "KeyInfo",
-    "KeyRevocation",
-    "SQLKeyRepository",
-    "keys_revoked_table",
-    "keys_table",
-    "keys_version_table",
-]
+__all__ = ["KEK_SETTING", "KeyInfo", "KeyRevocation", "SQLKeyRepository", "keys_revoked_table", "keys_table",
+           "keys_version_table"]
 
 
 keys_table = sa.Table(
@@ -143,6 +136,7 @@ class SQLKeyRepository:
         self._full: KeySet | None = None  # every key in the table, as last read
         self._set: KeySet | None = None  # the same without retired keys: what `current` hands out
         self._retire_at = math.inf  # after this instant `_set` must lose one more key
+        self._handed_out = 0  # the version of the last set `current` handed out
         self._checked_at = 0.0
         self.token_lifetime: float | None = None
         db.ensure_schema(engine, "keys", [keys_table, keys_version_table, keys_revoked_table])
@@ -221,14 +215,17 @@ class SQLKeyRepository:
             self._retire_at = -math.inf  # work the view out again on the next `current`
 
     def _install(self, full: KeySet, now: float) -> KeySet:
-        """Keep `full` and hand out its keys that are not retired at `now`."""
+        """Keep `full` and hand out its keys that are not retired at `now`, as a new set whose version is
+        higher than that of any set handed out before (caches keyed by a set's id and version never mistake
+        it for an older one)."""
         with self._lock:
             lifetime = self.token_lifetime
+            self._handed_out += 1
             if lifetime is None:
-                view, retire_at = full, math.inf
+                view, retire_at = full.without((), version=self._handed_out), math.inf
             else:
                 gone = full.expired_kids(now=now, max_token_lifetime=lifetime)
-                view = full.without(gone) if gone else full
+                view = full.without(gone, version=self._handed_out)
                 retire_at = view.next_retirement(max_token_lifetime=lifetime)
             self._full, self._set, self._retire_at = full, view, retire_at
             return view
