@@ -1,7 +1,10 @@
-"""`sessionward keys rotate|list`: the signing keys of access tokens, shared by every instance through SQL.
+"""`sessionward keys rotate|list|revoke`: the signing keys of access tokens, shared by every instance through SQL.
 
 A rotation makes a new key that every running instance learns within a few seconds and that signs from then
-on; older keys keep verifying until the last token they signed has expired, then are retired (T11).
+on; older keys keep verifying until the last token they signed has expired (access TTL + leeway after the
+next key took over), then every instance leaves them out by itself (T11, T14). `revoke` withdraws a key
+believed leaked: its tokens are refused at once everywhere, and it leaves every key set and JWKS within the
+key refresh interval; the key that signs now cannot be revoked (rotate first).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def _token_service(svc: Any) -> Any:
 def add_key_commands(
     sub: Any, common: argparse.ArgumentParser, open_services: Callable[[str | None], Any], cli_error: type[Exception]
 ) -> None:
-    """Add `keys rotate [--alg ALG]` and `keys list` to the `sessionward` parser."""
+    """Add `keys rotate [--alg ALG]`, `keys list` and `keys revoke KID` to the `sessionward` parser."""
 
     def rotate(args: argparse.Namespace) -> int:
         tokens = _token_service(open_services(args.instance))
@@ -44,23 +47,38 @@ def add_key_commands(
 
     def list_keys(args: argparse.Namespace) -> int:
         from .db import make_engine
+        from .flask.jwt_config import token_policy
         from .tokens import SQLKeyRepository
 
         svc = open_services(args.instance)
         now = svc.clock.now()
-        keyset = SQLKeyRepository(make_engine(svc.database_url), svc.secrets.kek).load(now=now)
-        signing = keyset.signing_key(now).kid
-        print(f"{'KID':<24} {'ALG':<6} {'STATUS':<10} {'CREATED (UTC)':<20} ACTIVATES (UTC)")
-        for key in keyset.keys:
-            status = "signing" if key.kid == signing else "pending" if key.activates_at > now else "verifying"
-            print(f"{key.kid:<24} {key.alg:<6} {status:<10} {iso_utc(key.created_at):<20} {iso_utc(key.activates_at)}")
+        repo = SQLKeyRepository(make_engine(svc.database_url), svc.secrets.kek)
+        repo.bind_token_lifetime(token_policy(os.environ).max_token_lifetime)  # as the server works it out
+        print(f"{'KID':<24} {'ALG':<6} {'STATUS':<10} {'CREATED (UTC)':<20} {'ACTIVATES (UTC)':<20} UNTIL (UTC)")
+        for info in repo.describe(now=now):
+            until = {"verifying": "retires ", "retired": "retired ", "revoked": "revoked "}.get(info.status, "")
+            until = until + iso_utc(info.until) if until and info.until is not None else ""
+            print(f"{info.kid:<24} {info.alg:<6} {info.status:<10} {iso_utc(info.created_at):<20} "
+                  f"{iso_utc(info.activates_at):<20} {until}".rstrip())
         return 0
 
-    keys = sub.add_parser("keys", help="rotate and list token signing keys").add_subparsers(
+    def revoke(args: argparse.Namespace) -> int:
+        tokens = _token_service(open_services(args.instance))
+        revocation, families = tokens.revoke_key(args.kid)
+        print(f"revoked signing key {revocation.kid} ({revocation.alg}): tokens it signed are refused from now on "
+              f"by every instance; it leaves every key set and JWKS within the key refresh interval")
+        print(f"{families} live token famil{'y' if families == 1 else 'ies'} got their latest access token from it; "
+              f"their clients get a 401 and refresh (refresh tokens do not depend on signing keys)")
+        return 0
+
+    keys = sub.add_parser("keys", help="rotate, list and revoke token signing keys").add_subparsers(
         dest="action", required=True, parser_class=sub._parser_class  # the CLI's one-line-error parser
     )
     rot = keys.add_parser("rotate", parents=[common], help="make a new signing key; old ones keep verifying")
     rot.add_argument("--alg", choices=["EdDSA", "ES256", "RS256", "HS256"], default=None,
                      help="algorithm of the new key (default: that of the current key)")
     rot.set_defaults(func=rotate)
-    keys.add_parser("list", parents=[common], help="list signing keys").set_defaults(func=list_keys)
+    keys.add_parser("list", parents=[common], help="list signing keys and their state").set_defaults(func=list_keys)
+    rev = keys.add_parser("revoke", parents=[common], help="withdraw a leaked key: its tokens fail at once everywhere")
+    rev.add_argument("kid")
+    rev.set_defaults(func=revoke)

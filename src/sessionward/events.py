@@ -35,6 +35,7 @@ EVENTS = frozenset(
         "token_reuse_detected",
         "token_revoked",
         "key_rotated",
+        "key_revoked",
         "store_unavailable",
     }
 )

@@ -400,6 +400,55 @@ def test_T9_logout_all(api: Api) -> None:
     assert cookie.get("/dashboard", base_url=BASE).status_code == 303  # the cookie session ended too
 
 
+def assert_fresh_login_required(r: Any) -> None:
+    """RFC 6750 3.1 challenge with the RFC 9470 error code: the token is valid, the login behind it too old."""
+    assert r.status_code == 401, (r.status_code, r.get_data(as_text=True))
+    assert r.headers["WWW-Authenticate"] == (
+        'Bearer realm="sessionward", error="insufficient_user_authentication", '
+        'error_description="A fresh login is required"'
+    )
+    assert r.get_json()["error"]["code"] == "fresh_token_required"
+
+
+def sid(access_token: str) -> str:
+    return str(jwt.decode(access_token, options={"verify_signature": False})["sid"])
+
+
+def test_C14_ending_another_family_needs_a_fresh_token(api: Api) -> None:
+    owner = api.pair()
+    cookie = api.web.client()
+    assert web_login(cookie, "alice").status_code == 303
+    cookie_id = next(r["id"] for r in api.get("/api/sessions", owner["access_token"]).get_json()["sessions"]
+                     if r["kind"] == "cookie")
+    thief = api.refresh(api.pair()["refresh_token"]).get_json()  # a refreshed access token is never fresh
+    for target in (sid(owner["access_token"]), cookie_id, "A" * 22):  # a family, a cookie session, nothing
+        assert_fresh_login_required(api.delete(f"/api/sessions/{target}", thief["access_token"]))
+    assert api.profile(owner["access_token"]).status_code == 200  # the owner's family is still alive
+    assert cookie.get("/dashboard", base_url=BASE).status_code == 200
+    # a fresh token (a password login just now) may
+    fresh = api.pair()
+    assert api.delete(f"/api/sessions/{sid(owner['access_token'])}", fresh["access_token"]).status_code == 204
+    assert_invalid_token(api.profile(owner["access_token"]))
+    assert_invalid_token(api.refresh(owner["refresh_token"]))
+    assert api.delete(f"/api/sessions/{cookie_id}", fresh["access_token"]).status_code == 204
+    assert cookie.get("/dashboard", base_url=BASE).status_code == 303
+    # ending one's own family never needs freshness: it is a logout
+    assert api.delete(f"/api/sessions/{sid(thief['access_token'])}", thief["access_token"]).status_code == 204
+    assert_invalid_token(api.profile(thief["access_token"]))
+    assert_invalid_token(api.refresh(thief["refresh_token"]))
+
+
+def test_C14_logout_all_needs_no_fresh_token_because_it_ends_the_caller_too(api: Api) -> None:
+    """Ending everything, the caller included, gives a thief nothing to keep: it is the owner's panic button."""
+    owner = api.pair()
+    thief = api.refresh(api.pair()["refresh_token"]).get_json()
+    assert api.post("/api/logout-all", thief["access_token"]).status_code == 204
+    for p in (owner, thief):
+        assert_invalid_token(api.profile(p["access_token"]))
+        assert_invalid_token(api.refresh(p["refresh_token"]))
+    assert api.profile(api.pair()["access_token"]).status_code == 200  # the owner logs in again; the thief cannot
+
+
 def test_T10_idle_and_absolute_family_lifetimes(api: Api) -> None:
     clock = api.web.clock
     idle = api.pair()
@@ -413,13 +462,19 @@ def test_T10_idle_and_absolute_family_lifetimes(api: Api) -> None:
     assert_invalid_token(api.refresh(pair["refresh_token"]))
 
 
-def test_T11_rotation_via_cli_keeps_tokens_valid(tmp_path: Any, capsys: Any) -> None:
+def wall_clock_api(tmp_path: Any) -> tuple[Api, ManualClock, dict[str, Any], str]:
+    """An app whose clock starts at the wall clock (the CLI's), alice's first pair and its kid."""
     clock = ManualClock(time.time())  # the CLI runs on the wall clock; keep the app's clock next to it
     web = Web(create_app(tmp_path / "inst", clock=clock), clock)
     web.add_user("alice")
     api = Api(web)
     old = api.pair()
-    old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
+    return api, clock, old, jwt.get_unverified_header(old["access_token"])["kid"]
+
+
+def test_T11_rotation_via_cli_keeps_tokens_valid(tmp_path: Any, capsys: Any) -> None:
+    api, clock, old, old_kid = wall_clock_api(tmp_path)
+    web = api.web
     assert cli_main(["keys", "rotate", "--instance", web.app.instance_path]) == 0  # type: ignore[attr-defined]
     assert "new signing key" in capsys.readouterr().out
     clock.set(time.time() + 11)  # the new key activates 2 x the key refresh interval (5 s) after the rotation
@@ -433,6 +488,32 @@ def test_T11_rotation_via_cli_keeps_tokens_valid(tmp_path: Any, capsys: Any) -> 
     assert cli_main(["keys", "list", "--instance", web.app.instance_path]) == 0  # type: ignore[attr-defined]
     listing = capsys.readouterr().out
     assert old_kid in listing and new_kid in listing and "signing" in listing
+
+
+def test_T14_cli_revoke_refuses_the_keys_tokens_at_once_and_lists_it_revoked(tmp_path: Any, capsys: Any) -> None:
+    api, clock, old, old_kid = wall_clock_api(tmp_path)
+    web = api.web
+    instance = web.app.instance_path  # type: ignore[attr-defined]
+    assert cli_main(["keys", "revoke", "--instance", instance, "--", old_kid]) == 1  # the key that signs now
+    assert "keys rotate" in capsys.readouterr().err
+    assert api.profile(old["access_token"]).status_code == 200
+    # a rotation whose 10 s publication delay has passed: the app has read the new key, which signs now
+    repo = SQLKeyRepository(make_engine(web.app.config["SESSIONWARD_DATABASE_URL"]), web.app.config["SESSIONWARD_KEK"])
+    new_kid = repo.rotate(now=time.time(), activate_after=0).kid
+    clock.set(time.time() + 6)  # past the app's key refresh interval (5 s)
+    assert api.profile(old["access_token"]).status_code == 200  # the app re-reads its keys; the old one verifies
+    assert cli_main(["keys", "revoke", "--instance", instance, "--", old_kid]) == 0
+    out = capsys.readouterr().out
+    assert f"revoked signing key {old_kid}" in out and "1 live token family got their latest access token" in out
+    assert_invalid_token(api.profile(old["access_token"]))  # at once, though the app has not re-read its keys
+    new = api.refresh(old["refresh_token"])  # the family survives: refresh tokens are not signed with it
+    assert new.status_code == 200 and jwt.get_unverified_header(new.json["access_token"])["kid"] == new_kid
+    assert api.profile(new.json["access_token"]).status_code == 200
+    assert cli_main(["keys", "list", "--instance", instance]) == 0
+    rows = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows == {new_kid: "signing", old_kid: "revoked"}
+    assert cli_main(["keys", "revoke", "--instance", instance, "--", "no-such-kid"]) == 1
+    assert "no signing key" in capsys.readouterr().err
 
 
 def test_T12_valid_token_without_the_right_is_403(tmp_path: Any) -> None:

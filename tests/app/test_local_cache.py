@@ -105,3 +105,35 @@ def test_local_cache_setting_is_validated(tmp_path, redis_url, value, store):
     with pytest.raises(ConfigError) as info:
         create_app(tmp_path / "x", config={"SESSIONWARD_STORE_URL": url, "SESSIONWARD_LOCAL_CACHE": value})
     assert info.value.setting == "SESSIONWARD_LOCAL_CACHE"
+
+
+def test_T14_cli_key_revocation_reaches_cached_instances(pair, monkeypatch, tmp_path):
+    """`keys revoke` from the CLI (no cache, but it publishes): a cached instance refuses the key's tokens
+    before it re-reads its key set."""
+    import jwt
+
+    from sessionward.cli import main
+    from sessionward.flask import token_service
+
+    a, b = pair
+    with a.app_context():
+        repo = token_service()._keys
+        now = time.time()
+        old_key = repo.current(now).signing_key(now)
+        repo.rotate(now=now, activate_after=0)  # as if the publication delay had passed ...
+    for app in pair:
+        with app.app_context():
+            keys = token_service()._keys
+            keys.load(now=time.time())  # ... and both had re-read their keys,
+            keys.refresh_interval = 60.0  # which they will not do again during this test
+    tokens = a.test_client().post("/api/login", base_url=BASE, json={"username": "alice", "password": PASSWORD}).get_json()
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    old_token = jwt.encode(claims, old_key.private, algorithm=old_key.alg, headers={"kid": old_key.kid, "typ": "at+jwt"})
+    cb = b.test_client()
+    auth = {"Authorization": f"Bearer {old_token}"}
+    assert cb.get("/api/profile", base_url=BASE, headers=auth).status_code == 200  # now cached on b
+    monkeypatch.delenv("SESSIONWARD_LOCAL_CACHE")
+    assert main(["keys", "revoke", "--instance", str(tmp_path / "inst0"), "--", old_key.kid]) == 0
+    assert _eventually(lambda: cb.get("/api/profile", base_url=BASE, headers=auth).status_code == 401)
+    with b.app_context():
+        assert old_key.kid in {k["kid"] for k in token_service().jwks()["keys"]}  # b has not re-read its keys

@@ -190,6 +190,43 @@ def test_C7_end_all_others(web, alice):
     assert mine.get("/dashboard", base_url=BASE).status_code == 200
 
 
+def test_C14_stale_session_ends_another_only_after_reauth(web, alice):
+    """A thief holding a stolen (stale) cookie cannot end the owner's sessions one by one: it is sent to
+    re-authenticate, and the other session keeps working until the password is given."""
+    mine, other = web.client(), web.client()
+    login(mine, "alice")
+    login(other, "alice")
+    this_id = web.state.sessions.load(mine.get_cookie(COOKIE).value).id
+    other_id = next(r.id for r in web.state.sessions.list_for_user(alice.id) if r.id != this_id)
+    web.clock.advance(11 * 60)  # past the 10-minute re-authentication window, within the idle timeout
+    r = mine.post(f"/sessions/{other_id}/end", base_url=BASE, data={"csrf_token": page_token(mine, "/sessions")})
+    assert r.status_code == 303 and r.headers["Location"] == "/reauth?next=/sessions"
+    assert other.get("/dashboard", base_url=BASE).status_code == 200  # still alive
+    # an id that does not exist gets the same answer: a stale session learns nothing about ids
+    r = mine.post("/sessions/nope/end", base_url=BASE, data={"csrf_token": page_token(mine, "/sessions")})
+    assert r.status_code == 303 and r.headers["Location"] == "/reauth?next=/sessions"
+
+    page = mine.get("/reauth?next=/sessions", base_url=BASE)
+    r = mine.post("/reauth", base_url=BASE, data={"csrf_token": form_token(page.get_data(as_text=True)),
+                                                   "password": PASSWORD, "next": "/sessions"})
+    assert r.status_code == 303 and r.headers["Location"] == "/sessions"
+    r = mine.post(f"/sessions/{other_id}/end", base_url=BASE, data={"csrf_token": page_token(mine, "/sessions")})
+    assert r.status_code == 303 and r.headers["Location"] == "/sessions?done=ended"
+    assert other.get("/dashboard", base_url=BASE).status_code == 303
+    assert mine.get("/dashboard", base_url=BASE).status_code == 200
+
+
+def test_C14_ending_ones_own_session_needs_no_recent_login(web, alice):
+    c = web.client()
+    login(c, "alice")
+    own = web.state.sessions.load(c.get_cookie(COOKIE).value).id
+    web.clock.advance(11 * 60)
+    r = c.post(f"/sessions/{own}/end", base_url=BASE, data={"csrf_token": page_token(c, "/sessions")})
+    assert r.status_code == 303 and r.headers["Location"] == "/login"  # a logout
+    assert c.get("/dashboard", base_url=BASE).status_code == 303
+    assert web.state.sessions.list_for_user(alice.id) == []
+
+
 def test_C9_two_session_cookies_refused(web, alice):
     c = web.client()
     value = cookie_value(login(c, "alice"))

@@ -88,10 +88,12 @@ def run_cli(
     env: Mapping[str, str] | None = None,
     input: str | None = None,
     timeout: float = 60,
+    positional: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run `sessionward ARGS --instance DIR` and return the completed process (never raises on exit code)."""
+    """Run `sessionward ARGS --instance DIR [-- POSITIONAL...]` and return the completed process (never raises
+    on exit code). `positional` goes after `--`, for ids that may start with `-` (random kids and ids do)."""
     return subprocess.run(
-        [*sessionward_command(), *args, "--instance", str(instance)],
+        [*sessionward_command(), *args, "--instance", str(instance), *(("--", *positional) if positional else ())],
         input=input,
         capture_output=True,
         text=True,
@@ -289,9 +291,11 @@ class ServerProcess:
         self.stop()
 
     # -- conveniences ---------------------------------------------------------------------------
-    def cli(self, *args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """`sessionward ARGS` against this server's instance, with the same environment."""
-        return run_cli(*args, instance=self.instance, env=self.env, input=input, timeout=timeout)
+    def cli(self, *args: str, input: str | None = None, timeout: float = 60, positional: Sequence[str] = ()
+            ) -> subprocess.CompletedProcess[str]:
+        """`sessionward ARGS` against this server's instance, with the same environment (see `run_cli`)."""
+        return run_cli(*args, instance=self.instance, env=self.env, input=input, timeout=timeout,
+                       positional=positional)
 
     def add_user(self, name: str, password: str) -> None:
         result = self.cli("users", "add", name, "--password-stdin", input=password + "\n")

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from cluster import (
+    SHARED_SECRETS,
     claimed_redis_db,
     add_users,
     cluster_env,
@@ -343,6 +344,82 @@ def test_key_rotation_on_one_host_is_honoured_by_all_within_seconds(
     # nobody was logged out: the token signed with the old key still works on both hosts
     assert profile_status(a, old["access_token"]) == 200 and profile_status(b, old["access_token"]) == 200
     assert refresh(b, old["refresh_token"]).status_code == 200
+
+
+def test_T14_revoked_key_is_refused_at_once_on_both_hosts(pair: list[ServerProcess], user: tuple[str, str]) -> None:
+    """The operator's path: `keys revoke` of the key that signs now is refused; after `keys rotate` and the new
+    key signing everywhere, a token of the old key, verified (and cached) by both hosts a moment ago, is refused
+    by both on the very next request, its family refreshes under the new key, the key leaves both JWKS within
+    the key refresh interval and `keys list` shows it revoked. (That the refusal does not come from a re-read
+    of the key set is shown by the next test, whose hosts re-read only every 60 s.)"""
+    a, b = pair
+    old = api_login(a, *user)
+    old_kid = kid_of(old["access_token"])
+    r = b.cli("keys", "revoke", positional=[old_kid])  # the key that signs now: refused, nothing changes
+    assert r.returncode == 1 and "keys rotate" in r.stderr, (r.returncode, r.stderr)
+    assert profile_status(a, old["access_token"]) == 200 and profile_status(b, old["access_token"]) == 200
+    assert b.cli("keys", "rotate").returncode == 0
+    t0 = time.monotonic()
+    while {kid_of(api_login(server, *user)["access_token"]) for server in (a, b)} & {old_kid}:
+        assert time.monotonic() - t0 < 30, "the new key did not start signing on both hosts within 30 s"
+        time.sleep(0.5)
+    assert profile_status(a, old["access_token"]) == 200 and profile_status(b, old["access_token"]) == 200
+
+    r = a.cli("keys", "revoke", positional=[old_kid])
+    assert r.returncode == 0, r.stderr
+    assert f"revoked signing key {old_kid}" in r.stdout
+    assert re.search(r"^[1-9][0-9]* live token famil", r.stdout, re.M), r.stdout  # at least this test's family
+    # no waiting, no retry: both hosts refuse the key's token on the very next request
+    assert profile_status(b, old["access_token"]) == 401
+    assert profile_status(a, old["access_token"]) == 401
+    new = refresh(b, old["refresh_token"])  # the family lives on under the new key
+    assert new.status_code == 200 and kid_of(new.json()["access_token"]) != old_kid
+    assert profile_status(a, new.json()["access_token"]) == 200
+    t0 = time.monotonic()
+    while old_kid in jwks_kids(a) | jwks_kids(b):
+        assert time.monotonic() - t0 < 30, "the revoked key stayed in a JWKS for more than 30 s"
+        time.sleep(0.5)
+    listing = b.cli("keys", "list").stdout
+    assert re.search(rf"^{re.escape(old_kid)} +\S+ +revoked ", listing, re.M), listing
+
+
+def test_T14_revoke_is_refused_at_once_by_hosts_that_have_not_reread_their_keys(
+    start_server: Callable[..., ServerProcess], postgres_url: str, shared_redis: str
+) -> None:
+    """Two hosts that re-read the key set only every 60 s: a token of the revoked key is refused by both on the
+    next request, while both still hold the key, so the refusal comes from the revocation alone."""
+    import jwt
+
+    from sessionward.db import make_engine
+    from sessionward.tokens import SQLKeyRepository
+
+    with private_database(postgres_url) as url:
+        repo = SQLKeyRepository(make_engine(url), bytes.fromhex(SHARED_SECRETS["SESSIONWARD_KEK"]))
+        now = time.time()
+        old_key = repo.load(now=now).signing_key(now)
+        repo.rotate(now=now, activate_after=0)  # before any host starts: both read both keys at start-up
+        env = cluster_env(database_url=url, store_url=shared_redis, extra={
+            "SESSIONWARD_KEYS_REFRESH_INTERVAL": "60", "SESSIONWARD_REDIS_PREFIX": f"t14{secrets.token_hex(3)}:"})
+        a, b = start_instances(start_server, env)
+        try:
+            name, password = "k" + secrets.token_hex(5), new_password()
+            add_users(url, {name: password})
+            tokens = api_login(a, name, password)
+            assert kid_of(tokens["access_token"]) != old_key.kid
+            # the same claims signed with the superseded key: what its holder could make; both hosts verify it
+            claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+            old_token = jwt.encode(claims, old_key.private, algorithm=old_key.alg,
+                                   headers={"kid": old_key.kid, "typ": "at+jwt"})
+            assert profile_status(a, old_token) == 200 and profile_status(b, old_token) == 200
+            r = b.cli("keys", "revoke", positional=[old_key.kid])
+            assert r.returncode == 0, r.stderr
+            assert profile_status(a, old_token) == 401 and profile_status(b, old_token) == 401
+            assert old_key.kid in jwks_kids(a) and old_key.kid in jwks_kids(b)  # neither has re-read its keys
+            assert profile_status(a, tokens["access_token"]) == 200  # the current key is untouched
+            assert profile_status(b, tokens["access_token"]) == 200
+        finally:
+            a.stop()
+            b.stop()
 
 
 # -- the same service on SQLite alone, PostgreSQL alone, PostgreSQL + Redis --------------------

@@ -415,3 +415,66 @@ def test_restart_keeps_sessions_and_stop_leaves_no_process(start_server: Callabl
         os.killpg(pgid, 0)
     with pytest.raises(requests.ConnectionError):
         requests.get(srv.url("/healthz"), verify=srv.verify, timeout=2)
+
+
+# -- C14: ending someone else's session needs a recent login ------------------------------------
+
+def test_C14_stale_session_and_refreshed_token_cannot_end_other_sessions(
+    start_server: Callable[..., ServerProcess]
+) -> None:
+    """A server whose re-authentication window is 1 s: a stale browser session is sent to /reauth before it may
+    end another session, a refreshed (not fresh) token gets 401 insufficient_user_authentication; the other
+    session survives both, and after a fresh login each succeeds."""
+    import re
+    import time
+
+    import jwt
+
+    srv = start_server(env={"SESSIONWARD_SESSION_REAUTH_WINDOW": "1"})
+    password = srv.admin_password or ""
+    mine, other = new_http_session(srv), new_http_session(srv)
+    for http in (mine, other):
+        assert login(http, srv, "admin", password).status_code == 303
+    page = mine.get(srv.url("/sessions"), timeout=10, allow_redirects=False).text
+    own = re.search(r'<tr class="current">.*?action="/sessions/([^"/]+)/end"', page, re.S)
+    assert own, "the current session is marked"
+    target = next(i for i in re.findall(r'action="/sessions/([^"/]+)/end"', page) if i != own.group(1))
+    time.sleep(1.5)  # the login is now older than the re-authentication window
+
+    def end_target() -> requests.Response:
+        token = csrf_from(mine.get(srv.url("/sessions"), timeout=10, allow_redirects=False).text)
+        return mine.post(srv.url(f"/sessions/{target}/end"), data={"csrf_token": token}, timeout=10,
+                         allow_redirects=False)
+
+    r = end_target()
+    assert r.status_code == 303 and r.headers["Location"] == "/reauth?next=/sessions"
+    assert other.get(srv.url("/dashboard"), timeout=10, allow_redirects=False).status_code == 200
+    form = mine.get(srv.url("/reauth?next=/sessions"), timeout=10, allow_redirects=False).text
+    r = mine.post(srv.url("/reauth"), data={"csrf_token": csrf_from(form), "password": password, "next": "/sessions"},
+                  timeout=10, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"] == "/sessions"
+    r = end_target()
+    assert r.status_code == 303 and r.headers["Location"] == "/sessions?done=ended"
+    assert other.get(srv.url("/dashboard"), timeout=10, allow_redirects=False).status_code == 303
+
+    api = new_http_session(srv)
+
+    def token_login() -> dict[str, str]:
+        r = api.post(srv.url("/api/login"), json={"username": "admin", "password": password}, timeout=10)
+        assert r.status_code == 200, r.text[:300]
+        return r.json()  # type: ignore[no-any-return]
+
+    owner = token_login()
+    owner_family = jwt.decode(owner["access_token"], options={"verify_signature": False})["sid"]
+    stale = api.post(srv.url("/api/refresh"), json={"refresh_token": token_login()["refresh_token"]}, timeout=10).json()
+    r = api.delete(srv.url(f"/api/sessions/{owner_family}"), headers={"Authorization": f"Bearer {stale['access_token']}"},
+                   timeout=10)
+    assert r.status_code == 401 and 'error="insufficient_user_authentication"' in r.headers["WWW-Authenticate"]
+    profile = {"Authorization": f"Bearer {owner['access_token']}"}
+    assert api.get(srv.url("/api/profile"), headers=profile, timeout=10).status_code == 200
+    fresh = token_login()
+    r = api.delete(srv.url(f"/api/sessions/{owner_family}"), headers={"Authorization": f"Bearer {fresh['access_token']}"},
+                   timeout=10)
+    assert r.status_code == 204
+    assert api.get(srv.url("/api/profile"), headers=profile, timeout=10).status_code == 401
+    srv.stop()

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from sessionward import db
 from sessionward.clock import ManualClock
-from sessionward.exceptions import ConfigError, NotFound
+from sessionward.exceptions import ConfigError, NotFound, ValidationError
 from sessionward.tokens import KeySet, SigningKey, SQLKeyRepository
-from sessionward.tokens.keystore import keys_table
+from sessionward.tokens.keystore import keys_revoked_table, keys_table
 
 PRIVATE_JWK_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"}
 
@@ -131,6 +131,40 @@ def test_retire_only_after_last_token_expired() -> None:
     # the active key is never retired, however old
     assert ks.retire_expired(now=10**9, max_token_lifetime=1) == []
     assert ks.signing_key(10**9) is new
+
+
+def test_T14_superseded_key_retires_by_itself_after_ttl_plus_leeway() -> None:
+    ks = KeySet.generate(now=0)
+    ks.bind_token_lifetime(930)  # what a TokenService does: access TTL 900 + leeway 30
+    old = ks.signing_key(0)
+    new = ks.rotate(now=100)
+    assert ks.current(100 + 930).verification_key(old.kid) is old  # a token signed at 99.9 may still live
+    assert old.kid in {k["kid"] for k in ks.current(100 + 930).jwks()["keys"]}
+    assert ks.current(100 + 931).verification_key(old.kid) is None  # no command: time did it
+    assert [k["kid"] for k in ks.jwks()["keys"]] == [new.kid]
+    assert ks.current(10**9).signing_key(10**9) is new  # the key that signs never retires
+
+
+def test_T14_retirement_waits_for_the_successor_to_activate() -> None:
+    ks = KeySet.generate(now=0)
+    ks.bind_token_lifetime(930)
+    old = ks.signing_key(0)
+    ks.rotate(now=100, activate_after=50)  # old signs until 150
+    assert ks.current(100 + 931).verification_key(old.kid) is old
+    assert ks.current(150 + 930).verification_key(old.kid) is old
+    assert ks.current(150 + 931).verification_key(old.kid) is None
+
+
+def test_signing_kid_follows_the_clock_like_signing_key() -> None:
+    ks = KeySet([SigningKey.generate(now=0, activates_at=10)])
+    first = ks.keys[0]
+    assert ks.signing_kid(5) is None
+    second = ks.rotate(now=12, activate_after=8)
+    for t in (5, 11, 19.9, 20, 25, 3, 10, 30):
+        expected = None if t < 10 else first.kid if t < 20 else second.kid
+        assert ks.signing_kid(t) == expected, t
+        if expected is not None:
+            assert ks.signing_key(t).kid == expected
 
 
 def test_no_active_key_is_a_config_error() -> None:
@@ -271,17 +305,61 @@ def test_retire_expired_deletes_rows_for_everyone(url: str, kek: bytes, clock: M
     assert b.current(t0 + 1000).verification_key(old.kid) is None
 
 
-def test_remove_withdraws_a_compromised_key(url: str, kek: bytes, clock: ManualClock) -> None:
+def test_T14_retirement_reaches_every_instance_without_a_command(url: str, kek: bytes, clock: ManualClock) -> None:
+    a, b = repo(url, kek, refresh_interval=5), repo(url, kek, refresh_interval=5)
+    for r in (a, b):
+        r.bind_token_lifetime(930)
+    t0 = clock.now()
+    old = a.current(t0).signing_key(t0)
+    b.current(t0)
+    new = a.rotate(now=t0)  # signs from t0 + 10
+    stop = new.activates_at
+    assert b.current(stop + 930).verification_key(old.kid) is not None
+    assert b.current(stop + 930.5).verification_key(old.kid) is None  # within b's refresh interval: no read
+    assert b.current(stop + 931).verification_key(old.kid) is None
+    assert old.kid not in {k["kid"] for k in b.current(stop + 931).jwks()["keys"]}
+    assert a.current(stop + 931).verification_key(old.kid) is None
+    with db.make_engine(url).connect() as conn:  # nobody wrote anything: the row waits for the next rotation
+        assert conn.execute(sa.select(sa.func.count()).select_from(keys_table)).scalar() == 2
+    assert [(i.kid, i.status) for i in a.describe(now=stop + 931)] == [(old.kid, "retired"), (new.kid, "signing")]
+    assert a.retire_expired(now=stop + 932, max_token_lifetime=930) == [old.kid]  # what `keys rotate` runs
+    assert old.kid not in {i.kid for i in a.describe(now=stop + 932)}
+
+
+def test_T14_revoke_withdraws_a_compromised_key_for_everyone(url: str, kek: bytes, clock: ManualClock) -> None:
     a, b = repo(url, kek, refresh_interval=1), repo(url, kek, refresh_interval=1)
     t0 = clock.now()
     bad = a.current(t0).signing_key(t0)
     b.current(t0)
-    a.remove(bad.kid, now=t0)
-    replacement = a.current(t0).signing_key(t0)
-    assert replacement.kid != bad.kid and a.current(t0).verification_key(bad.kid) is None
-    assert b.current(t0 + 1).verification_key(bad.kid) is None
+    with pytest.raises(ValidationError, match="signs now.*keys rotate"):  # never the key that signs now
+        a.revoke(bad.kid, now=t0)
+    assert a.current(t0).verification_key(bad.kid) is not None
+    replacement = a.rotate(now=t0, activate_after=0)
+    revocation = a.revoke(bad.kid, now=t0 + 1)
+    assert (revocation.kid, revocation.activates_at, revocation.superseded_at) == (bad.kid, bad.activates_at, t0)
+    assert a.current(t0 + 1).signing_key(t0 + 1).kid == replacement.kid
+    assert a.current(t0 + 1).verification_key(bad.kid) is None
+    assert b.current(t0 + 2).verification_key(bad.kid) is None  # on its next read
+    assert bad.kid not in {k["kid"] for k in b.current(t0 + 2).jwks()["keys"]}
+    with db.make_engine(url).connect() as conn:  # no key material is kept for a revoked key
+        assert conn.execute(sa.select(keys_table).where(keys_table.c.kid == bad.kid)).first() is None
+        tomb = conn.execute(sa.select(keys_revoked_table)).one()
+    assert "sealed" not in tomb._mapping and tomb.kid == bad.kid
+    assert [(i.kid, i.status) for i in a.describe(now=t0 + 2)] == [(replacement.kid, "signing"), (bad.kid, "revoked")]
     with pytest.raises(NotFound):
-        a.remove("nope", now=t0)
+        a.revoke("nope", now=t0)
+
+
+def test_T14_revoke_refused_for_a_pending_key_about_to_sign(url: str, kek: bytes, clock: ManualClock) -> None:
+    r = repo(url, kek, refresh_interval=5)
+    t0 = clock.now()
+    r.load(now=t0)
+    soon = r.rotate(now=t0)  # signs from t0 + 10
+    with pytest.raises(ValidationError, match="starts signing"):
+        r.revoke(soon.kid, now=t0 + 6)  # an instance may not re-read the set before it signs
+    revocation = r.revoke(soon.kid, now=t0 + 4)  # far enough ahead: every instance hears of it first
+    assert revocation.superseded_at is None  # it never signed anything
+    assert r.current(t0 + 20).verification_key(soon.kid) is None
 
 
 def _bootstrap_race(url: str, kek: bytes, now: float) -> None:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sessionward import db
 from sessionward.clock import ManualClock
-from sessionward.exceptions import ConfigError, RefreshTokenReused, StoreUnavailable, TokenError
+from sessionward.exceptions import ConfigError, RefreshTokenReused, StoreUnavailable, TokenError, ValidationError
 from sessionward.stores.base import SessionRecord
 from sessionward.stores.sql import SQLStore
 from sessionward.tokens import KeySet, SQLKeyRepository, TokenService
@@ -470,6 +470,102 @@ def test_retired_key_stops_verifying_even_a_cached_token(service: TokenService, 
     clock.advance(5)
     keyset.retire_expired(now=clock.now(), max_token_lifetime=1)
     assert reason_of(service, pair.access_token) == "unknown kid"
+
+
+# -- T14: keys retire by themselves, a leaked key is revoked at once ----------------------------------------------------
+
+
+def late_token(pair: Any, key: Any, clock: ManualClock) -> str:
+    """What a holder of `key`'s private part could sign now: the same live family, fresh times."""
+    now = int(clock.now())
+    return resign(pair.access_token, key.private, alg=key.alg, iat=now, nbf=now, exp=now + 900)
+
+
+def test_T14_superseded_key_leaves_key_set_and_jwks_once_its_tokens_are_dead(
+    service: TokenService, pair: Any, our_key: Any, clock: ManualClock
+) -> None:
+    new_key = service.rotate_keys()
+    stopped = clock.now()  # the old key's last token was signed just before now
+    clock.set(stopped + service.policy.max_token_lifetime)  # access TTL + leeway
+    late = late_token(pair, our_key, clock)
+    service.verify_access(late)  # still in the key set
+    assert our_key.kid in {k["kid"] for k in service.jwks()["keys"]}
+    clock.advance(1)  # no command, no sleeping: the clock alone retires it
+    assert {k["kid"] for k in service.jwks()["keys"]} == {new_key.kid}
+    assert reason_of(service, late) == "unknown kid"  # even though it was verified (and cached) a second ago
+    service.verify_access(service.issue("alice", fresh=True).access_token)
+
+
+@pytest.fixture
+def instances(tmp_path: Any, make_service: Callable[..., TokenService]) -> tuple[TokenService, TokenService]:
+    """Two instances: one key table (SQLite), one store, each its own key cache (refresh every 5 s)."""
+    url, kek = f"sqlite:///{tmp_path}/keys.db", secrets.token_bytes(32)
+    return (make_service(SQLKeyRepository(db.make_engine(url), kek, refresh_interval=5)),
+            make_service(SQLKeyRepository(db.make_engine(url), kek, refresh_interval=5)))
+
+
+def kids(svc: TokenService) -> set[str]:
+    return {k["kid"] for k in svc.jwks()["keys"]}
+
+
+def test_T14_retired_on_every_instance_without_a_command(instances: Any, clock: ManualClock) -> None:
+    a, b = instances
+    p = a.issue("alice", fresh=True)
+    old_kid = parts(p.access_token)[0]["kid"]
+    old_key = a._keys.current(clock.now()).verification_key(old_kid)
+    b.verify_access(p.access_token)
+    new_key = a.rotate_keys()  # signs 10 s later, once every instance has read it
+    clock.set(new_key.activates_at + a.policy.max_token_lifetime)
+    late = late_token(p, old_key, clock)
+    for svc in (a, b):
+        svc.verify_access(late)
+        assert old_kid in kids(svc)
+    clock.advance(1)
+    for svc in (a, b):
+        assert reason_of(svc, late) == "unknown kid"
+        assert kids(svc) == {new_key.kid}
+
+
+def test_T14_revoked_key_refused_at_once_on_every_instance(instances: Any, clock: ManualClock) -> None:
+    a, b = instances
+    p1, p2 = a.issue("alice", fresh=True), b.issue("carol", fresh=True)
+    old_kid = parts(p1.access_token)[0]["kid"]
+    for svc in (a, b):
+        svc.verify_access(p1.access_token)  # verified and cached on both
+    with pytest.raises(ValidationError, match="keys rotate"):
+        a.revoke_key(old_kid)  # the key that signs now: rotate first
+    b.verify_access(p1.access_token)  # the refusal left nothing behind
+    new_key = a.rotate_keys()
+    clock.set(new_key.activates_at)
+    q = b.issue("bob", fresh=True)
+    assert parts(q.access_token)[0]["kid"] == new_key.kid
+    revocation, families = a.revoke_key(old_kid)
+    assert revocation.kid == old_kid and families == 2  # alice's and carol's families; not bob's
+    assert old_kid in kids(b)  # b has not re-read the key set ...
+    for svc in (a, b):  # ... and still refuses the key's tokens at once
+        assert reason_of(svc, p1.access_token) in {"revoked signing key", "unknown kid"}
+        assert reason_of(svc, p2.access_token) in {"revoked signing key", "unknown kid"}
+        svc.verify_access(q.access_token)
+    assert reason_of(b, p1.access_token) == "revoked signing key"
+    fresh = b.refresh(p1.refresh_token)  # the family lives on: refresh tokens do not depend on signing keys
+    for svc in (a, b):
+        svc.verify_access(fresh.access_token)
+    clock.advance(5)
+    assert old_kid not in kids(a) and old_kid not in kids(b)
+
+
+def test_T14_revoke_with_the_store_down_revokes_nothing(tmp_path: Any, make_service: Callable[..., TokenService],
+                                                      clock: ManualClock) -> None:
+    """Fail closed: without the shared store no instance could learn of the revocation at once, so the key stays
+    and the command fails (the operator retries), rather than a revocation that other instances ignore."""
+    keys = SQLKeyRepository(db.make_engine(f"sqlite:///{tmp_path}/keys.db"), secrets.token_bytes(32))
+    old = keys.load(now=clock.now()).signing_key(clock.now())
+    keys.rotate(now=clock.now(), activate_after=0)
+    down = SQLStore.from_url("postgresql://postgres@127.0.0.1:1/none", connect_timeout=1, create_schema=False)
+    with pytest.raises(StoreUnavailable):
+        make_service(keys, store_=down).revoke_key(old.kid)
+    assert keys.load(now=clock.now()).verification_key(old.kid) is not None
+    assert [i.status for i in keys.describe(now=clock.now())] == ["verifying", "signing"]
 
 
 def test_hmac_keys_never_in_jwks(make_service: Callable[..., TokenService], clock: ManualClock) -> None:

@@ -20,6 +20,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from ..clock import iso_utc
 from ..exceptions import InvalidCredentials, NotFound, PermissionDenied, SessionwardError, TokenError, ValidationError
 from ..flask import csrf_exempt, get_jwt_claims, get_user, jwt_required, state, token_service
+from ..flask.jwt import FreshTokenRequired
 from ..ids import looks_like_public_id
 from ..jsontext import strict_loads
 from ..tokens import TokenPair
@@ -202,6 +203,8 @@ def end_session(session_id: str) -> Response:
     if session_id == claims.sid:
         token_service().revoke(claims)  # ending one's own family is a logout: deny this jti too
         return _no_content()
+    if not claims.fresh:  # C14: before the lookup, so a stale token learns nothing about which ids exist
+        raise FreshTokenRequired()
     if not looks_like_public_id(session_id) or not state().sessions.revoke(claims.sub, session_id):
         raise NotFound("No such session.")  # not theirs looks exactly like not there
     return _no_content()

@@ -121,7 +121,8 @@ def _document() -> dict[str, Any]:
                 errors=json_errors, secured=True, body=_body("LogoutRequest", required=False),
             )},
             "/api/logout-all": {"post": _op(
-                "Log out everywhere: every token family and cookie session of the user ends.",
+                "Log out everywhere: every token family and cookie session of the user ends, the caller's "
+                "own included (so no fresh token is needed: a thief who calls it loses its access too).",
                 {204: no_content},
                 errors=(), secured=True,
             )},
@@ -131,7 +132,10 @@ def _document() -> dict[str, Any]:
                 errors=(), secured=True,
             )},
             "/api/sessions/{session_id}": {"delete": _op(
-                "End one of the user's sessions or token families (ending the current one is a logout).",
+                "End one of the user's sessions or token families. Ending the current one is a logout and "
+                "always allowed; ending any other needs a fresh access token (from a password login within the "
+                "access token's lifetime; otherwise 401 `insufficient_user_authentication`, RFC 9470), so that "
+                "a stolen, refreshed token cannot lock the owner out.",
                 {204: no_content},
                 errors=(404,), secured=True, parameters=[session_id],
             )},

@@ -105,6 +105,8 @@ def end_session(session_id: str) -> Response:
     if session_id == session.id:
         logout_user()
         return redirect("/login", code=303)  # type: ignore[return-value]
+    if not state().sessions.is_recent_auth(session):  # C14: a thief must not lock the owner out one by one
+        return redirect("/reauth?next=/sessions", code=303)  # type: ignore[return-value]
     if not looks_like_public_id(session_id) or not state().sessions.revoke(session.user_id, session_id):
         abort(404, description="No such session.")
     return redirect("/sessions?done=ended", code=303)  # type: ignore[return-value]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from .claims import ACCESS_TOKEN_TYPE, Claims, TokenPolicy
 from .keys import ALGORITHMS, KeySet, KeySource, SigningKey
-from .keystore import SQLKeyRepository
+from .keystore import KeyInfo, KeyRevocation, SQLKeyRepository
 from .service import TokenPair, TokenService
 
 __all__ = [
     "ACCESS_TOKEN_TYPE",
     "ALGORITHMS",
     "Claims",
+    "KeyInfo",
+    "KeyRevocation",
     "KeySet",
     "KeySource",
     "SQLKeyRepository",

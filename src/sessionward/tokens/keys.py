@@ -8,15 +8,21 @@ they could have signed has expired (`retire_expired`). The shared, persisted key
 
 `KeySet.verification_key(kid)` is a plain dict lookup: a kid that is not ours is refused; a kid is never a
 path, URL or query. Keys never come from a token's header (`jwk`, `jku`, `x5u`, `x5c` are refused upstream).
+
+Retirement (T14) is computed from data: a key stops signing when the next key in order activates
+(`superseded_at`), and no token it signed can still be valid once `max_token_lifetime` (access TTL + leeway)
+has passed after that. A `TokenService` tells its key source that lifetime (`bind_token_lifetime`); from then
+on `current(now)` leaves retired keys out by itself, with no further command.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -28,7 +34,17 @@ from ..config import check_key
 from ..exceptions import ConfigError
 from ..ids import new_public_id
 
-__all__ = ["ALGORITHMS", "Algorithm", "DEFAULT_ALG", "KeySet", "KeySource", "SigningKey", "generate_private"]
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "DEFAULT_ALG",
+    "KeySet",
+    "KeySource",
+    "SigningKey",
+    "generate_private",
+    "revoked_key_marker",
+    "superseded_at",
+]
 
 Algorithm = Literal["EdDSA", "ES256", "RS256", "HS256"]
 #: Every algorithm sessionward signs or verifies with. Anything else (`none` in any spelling, RS384, PS256...)
@@ -42,6 +58,18 @@ PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPri
 _KID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Public JWK members per key type: anything else (d, p, q, dp, dq, qi, k, ...) never leaves the service.
 _PUBLIC_JWK_MEMBERS = {"OKP": ("kty", "crv", "x"), "EC": ("kty", "crv", "x", "y"), "RSA": ("kty", "n", "e")}
+
+
+def revoked_key_marker(kid: str) -> str:
+    """The denylist entry that marks a revoked signing key (see `TokenService.revoke_key`). Never a token's
+    `jti`: those are public ids without a colon."""
+    return f"kid:{kid}"
+
+
+def superseded_at(ordered: Sequence[SigningKey]) -> dict[str, float]:
+    """When each key of `ordered` (oldest first) stopped, or will stop, signing: when the next one activates.
+    The newest key is not in it."""
+    return {older.kid: newer.activates_at for older, newer in itertools.pairwise(ordered)}
 
 
 def generate_private(alg: str) -> PrivateKey:
@@ -141,17 +169,22 @@ class KeySource(Protocol):
 
     def current(self, now: float) -> KeySet: ...
 
+    def bind_token_lifetime(self, seconds: float) -> None:
+        """From now on leave out keys superseded more than `seconds` ago (the longest any token lives)."""
+        ...
+
 
 class KeySet:
     """The keys of one service. Thread-safe; `version` grows with every change (caches watch it).
 
     - signing: the newest key whose `activates_at` has come (`signing_key`);
     - verification: every key held, including ones not yet active (`verification_key`);
-    - `rotate` adds a key, `retire_expired` drops keys no live token can be signed with.
+    - `rotate` adds a key, `retire_expired` drops keys no live token can be signed with; once a token lifetime
+      is bound (`bind_token_lifetime`), `current(now)` does that by itself.
     """
 
     def __init__(self, keys: Iterable[SigningKey] = (), *, version: int = 0, read_only: bool = False) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._read_only = read_only
         self._by_kid: dict[str, SigningKey] = {}
         for key in keys:
@@ -159,6 +192,10 @@ class KeySet:
                 raise ConfigError("TOKEN_SIGNING_KEY", f"duplicate kid {key.kid!r}")
             self._by_kid[key.kid] = key
         self.version = version
+        self._order: tuple[SigningKey, ...] | None = None
+        self._signing: tuple[str | None, float, float] = (None, math.inf, -math.inf)  # see `signing_kid`
+        self.token_lifetime: float | None = None
+        self._next_retirement = math.inf  # when `current` must drop a key next (inf: never, or not bound)
 
     @classmethod
     def generate(cls, alg: str = DEFAULT_ALG, *, now: float) -> KeySet:
@@ -166,23 +203,69 @@ class KeySet:
         return cls([SigningKey.generate(alg, now=now)])
 
     def current(self, now: float) -> KeySet:
+        """This set, without the keys whose tokens have all expired (once a token lifetime is bound)."""
+        if now > self._next_retirement:
+            with self._lock:
+                lifetime = self.token_lifetime
+                if lifetime is not None and now > self._next_retirement:
+                    self.retire_expired(now=now, max_token_lifetime=lifetime)
+                    self._next_retirement = self.next_retirement(max_token_lifetime=lifetime)
         return self
+
+    def bind_token_lifetime(self, seconds: float) -> None:
+        """Retire keys by themselves `seconds` after they stopped signing (the longest of the lifetimes bound,
+        if several services share this set). Read-only sets (from `SQLKeyRepository`) are retired by it."""
+        if self._read_only:
+            return
+        with self._lock:
+            self.token_lifetime = max(seconds, self.token_lifetime or 0.0)
+            self._next_retirement = -math.inf  # work it out on the next `current`
+
+    def next_retirement(self, *, max_token_lifetime: float) -> float:
+        """The next instant after which one more key is retired (inf if none will be)."""
+        return min((t + max_token_lifetime for t in superseded_at(self.keys).values()), default=math.inf)
 
     @property
     def keys(self) -> tuple[SigningKey, ...]:
         """Every key, oldest first (by `activates_at`, then `serial`, then kid: the same order everywhere)."""
-        with self._lock:
-            return tuple(sorted(self._by_kid.values(), key=lambda k: (k.activates_at, k.serial, k.kid)))
+        order = self._order
+        if order is None:
+            with self._lock:
+                order = self._order = tuple(
+                    sorted(self._by_kid.values(), key=lambda k: (k.activates_at, k.serial, k.kid))
+                )
+        return order
 
     def __len__(self) -> int:
         return len(self._by_kid)
 
     def signing_key(self, now: float) -> SigningKey:
         """The key to sign with now. Raises `ConfigError` if no key is active yet."""
-        active = [k for k in self.keys if k.activates_at <= now]
-        if not active:
-            raise ConfigError("TOKEN_SIGNING_KEY", "no active signing key; generate or rotate one")
-        return active[-1]
+        for key in reversed(self.keys):
+            if key.activates_at <= now:
+                return key
+        raise ConfigError("TOKEN_SIGNING_KEY", "no active signing key; generate or rotate one")
+
+    def signing_kid(self, now: float) -> str | None:
+        """The kid `signing_key(now)` would give, or None; never raises. Per-request cheap: the answer is kept
+        with the span of time it holds for (until the next key activates)."""
+        kid, start, end = self._signing
+        if start <= now < end:
+            return kid
+        order = self.keys
+        kid, start, end = None, -math.inf, (order[0].activates_at if order else math.inf)
+        for i, key in enumerate(order):
+            if key.activates_at <= now:
+                kid, start = key.kid, key.activates_at
+                end = order[i + 1].activates_at if i + 1 < len(order) else math.inf
+        self._signing = (kid, start, end)
+        return kid
+
+    def without(self, kids: Iterable[str], *, version: int | None = None) -> KeySet:
+        """A read-only copy of this set without `kids`, with `version` (default: this set's)."""
+        drop = set(kids)
+        return KeySet([k for k in self.keys if k.kid not in drop], version=self.version if version is None else version,
+                      read_only=True)
 
     def verification_key(self, kid: object) -> SigningKey | None:
         """The key with exactly this kid, or None. A plain dict lookup: no path, URL or query, ever."""
@@ -198,6 +281,9 @@ class KeySet:
                 raise ConfigError("TOKEN_SIGNING_KEY", f"duplicate kid {key.kid!r}")
             self._by_kid[key.kid] = key
             self.version += 1
+            self._order, self._signing = None, (None, math.inf, -math.inf)
+            if self.token_lifetime is not None:
+                self._next_retirement = -math.inf
 
     def _check_writable(self) -> None:
         if self._read_only:
@@ -221,13 +307,8 @@ class KeySet:
     def expired_kids(self, *, now: float, max_token_lifetime: float) -> list[str]:
         """Kids of keys superseded more than `max_token_lifetime` ago: no live token can carry them.
         The active key and keys not yet active are never among them."""
-        ordered = self.keys
-        gone: list[str] = []
-        for older, newer in itertools.pairwise(ordered):
-            # `older` stopped signing when `newer` became active (if it has).
-            if newer.activates_at <= now and newer.activates_at + max_token_lifetime < now:
-                gone.append(older.kid)
-        return gone
+        stops = superseded_at(self.keys)
+        return [kid for kid, until in stops.items() if until <= now and until + max_token_lifetime < now]
 
     def retire_expired(self, *, now: float, max_token_lifetime: float) -> list[str]:
         """Drop keys that no live token can have been signed with; returns their kids."""
@@ -238,6 +319,7 @@ class KeySet:
                 for kid in gone:
                     self._by_kid.pop(kid, None)
                 self.version += 1
+                self._order, self._signing = None, (None, math.inf, -math.inf)
         return gone
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:

@@ -2,14 +2,22 @@
 
 Every instance reads the same table, so a key rotated on one host is verified by all of them within
 `refresh_interval` seconds, and no instance signs with a key the others have not had time to read.
+
+Retired keys (superseded longer than the token lifetime ago) leave every instance's key set by themselves: each
+instance works the retirement out from the rows and its clock (`bind_token_lifetime`); the rows are deleted at
+the next rotation. A revoked key (`revoke`) is deleted at once and leaves a tombstone in `sw_signing_keys_revoked`
+(no key material), for `describe` and the count of families it signed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,10 +28,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import db, events
 from ..config import check_key
-from ..exceptions import ConfigError, NotFound
-from .keys import ALGORITHMS, DEFAULT_ALG, KeySet, PrivateKey, SigningKey
+from ..exceptions import ConfigError, NotFound, ValidationError
+from .keys import ALGORITHMS, DEFAULT_ALG, KeySet, PrivateKey, SigningKey, superseded_at
 
-__all__ = ["KEK_SETTING", "SQLKeyRepository", "keys_table", "keys_version_table"]
+__all__ = ["KEK_SETTING", "KeyInfo", "KeyRevocation", "SQLKeyRepository", "keys_revoked_table", "keys_table",
+           "keys_version_table"]
 
 
 keys_table = sa.Table(
@@ -45,7 +54,46 @@ keys_version_table = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
 )
 
+#: Tombstones of revoked keys: what `keys list` shows and what the family count needs; never key material.
+keys_revoked_table = sa.Table(
+    "sw_signing_keys_revoked",
+    db.metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("alg", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("activates_at", sa.Double, nullable=False),
+    sa.Column("superseded_at", sa.Double, nullable=True),  #: when it stopped signing (None: it never signed)
+    sa.Column("revoked_at", sa.Double, nullable=False),
+)
+
 KEK_SETTING = "SESSIONWARD_KEY_ENCRYPTION_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRevocation:
+    """A revoked key: it signed the tokens issued from `activates_at` until `superseded_at` (None: never)."""
+
+    kid: str
+    alg: str
+    activates_at: float
+    superseded_at: float | None
+    revoked_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """One line of `keys list`: status is signing, pending, verifying, retired or revoked; `until` is when a
+    verifying key retires (None when no token lifetime is bound), when a retired key did, or when a revoked key
+    was revoked."""
+
+    kid: str
+    alg: str
+    status: str
+    created_at: float
+    activates_at: float
+    until: float | None
+
+
 _NONCE_BYTES = 12
 _KEK_BYTES = 32  # AES-256
 
@@ -90,10 +138,14 @@ class SQLKeyRepository:
         self._aead = AESGCM(bytes(kek))
         self.refresh_interval = float(refresh_interval)
         self.default_alg = default_alg
-        self._lock = threading.Lock()
-        self._set: KeySet | None = None
+        self._lock = threading.RLock()
+        self._full: KeySet | None = None  # every key in the table, as last read
+        self._set: KeySet | None = None  # the same without retired keys: what `current` hands out
+        self._retire_at = math.inf  # after this instant `_set` must lose one more key
+        self._handed_out = 0  # the version of the last set `current` handed out
         self._checked_at = 0.0
-        db.ensure_schema(engine, "keys", [keys_table, keys_version_table])
+        self.token_lifetime: float | None = None
+        db.ensure_schema(engine, "keys", [keys_table, keys_version_table, keys_revoked_table])
 
     @classmethod
     def from_url(cls, url: str, kek: bytes, **options: Any) -> SQLKeyRepository:
@@ -162,6 +214,28 @@ class SQLKeyRepository:
             "sealed": self._seal(key),
         }
 
+    def bind_token_lifetime(self, seconds: float) -> None:
+        """Leave keys superseded more than `seconds` ago out of `current` (the longest lifetime bound wins)."""
+        with self._lock:
+            self.token_lifetime = max(seconds, self.token_lifetime or 0.0)
+            self._retire_at = -math.inf  # work the view out again on the next `current`
+
+    def _install(self, full: KeySet, now: float) -> KeySet:
+        """Keep `full` and hand out its keys that are not retired at `now`, as a new set whose version is
+        higher than that of any set handed out before (caches keyed by a set's id and version never mistake
+        it for an older one)."""
+        with self._lock:
+            lifetime = self.token_lifetime
+            self._handed_out += 1
+            if lifetime is None:
+                view, retire_at = full.without((), version=self._handed_out), math.inf
+            else:
+                gone = full.expired_kids(now=now, max_token_lifetime=lifetime)
+                view = full.without(gone, version=self._handed_out)
+                retire_at = view.next_retirement(max_token_lifetime=lifetime)
+            self._full, self._set, self._retire_at = full, view, retire_at
+            return view
+
     def load(self, *, now: float) -> KeySet:
         """Read the key set (making the first key if there is none). Raises `ConfigError`, `StoreUnavailable`."""
         with self._lock:
@@ -171,36 +245,44 @@ class SQLKeyRepository:
                 keyset = self._read()
                 if keyset is None:
                     raise ConfigError("TOKEN_SIGNING_KEY", "the key store holds no keys")
-            self._set, self._checked_at = keyset, now
-            return keyset
+            self._checked_at = now
+            return self._install(keyset, now)
 
     def current(self, now: float) -> KeySet:
-        """The key set, re-read if another instance changed it (checked at most every `refresh_interval`)."""
-        keyset = self._set
-        if keyset is None:
+        """The key set without retired keys, re-read if another instance changed it (checked at most every
+        `refresh_interval`)."""
+        keyset, full = self._set, self._full
+        if keyset is None or full is None:
             return self.load(now=now)
         if 0 <= now - self._checked_at < self.refresh_interval:
-            return keyset
+            if now <= self._retire_at:
+                return keyset
+            return self._install(full, now)  # a key's last token has just expired: no read needed
         with db.begin(self._engine, "key store") as conn:
             version = self._read_version(conn)
-        if version != keyset.version:
+        if version != full.version:
             return self.load(now=now)
         self._checked_at = now
-        return keyset
+        return keyset if now <= self._retire_at else self._install(full, now)
 
     # -- changing --------------------------------------------------------------------------------------
+    @staticmethod
+    def _bump_version(conn: Connection) -> None:
+        """Move the version on; the row lock it takes serialises concurrent changes."""
+        updated = conn.execute(
+            keys_version_table.update()
+            .where(keys_version_table.c.id == 1)
+            .values(version=keys_version_table.c.version + 1)
+        ).rowcount
+        if updated != 1:
+            conn.execute(keys_version_table.insert().values(id=1, version=1))
+
     def _commit(self, *, add: SigningKey | None = None, delete: Iterable[str] = ()) -> SigningKey | None:
         """One transaction: bump the version (the row lock serialises concurrent changes), add and delete.
         An added key's `serial` becomes the new version, so keys made at the same instant still have one
         order that every instance agrees on."""
         with db.begin(self._engine, "key store") as conn:
-            updated = conn.execute(
-                keys_version_table.update()
-                .where(keys_version_table.c.id == 1)
-                .values(version=keys_version_table.c.version + 1)
-            ).rowcount
-            if updated != 1:
-                conn.execute(keys_version_table.insert().values(id=1, version=1))
+            self._bump_version(conn)
             if add is not None:
                 add = dataclasses.replace(add, serial=self._read_version(conn) or 1)
                 conn.execute(keys_table.insert().values(**self._row(add)))
@@ -223,26 +305,97 @@ class SQLKeyRepository:
         return key
 
     def retire_expired(self, *, now: float, max_token_lifetime: float) -> list[str]:
-        """Delete keys that no live token can have been signed with; returns their kids."""
-        gone = self.current(now).expired_kids(now=now, max_token_lifetime=max_token_lifetime)
+        """Delete the rows of keys that no live token can have been signed with (they already left `current`
+        on every instance that knows the lifetime), and tombstones as old; returns the deleted kids."""
+        self.current(now)
+        full = self._full
+        assert full is not None
+        gone = full.expired_kids(now=now, max_token_lifetime=max_token_lifetime)
         if gone:
             self._commit(delete=gone)
             self.load(now=now)
+        with db.begin(self._engine, "key store") as conn:
+            conn.execute(keys_revoked_table.delete().where(keys_revoked_table.c.revoked_at + max_token_lifetime < now))
         return gone
 
-    def remove(self, kid: str, *, now: float) -> None:
-        """Withdraw a (compromised) key at once: its tokens stop verifying on every instance within
-        `refresh_interval`. If it was signing, a replacement that signs at once is made first.
-        Raises `NotFound` for an unknown kid."""
-        keyset = self.load(now=now)
-        key = keyset.verification_key(kid)
-        if key is None:
+    # -- revocation ------------------------------------------------------------------------------------
+    def _revocation(self, conn: Connection, kid: str, now: float) -> tuple[KeyRevocation, Any]:
+        """What revoking `kid` now would record, after the checks (see `revoke`)."""
+        rows = conn.execute(
+            sa.select(keys_table.c.kid, keys_table.c.alg, keys_table.c.created_at, keys_table.c.activates_at,
+                      keys_table.c.serial)
+        ).all()
+        ordered = sorted(rows, key=lambda r: (r.activates_at, r.serial, r.kid))
+        row = next((r for r in ordered if r.kid == kid), None)
+        if row is None:
             raise NotFound(f"no signing key {kid!r}")
-        replacement = None
-        remaining = [k for k in keyset.keys if k.kid != kid and k.activates_at <= now]
-        if not remaining:
-            replacement = SigningKey.generate(key.alg, now=now)
-        self._commit(add=replacement, delete=[kid])
+        active = [r for r in ordered if r.activates_at <= now]
+        if active and active[-1].kid == kid:
+            raise ValidationError(
+                f"{kid} is the key that signs now: run `sessionward keys rotate` first, then revoke it once "
+                f"the new key signs (from {2 * self.refresh_interval:g} s after the rotation)"
+            )
+        if now < row.activates_at <= now + self.refresh_interval:
+            raise ValidationError(
+                f"{kid} starts signing in {row.activates_at - now:.0f} s, too soon for every instance to hear "
+                f"of a revocation: wait until it signs, rotate, then revoke it"
+            )
+        stopped = superseded_at(ordered).get(kid)  # type: ignore[arg-type]
+        revocation = KeyRevocation(
+            kid=kid,
+            alg=row.alg,
+            activates_at=row.activates_at,
+            superseded_at=stopped if row.activates_at <= now else None,
+            revoked_at=now,
+        )
+        return revocation, row
+
+    def check_revocable(self, kid: str, *, now: float) -> KeyRevocation:
+        """What `revoke(kid, now=now)` would do, changing nothing. Raises as `revoke` does."""
+        with db.begin(self._engine, "key store") as conn:
+            return self._revocation(conn, kid, now)[0]
+
+    def revoke(self, kid: str, *, now: float) -> KeyRevocation:
+        """Withdraw a (compromised) key: delete it and keep a tombstone (no key material), in one transaction;
+        every instance drops it within `refresh_interval` (`TokenService.revoke_key` makes its tokens fail at
+        once).
+
+        Refused with `ValidationError` for the key that signs now and for a pending key that starts signing
+        within `refresh_interval` (an instance that has not re-read the set would sign with it): rotate first,
+        and revoke it once the new key signs. Raises `NotFound` for an unknown kid, `StoreUnavailable`."""
+        with db.begin(self._engine, "key store") as conn:
+            self._bump_version(conn)
+            revocation, row = self._revocation(conn, kid, now)
+            conn.execute(keys_table.delete().where(keys_table.c.kid == kid))
+            conn.execute(keys_revoked_table.insert().values(
+                kid=kid, alg=row.alg, created_at=row.created_at, activates_at=row.activates_at,
+                superseded_at=revocation.superseded_at, revoked_at=now,
+            ))
         self.load(now=now)
-        if replacement is not None:
-            events.emit("key_rotated", new_kid=replacement.kid, alg=replacement.alg)
+        events.emit("key_revoked", level=logging.WARNING, kid=kid, alg=row.alg)
+        return revocation
+
+    def describe(self, *, now: float) -> list[KeyInfo]:
+        """Every key with its status at `now` (oldest first), then the revoked ones. Reads the table."""
+        self.load(now=now)
+        full = self._full
+        assert full is not None
+        lifetime = self.token_lifetime
+        signing = full.signing_kid(now)
+        stops = superseded_at(full.keys)
+        out: list[KeyInfo] = []
+        for key in full.keys:
+            retires = stops[key.kid] + lifetime if key.kid in stops and lifetime is not None else None
+            if key.kid == signing:
+                status = "signing"
+            elif key.activates_at > now:
+                status = "pending"
+            elif retires is not None and now > retires:
+                status = "retired"
+            else:
+                status = "verifying"
+            out.append(KeyInfo(key.kid, key.alg, status, key.created_at, key.activates_at, retires))
+        with db.begin(self._engine, "key store") as conn:
+            tombstones = conn.execute(sa.select(keys_revoked_table).order_by(keys_revoked_table.c.revoked_at)).all()
+        out += [KeyInfo(t.kid, t.alg, "revoked", t.created_at, t.activates_at, t.revoked_at) for t in tombstones]
+        return out

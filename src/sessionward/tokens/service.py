@@ -43,7 +43,8 @@ from .claims import (
     validate_claims,
 )
 from .jws import VerifiedCache, parse_header
-from .keys import KeySet, KeySource, SigningKey
+from .keys import KeySet, KeySource, SigningKey, revoked_key_marker
+from .keystore import KeyRevocation
 
 __all__ = ["TokenPair", "TokenService"]
 
@@ -107,6 +108,7 @@ class TokenService:
         self.policy = policy
         self._clock: Clock = clock or SystemClock()
         self._cache = VerifiedCache(cache_size)
+        keys.bind_token_lifetime(policy.max_token_lifetime)  # superseded keys retire by themselves (T14)
         keyset = keys.current(self._clock.now())
         for key in keyset.keys:
             if isinstance(key.private, bytes) and hmac.compare_digest(key.private, self._refresh_key):
@@ -151,7 +153,7 @@ class TokenService:
             self._cache.put(token, claims, tag)
         else:
             check_time(claims, policy, now=now)
-        self._check_not_revoked(claims, now=now)
+        self._check_not_revoked(claims, keyset, now=now)
         return claims
 
     def _decode(self, token: str, keyset: KeySet, *, now: float) -> Claims:
@@ -185,7 +187,7 @@ class TokenService:
             raise TokenError(reason) from None
         return validate_claims(payload, kid=kid, policy=policy, now=now)
 
-    def _check_not_revoked(self, claims: Claims, *, now: float) -> None:
+    def _check_not_revoked(self, claims: Claims, keyset: KeySet, *, now: float) -> None:
         """Denylist, user epoch and family, in one store round trip. Raises `TokenError`."""
         state = self._store.token_state(jti=claims.jti, user_id=claims.sub, family_id=claims.sid, now=now)
         if state.denied:
@@ -197,6 +199,10 @@ class TokenService:
         family = state.family
         if family is None or family.kind != "token" or family.user_id != claims.sub:
             raise TokenError("token family ended")
+        # A revoked key is refused at once on every instance, before each one re-reads the key set (T14). The
+        # signing key is never revoked, so only tokens of an older key pay for this one read.
+        if claims.kid != keyset.signing_kid(now) and self._store.is_denied(revoked_key_marker(claims.kid), now=now):
+            raise TokenError("revoked signing key")
 
     # -- refresh tokens -------------------------------------------------------------------------
     def _mac(self, family_id: str, generation: int, salt: str) -> str:
@@ -380,6 +386,33 @@ class TokenService:
         key: SigningKey = self._keys.rotate(now=now, **options)  # type: ignore[attr-defined]
         self.retire_keys()
         return key
+
+    def revoke_key(self, kid: str) -> tuple[KeyRevocation, int]:
+        """Revoke a signing key believed leaked (`SQLKeyRepository.revoke`, which refuses the key that signs
+        now): its tokens are refused at once on every instance (a denylist entry in the shared store, checked
+        for every token not signed by the current key), and it leaves every key set and JWKS within the key
+        refresh interval. Returns the `KeyRevocation` and how many live token families got their latest
+        access token from it (counted from the families' last signing time, `last_seen`: their clients get
+        a 401 and refresh, since refresh tokens do not depend on signing keys). Raises `NotFound`,
+        `ValidationError`, `ConfigError` (a key source that cannot revoke), `StoreUnavailable`."""
+        keys: Any = self._keys
+        if not hasattr(keys, "revoke"):
+            raise ConfigError("TOKEN_SIGNING_KEY", "this key source cannot revoke keys; use SQLKeyRepository")
+        now = self._clock.now()
+        keys.check_revocable(kid, now=now)  # refused (the key that signs now) before anything is written
+        # Denied first (fail closed: if the store is down nothing is revoked and the command fails), until no
+        # instance can hold the key any more and no token it signed can be valid anyway.
+        until = now + self.policy.max_token_lifetime + 2 * float(getattr(keys, "refresh_interval", 0.0))
+        self._store.deny(revoked_key_marker(kid), until=until, now=now)
+        revocation = keys.revoke(kid, now=now)
+        families = 0
+        if revocation.superseded_at is not None:
+            start, end = revocation.activates_at, revocation.superseded_at
+            families = sum(
+                1 for r in self._store.list_all(now=now, limit=1_000_000)
+                if r.kind == "token" and start <= r.last_seen < end
+            )
+        return revocation, families
 
     def retire_keys(self) -> list[str]:
         """Drop keys superseded longer than the longest token lifetime ago. Returns their kids."""
