@@ -42,7 +42,8 @@ def add_audit_command(sub: Any) -> None:
     g.add_argument("--logout-method", choices=["GET", "POST"], type=str.upper)
     g.add_argument("--api-logout", metavar="PATH", help="the token logout route (default: --logout)")
     g.add_argument("--refresh", metavar="PATH", help="the refresh-token route")
-    g.add_argument("--unsafe", metavar="PATH", help="a state-changing POST route for the CSRF probe (default: --logout)")
+    g.add_argument("--unsafe", metavar="PATH",
+                   help="a state-changing POST route for the CSRF probe (default: --logout)")
     g.add_argument("--jwks", metavar="PATH", help="the JWKS route (default /.well-known/jwks.json)")
     g.add_argument("--public-key", metavar="PEM", help="the server's public key file, for the key-confusion probe")
     s = p.add_argument_group("safety")
@@ -50,9 +51,11 @@ def add_audit_command(sub: Any) -> None:
     s.add_argument("--max-requests", type=int, default=400, help="requests for the whole run at most (default 400)")
     s.add_argument("--aggressive", action="store_true",
                    help="also hammer the real account (throttling, timing): may lock it out")
-    s.add_argument("--throttle-attempts", type=int, default=10, help="failed logins for the throttling probe (default 10)")
+    s.add_argument("--throttle-attempts", type=int, default=10,
+                   help="failed logins for the throttling probe (default 10)")
     s.add_argument("--timeout", type=float, default=10.0)
-    s.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate (self-signed dev servers)")
+    s.add_argument("--insecure", action="store_true",
+                   help="do not verify the TLS certificate (self-signed dev servers)")
     s.add_argument("--cacert", metavar="FILE", help="trust this CA / self-signed certificate")
     o = p.add_argument_group("output")
     o.add_argument("--format", choices=["table", "json", "sarif", "junit"], default="table")

@@ -3,10 +3,11 @@ checks against the protected route, and evidence lines with secrets masked."""
 
 from __future__ import annotations
 
-
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any, Iterator
+from http import HTTPStatus
+from typing import Any
 
 from .forge import looks_like_jwt
 from .http import Browser, Client, Response
@@ -146,7 +147,7 @@ class Context:
     def fetch_login_form(self, b: Browser) -> tuple[Response, FormSpec]:
         assert self.target.form_login
         page = b.get(self.target.form_login)
-        forms = parse_forms(page.text) if page.status == 200 else []
+        forms = parse_forms(page.text) if page.status == HTTPStatus.OK else []
         chosen = next((f for f in forms if f.by_type("password")), None) or next(
             (f for f in forms if f.method == "POST"), None
         )
@@ -157,10 +158,11 @@ class Context:
 
     def form_fields(self, form: FormSpec, username: str, password: str | None) -> dict[str, str]:
         data = form.fields()
+        candidates = form.by_type("text") + form.by_type("email")
         user_field = self.target.username_field or next(
-            (n for n in form.by_type("text") + form.by_type("email") if any(h in n.lower() for h in ("user", "login", "email", "name"))),
+            (n for n in candidates if any(h in n.lower() for h in ("user", "login", "email", "name"))),
             None,
-        ) or next(iter(form.by_type("text") + form.by_type("email")), None)
+        ) or next(iter(candidates), None)
         if user_field is None:
             raise LoginFailed("no username field in the login form (give --username-field)")
         data[user_field] = username
@@ -176,7 +178,11 @@ class Context:
         """GET the form, POST it like a browser; returns the browser and the POST's response."""
         b = b or self.browser()
         _, form = self.fetch_login_form(b)
-        data = self.form_fields(form, username or self.target.username or "", password if password is not None else self.target.password)
+        data = self.form_fields(
+            form,
+            username or self.target.username or "",
+            password if password is not None else self.target.password,
+        )
         for name in drop:
             data.pop(name, None)
         data.update(extra or {})
@@ -217,9 +223,9 @@ class Context:
         return self.works(b.get(self.target.protected), self.baseline())
 
     def works(self, resp: Response, baseline: Response) -> bool:
-        if not 200 <= resp.status < 300:
+        if not resp.is_success:
             return False
-        if not 200 <= baseline.status < 300:
+        if not baseline.is_success:
             return True
         return resp.body != baseline.body and bool(self.target.username and self.target.username.encode() in resp.body)
 
@@ -263,7 +269,7 @@ class Context:
 
     def token_works(self, token: str) -> tuple[bool, Response]:
         resp = self.token_request(token)
-        return 200 <= resp.status < 300 and not 200 <= self.token_baseline().status < 300, resp
+        return resp.is_success and not self.token_baseline().is_success, resp
 
 
 def _find_tokens(data: Any, prefix: str = "") -> Iterator[tuple[str, str]]:

@@ -9,11 +9,13 @@ uses the standard library's `hmac`. Nothing here verifies anything for real use.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import warnings
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import jwt
 
@@ -37,6 +39,7 @@ __all__ = [
 
 ALG_NONE_SPELLINGS = ("none", "None", "NONE", "nOnE")
 _HMAC_HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+_COMPACT_DOTS = 2  # a compact JWS is header.payload.signature
 
 
 def b64u(data: bytes) -> str:
@@ -71,7 +74,7 @@ def payload_of(token: str) -> dict[str, Any]:
 
 
 def looks_like_jwt(text: object) -> bool:
-    if not isinstance(text, str) or text.count(".") != 2:
+    if not isinstance(text, str) or text.count(".") != _COMPACT_DOTS:
         return False
     try:
         header = json.loads(unb64u(text.split(".", 1)[0]))
@@ -99,7 +102,8 @@ def resign(token: str, key: Any, *, alg: str, header: dict[str, Any] | None = No
     # PyJWS signs any payload bytes (jwt.encode would refuse e.g. a list-valued iss).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # short HMAC keys: forging with a cracked weak secret is the point
-        return jwt.PyJWS().encode(json.dumps(_changed(payload, payload_changes)).encode(), key, algorithm=alg, headers=hdr)
+        body = json.dumps(_changed(payload, payload_changes)).encode()
+        return jwt.PyJWS().encode(body, key, algorithm=alg, headers=hdr)
 
 
 def alg_none(token: str, alg: str = "none", *, signature: bytes = b"", **payload_changes: Any) -> str:
@@ -133,10 +137,8 @@ def public_key_texts(public_key: Any, jwk: dict[str, Any] | None = None) -> dict
     out = {
         "pem": public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
     }
-    try:
+    with contextlib.suppress(ValueError):  # not every key type has an OpenSSH form
         out["ssh"] = public_key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    except ValueError:
-        pass
     if jwk is not None:
         out["jwk"] = json.dumps(jwk).encode()
     return out
@@ -145,7 +147,11 @@ def public_key_texts(public_key: Any, jwk: dict[str, Any] | None = None) -> dict
 def public_key_from_jwk(jwk: dict[str, Any]) -> Any:
     """A `cryptography` public key from a JWK (RSA, EC or OKP), via PyJWT."""
     kty = jwk.get("kty")
-    algo = {"RSA": jwt.algorithms.RSAAlgorithm, "EC": jwt.algorithms.ECAlgorithm, "OKP": jwt.algorithms.OKPAlgorithm}.get(str(kty))
+    algo = {
+        "RSA": jwt.algorithms.RSAAlgorithm,
+        "EC": jwt.algorithms.ECAlgorithm,
+        "OKP": jwt.algorithms.OKPAlgorithm,
+    }.get(str(kty))
     if algo is None:
         raise ValueError(f"unsupported JWK kty {kty!r}")
     return algo.from_jwk(json.dumps(jwk))
@@ -175,7 +181,8 @@ def embedded_key(token: str, param: str, *, alg: str = "ES256", url: str = "http
     }[param]
     hdr = {k: v for k, v in old_header.items() if k != "alg"}
     hdr[param] = value
-    return jwt.PyJWS().encode(json.dumps(_changed(payload, payload_changes)).encode(), attacker, algorithm=alg, headers=hdr)
+    body = json.dumps(_changed(payload, payload_changes)).encode()
+    return jwt.PyJWS().encode(body, attacker, algorithm=alg, headers=hdr)
 
 
 def crack_hmac(token: str, candidates: Iterable[str]) -> str | None:

@@ -10,12 +10,12 @@ one browser, replay an old cookie, or plant one.
 from __future__ import annotations
 
 import http.client
-import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from http import HTTPStatus
 from urllib.parse import urlencode, urljoin, urlsplit
 
 __all__ = [
@@ -116,6 +116,21 @@ class Response:
     @property
     def set_cookies(self) -> list[SetCookie]:
         return [parse_set_cookie(v) for v in self.header_all("Set-Cookie")]
+
+    @property
+    def is_success(self) -> bool:
+        """A 2xx answer."""
+        return HTTPStatus.OK <= self.status < HTTPStatus.MULTIPLE_CHOICES
+
+    @property
+    def is_redirection(self) -> bool:
+        """A 3xx answer."""
+        return HTTPStatus.MULTIPLE_CHOICES <= self.status < HTTPStatus.BAD_REQUEST
+
+    @property
+    def is_error(self) -> bool:
+        """A 4xx or 5xx answer."""
+        return self.status >= HTTPStatus.BAD_REQUEST
 
     @property
     def text(self) -> str:
@@ -229,7 +244,7 @@ class Client:
         except ssl.SSLCertVerificationError as exc:
             raise AuditHTTPError(f"{self.origin}: certificate not trusted ({exc.verify_message}); "
                                  "use --cacert FILE, or --insecure for a self-signed development certificate") from None
-        except (OSError, socket.timeout, http.client.HTTPException) as exc:
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
             raise AuditHTTPError(f"{self.origin}: {type(exc).__name__}: {exc}") from None
         finally:
             conn.close()
@@ -245,7 +260,7 @@ class Browser:
         self.client = client
         self.cookies: dict[str, str] = dict(cookies or {})
 
-    def copy(self) -> "Browser":
+    def copy(self) -> Browser:
         return Browser(self.client, self.cookies)
 
     def request(

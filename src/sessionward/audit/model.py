@@ -16,7 +16,7 @@ class Severity(enum.IntEnum):
     CRITICAL = 4
 
     @classmethod
-    def parse(cls, text: str) -> "Severity":
+    def parse(cls, text: str) -> Severity:
         try:
             return cls[text.strip().upper()]
         except KeyError:
@@ -77,8 +77,11 @@ def check(id: str, title: str, severity: str, reference: str, fix: str) -> Check
     return c
 
 
+_MASK_WHOLE = 8  # a value this short is hidden entirely: its first 4 characters would give half of it away
+
+
 def mask(value: str) -> str:
     """A secret shown only by its start and length: `abcd…(43 chars)`."""
-    if len(value) <= 8:
+    if len(value) <= _MASK_WHOLE:
         return "…" if value else ""
     return f"{value[:4]}…({len(value)} chars)"

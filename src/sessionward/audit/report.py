@@ -114,7 +114,9 @@ def to_sarif(report: Report, *, fail_on: Severity) -> dict[str, Any]:
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": "sessionward-audit", "version": VERSION, "informationUri": INFO_URI, "rules": rules}},
+            "tool": {"driver": {
+                "name": "sessionward-audit", "version": VERSION, "informationUri": INFO_URI, "rules": rules,
+            }},
             "results": results,
             "invocations": [{"executionSuccessful": True}],
         }],
@@ -130,15 +132,19 @@ def to_junit(report: Report, *, fail_on: Severity) -> str:
         n = f_ = s = 0
         for cid in o.checks:
             n += 1
-            case = ET.SubElement(suite, "testcase", classname=f"sessionward.audit.{o.name}", name=f"{cid}: {CHECKS[cid].title}")
+            case = ET.SubElement(suite, "testcase", classname=f"sessionward.audit.{o.name}",
+                                 name=f"{cid}: {CHECKS[cid].title}")
             finding = by_check.get(cid)
             if finding is not None and finding.severity >= fail_on:
                 f_ += 1
                 fail = ET.SubElement(case, "failure", message=f"[{finding.severity.label}] {CHECKS[cid].title}",
                                      type=finding.severity.label)
-                fail.text = "\n".join([*finding.evidence, f"fix: {CHECKS[cid].fix}", f"reference: {CHECKS[cid].reference}"])
+                fail.text = "\n".join(
+                    [*finding.evidence, f"fix: {CHECKS[cid].fix}", f"reference: {CHECKS[cid].reference}"]
+                )
             elif finding is not None:
-                ET.SubElement(case, "system-out").text = f"[{finding.severity.label}, below --fail-on] " + "\n".join(finding.evidence)
+                below = f"[{finding.severity.label}, below --fail-on] "
+                ET.SubElement(case, "system-out").text = below + "\n".join(finding.evidence)
             elif o.skipped or o.error:
                 s += 1
                 ET.SubElement(case, "skipped", message=o.skipped or o.error or "")

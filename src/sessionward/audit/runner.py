@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .context import Context, LoginFailed, Target
 from .http import AuditHTTPError, BudgetExceeded, Client, OriginError

@@ -3,8 +3,8 @@ it can report, its request budget, and what it needs from the recipe; it returns
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..context import Context
 from ..model import Check, Finding

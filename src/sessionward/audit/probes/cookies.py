@@ -19,9 +19,11 @@ SAMESITE = check("cookie-samesite", "Session cookie without SameSite=Lax or Stri
 PREFIX = check("cookie-prefix", "Session cookie without the __Host- (or __Secure-) prefix", "low",
                "ASVS 5.0 3.3.3; RFC 6265bis 4.1.3", "Name the cookie __Host-session (Secure, Path=/, no Domain).")
 SCOPE = check("cookie-scope", "Session cookie scoped to a whole domain or a sub-path", "low",
-              "ASVS 5.0 3.3.3; RFC 6265bis 5.6", "Set no Domain attribute and Path=/ (the __Host- prefix enforces both).")
+              "ASVS 5.0 3.3.3; RFC 6265bis 5.6",
+              "Set no Domain attribute and Path=/ (the __Host- prefix enforces both).")
 LIFETIME = check("cookie-lifetime", "Session cookie lives longer than a day", "low",
-                 "ASVS 5.0 7.3.2", "Keep the cookie's Max-Age at or below the session's absolute lifetime (hours, not days).")
+                 "ASVS 5.0 7.3.2",
+                 "Keep the cookie's Max-Age at or below the session's absolute lifetime (hours, not days).")
 ENTROPY = check("session-id-entropy", "Session identifiers are short, repeated or predictable", "high",
                 "ASVS 5.0 7.2.3", "Issue session ids from a CSPRNG with at least 128 bits (secrets.token_urlsafe(32)).")
 FIXATION = check("session-fixation", "A session id planted before login survives the login", "high",
@@ -29,9 +31,12 @@ FIXATION = check("session-fixation", "A session id planted before login survives
 
 CLIENT_SIDE = check("session-client-side", "Session state kept in a signed cookie (client-side session)", "info",
                     "ASVS 5.0 7.4.1; OWASP Session Management Cheat Sheet",
-                    "Keep sessions on the server (an opaque random id in the cookie) so that logout and revocation work.")
+                    "Keep sessions on the server (an opaque random id in the cookie) so that logout and revocation "
+                    "work.")
 
 DAY = 24 * 3600
+MIN_ID_BITS = 128  # ASVS 5.0 7.2.3
+MIN_ID_SAMPLES = 2  # varying bits need at least two ids to compare
 
 
 def client_side_payload(value: str) -> dict[str, object] | None:
@@ -156,9 +161,13 @@ def session_ids(ctx: Context) -> list[Finding]:
     carried = client_side_payload(values[0]) if values else None
     if carried is not None:
         out.append(Finding(CLIENT_SIDE, [f"  {name} carries {sorted(carried)} in clear, signed, not a random id"]))
-    elif len(values) >= 2:
+    elif len(values) >= MIN_ID_SAMPLES:
         bits = estimated_bits(values)
-        if bits < 128:
-            why = "the same id came back twice" if bits == 0 else f"about {bits:.0f} bits vary between {len(values)} logins"
-            out.append(Finding(ENTROPY, [f"  {name} values: " + ", ".join(f"{v[:6]}…({len(v)} chars)" for v in values)], why))
+        if bits < MIN_ID_BITS:
+            if bits == 0:
+                why = "the same id came back twice"
+            else:
+                why = f"about {bits:.0f} bits vary between {len(values)} logins"
+            shown = ", ".join(f"{v[:6]}…({len(v)} chars)" for v in values)
+            out.append(Finding(ENTROPY, [f"  {name} values: {shown}"], why))
     return out

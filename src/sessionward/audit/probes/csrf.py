@@ -3,6 +3,7 @@ accepted; the login form has no anti-CSRF token (login CSRF)."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from ..context import Context, FormSpec, csrf_fields, evidence, parse_forms
@@ -12,7 +13,8 @@ from . import Skip, probe
 
 MISSING = check("csrf-missing-token", "State-changing request accepted without an anti-CSRF token", "medium",
                 "ASVS 5.0 3.5.1", "Require a session-bound CSRF token on every unsafe request (and check Origin).")
-CROSS_SITE = check("csrf-cross-site", "State-changing request accepted from a foreign Origin / Sec-Fetch-Site: cross-site",
+CROSS_SITE = check("csrf-cross-site",
+                   "State-changing request accepted from a foreign Origin / Sec-Fetch-Site: cross-site",
                    "medium", "ASVS 5.0 3.5.1; Fetch Metadata",
                    "Refuse unsafe requests whose Sec-Fetch-Site is cross-site or whose Origin is not yours.")
 LOGIN = check("csrf-login", "Login form without an anti-CSRF token (login CSRF)", "medium",
@@ -38,8 +40,8 @@ def form_for(html: str, path: str) -> FormSpec | None:
 
 def accepted(ctx: Context, b: Browser, path: str, resp: Response) -> bool:
     if path == ctx.target.logout:
-        return resp.status < 400 and not ctx.authenticated(b)
-    if resp.status >= 400:
+        return not resp.is_error and not ctx.authenticated(b)
+    if resp.is_error:
         return False
     loc = resp.location or ""
     return not (ctx.target.form_login and urlsplit(loc).path == urlsplit(ctx.target.form_login).path)
@@ -54,7 +56,7 @@ def unsafe_requests(ctx: Context) -> list[Finding]:
         raise Skip("no state-changing route to try: give --unsafe PATH (or a POST --logout)")
     b = ctx.login()
     resp = b.post(path, form={}, headers={"Origin": ctx.client.origin, "Sec-Fetch-Site": "same-origin"})
-    if resp.status == 405:
+    if resp.status == HTTPStatus.METHOD_NOT_ALLOWED:
         raise Skip(f"POST {path} answered 405: no state-changing POST route to try (give --unsafe PATH)")
     if accepted(ctx, b, path, resp):
         return [Finding(MISSING, evidence(resp, note="no token was sent, and the request took effect"))]
@@ -65,7 +67,8 @@ def unsafe_requests(ctx: Context) -> list[Finding]:
         raise Skip(f"no form posting to {path} on {ctx.target.protected} to take a token from")
     resp = b.post(path, form=form.fields(), headers={"Origin": ATTACKER, "Sec-Fetch-Site": "cross-site"})
     if accepted(ctx, b, path, resp):
-        return [Finding(CROSS_SITE, evidence(resp, note="sent from a foreign site (with the page's token), and it took effect"))]
+        note = "sent from a foreign site (with the page's token), and it took effect"
+        return [Finding(CROSS_SITE, evidence(resp, note=note))]
     return []
 
 

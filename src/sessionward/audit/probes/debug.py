@@ -1,6 +1,9 @@
-"""Debug exposure: requests that make a careless app fail, looking for a traceback or an interactive debugger."""
+"""Debug exposure: requests that make a careless app fail, looking for a traceback or an interactive
+debugger."""
 
 from __future__ import annotations
+
+from http import HTTPStatus
 
 from ..context import Context, evidence
 from ..http import Response
@@ -8,23 +11,28 @@ from ..model import Finding, check
 from . import probe
 
 INTERACTIVE = check("debug-interactive", "Interactive debugger exposed (remote code execution)", "critical",
-                    "ASVS 5.0 13.4.2; CWE-489", "Never run with debug=True outside your machine; serve with gunicorn/uwsgi.")
+                    "ASVS 5.0 13.4.2; CWE-489",
+                    "Never run with debug=True outside your machine; serve with gunicorn/uwsgi.")
 TRACEBACK = check("debug-traceback", "A failing request shows a stack trace", "high",
-                  "ASVS 5.0 13.4.2; ASVS 5.0 16.5.1; CWE-209", "Turn debug off and return a generic error page; log the details.")
+                  "ASVS 5.0 13.4.2; ASVS 5.0 16.5.1; CWE-209",
+                  "Turn debug off and return a generic error page; log the details.")
 
 DEBUGGER_MARKERS = (b"__debugger__", b"Werkzeug Debugger", b"werkzeug.debug", b"console.png", b"EVALEX")
+DEBUGGER_STATUSES = (HTTPStatus.OK, HTTPStatus.INTERNAL_SERVER_ERROR)
 TRACE_MARKERS = (b"Traceback (most recent call last)", b'class="traceback"', b"django.core.handlers", b"at java.",
                  b"Exception in thread", b"System.Web.HttpException", b"Whoops, looks like something went wrong")
 
 
 def _attempts(ctx: Context) -> list[tuple[str, str, dict[str, object]]]:
     t = ctx.target
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    json_type = {"Content-Type": "application/json"}
     tries: list[tuple[str, str, dict[str, object]]] = [("GET", "/console", {})]
     if t.form_login:
-        tries.append(("POST", t.form_login, {"body": b"", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}))
+        tries.append(("POST", t.form_login, {"body": b"", "headers": form_type}))
     if t.json_login:
-        tries.append(("POST", t.json_login, {"body": b"[]", "headers": {"Content-Type": "application/json"}}))
-        tries.append(("POST", t.json_login, {"body": b"{\"username\": {}, \"password\": []}", "headers": {"Content-Type": "application/json"}}))
+        tries.append(("POST", t.json_login, {"body": b"[]", "headers": json_type}))
+        tries.append(("POST", t.json_login, {"body": b'{"username": {}, "password": []}', "headers": json_type}))
     if t.token_protected:
         tries.append(("GET", t.token_protected, {"headers": {"Authorization": "Bearer not.a.jwt"}}))
     return tries
@@ -37,8 +45,9 @@ def debug_exposure(ctx: Context) -> list[Finding]:
         b = ctx.browser()
         headers = dict(kw.get("headers") or {})  # type: ignore[call-overload]
         resp: Response = b.request(method, path, headers=headers, body=kw.get("body"))  # type: ignore[arg-type]
-        if any(m in resp.body for m in DEBUGGER_MARKERS) and resp.status in (200, 500):
-            found.setdefault(INTERACTIVE.id, Finding(INTERACTIVE, evidence(resp, note=_excerpt(resp, DEBUGGER_MARKERS))))
+        if any(m in resp.body for m in DEBUGGER_MARKERS) and resp.status in DEBUGGER_STATUSES:
+            note = _excerpt(resp, DEBUGGER_MARKERS)
+            found.setdefault(INTERACTIVE.id, Finding(INTERACTIVE, evidence(resp, note=note)))
         elif any(m in resp.body for m in TRACE_MARKERS):
             found.setdefault(TRACEBACK.id, Finding(TRACEBACK, evidence(resp, note=_excerpt(resp, TRACE_MARKERS))))
     return list(found.values())

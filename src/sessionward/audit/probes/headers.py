@@ -8,7 +8,8 @@ from ..model import Finding, check
 from . import Skip, probe
 
 CSP = check("headers-csp", "No Content-Security-Policy on an authenticated page", "medium",
-            "ASVS 5.0 3.4.3", "Send a Content-Security-Policy (at least default-src 'self'; object-src 'none'; base-uri 'none').")
+            "ASVS 5.0 3.4.3",
+            "Send a Content-Security-Policy (at least default-src 'self'; object-src 'none'; base-uri 'none').")
 HSTS = check("headers-hsts", "No Strict-Transport-Security", "medium",
              "ASVS 5.0 3.4.1; RFC 6797", "Send Strict-Transport-Security: max-age=63072000; includeSubDomains.")
 FRAMING = check("headers-framing", "Authenticated page can be framed (no frame-ancestors / X-Frame-Options)", "medium",
@@ -34,7 +35,7 @@ def _authenticated_answer(ctx: Context) -> Response:
 @probe("headers", CSP, HSTS, FRAMING, NOSNIFF, REFERRER, CACHE, budget=5, order=30)
 def security_headers(ctx: Context) -> list[Finding]:
     resp = _authenticated_answer(ctx)
-    if not 200 <= resp.status < 300:
+    if not resp.is_success:
         raise Skip(f"the protected route answered {resp.status}")
 
     def ev(*names: str) -> list[str]:
@@ -47,7 +48,8 @@ def security_headers(ctx: Context) -> list[Finding]:
         out.append(Finding(CSP, ev("Content-Security-Policy")))
     if ctx.https and not resp.header("Strict-Transport-Security"):
         out.append(Finding(HSTS, ev("Strict-Transport-Security")))
-    if html and "frame-ancestors" not in csp and (resp.header("X-Frame-Options") or "").upper() not in ("DENY", "SAMEORIGIN"):
+    frame_options = (resp.header("X-Frame-Options") or "").upper()
+    if html and "frame-ancestors" not in csp and frame_options not in ("DENY", "SAMEORIGIN"):
         out.append(Finding(FRAMING, ev("Content-Security-Policy", "X-Frame-Options")))
     if (resp.header("X-Content-Type-Options") or "").lower() != "nosniff":
         out.append(Finding(NOSNIFF, ev("X-Content-Type-Options")))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 import statistics
+from http import HTTPStatus
 from urllib.parse import quote
 
 from ..context import Context, evidence
@@ -18,14 +19,20 @@ from . import Skip, probe
 PLAIN_HTTP = check("login-plain-http", "Credentials and session/token sent over plain HTTP", "high",
                    "ASVS 5.0 12.2.1; RFC 6750 5.3", "Serve the whole app over HTTPS only (and send HSTS).")
 OPEN_REDIRECT = check("login-open-redirect", "Open redirect after login through a next-style parameter", "medium",
-                      "ASVS 5.0 3.7.2; CWE-601", "Redirect only to same-site relative paths; ignore anything with a scheme or host.")
+                      "ASVS 5.0 3.7.2; CWE-601",
+                      "Redirect only to same-site relative paths; ignore anything with a scheme or host.")
 ENUMERATION = check("login-enumeration", "Login answers differ for unknown users (user enumeration)", "medium",
-                    "ASVS 5.0 6.3.8", "Answer unknown users and wrong passwords identically (status, body, time: hash a dummy).")
+                    "ASVS 5.0 6.3.8",
+                    "Answer unknown users and wrong passwords identically (status, body, time: hash a dummy).")
 THROTTLE = check("login-throttle", "No throttling after repeated failed logins", "medium",
                  "ASVS 5.0 6.3.1", "Throttle failures per account and per client (backoff, 429 + Retry-After).")
 
 EVIL = "https://attacker.invalid/phish"
 NEXT_NAMES = ("next", "redirect", "redirect_to", "return", "returnTo", "return_url", "continue", "url")
+# --aggressive timing finds enumeration when the real user's median failed login is this many times slower
+# than an unknown user's, and at least this many seconds slower
+TIMING_RATIO = 3
+TIMING_MIN_GAP = 0.1
 
 
 def _has_login(ctx: Context) -> bool:
@@ -42,10 +49,10 @@ def plain_http(ctx: Context) -> list[Finding]:
         resp = ctx.json_login()
     else:
         _, resp = ctx.form_login()
-    if resp.status >= 400:
+    if resp.is_error:
         raise Skip(f"the login answered {resp.status}")
-    return [Finding(PLAIN_HTTP, evidence(resp, show=("Content-Type",), note=f"password sent to and session/token "
-                                                                            f"returned by {ctx.client.origin} unencrypted"))]
+    note = f"password sent to and session/token returned by {ctx.client.origin} unencrypted"
+    return [Finding(PLAIN_HTTP, evidence(resp, show=("Content-Type",), note=note))]
 
 
 @probe("open-redirect", OPEN_REDIRECT, budget=3, order=60)
@@ -63,7 +70,7 @@ def open_redirect(ctx: Context) -> list[Finding]:
     path = f"{action}{'&' if '?' in action else '?'}next={quote(EVIL, safe='')}"
     resp = b.post(path, form=data, headers={"Origin": ctx.client.origin})
     loc = resp.location or ""
-    if 300 <= resp.status < 400 and re.match(r"^\s*(https?:)?[/\\]{2}attacker\.invalid", loc, re.I):
+    if resp.is_redirection and re.match(r"^\s*(https?:)?[/\\]{2}attacker\.invalid", loc, re.I):
         return [Finding(OPEN_REDIRECT, evidence(resp, show=("Location",)))]
     return []
 
@@ -109,14 +116,14 @@ def enumeration(ctx: Context) -> list[Finding]:
     if t.aggressive:
         kt = statistics.median(r.elapsed for r, _, _ in known)
         ut = statistics.median(r.elapsed for r, _, _ in unknown)
-        if kt > 3 * ut and kt - ut > 0.1:
-            return [Finding(ENUMERATION, [f"  median {kt * 1000:.0f} ms for the real user, {ut * 1000:.0f} ms for unknown ones"],
-                            "the time differs")]
+        if kt > TIMING_RATIO * ut and kt - ut > TIMING_MIN_GAP:
+            medians = f"  median {kt * 1000:.0f} ms for the real user, {ut * 1000:.0f} ms for unknown ones"
+            return [Finding(ENUMERATION, [medians], "the time differs")]
     return []
 
 
 def _throttled(resp: Response) -> bool:
-    return resp.status == 429 or resp.header("Retry-After") is not None or bool(
+    return resp.status == HTTPStatus.TOO_MANY_REQUESTS or resp.header("Retry-After") is not None or bool(
         re.search(rb"too many|try again later|locked|temporarily blocked", resp.body, re.I))
 
 

@@ -23,9 +23,11 @@ def logout(ctx: Context) -> list[Finding]:
     method = (t.logout_method or "").upper()
     if method in ("", "GET"):
         b = ctx.login()
-        resp = b.get(t.logout, headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"})
+        as_image = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
+        resp = b.get(t.logout, headers=as_image)
         if not ctx.authenticated(b):
-            out.append(Finding(BY_GET, evidence(resp, show=("Set-Cookie",), note="a cross-site GET (an <img>) ended the session")))
+            note = "a cross-site GET (an <img>) ended the session"
+            out.append(Finding(BY_GET, evidence(resp, show=("Set-Cookie",), note=note)))
             method = "GET"
         else:
             method = "POST"

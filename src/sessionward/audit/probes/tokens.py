@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from http import HTTPStatus
 from typing import Any
 
 from .. import forge
@@ -22,8 +23,9 @@ TAMPERED = check("token-tampered", "Token with changed claims and the old signat
 KEY_CONFUSION = check("token-key-confusion", "HMAC token signed with the server's public key accepted", "critical",
                       "ASVS 5.0 9.1.2; RFC 8725 3.1; CVE-2022-29217",
                       "Bind each key to one algorithm; never let the token's alg choose how a key is used.")
-EMBEDDED = check("token-embedded-key", "Token signed with a key it carries itself (jwk / jku / x5u) accepted", "critical",
-                 "ASVS 5.0 9.1.3; RFC 8725 3.10; CVE-2018-0114", "Take keys only from your own key set; refuse jwk/jku/x5u/x5c headers.")
+EMBEDDED = check("token-embedded-key", "Token signed with a key it carries itself (jwk / jku / x5u) accepted",
+                 "critical", "ASVS 5.0 9.1.3; RFC 8725 3.10; CVE-2018-0114",
+                 "Take keys only from your own key set; refuse jwk/jku/x5u/x5c headers.")
 KID = check("token-kid-injection", "kid header injection (path / SQL) accepted", "critical",
             "ASVS 5.0 9.1.3; RFC 8725 3.10", "Look kid up in a fixed key set; never use it as a path or in SQL.")
 WEAK_SECRET = check("token-weak-secret", "Token signed with a guessable HMAC secret", "critical",
@@ -37,12 +39,15 @@ CLAIMS = check("token-claims", "Token without typ, aud or iss", "low",
                "ASVS 5.0 9.2.2-9.2.4; RFC 8725 3.8, 3.9, 3.11; RFC 9068 2.1",
                "Issue tokens with typ (at+jwt), iss and aud, and check them on verification.")
 REFRESH_REUSE = check("token-refresh-reuse", "Refresh token still usable after rotation", "high",
-                      "RFC 9700 4.14.2; ASVS 5.0 10.4.8", "Rotate refresh tokens and revoke the whole family when an old one comes back.")
+                      "RFC 9700 4.14.2; ASVS 5.0 10.4.8",
+                      "Rotate refresh tokens and revoke the whole family when an old one comes back.")
 NO_REVOCATION = check("token-no-revocation", "Token still works after logout (no server-side revocation)", "high",
-                      "ASVS 5.0 7.4.1; RFC 7009", "Record logout on the server (deny the jti / end the token family) and check it.")
+                      "ASVS 5.0 7.4.1; RFC 7009",
+                      "Record logout on the server (deny the jti / end the token family) and check it.")
 
 DAY = 24 * 3600
 CONVENTIONAL_LOGOUTS = ("/logout", "/api/logout", "/auth/logout")
+NO_ROUTE = (HTTPStatus.NOT_FOUND, HTTPStatus.METHOD_NOT_ALLOWED)  # answers of a logout route that is not there
 
 
 def _token(ctx: Context) -> dict[str, str]:
@@ -66,7 +71,7 @@ def _public_keys(ctx: Context, header: dict[str, Any]) -> list[tuple[Any, dict[s
         return [(load_pem_public_key(ctx.target.public_key_pem), None)]
     resp = ctx.browser().get(ctx.target.jwks or "/.well-known/jwks.json")
     try:
-        keys = resp.json().get("keys", []) if resp.status == 200 else []  # type: ignore[union-attr]
+        keys = resp.json().get("keys", []) if resp.status == HTTPStatus.OK else []  # type: ignore[union-attr]
     except (ValueError, AttributeError):
         keys = []
     kid = header.get("kid")
@@ -99,7 +104,8 @@ def forged_tokens(ctx: Context) -> list[Finding]:
     attempt(SIGNATURE, forge.with_signature(good, b""), "the real token with its signature removed")
     attempt(SIGNATURE, forge.with_signature(good, bytes(len(sig) or 32)), "the real token with an all-zero signature")
     changed = {"sub": f"{payload.get('sub', '')}-sw-audit"} if "sub" in payload else {"sw_audit": True}
-    attempt(TAMPERED, forge.with_signature(good, sig, **changed), f"claims changed ({', '.join(changed)}), old signature kept")
+    attempt(TAMPERED, forge.with_signature(good, sig, **changed),
+            f"claims changed ({', '.join(changed)}), old signature kept")
     if not str(header.get("alg", "")).startswith("HS"):
         for key, jwk in _public_keys(ctx, header)[:1]:
             for form, text in forge.public_key_texts(key, jwk).items():
@@ -123,8 +129,9 @@ def token_claims(ctx: Context) -> list[Finding]:
     out: list[Finding] = []
     secret = forge.crack_hmac(good, forge.weak_secrets())
     if secret is not None:
-        out.append(Finding(WEAK_SECRET, [shown, f"  the signature verifies with the secret {secret[:2]}… from the shipped list "
-                                                f"({len(secret)} characters), offline"]))
+        cracked = (f"  the signature verifies with the secret {secret[:2]}… from the shipped list "
+                   f"({len(secret)} characters), offline")
+        out.append(Finding(WEAK_SECRET, [shown, cracked]))
         now = int(time.time())
         alg = str(header["alg"])
         for note, changes in (("exp an hour ago", {"exp": now - 3600, "iat": now - 7200}),
@@ -154,9 +161,9 @@ def token_life(ctx: Context) -> list[Finding]:
         b = ctx.browser()
         field = tokens["refresh_field"]
         first = b.post(t.refresh, json_body={field: tokens["refresh"]})
-        if 200 <= first.status < 300:
+        if first.is_success:
             again = b.post(t.refresh, json_body={field: tokens["refresh"]})
-            if 200 <= again.status < 300:
+            if again.is_success:
                 out.append(Finding(REFRESH_REUSE, evidence(first, note="first use (rotation)") +
                                    evidence(again, note="the same refresh token again: accepted")))
     tokens = ctx.token_login()
@@ -167,11 +174,11 @@ def token_life(ctx: Context) -> list[Finding]:
         resp = ctx.browser().post(path, bearer=access, json_body={tokens["refresh_field"]: tokens["refresh"]}
                                   if "refresh" in tokens else {})
         tried.append(resp)
-        if resp.status not in (404, 405):
+        if resp.status not in NO_ROUTE:
             break
     ok, after = ctx.token_works(access)
     if ok:
-        if all(r.status in (404, 405) for r in tried):
+        if all(r.status in NO_ROUTE for r in tried):
             note = "no logout route answers: nothing can end a token before it expires"
         else:
             note = "the access token captured before logout still works"
