@@ -134,7 +134,8 @@ def reauth() -> Response:
     if request.method == "GET":
         return _page("reauth.html", user=user, next=next_url)
     try:
-        state().authenticator.authenticate(user.username, _form("password"), ip=request.remote_addr or "")
+        state().authenticator.authenticate(user.username, _form("password"), ip=request.remote_addr or "",
+                                           purpose="reauth")
     except Throttled as exc:
         response = _page("reauth.html", 429, user=user, next=next_url, error=str(exc))
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -163,7 +164,13 @@ def change_password() -> Response:
     if request.method == "GET":
         return _page("password.html", user=user)
     current, new, confirm = _form("current_password"), _form("new_password"), _form("confirm_password")
-    if not st.hasher.verify(user.password_hash, current):
+    try:  # the one throttled, logged password check (A7), never the hasher directly
+        st.authenticator.authenticate(user.username, current, ip=request.remote_addr or "", purpose="password_change")
+    except Throttled as exc:
+        response = _page("password.html", 429, user=user, error=str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except InvalidCredentials:
         return _page("password.html", 401, user=user, error="The current password is wrong.")
     if new != confirm:
         return _page("password.html", 422, user=user, error="The new passwords do not match.")

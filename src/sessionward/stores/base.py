@@ -9,7 +9,8 @@ Rules every store keeps, proven by one contract test class (`tests/stores/contra
 - a record past `expires_at` or `idle_expires_at` is never returned (and may be purged);
 - loading an unknown id or secret hash never creates anything;
 - `update`/`advance`/`replace` on a record that is gone return False and never resurrect it;
-- `advance` and `throttle_fail` are atomic: concurrent callers never both win / never lose a count;
+- `advance` and `throttle_swap` are compare-and-set: of concurrent callers with the same expectation
+  exactly one wins, so no count is ever lost or taken twice;
 - every method raises `StoreUnavailable` (and only that) when the backend cannot be reached.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 SessionKind = Literal["cookie", "token"]
 
@@ -154,15 +155,24 @@ class SessionStore(Protocol):
         ...
 
     # -- throttling counters ----------------------------------------------------------------
-    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
-        """The counter for `key`; a counter whose last failure is older than `window` reads as zero."""
+    # A counter is (failures, last_failure_at); one whose last failure is `window` or more before `now` reads
+    # as zero (`ThrottleState()`), and so does one that was never written. The throttle reads counters, decides,
+    # and writes its decision back with one compare-and-set (`sessionward.throttle` says why).
+    def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
+        """The counters for `keys`, in order, in one round trip."""
         ...
 
-    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
-        """Atomically count one failure (restarting from 1 if the last is older than `window`)."""
+    def throttle_swap(
+        self, changes: Sequence[tuple[str, ThrottleState, ThrottleState]], *, now: float, window: float
+    ) -> bool:
+        """Compare-and-set over several counters, atomically: if every `key` still reads (at `now`) as its
+        `expected` state, write every `new` state (a zero state deletes the counter; one equal to `expected`
+        is only compared) and return True; otherwise change nothing and return False. Of concurrent callers
+        with the same expectation exactly one wins. Keys must be distinct."""
         ...
 
-    def throttle_reset(self, key: str) -> None:
+    def throttle_reset(self, *keys: str) -> None:
+        """Delete these counters (unconditionally)."""
         ...
 
     # -- maintenance ------------------------------------------------------------------------

@@ -40,7 +40,7 @@ import logging
 import secrets
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import redis.exceptions as rex
 
@@ -260,14 +260,19 @@ class CachedStore:
     def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
         return self._inner.list_all(now=now, limit=limit)
 
-    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
-        return self._inner.throttle_get(key, now=now, window=window)
+    # Throttle counters are never cached: every read and compare-and-set goes straight to the inner store,
+    # so the count stays atomic across every instance (a cached counter would let each instance's
+    # requests pass on a stale count).
+    def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
+        return self._inner.throttle_read(keys, now=now, window=window)
 
-    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
-        return self._inner.throttle_fail(key, now=now, window=window)
+    def throttle_swap(
+        self, changes: Sequence[tuple[str, ThrottleState, ThrottleState]], *, now: float, window: float
+    ) -> bool:
+        return self._inner.throttle_swap(changes, now=now, window=window)
 
-    def throttle_reset(self, key: str) -> None:
-        self._inner.throttle_reset(key)
+    def throttle_reset(self, *keys: str) -> None:
+        self._inner.throttle_reset(*keys)
 
     def purge_expired(self, *, now: float) -> int:
         return self._inner.purge_expired(now=now)  # only what is dead by `now`, which no cache hit returns

@@ -9,7 +9,7 @@ value can forge a key of another kind or break out of a hash tag)::
     P id:S       string  pointer S -> U                      TTL = expires_at - now (>= the record's)
     P h:H        string  pointer H -> "U S"                  TTL = expires_at - now
     P d:J        string  denied until (seconds)             TTL = until - now
-    P t:K        hash    throttle counter f, l, x            TTL = window after the last failure
+    P{t}:K       hash    throttle counter f, l, x            TTL = window after the last failure
     P e:U        string  revocation epoch                    no TTL: one small key per user ever revoked;
                                                               expiring it would revive old sessions
 
@@ -24,6 +24,10 @@ absolute end, the record only until ``live_until()``, so a live record always ha
 The index is pruned of dead members by every script that touches it, and its TTL follows its longest
 record: nothing accumulates. Expiry is decided by the caller's ``now`` against the stored timestamps;
 Redis TTLs only do the cleaning.
+
+Throttle counters all carry the hash tag ``{t}``: the throttle changes the address, account and pair
+counters of one login attempt together, in one compare-and-set script (`throttle_swap`), so they must share
+a slot in Redis Cluster. That puts every counter on one node: one read and one script per password check.
 
 ``replace`` is one script when both records are in one slot (always outside Cluster; inside Cluster when
 the user does not change, i.e. every session rotation). Across users in Cluster it deletes the old
@@ -40,7 +44,7 @@ import contextlib
 import json
 import math
 import re
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import redis.exceptions as rex
 
@@ -55,7 +59,7 @@ from ._redis_lua import (
     _LIST,
     _PURGE_ONE,
     _REPLACE,
-    _THROTTLE_FAIL,
+    _THROTTLE_SWAP,
     _UPDATE,
 )
 from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
@@ -126,7 +130,7 @@ class RedisStore:
         self._lua_create, self._lua_update, self._lua_advance = s(_CREATE), s(_UPDATE), s(_ADVANCE)
         self._lua_delete, self._lua_replace, self._lua_delete_user = s(_DELETE), s(_REPLACE), s(_DELETE_USER)
         self._lua_list, self._lua_deny = s(_LIST), s(_DENY)
-        self._lua_throttle_fail, self._lua_purge_one = s(_THROTTLE_FAIL), s(_PURGE_ONE)
+        self._lua_throttle_swap, self._lua_purge_one = s(_THROTTLE_SWAP), s(_PURGE_ONE)
 
     @classmethod
     def from_url(
@@ -457,30 +461,48 @@ class RedisStore:
 
     # -- throttling counters ----------------------------------------------------------------
     def _throttle_key(self, key: str) -> str:
-        return f"{self._p}t:{_enc(key)}"
+        return f"{self._p}{{t}}:{_enc(key)}"
 
-    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
-        f, last = self._read(lambda: self._client.hmget(self._throttle_key(key), ["f", "l"]))
-        if f is None or float(last) <= now - window:
-            return ThrottleState()
-        return ThrottleState(failures=int(f), last_failure_at=float(last))
+    def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
+        """One pipeline of HMGETs (all keys in the `{t}` slot)."""
 
-    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
-        args = [_num(now), _num(window), _num(now + window), _ttl_ms(now + window, now)]
+        def read() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(self._throttle_key(key), ["f", "l"])
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        out = []
+        for f, last in self._read(read) if keys else []:
+            if f is None or int(f) == 0 or float(last) <= now - window:
+                out.append(ThrottleState())
+            else:
+                out.append(ThrottleState(failures=int(f), last_failure_at=float(last)))
+        return out
+
+    def throttle_swap(
+        self, changes: Sequence[tuple[str, ThrottleState, ThrottleState]], *, now: float, window: float
+    ) -> bool:
+        if not changes:
+            return True
+        args: list[Any] = [_num(now), _num(window)]
+        for _key, old, new in changes:
+            args += [str(int(old.failures)), _num(old.last_failure_at), str(int(new.failures)),
+                     _num(new.last_failure_at), _num(new.last_failure_at + window)]
         with self._errors():
-            f, last = self._lua_throttle_fail(keys=[self._throttle_key(key)], args=args)
-        return ThrottleState(failures=int(f), last_failure_at=float(last))
+            return bool(self._lua_throttle_swap(keys=[self._throttle_key(k) for k, _, _ in changes], args=args))
 
-    def throttle_reset(self, key: str) -> None:
-        with self._errors():
-            self._client.delete(self._throttle_key(key))
+    def throttle_reset(self, *keys: str) -> None:
+        if keys:
+            with self._errors():
+                self._client.delete(*(self._throttle_key(k) for k in keys))
 
     # -- maintenance ------------------------------------------------------------------------
     def purge_expired(self, *, now: float) -> int:
         """Redis TTLs already clean up; this also removes what is dead by the caller's clock."""
         n = sum(self._delete_user(u, except_id=None, now=now) for u in self._users())
         with self._errors():
-            for suffix, field in (("d:*", ""), ("t:*", "x")):
+            for suffix, field in (("d:*", ""), ("{t}:*", "x")):
                 for key in self._scan(suffix):
                     n += int(self._lua_purge_one(keys=[key], args=[_num(now), field]))
         return n

@@ -4,8 +4,12 @@ SQLAlchemy Core code for both.
 Atomicity comes from single statements, never from read-then-write in Python:
 - `advance` is one `UPDATE ... WHERE generation = :expected` (the row count says who won);
 - `replace` deletes the old row (only if live) and inserts the new one in one transaction;
-- `throttle_fail`, `bump_epoch` and `deny` are one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`,
-  which both SQLite (>= 3.35) and PostgreSQL run atomically, so concurrent callers never lose a count.
+- `bump_epoch` and `deny` are one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`, which both SQLite
+  (>= 3.35) and PostgreSQL run atomically;
+- `throttle_swap` is one transaction of conditional writes (each row changed only if it still holds the
+  expected state; any miss rolls the whole transaction back). Writes come first and in key order: SQLite
+  takes its write lock with the first statement (no read-to-write upgrade), PostgreSQL locks rows in one
+  order (no deadlock), and a concurrent writer of the same row makes the condition fail after it commits.
 
 Every statement that may read or change a session carries the liveness condition
 (`expires_at > now AND idle_expires_at > now`), so an expired row is never returned or changed and
@@ -16,7 +20,7 @@ Driver errors that mean "cannot reach the database" become `StoreUnavailable` (s
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,6 +30,10 @@ from .. import db
 from ..exceptions import CreateError
 from ..hotsql import Compiled, HotReads
 from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
+
+
+class _Conflict(Exception):
+    """A counter no longer holds the expected state: roll the swap back."""
 
 __all__ = ["SQLStore"]
 
@@ -78,6 +86,13 @@ throttle = sa.Table(
 
 _TABLES = [sessions, denylist, epochs, throttle]
 _WHAT = "session store (SQL)"
+
+
+def _state(row: Any, now: float, window: float) -> ThrottleState:
+    """A throttle row as the counter it reads as at `now` (zero if absent, empty or stale)."""
+    if row is None or row.failures == 0 or row.last_failure_at <= now - window:
+        return ThrottleState()
+    return ThrottleState(failures=int(row.failures), last_failure_at=float(row.last_failure_at))
 
 
 def _live(now: float) -> sa.ColumnElement[bool]:
@@ -375,33 +390,62 @@ class SQLStore:
             return int(conn.execute(stmt).scalar_one())
 
     # -- throttling counters ----------------------------------------------------------------
-    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
-        stmt = sa.select(throttle.c.failures, throttle.c.last_failure_at).where(throttle.c.key == key)
+    def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
+        stmt = sa.select(throttle.c.key, throttle.c.failures, throttle.c.last_failure_at).where(
+            throttle.c.key.in_(list(keys)), throttle.c.last_failure_at > now - window
+        )
         with self._begin() as conn:
-            row = conn.execute(stmt).first()
-        if row is None or row.last_failure_at <= now - window:
-            return ThrottleState()
-        return ThrottleState(failures=int(row.failures), last_failure_at=float(row.last_failure_at))
+            rows = {row.key: row for row in conn.execute(stmt)}
+        return [_state(rows.get(key), now, window) for key in keys]
 
-    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
-        ins = self._insert(throttle).values(key=key, failures=1, last_failure_at=now, expires_at=now + window)
-        stale = throttle.c.last_failure_at <= now - window
-        stmt = ins.on_conflict_do_update(
-            index_elements=[throttle.c.key],
-            set_={
-                "failures": sa.case((stale, 1), else_=throttle.c.failures + 1),
-                # a late caller with an older `now` never moves the counter back in time
-                "last_failure_at": sa.case((throttle.c.last_failure_at > now, throttle.c.last_failure_at), else_=now),
-                "expires_at": sa.case((throttle.c.expires_at > now + window, throttle.c.expires_at), else_=now + window),
-            },
-        ).returning(throttle.c.failures, throttle.c.last_failure_at)
-        with self._begin() as conn:
-            row = conn.execute(stmt).one()
-        return ThrottleState(failures=int(row.failures), last_failure_at=float(row.last_failure_at))
+    def _holds(self, key: str, state: ThrottleState, now: float, window: float) -> sa.ColumnElement[bool]:
+        """The row of `key` reads as `state` at `now` (for a zero state: the row is stale or empty)."""
+        fresh = throttle.c.last_failure_at > now - window
+        if state.failures == 0:
+            return sa.or_(sa.not_(fresh), throttle.c.failures == 0)
+        return sa.and_(fresh, throttle.c.failures == state.failures, throttle.c.last_failure_at == state.last_failure_at)
 
-    def throttle_reset(self, key: str) -> None:
-        with self._begin() as conn:
-            conn.execute(throttle.delete().where(throttle.c.key == key))
+    def _swap_one(self, conn: Connection, key: str, old: ThrottleState, new: ThrottleState, now: float, window: float) -> None:
+        holds = self._holds(key, old, now, window)
+        if new.failures == 0:
+            if old.failures != 0:  # a zero expectation needs no write: the row reads as zero already
+                if conn.execute(throttle.delete().where(throttle.c.key == key, holds)).rowcount != 1:
+                    raise _Conflict
+            return
+        values = {"failures": new.failures, "last_failure_at": new.last_failure_at,
+                  "expires_at": new.last_failure_at + window}
+        if old.failures == 0:  # absent, stale or empty: insert, or overwrite only what still reads as zero
+            ins = self._insert(throttle).values(key=key, **values)
+            stmt = ins.on_conflict_do_update(index_elements=[throttle.c.key], set_=values, where=holds)
+            if conn.execute(stmt.returning(throttle.c.key)).first() is None:
+                raise _Conflict
+        elif conn.execute(throttle.update().where(throttle.c.key == key, holds).values(**values)).rowcount != 1:
+            raise _Conflict
+
+    def throttle_swap(
+        self, changes: Sequence[tuple[str, ThrottleState, ThrottleState]], *, now: float, window: float
+    ) -> bool:
+        writes = sorted((c for c in changes if c[1] != c[2]), key=lambda c: c[0])
+        compares = [c for c in changes if c[1] == c[2]]
+        try:
+            with self._begin() as conn:
+                for key, old, new in writes:
+                    self._swap_one(conn, key, old, new, now, window)
+                for key, old, _ in compares:  # after the writes: under the write transaction's locks
+                    row = conn.execute(
+                        sa.select(throttle.c.failures, throttle.c.last_failure_at)
+                        .where(throttle.c.key == key).with_for_update()
+                    ).first()
+                    if _state(row, now, window) != old:
+                        raise _Conflict
+        except _Conflict:
+            return False
+        return True
+
+    def throttle_reset(self, *keys: str) -> None:
+        if keys:
+            with self._begin() as conn:
+                conn.execute(throttle.delete().where(throttle.c.key.in_(list(keys))))
 
     # -- maintenance ------------------------------------------------------------------------
     def purge_expired(self, *, now: float) -> int:
