@@ -18,16 +18,16 @@ Backoff for a counter with `f` failures and `free` free ones: none while `f <= f
 attacker stops, nobody is held back longer than `max_backoff`. With `account_free = 5`, a fresh account
 takes 5 free failures and one more attempt (whose failure starts the backoff) before the first refusal.
 
-Counted before the password is checked (A6). `attempt()` reads the four counters, decides, and -- if the
-attempt may go ahead -- counts it as a failure *before* the caller verifies the password, writing the
-counts back with one compare-and-set (`SessionStore.throttle_swap`) that succeeds only if no counter moved
-since it was read; if one did (a concurrent attempt was counted first), it reads and decides again. So the
-decision and the count are one atomic step on every store and across every process and host: a burst of N
-concurrent attempts is decided exactly as N attempts one after the other would be, and no more than the
-allowance is ever verified. A success then resets the account counters and *releases* its reservation on
-the address counter (the address counter counts failures only). A crash between the count and the verdict
-leaves the attempt counted as a failure: fail closed. If the compare-and-set keeps losing (more than
-`MAX_TRIES` concurrent writers on the same counters), the attempt is refused with a short wait.
+Counted before the password is checked (A6). `attempt()` decides from the four counters and -- if the
+attempt may go ahead -- counts it as a failure *before* the caller verifies the password, in one atomic
+store operation (`SessionStore.throttle_update`: row locks in one SQL transaction; on Redis a read and a
+compare-and-set script, retried if a concurrent attempt was counted first). So the decision and the count
+are one step on every store and across every process and host: a burst of N concurrent attempts is
+decided exactly as N attempts one after the other would be, and no more than the allowance is ever
+verified. A success then resets the account counters and *releases* its attempt from the address counter
+(which counts failures only). A crash between the count and the verdict leaves the attempt counted as a
+failure: fail closed. The price: concurrent attempts on one account beyond the allowance are refused even
+when one of them has the right password, since each could be a failure until it is checked.
 
 Refused attempts are not counted (no write at all): a refusal never extends a backoff, so hammering a
 throttled account keeps nobody out longer than counted failures do, and the arithmetic below is exactly
@@ -64,10 +64,8 @@ from .exceptions import Throttled
 from .stores.base import SessionStore, ThrottleState
 from .users import normalize_username
 
-__all__ = ["Attempt", "LoginThrottle", "MAX_TRIES", "address_key"]
+__all__ = ["Attempt", "LoginThrottle", "address_key"]
 
-#: Compare-and-set rounds before an attempt is refused as contended (see the module docstring).
-MAX_TRIES = 32
 _ZERO = ThrottleState()
 
 
@@ -163,48 +161,43 @@ class LoginThrottle:
         unless `succeeded` is called with it."""
         now = self._clock.now()
         keys = self._keys(username, ip)
-        addr, acct, acctnew, pair = keys
-        for _ in range(MAX_TRIES):
-            states = self._read(keys, now)
-            wait = self._wait(states, now)
-            if wait > 0:
-                raise Throttled(self._seconds(wait))
-            ip_state, acct_state, new_state, pair_state = states
-            changes = [(addr, ip_state, self._bump(ip_state, now)), (acct, acct_state, self._bump(acct_state, now)),
-                       (pair, pair_state, self._bump(pair_state, now))]
-            if pair_state.failures == 0:  # this address's first failure on this account
-                changes.append((acctnew, new_state, self._bump(new_state, now)))
-            if self._store.throttle_swap(changes, now=now, window=self._policy.window):
-                return Attempt(keys, ip_state, changes[0][2])
-        raise Throttled(1)  # the counters kept moving under us: refuse rather than count blindly
 
-    @staticmethod
-    def _bump(state: ThrottleState, now: float) -> ThrottleState:
-        # a late caller with an older `now` never moves the counter back in time
-        return ThrottleState(state.failures + 1, max(state.last_failure_at, now))
+        def decide(states: list[ThrottleState]) -> list[ThrottleState] | None:
+            if self._wait(states, now) > 0:
+                return None  # refused: nothing is written, so a refusal never extends a backoff
+            ip_state, acct, acctnew, pair = states
+            # `acctnew` grows only with this address's first failure on this account
+            return [_bump(ip_state, now), _bump(acct, now), _bump(acctnew, now) if pair.failures == 0 else acctnew,
+                    _bump(pair, now)]
+
+        states, new = self._store.throttle_update(keys, decide, now=now, window=self._policy.window)
+        if new is None:
+            raise Throttled(self._seconds(self._wait(states, now)))
+        return Attempt(keys, states[0], new[0])
 
     def succeeded(self, attempt: Attempt) -> None:
         """The password was right: forget the account's failures and this address's failures on it, and take
         this attempt back off the address counter (whose other failures stay: an attacker logging in to an
         account of their own must not clear them)."""
-        now = self._clock.now()
-        addr, acct, acctnew, pair = attempt.keys
-        for _ in range(MAX_TRIES):
-            states = self._read(attempt.keys, now)
+
+        def decide(states: list[ThrottleState]) -> list[ThrottleState]:
             ip_state = states[0]
             if ip_state == attempt.address_after:  # nothing counted since: exactly as before the attempt
                 released = attempt.address_before
-            elif ip_state.failures > 1:
+            elif ip_state.failures > 1:  # others counted since: one fewer, their last failure kept
                 released = ThrottleState(ip_state.failures - 1, ip_state.last_failure_at)
             else:
                 released = _ZERO
-            changes = [(addr, ip_state, released)]
-            changes += [(key, state, _ZERO) for key, state in zip((acct, acctnew, pair), states[1:]) if state.failures]
-            if self._store.throttle_swap(changes, now=now, window=self._policy.window):
-                return
-        self._store.throttle_reset(acct, acctnew, pair)  # contended: the reset at least (the address keeps it)
+            return [released, _ZERO, _ZERO, _ZERO]
+
+        self._store.throttle_update(attempt.keys, decide, now=self._clock.now(), window=self._policy.window)
 
     def reset_account(self, username: str) -> None:
         """Forget an account's counters (admin unlock). Pair counters expire with the window."""
         acct = self._account(username)
         self._store.throttle_reset(f"acct:{acct}", f"acctnew:{acct}")
+
+
+def _bump(state: ThrottleState, now: float) -> ThrottleState:
+    """One more failure (a late caller with an older `now` never moves the counter back in time)."""
+    return ThrottleState(state.failures + 1, max(state.last_failure_at, now))

@@ -91,7 +91,7 @@ def every_method(store: SessionStore) -> list[Callable[[], Any]]:
         lambda: store.get_epoch("alice"),
         lambda: store.bump_epoch("alice"),
         lambda: store.throttle_read(["k"], now=T0, window=1),
-        lambda: store.throttle_swap([("k", ThrottleState(), ThrottleState(1, T0))], now=T0, window=1),
+        lambda: store.throttle_update(["k"], lambda states: None, now=T0, window=1),
         lambda: store.throttle_reset("k"),
         lambda: store.purge_expired(now=T0),
         lambda: store.ping(),
@@ -353,66 +353,70 @@ class StoreContract:
         assert store.get_epoch("carol") == n
 
     # -- throttling ------------------------------------------------------------------------------
-    def test_throttle_swap_writes_only_on_the_expected_state(self, store: SessionStore) -> None:
-        zero = ThrottleState()
-        a1, a2 = ThrottleState(1, T0), ThrottleState(2, T0 + 10)
-        assert store.throttle_swap([("user:alice", zero, a1), ("ip:192.0.2.7", zero, a1)], now=T0, window=60)
+    def test_throttle_update_writes_what_is_decided(self, store: SessionStore) -> None:
+        zero, a1, a2 = ThrottleState(), ThrottleState(1, T0), ThrottleState(2, T0 + 10)
+        seen: list[list[ThrottleState]] = []
+
+        def to(*new: ThrottleState) -> Any:
+            def decide(states: list[ThrottleState]) -> list[ThrottleState]:
+                seen.append(states)
+                return list(new)
+            return decide
+
+        assert store.throttle_update(["user:alice", "ip:192.0.2.7"], to(a1, a1), now=T0, window=60) == ([zero, zero],
+                                                                                                     [a1, a1])
         assert store.throttle_read(["user:alice", "ip:192.0.2.7", "x"], now=T0 + 5, window=60) == [a1, a1, zero]
-        # one stale expectation: nothing at all is written
-        assert not store.throttle_swap([("ip:192.0.2.7", a1, a2), ("user:alice", zero, a2)], now=T0 + 10, window=60)
-        assert store.throttle_read(["user:alice", "ip:192.0.2.7"], now=T0 + 10, window=60) == [a1, a1]
-        assert not store.throttle_swap([("user:alice", ThrottleState(1, T0 + 1), a2)], now=T0 + 10, window=60)
-        assert store.throttle_swap([("user:alice", a1, a2), ("ip:192.0.2.7", a1, zero)], now=T0 + 10, window=60)
+        # a decision of None writes nothing (and creates nothing)
+        before = self.stored_count(store)
+        assert store.throttle_update(["user:alice", "new"], lambda states: None, now=T0 + 5, window=60) == (
+            [a1, zero], None)
+        assert self.stored_count(store) == before
+        # a zero state deletes; an unchanged one stays
+        store.throttle_update(["ip:192.0.2.7", "user:alice"], to(zero, a2), now=T0 + 10, window=60)
+        assert seen[-1] == [a1, a1]
         assert store.throttle_read(["user:alice", "ip:192.0.2.7"], now=T0 + 10, window=60) == [a2, zero]
-        # an entry whose new state equals the expected one is only compared
-        assert not store.throttle_swap([("ip:192.0.2.7", zero, a1), ("user:alice", a1, a1)], now=T0 + 11, window=60)
-        assert store.throttle_read(["ip:192.0.2.7"], now=T0 + 11, window=60) == [zero]
-        assert store.throttle_swap([("ip:192.0.2.7", zero, a1), ("user:alice", a2, a2)], now=T0 + 11, window=60)
-        assert store.throttle_read(["ip:192.0.2.7"], now=T0 + 11, window=60) == [a1]
+        assert self.stored_count(store) == before - 1
         store.throttle_reset("user:alice", "ip:192.0.2.7")
         assert store.throttle_read(["user:alice", "ip:192.0.2.7"], now=T0 + 20, window=60) == [zero, zero]
-        assert store.throttle_swap([("user:alice", zero, ThrottleState(1, T0 + 21))], now=T0 + 21, window=60)
 
     def test_throttle_window_restarts(self, store: SessionStore) -> None:
         zero, a1, a2 = ThrottleState(), ThrottleState(1, T0), ThrottleState(2, T0 + 30)
-        assert store.throttle_swap([("k", zero, a1)], now=T0, window=60)
-        assert store.throttle_swap([("k", a1, a2)], now=T0 + 30, window=60)
+        store.throttle_update(["k"], lambda s: [a1], now=T0, window=60)
+        store.throttle_update(["k"], lambda s: [a2], now=T0 + 30, window=60)
         assert store.throttle_read(["k"], now=T0 + 89, window=60) == [a2]
-        # the window runs from the last failure: 60 s later the counter reads as zero...
+        # the window runs from the last failure: 60 s later the counter reads as zero, to updates as well
         assert store.throttle_read(["k"], now=T0 + 90, window=60) == [zero]
-        # ...and a swap must expect zero, not the stale state
-        assert not store.throttle_swap([("k", a2, ThrottleState(3, T0 + 91))], now=T0 + 91, window=60)
-        assert store.throttle_swap([("k", zero, ThrottleState(1, T0 + 91))], now=T0 + 91, window=60)
+        states, _ = store.throttle_update(["k"], lambda s: [ThrottleState(1, T0 + 91)], now=T0 + 91, window=60)
+        assert states == [zero]
         assert store.throttle_read(["k"], now=T0 + 92, window=60) == [ThrottleState(1, T0 + 91)]
 
-    def test_A6_throttle_swap_has_one_winner_and_loses_no_count(self, store: SessionStore) -> None:
-        """Concurrent compare-and-sets over the same counters: exactly one of those with the same expectation
-        wins, and read-swap loops (what the throttle does) lose no count and take none twice."""
-        n, each = 8, 6
-        zero = ThrottleState()
-        wins = run_concurrently(n, lambda i: store.throttle_swap(
-            [("hot", zero, ThrottleState(1, T0 + i)), (f"own{i}", zero, ThrottleState(1, T0))], now=T0 + 1, window=600))
-        assert sum(wins) == 1
-        winner = wins.index(True)
-        assert store.throttle_read(["hot", f"own{winner}"], now=T0 + 1, window=600) == [ThrottleState(1, T0 + winner)] * 1 + [ThrottleState(1, T0)]
-        assert all(s == zero for i, s in enumerate(store.throttle_read([f"own{i}" for i in range(n)], now=T0 + 1, window=600)) if i != winner)
+    def test_A6_throttle_update_is_atomic_under_concurrency(self, store: SessionStore) -> None:
+        """Concurrent updates of the same counters (in several key orders) are applied one after the other:
+        a capped increment (what the throttle does: decide on the count, then count) lets exactly `cap`
+        through and loses no count, and every update saw a distinct count."""
+        n, each, cap = 8, 6, 20
 
-        def count(i: int) -> list[int]:
+        def hammer(i: int) -> list[int]:
+            keys = ["hot", "ip", f"own{i}"] if i % 2 else [f"own{i}", "ip", "hot"]
+            hot = keys.index("hot")
+
+            def bump(states: list[ThrottleState]) -> list[ThrottleState] | None:
+                if states[hot].failures >= cap:
+                    return None
+                return [ThrottleState(s.failures + 1, T0 + 2) for s in states]
+
             seen = []
             for _ in range(each):
-                while True:
-                    hot, mine = store.throttle_read(["hot", "ip"], now=T0 + 2, window=600)
-                    bumped = ThrottleState(hot.failures + 1, T0 + 2)
-                    if store.throttle_swap([("hot", hot, bumped), ("ip", mine, ThrottleState(mine.failures + 1, T0 + 2))],
-                                           now=T0 + 2, window=600):
-                        seen.append(bumped.failures)
-                        break
+                states, new = store.throttle_update(keys, bump, now=T0 + 2, window=600)
+                if new is not None:
+                    seen.append(states[hot].failures)
             return seen
 
-        results = run_concurrently(n, count)
-        assert store.throttle_read(["hot", "ip"], now=T0 + 3, window=600) == [
-            ThrottleState(1 + n * each, T0 + 2), ThrottleState(n * each, T0 + 2)]
-        assert sorted(x for r in results for x in r) == list(range(2, n * each + 2))  # each count taken once
+        results = run_concurrently(n, hammer)
+        assert store.throttle_read(["hot", "ip"], now=T0 + 3, window=600) == [ThrottleState(cap, T0 + 2)] * 2
+        assert sorted(x for r in results for x in r) == list(range(cap))  # each count taken exactly once
+        owns = store.throttle_read([f"own{i}" for i in range(n)], now=T0 + 3, window=600)
+        assert sum(s.failures for s in owns) == cap  # all keys of an update, or none
 
     # -- maintenance, secrecy ----------------------------------------------------------------------
     def test_purge_expired(self, store: SessionStore) -> None:
@@ -423,8 +427,8 @@ class StoreContract:
             store.create(r, now=T0)
         store.deny("old", until=T0 + 10, now=T0)
         store.deny("new", until=T0 + 1000, now=T0)
-        store.throttle_swap([("old", ThrottleState(), ThrottleState(1, T0))], now=T0, window=5)
-        store.throttle_swap([("new", ThrottleState(), ThrottleState(1, T0 + 19))], now=T0 + 19, window=60)
+        store.throttle_update(["old"], lambda s: [ThrottleState(1, T0)], now=T0, window=5)
+        store.throttle_update(["new"], lambda s: [ThrottleState(1, T0 + 19)], now=T0 + 19, window=60)
         before = self.stored_count(store)
         purged = store.purge_expired(now=T0 + 20)
         assert purged >= 4

@@ -61,7 +61,7 @@ class TestRedisStore(RedisContract):
         rec = make_record(now=now, expires_at=now + 100, idle_expires_at=now + 30)
         store.create(rec, now=now)
         store.deny("jti", until=now + 50, now=now)
-        store.throttle_swap([("k", ThrottleState(), ThrottleState(1, now))], now=now, window=60)
+        store.throttle_update(["k"], lambda s: [ThrottleState(1, now)], now=now, window=60)
         keys = _keys(store)
         assert len(keys) == 6  # record, index, id pointer, secret pointer, denylist, throttle
         ttls = {k: store.client.pttl(k) for k in keys}
@@ -80,7 +80,7 @@ class TestRedisStore(RedisContract):
         store.create(make_record(kind="token", secret=None, now=now, expires_at=now + 0.3, idle_expires_at=now + 0.3),
                      now=now)
         store.deny("jti", until=now + 0.3, now=now)
-        store.throttle_swap([("k", ThrottleState(), ThrottleState(1, now))], now=now, window=0.3)
+        store.throttle_update(["k"], lambda s: [ThrottleState(1, now)], now=now, window=0.3)
         assert len(_keys(store)) > 0
         time.sleep(0.6)
         assert _keys(store) == []
@@ -126,7 +126,7 @@ class TestRedisStore(RedisContract):
     def test_throttle_keys_share_one_slot(self, store: RedisStore) -> None:
         """One login attempt's counters (address, account, pair) change in one script: one Cluster slot."""
         keys = ["ip:192.0.2.1", "acct:" + "a" * 64, "pair:{evil}", "ip:#x}y"]
-        store.throttle_swap([(k, ThrottleState(), ThrottleState(1, T0)) for k in keys], now=T0, window=60)
+        store.throttle_update(keys, lambda s: [ThrottleState(1, T0)] * len(keys), now=T0, window=60)
         stored = _keys(store)
         assert len(stored) == 4 and all(k.count("{") == 1 and k.count("}") == 1 for k in stored)
         assert len({key_slot(k.encode()) for k in stored}) == 1

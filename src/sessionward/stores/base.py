@@ -9,8 +9,9 @@ Rules every store keeps, proven by one contract test class (`tests/stores/contra
 - a record past `expires_at` or `idle_expires_at` is never returned (and may be purged);
 - loading an unknown id or secret hash never creates anything;
 - `update`/`advance`/`replace` on a record that is gone return False and never resurrect it;
-- `advance` and `throttle_swap` are compare-and-set: of concurrent callers with the same expectation
-  exactly one wins, so no count is ever lost or taken twice;
+- `advance` is compare-and-set (of concurrent callers with the same expectation exactly one wins) and
+  `throttle_update` is atomic (concurrent updates of the same counters are applied one after the other,
+  each deciding on what the previous one wrote), so no count is ever lost or taken twice;
 - every method raises `StoreUnavailable` (and only that) when the backend cannot be reached.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 SessionKind = Literal["cookie", "token"]
 
@@ -60,6 +61,10 @@ class SessionRecord:
 class ThrottleState:
     failures: int = 0
     last_failure_at: float = 0.0
+
+
+#: What `SessionStore.throttle_update` calls: the current states -> the new states, or None to write nothing.
+ThrottleDecision = Callable[[list[ThrottleState]], "list[ThrottleState] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,19 +161,19 @@ class SessionStore(Protocol):
 
     # -- throttling counters ----------------------------------------------------------------
     # A counter is (failures, last_failure_at); one whose last failure is `window` or more before `now` reads
-    # as zero (`ThrottleState()`), and so does one that was never written. The throttle reads counters, decides,
-    # and writes its decision back with one compare-and-set (`sessionward.throttle` says why).
+    # as zero (`ThrottleState()`), and so does one that was never written.
     def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
         """The counters for `keys`, in order, in one round trip."""
         ...
 
-    def throttle_swap(
-        self, changes: Sequence[tuple[str, ThrottleState, ThrottleState]], *, now: float, window: float
-    ) -> bool:
-        """Compare-and-set over several counters, atomically: if every `key` still reads (at `now`) as its
-        `expected` state, write every `new` state (a zero state deletes the counter; one equal to `expected`
-        is only compared) and return True; otherwise change nothing and return False. Of concurrent callers
-        with the same expectation exactly one wins. Keys must be distinct."""
+    def throttle_update(
+        self, keys: Sequence[str], decide: ThrottleDecision, *, now: float, window: float
+    ) -> tuple[list[ThrottleState], list[ThrottleState] | None]:
+        """Atomically read the counters of `keys` (distinct), call `decide(states)` and, unless it returns
+        None, write the states it returns (one per key; a zero state deletes the counter). Returns the states
+        `decide` was given and its answer. `decide` must be a pure function of the states: a store may run it
+        more than once (optimistic stores retry when a concurrent update got there first); only the answer
+        to the states that were current when the write happened is applied."""
         ...
 
     def throttle_reset(self, *keys: str) -> None:

@@ -46,7 +46,7 @@ import redis.exceptions as rex
 
 from ..exceptions import StoreUnavailable
 from ._memory import DENY_GRACE, Memory
-from .base import SessionRecord, SessionStore, ThrottleState, TokenState
+from .base import SessionRecord, SessionStore, ThrottleDecision, ThrottleState, TokenState
 
 __all__ = ["CachedStore"]
 
@@ -260,16 +260,16 @@ class CachedStore:
     def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
         return self._inner.list_all(now=now, limit=limit)
 
-    # Throttle counters are never cached: every read and compare-and-set goes straight to the inner store,
+    # Throttle counters are never cached: every read and update goes straight to the inner store,
     # so the count stays atomic across every instance (a cached counter would let each instance's
     # requests pass on a stale count).
     def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
         return self._inner.throttle_read(keys, now=now, window=window)
 
-    def throttle_swap(
-        self, changes: Sequence[tuple[str, ThrottleState, ThrottleState]], *, now: float, window: float
-    ) -> bool:
-        return self._inner.throttle_swap(changes, now=now, window=window)
+    def throttle_update(
+        self, keys: Sequence[str], decide: ThrottleDecision, *, now: float, window: float
+    ) -> tuple[list[ThrottleState], list[ThrottleState] | None]:
+        return self._inner.throttle_update(keys, decide, now=now, window=window)
 
     def throttle_reset(self, *keys: str) -> None:
         self._inner.throttle_reset(*keys)

@@ -25,9 +25,11 @@ The index is pruned of dead members by every script that touches it, and its TTL
 record: nothing accumulates. Expiry is decided by the caller's ``now`` against the stored timestamps;
 Redis TTLs only do the cleaning.
 
-Throttle counters all carry the hash tag ``{t}``: the throttle changes the address, account and pair
-counters of one login attempt together, in one compare-and-set script (`throttle_swap`), so they must share
-a slot in Redis Cluster. That puts every counter on one node: one read and one script per password check.
+Throttle counters all carry the hash tag ``{t}``: `throttle_update` changes the address, account and pair
+counters of one login attempt together, so they must share a slot in Redis Cluster (which puts every counter
+on one node). It is optimistic: read the counters (one pipeline), decide in Python, then one compare-and-set
+script that writes only if no counter changed since the read; if one did, read and decide again (after a
+short random pause, so that a burst of contenders spreads out instead of retrying in lockstep).
 
 ``replace`` is one script when both records are in one slot (always outside Cluster; inside Cluster when
 the user does not change, i.e. every session rotation). Across users in Cluster it deletes the old
@@ -43,7 +45,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import random
 import re
+import time
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import redis.exceptions as rex
@@ -62,7 +66,7 @@ from ._redis_lua import (
     _THROTTLE_SWAP,
     _UPDATE,
 )
-from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
+from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleDecision, ThrottleState, TokenState
 
 __all__ = ["RedisStore", "RedisURL", "parse_redis_url"]
 
@@ -480,17 +484,31 @@ class RedisStore:
                 out.append(ThrottleState(failures=int(f), last_failure_at=float(last)))
         return out
 
-    def throttle_swap(
-        self, changes: Sequence[tuple[str, ThrottleState, ThrottleState]], *, now: float, window: float
-    ) -> bool:
-        if not changes:
-            return True
+    #: compare-and-set rounds before `throttle_update` gives up (StoreUnavailable: fail closed)
+    THROTTLE_TRIES = 100
+
+    def _throttle_swap(self, keys: Sequence[str], old: list[ThrottleState], new: list[ThrottleState], *,
+                       now: float, window: float) -> bool:
         args: list[Any] = [_num(now), _num(window)]
-        for _key, old, new in changes:
-            args += [str(int(old.failures)), _num(old.last_failure_at), str(int(new.failures)),
-                     _num(new.last_failure_at), _num(new.last_failure_at + window)]
+        for before, after in zip(old, new, strict=True):
+            args += [str(int(before.failures)), _num(before.last_failure_at), str(int(after.failures)),
+                     _num(after.last_failure_at), _num(after.last_failure_at + window)]
         with self._errors():
-            return bool(self._lua_throttle_swap(keys=[self._throttle_key(k) for k, _, _ in changes], args=args))
+            return bool(self._lua_throttle_swap(keys=[self._throttle_key(k) for k in keys], args=args))
+
+    def throttle_update(
+        self, keys: Sequence[str], decide: ThrottleDecision, *, now: float, window: float
+    ) -> tuple[list[ThrottleState], list[ThrottleState] | None]:
+        for tries in range(self.THROTTLE_TRIES):
+            if tries:
+                time.sleep(random.uniform(0, 0.001 * 2 ** min(tries, 5)))  # contention backoff, not expiry
+            states = self.throttle_read(keys, now=now, window=window)
+            new = decide(states)
+            if new is None:
+                return states, None
+            if self._throttle_swap(keys, states, list(new), now=now, window=window):
+                return states, list(new)
+        raise StoreUnavailable("Redis throttle counters too contended")
 
     def throttle_reset(self, *keys: str) -> None:
         if keys:

@@ -6,10 +6,10 @@ Atomicity comes from single statements, never from read-then-write in Python:
 - `replace` deletes the old row (only if live) and inserts the new one in one transaction;
 - `bump_epoch` and `deny` are one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`, which both SQLite
   (>= 3.35) and PostgreSQL run atomically;
-- `throttle_swap` is one transaction of conditional writes (each row changed only if it still holds the
-  expected state; any miss rolls the whole transaction back). Writes come first and in key order: SQLite
-  takes its write lock with the first statement (no read-to-write upgrade), PostgreSQL locks rows in one
-  order (no deadlock), and a concurrent writer of the same row makes the condition fail after it commits.
+- `throttle_update` is one transaction with row locks: it first makes sure every counter row exists
+  (`INSERT ... ON CONFLICT DO NOTHING`, a write, so SQLite takes its write lock at once and never upgrades a
+  read), locks the rows in key order (`SELECT ... FOR UPDATE` on PostgreSQL: no deadlock), reads, decides,
+  writes and commits; a refused decision rolls back. Concurrent updates queue on the locks: no retries.
 
 Every statement that may read or change a session carries the liveness condition
 (`expires_at > now AND idle_expires_at > now`), so an expired row is never returned or changed and
@@ -29,11 +29,11 @@ from sqlalchemy.engine import Connection, Engine
 from .. import db
 from ..exceptions import CreateError
 from ..hotsql import Compiled, HotReads
-from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
+from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleDecision, ThrottleState, TokenState
 
 
-class _Conflict(Exception):
-    """A counter no longer holds the expected state: roll the swap back."""
+class _Refused(Exception):
+    """The decision wrote nothing: roll back the placeholder rows."""
 
 __all__ = ["SQLStore"]
 
@@ -398,49 +398,36 @@ class SQLStore:
             rows = {row.key: row for row in conn.execute(stmt)}
         return [_state(rows.get(key), now, window) for key in keys]
 
-    def _holds(self, key: str, state: ThrottleState, now: float, window: float) -> sa.ColumnElement[bool]:
-        """The row of `key` reads as `state` at `now` (for a zero state: the row is stale or empty)."""
-        fresh = throttle.c.last_failure_at > now - window
-        if state.failures == 0:
-            return sa.or_(sa.not_(fresh), throttle.c.failures == 0)
-        return sa.and_(fresh, throttle.c.failures == state.failures, throttle.c.last_failure_at == state.last_failure_at)
-
-    def _swap_one(self, conn: Connection, key: str, old: ThrottleState, new: ThrottleState, now: float, window: float) -> None:
-        holds = self._holds(key, old, now, window)
-        if new.failures == 0:
-            if old.failures != 0:  # a zero expectation needs no write: the row reads as zero already
-                if conn.execute(throttle.delete().where(throttle.c.key == key, holds)).rowcount != 1:
-                    raise _Conflict
-            return
-        values = {"failures": new.failures, "last_failure_at": new.last_failure_at,
-                  "expires_at": new.last_failure_at + window}
-        if old.failures == 0:  # absent, stale or empty: insert, or overwrite only what still reads as zero
-            ins = self._insert(throttle).values(key=key, **values)
-            stmt = ins.on_conflict_do_update(index_elements=[throttle.c.key], set_=values, where=holds)
-            if conn.execute(stmt.returning(throttle.c.key)).first() is None:
-                raise _Conflict
-        elif conn.execute(throttle.update().where(throttle.c.key == key, holds).values(**values)).rowcount != 1:
-            raise _Conflict
-
-    def throttle_swap(
-        self, changes: Sequence[tuple[str, ThrottleState, ThrottleState]], *, now: float, window: float
-    ) -> bool:
-        writes = sorted((c for c in changes if c[1] != c[2]), key=lambda c: c[0])
-        compares = [c for c in changes if c[1] == c[2]]
+    def throttle_update(
+        self, keys: Sequence[str], decide: ThrottleDecision, *, now: float, window: float
+    ) -> tuple[list[ThrottleState], list[ThrottleState] | None]:
+        keys = list(keys)
+        ordered = sorted(keys)
+        placeholders = [{"key": k, "failures": 0, "last_failure_at": 0.0, "expires_at": now} for k in ordered]
+        locked = (
+            sa.select(throttle.c.key, throttle.c.failures, throttle.c.last_failure_at)
+            .where(throttle.c.key.in_(ordered)).order_by(throttle.c.key).with_for_update()
+        )
+        states: list[ThrottleState] = []
         try:
             with self._begin() as conn:
-                for key, old, new in writes:
-                    self._swap_one(conn, key, old, new, now, window)
-                for key, old, _ in compares:  # after the writes: under the write transaction's locks
-                    row = conn.execute(
-                        sa.select(throttle.c.failures, throttle.c.last_failure_at)
-                        .where(throttle.c.key == key).with_for_update()
-                    ).first()
-                    if _state(row, now, window) != old:
-                        raise _Conflict
-        except _Conflict:
-            return False
-        return True
+                conn.execute(self._insert(throttle).values(placeholders).on_conflict_do_nothing(
+                    index_elements=[throttle.c.key]))
+                rows = {row.key: row for row in conn.execute(locked)}
+                states = [_state(rows.get(k), now, window) for k in keys]
+                new = decide(states)
+                if new is None:
+                    raise _Refused
+                for key, old, state in zip(keys, states, new, strict=True):
+                    if state.failures == 0:
+                        conn.execute(throttle.delete().where(throttle.c.key == key))
+                    elif state != old:
+                        conn.execute(throttle.update().where(throttle.c.key == key).values(
+                            failures=state.failures, last_failure_at=state.last_failure_at,
+                            expires_at=state.last_failure_at + window))
+        except _Refused:
+            return states, None
+        return states, list(new)
 
     def throttle_reset(self, *keys: str) -> None:
         if keys:
