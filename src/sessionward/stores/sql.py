@@ -1,7 +1,8 @@
 """The SQL store: SQLite (the default, one machine) and PostgreSQL (several machines), with the same
 SQLAlchemy Core code for both.
 
-Atomicity comes from single statements, never from read-then-write in Python:
+Atomicity comes from single statements or from row locks held for one transaction, never from an unlocked
+read-then-write in Python:
 - `advance` is one `UPDATE ... WHERE generation = :expected` (the row count says who won);
 - `replace` deletes the old row (only if live) and inserts the new one in one transaction;
 - `bump_epoch` and `deny` are one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`, which both SQLite
@@ -30,10 +31,6 @@ from .. import db
 from ..exceptions import CreateError
 from ..hotsql import Compiled, HotReads
 from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleDecision, ThrottleState, TokenState
-
-
-class _Refused(Exception):
-    """The decision wrote nothing: roll back the placeholder rows."""
 
 __all__ = ["SQLStore"]
 
@@ -86,6 +83,10 @@ throttle = sa.Table(
 
 _TABLES = [sessions, denylist, epochs, throttle]
 _WHAT = "session store (SQL)"
+
+
+class _Refused(Exception):
+    """The throttle decision writes nothing: roll back the placeholder rows."""
 
 
 def _state(row: Any, now: float, window: float) -> ThrottleState:
