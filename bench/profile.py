@@ -32,8 +32,8 @@ TOP = 12
 #: The SessionStore methods counted (the Protocol in `sessionward.stores.base`).
 STORE_METHODS = (
     "create", "get", "get_by_secret", "load_by_secret", "token_state", "update", "replace", "advance", "delete",
-    "delete_for_user", "list_for_user", "list_all", "deny", "is_denied", "get_epoch", "bump_epoch", "throttle_get",
-    "throttle_fail", "throttle_reset", "purge_expired", "ping",
+    "delete_for_user", "list_for_user", "list_all", "deny", "is_denied", "get_epoch", "bump_epoch", "throttle_read",
+    "throttle_update", "throttle_reset", "purge_expired", "ping",
 )
 
 

@@ -3,8 +3,10 @@ type, throttling and timing), A5 security events without secrets, and failing cl
 
 from __future__ import annotations
 
+import collections
 import logging
 import statistics
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +15,7 @@ import argon2
 import pytest
 import sqlalchemy as sa
 from _services import free_port
+from stores.contract import run_concurrently
 
 from sessionward import db
 from sessionward.auth import MAX_PASSWORD_INPUT, MAX_USERNAME_INPUT, Authenticator
@@ -20,6 +23,8 @@ from sessionward.clock import ManualClock
 from sessionward.config import ThrottlePolicy
 from sessionward.exceptions import InvalidCredentials, StoreUnavailable, Throttled
 from sessionward.passwords import Argon2idHasher, PasswordPolicy
+from sessionward.stores.base import SessionStore, ThrottleState
+from sessionward.stores.redis import RedisStore
 from sessionward.stores.sql import SQLStore
 from sessionward.throttle import LoginThrottle
 from sessionward.users import User, UserStore
@@ -243,6 +248,106 @@ def test_A3_password_spraying_from_one_address_is_throttled(auth: Authenticator,
     with pytest.raises(Throttled):
         auth.authenticate("alice", PW, ip=IP)
     assert auth.authenticate("alice", PW, ip=OTHER_IP) == alice
+
+
+# -- A6: concurrent bursts are decided like sequential attempts --------------------------------------
+
+
+class CountingHasher(Argon2idHasher):
+    """A hasher slow enough (a few ms, GIL released) for attempts to overlap, counting what it verified."""
+
+    @classmethod
+    def make(cls) -> CountingHasher:
+        self = cls.__new__(cls)
+        self._setup(4096, 2, 1, 16, 16)
+        self.checked = 0
+        self._count = threading.Lock()
+        return self
+
+    def _seen(self) -> None:
+        with self._count:
+            self.checked += 1
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        self._seen()
+        return super().verify(password_hash, password)
+
+    def dummy_verify(self, password: str) -> None:
+        self._seen()
+        super().dummy_verify(password)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, store: SQLStore) -> Iterator[SessionStore]:
+    """The throttle's store: SQLite (the `store` fixture), Redis or PostgreSQL, empty."""
+    if request.param == "sqlite":
+        yield store
+        return
+    if request.param == "redis":
+        other: SessionStore = RedisStore.from_url(request.getfixturevalue("redis_url"),
+                                                  prefix=request.getfixturevalue("redis_prefix"))
+    else:
+        other = SQLStore.from_url(request.getfixturevalue("postgres_url"))  # this run's own database
+        with other.engine.begin() as conn:  # type: ignore[attr-defined]
+            conn.execute(sa.text("DELETE FROM sw_throttle"))
+    yield other
+    other.close()
+
+
+def burst(auth: Authenticator, attempts: list[tuple[str, str]]) -> collections.Counter[str]:
+    """Every (username, password) at once from IP, one thread each; how many got which answer."""
+    def one(i: int) -> str:
+        try:
+            auth.authenticate(attempts[i][0], attempts[i][1], ip=IP)
+        except InvalidCredentials:
+            return "checked"
+        except Throttled as exc:
+            assert exc.retry_after > 0
+            return "refused"
+        return "ok"
+
+    return collections.Counter(run_concurrently(len(attempts), one))
+
+
+def test_A6_concurrent_burst_on_a_fresh_account_checks_only_the_allowance(
+    users: UserStore, alice: User, any_store: SessionStore, clock: ManualClock
+) -> None:
+    """The free failures and the one attempt that starts the backoff are checked; every other attempt of the
+    burst is refused without a password check. (Before A6 every attempt read the counters before any
+    failure was written, so nearly the whole burst was checked.)"""
+    hasher, policy = CountingHasher.make(), ThrottlePolicy()
+    auth = make_auth(users, any_store, clock, hasher=hasher, policy=policy)  # type: ignore[arg-type]
+    n = 3 * (policy.account_free + 1)
+    answers = burst(auth, [("alice", f"wrong guess {i}") for i in range(n)])
+    assert answers == {"checked": policy.account_free + 1, "refused": n - policy.account_free - 1}, answers
+    assert hasher.checked == policy.account_free + 1
+
+
+def test_A6_concurrent_burst_from_one_address_checks_only_the_address_allowance(
+    users: UserStore, any_store: SessionStore, clock: ManualClock
+) -> None:
+    """Password spraying in one burst: many usernames (none of them real) from one address."""
+    hasher, policy = CountingHasher.make(), ThrottlePolicy()
+    auth = make_auth(users, any_store, clock, hasher=hasher, policy=policy)  # type: ignore[arg-type]
+    n = policy.address_free + 15
+    answers = burst(auth, [(f"sprayed{i}", "Summer2024!") for i in range(n)])
+    assert answers == {"checked": policy.address_free + 1, "refused": n - policy.address_free - 1}, answers
+    assert hasher.checked == policy.address_free + 1
+
+
+def test_A6_burst_of_right_passwords_leaves_no_count_behind(
+    users: UserStore, any_store: SessionStore, clock: ManualClock
+) -> None:
+    """Each attempt is counted before its check and un-counted by its success: a burst of logins with the
+    right passwords from one address (people behind one NAT) all get in and leave no count behind."""
+    for i in range(12):
+        users.create(f"colleague{i}", PW)
+    auth = make_auth(users, any_store, clock, hasher=CountingHasher.make())  # type: ignore[arg-type]
+    answers = burst(auth, [(f"colleague{i}", PW) for i in range(12)])
+    assert answers == {"ok": 12}, answers
+    keys = ["ip:" + IP] + [k for i in range(12) for k in auth._throttle._keys(f"colleague{i}", IP)[1:]]
+    assert any_store.throttle_read(keys, now=clock.now(), window=ThrottlePolicy().window) == [ThrottleState()] * 37
 
 
 # -- A4: timing --------------------------------------------------------------------------------------

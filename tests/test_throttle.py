@@ -1,5 +1,9 @@
-"""A3: throttling per account and per client address on the real stores (SQLite in tmp_path, Redis), with
-a manual clock; an attacker can neither brute-force freely nor lock a victim out indefinitely."""
+"""A3/A6: throttling per account and per client address on the real stores (SQLite in tmp_path, Redis,
+PostgreSQL), with a manual clock; an attacker can neither brute-force freely nor lock a victim out
+indefinitely, and concurrent attempts are decided exactly like sequential ones.
+
+`fail(...)` is what the Authenticator does for a wrong password: `attempt()` (counted before the check) and
+no `succeeded()`. It returns the wait the address then has."""
 
 from __future__ import annotations
 
@@ -22,10 +26,15 @@ ATTACKER = "203.0.113.66"
 HOME = "198.51.100.7"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
     if request.param == "sqlite":
         s: SessionStore = SQLStore.from_url(f"sqlite:///{tmp_path / 'throttle.db'}")
+    elif request.param == "postgres":
+        s = SQLStore.from_url(request.getfixturevalue("postgres_url"))  # this run's own database
+        with s.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM sw_throttle"))
     else:
         from sessionward.stores.redis import RedisStore
 
@@ -47,12 +56,28 @@ def allowed(t: LoginThrottle, username: str, ip: str) -> bool:
     return True
 
 
+def fail(t: LoginThrottle, username: str, ip: str) -> int:
+    """One wrong password: the attempt is counted (raises `Throttled` if refused); returns the wait after it."""
+    t.attempt(username, ip)
+    return t.retry_after(username, ip)
+
+
 def fail_until_throttled(t: LoginThrottle, username: str, ip: str, limit: int = 1000) -> int:
     n = 0
-    while allowed(t, username, ip) and n < limit:
-        t.failed(username, ip)
+    while n < limit:
+        try:
+            t.attempt(username, ip)
+        except Throttled:
+            return n
         n += 1
     return n
+
+
+def fail_for(t: LoginThrottle, clock: ManualClock, username: str, ip: str, failures: int) -> None:
+    """`failures` counted failures, waiting out each backoff (refused attempts do not count)."""
+    for _ in range(failures):
+        clock.advance(t.retry_after(username, ip))
+        t.attempt(username, ip)
 
 
 # -- per account ---------------------------------------------------------------------------------
@@ -60,22 +85,20 @@ def fail_until_throttled(t: LoginThrottle, username: str, ip: str, limit: int = 
 
 def test_free_failures_then_backoff(throttle: LoginThrottle) -> None:
     for _ in range(POLICY.account_free):
-        throttle.check(VICTIM, ATTACKER)
-        assert throttle.failed(VICTIM, ATTACKER) == 0
-    throttle.check(VICTIM, ATTACKER)
-    assert throttle.failed(VICTIM, ATTACKER) == 2  # the first throttled failure: base_backoff
+        assert fail(throttle, VICTIM, ATTACKER) == 0
+    assert fail(throttle, VICTIM, ATTACKER) == 2  # the first throttled failure: base_backoff
     with pytest.raises(Throttled) as exc:
-        throttle.check(VICTIM, ATTACKER)
+        throttle.attempt(VICTIM, ATTACKER)
     assert exc.value.retry_after == 2 and exc.value.retry_after > 0
     assert "2 seconds" in str(exc.value)
 
 
 def test_backoff_doubles_from_the_last_failure(throttle: LoginThrottle, clock: ManualClock) -> None:
     for _ in range(POLICY.account_free):
-        throttle.failed(VICTIM, ATTACKER)
+        fail(throttle, VICTIM, ATTACKER)
     waits = []
     for _ in range(6):
-        waits.append(throttle.failed(VICTIM, ATTACKER))
+        waits.append(fail(throttle, VICTIM, ATTACKER))
         assert not allowed(throttle, VICTIM, ATTACKER)
         clock.advance(waits[-1] - 0.5)
         assert not allowed(throttle, VICTIM, ATTACKER)
@@ -85,51 +108,80 @@ def test_backoff_doubles_from_the_last_failure(throttle: LoginThrottle, clock: M
 
 
 def test_A3_max_backoff_caps_however_many_failures(throttle: LoginThrottle, clock: ManualClock) -> None:
-    for _ in range(300):
-        throttle.failed(VICTIM, ATTACKER)
+    fail_for(throttle, clock, VICTIM, ATTACKER, 20)  # 2**14 * 2 s of backoff uncapped
     with pytest.raises(Throttled) as exc:
-        throttle.check(VICTIM, ATTACKER)
+        throttle.attempt(VICTIM, ATTACKER)
     assert exc.value.retry_after == POLICY.max_backoff
     clock.advance(POLICY.max_backoff)
     assert allowed(throttle, VICTIM, ATTACKER)
     assert allowed(throttle, VICTIM, HOME)
 
 
-def test_unknown_and_known_usernames_count_alike(throttle: LoginThrottle) -> None:
+def test_A6_refused_attempts_are_not_counted_and_never_extend_the_backoff(
+    throttle: LoginThrottle, clock: ManualClock
+) -> None:
+    """Hammering a throttled account changes nothing: the wait runs from the last *counted* failure."""
+    fail_for(throttle, clock, VICTIM, ATTACKER, POLICY.account_free + 3)  # backoff 8 s
+    for _ in range(8):
+        for _ in range(50):
+            with pytest.raises(Throttled):
+                throttle.attempt(VICTIM, ATTACKER)
+        clock.advance(1)
+    assert allowed(throttle, VICTIM, ATTACKER)
+    assert fail(throttle, VICTIM, ATTACKER) == 16  # one more counted failure, not 400 more
+
+
+def test_unknown_and_known_usernames_count_alike(throttle: LoginThrottle, clock: ManualClock) -> None:
     """The throttle never consults the users table: a made-up name is throttled exactly like a real one."""
-    a = [throttle.failed("no-such-user", "192.0.2.1") for _ in range(8)]
-    b = [throttle.failed(VICTIM, "192.0.2.2") for _ in range(8)]
-    assert a == b
+    def waits(name: str, ip: str) -> list[int]:
+        out = []
+        for _ in range(8):
+            out.append(fail(throttle, name, ip))
+            clock.advance(out[-1])
+        return out
+
+    assert waits("no-such-user", "192.0.2.1") == waits(VICTIM, "192.0.2.2")
 
 
 def test_account_key_is_normalized(throttle: LoginThrottle) -> None:
     for name in ["Victim", "VICTIM", "victim", "\uff36ictim", "Victim", "victim"]:
-        throttle.failed(name, ATTACKER)
+        fail(throttle, name, ATTACKER)
     with pytest.raises(Throttled):
         throttle.check("vIcTiM", ATTACKER)
 
 
-def test_success_resets_the_account_but_not_the_address(throttle: LoginThrottle) -> None:
+def test_success_resets_the_account_but_not_the_address(throttle: LoginThrottle, clock: ManualClock) -> None:
     for i in range(POLICY.address_free - 1):
-        throttle.failed(f"user{i}", ATTACKER)
-    for _ in range(POLICY.account_free + 2):
-        throttle.failed(VICTIM, HOME)
+        fail(throttle, f"user{i}", ATTACKER)
+    fail_for(throttle, clock, VICTIM, HOME, POLICY.account_free + 2)
     assert not allowed(throttle, VICTIM, HOME)
-    throttle.succeeded(VICTIM, HOME)
+    clock.advance(throttle.retry_after(VICTIM, HOME))
+    throttle.succeeded(throttle.attempt(VICTIM, HOME))
+    assert throttle.retry_after(VICTIM, HOME) == 0
+    fail_for(throttle, clock, VICTIM, HOME, POLICY.account_free)  # a whole fresh allowance
     assert allowed(throttle, VICTIM, HOME)
     # an attacker who logs in to an account of their own does not clear their address's record
-    throttle.failed("user0", ATTACKER)
-    throttle.failed("user0", ATTACKER)
-    throttle.succeeded("mine", ATTACKER)
+    fail(throttle, "user0", ATTACKER)  # the address's 20th failure: its whole free allowance
+    throttle.succeeded(throttle.attempt("mine", ATTACKER))
+    fail(throttle, "user0", ATTACKER)  # the 21st, had the success not cleared the first 20
     assert not allowed(throttle, "anyone", ATTACKER)
+
+
+def test_A6_a_success_takes_its_own_attempt_back_off_the_address(throttle: LoginThrottle) -> None:
+    """The attempt was counted on the address before the check; a right password un-counts it, so an
+    address full of people who log in successfully is never throttled for it."""
+    for _ in range(3 * POLICY.address_free):
+        throttle.succeeded(throttle.attempt("someone", ATTACKER))
+    assert allowed(throttle, "anyone", ATTACKER)
+    assert throttle.retry_after("anyone", ATTACKER) == 0
 
 
 def test_counters_restart_after_the_window(throttle: LoginThrottle, clock: ManualClock) -> None:
     for _ in range(POLICY.account_free):
-        throttle.failed(VICTIM, ATTACKER)
+        fail(throttle, VICTIM, ATTACKER)
     clock.advance(POLICY.window + 1)
     for _ in range(POLICY.account_free):
-        assert throttle.failed(VICTIM, ATTACKER) == 0
+        assert fail(throttle, VICTIM, ATTACKER) == 0
 
 
 # -- per client address --------------------------------------------------------------------------
@@ -137,24 +189,24 @@ def test_counters_restart_after_the_window(throttle: LoginThrottle, clock: Manua
 
 def test_one_address_across_many_usernames_is_throttled(throttle: LoginThrottle, clock: ManualClock) -> None:
     for i in range(POLICY.address_free):
-        throttle.check(f"spray{i}", ATTACKER)
-        throttle.failed(f"spray{i}", ATTACKER)
+        fail(throttle, f"spray{i}", ATTACKER)
     assert allowed(throttle, "spray-next", ATTACKER)
-    throttle.failed("spray-next", ATTACKER)
+    fail(throttle, "spray-next", ATTACKER)
     with pytest.raises(Throttled) as exc:
-        throttle.check("someone-new", ATTACKER)
+        throttle.attempt("someone-new", ATTACKER)
     assert exc.value.retry_after == POLICY.base_backoff
     assert allowed(throttle, "someone-new", HOME)  # other clients are not affected
-    for i in range(200):
-        throttle.failed(f"spray{i}", ATTACKER)
+    for i in range(12):
+        clock.advance(throttle.retry_after(f"spray-more{i}", ATTACKER))
+        fail(throttle, f"spray-more{i}", ATTACKER)
     with pytest.raises(Throttled) as exc:
-        throttle.check("x", ATTACKER)
+        throttle.attempt("x", ATTACKER)
     assert exc.value.retry_after == POLICY.max_backoff
 
 
 def test_ipv6_is_counted_per_64(throttle: LoginThrottle) -> None:
     for i in range(POLICY.address_free + 1):
-        throttle.failed(f"u{i}", f"2001:db8:1:2::{i:x}")
+        fail(throttle, f"u{i}", f"2001:db8:1:2::{i:x}")
     assert not allowed(throttle, "other", "2001:db8:1:2:ffff:ffff:ffff:ffff")
     assert allowed(throttle, "other", "2001:db8:1:3::1")
 
@@ -171,8 +223,8 @@ def test_address_keys() -> None:
 def test_store_keys_hold_no_username(tmp_path: Path, clock: ManualClock) -> None:
     store = SQLStore.from_url(f"sqlite:///{tmp_path / 'keys.db'}")
     throttle = LoginThrottle(store, POLICY, clock)
-    throttle.failed("Sensitive.Name@example.org", ATTACKER)
-    throttle.failed("x" * 5000, ATTACKER)  # overlong names still fit the key column
+    fail(throttle, "Sensitive.Name@example.org", ATTACKER)
+    fail(throttle, "x" * 5000, ATTACKER)  # overlong names still fit the key column
     with store.engine.connect() as conn:
         keys = [r[0] for r in conn.execute(sa.text("SELECT key FROM sw_throttle"))]
     assert len(keys) == 7  # ip + (acct, acctnew, pair) twice
@@ -187,23 +239,22 @@ def test_A3_right_password_from_another_address_after_backoff(throttle: LoginThr
     n = fail_until_throttled(throttle, VICTIM, ATTACKER)
     assert n == POLICY.account_free + 1
     clock.advance(POLICY.max_backoff)
-    throttle.check(VICTIM, HOME)  # no Throttled
-    throttle.succeeded(VICTIM, HOME)
+    throttle.succeeded(throttle.attempt(VICTIM, HOME))  # no Throttled
 
 
 def test_A3_attacker_retrying_every_max_backoff_never_locks_the_victim_out(
     throttle: LoginThrottle, clock: ManualClock
 ) -> None:
     """With only an account counter this attack keeps the account in backoff for ever."""
-    for _ in range(40):
-        throttle.failed(VICTIM, ATTACKER)
+    fail_for(throttle, clock, VICTIM, ATTACKER, 20)
     for _ in range(96):  # a day of one failure every max_backoff from the attacker
         clock.advance(POLICY.max_backoff)
-        throttle.check(VICTIM, ATTACKER)
-        throttle.failed(VICTIM, ATTACKER)
-        assert not allowed(throttle, VICTIM, ATTACKER)  # the attacker stays throttled
+        fail(throttle, VICTIM, ATTACKER)
+        for _ in range(5):  # and hammering in between: refused, not counted
+            with pytest.raises(Throttled):
+                throttle.attempt(VICTIM, ATTACKER)
         clock.advance(1)
-        assert allowed(throttle, VICTIM, HOME)  # the victim does not
+        assert allowed(throttle, VICTIM, HOME)  # the victim is not held back
 
 
 def test_many_addresses_are_throttled_per_account_and_released_after_max_backoff(
@@ -211,16 +262,16 @@ def test_many_addresses_are_throttled_per_account_and_released_after_max_backoff
 ) -> None:
     """A distributed guesser (one try per fresh address) is still paced per account, and once it stops
     nobody waits longer than max_backoff."""
-    tried = 0
     for i in range(POLICY.account_free + 1):
-        throttle.failed(VICTIM, f"10.0.0.{i}")
-        tried += 1
+        fail(throttle, VICTIM, f"10.0.0.{i}")
     with pytest.raises(Throttled):
-        throttle.check(VICTIM, "10.0.1.1")  # a fresh address now has to wait too
+        throttle.attempt(VICTIM, "10.0.1.1")  # a fresh address now has to wait too
     with pytest.raises(Throttled):
         throttle.check(VICTIM, HOME)
     for i in range(100):
-        throttle.failed(VICTIM, f"10.1.{i // 250}.{i % 250}")
+        ip = f"10.1.{i // 250}.{i % 250}"
+        clock.advance(throttle.retry_after(VICTIM, ip))
+        fail(throttle, VICTIM, ip)
     with pytest.raises(Throttled) as exc:
         throttle.check(VICTIM, HOME)
     assert exc.value.retry_after <= POLICY.max_backoff
@@ -231,14 +282,16 @@ def test_many_addresses_are_throttled_per_account_and_released_after_max_backoff
 def test_guessing_budget_per_account_is_bounded_whatever_the_number_of_addresses(
     throttle: LoginThrottle, clock: ManualClock
 ) -> None:
-    """Two hours of 100 addresses each guessing whenever allowed (checked every 5 minutes): the account
+    """Two hours of 100 addresses each guessing whenever allowed (tried every 5 minutes): the account
     sees a few dozen guesses, not the ~2000 the per-address limits alone would let through."""
     addresses = [f"10.0.{i // 250}.{i % 250}" for i in range(100)]
     guesses = 0
     for _round in range(24):
         for ip in addresses:
-            if allowed(throttle, VICTIM, ip):
-                throttle.failed(VICTIM, ip)
-                guesses += 1
+            try:
+                throttle.attempt(VICTIM, ip)
+            except Throttled:
+                continue
+            guesses += 1
         clock.advance(300)
     assert guesses < 40, guesses

@@ -1,6 +1,10 @@
-"""Password login: throttling first, then one code path whose cost and answer do not depend on whether the
+"""Password checks: throttling first, then one code path whose cost and answer do not depend on whether the
 username exists (ASVS 6.3.8), rehash on login when the argon2 parameters changed (ASVS 11.4.2), and a
 security event for each outcome (ASVS 16).
+
+Every place that checks a password (login on the web and the API, re-authentication, password change)
+calls `Authenticator.authenticate`, so every check is throttled and logged alike (A7); `purpose` only tells
+the log which it was. The attempt is counted before the password is verified (A6, see `sessionward.throttle`).
 
 Logs name the user for known accounts; for an unknown username only a short digest is logged, since people
 sometimes type their password into the username field. Passwords are never logged.
@@ -20,7 +24,10 @@ from .passwords import Argon2idHasher
 from .throttle import LoginThrottle
 from .users import User, UserStore
 
-__all__ = ["MAX_PASSWORD_INPUT", "MAX_USERNAME_INPUT", "Authenticator"]
+__all__ = ["MAX_PASSWORD_INPUT", "MAX_USERNAME_INPUT", "PURPOSES", "Authenticator"]
+
+#: What a password check is for, as logged in its security events.
+PURPOSES = frozenset({"login", "reauth", "password_change"})
 
 #: Inputs longer than these are refused (after the same dummy work) rather than normalized and hashed.
 MAX_USERNAME_INPUT = 256
@@ -51,11 +58,14 @@ class Authenticator:
         self._throttle = throttle
         self._clock = clock
 
-    def authenticate(self, username: str, password: str, *, ip: str) -> User:
-        """The user if `password` is theirs and the account is enabled. See the class for what is raised."""
+    def authenticate(self, username: str, password: str, *, ip: str, purpose: str = "login") -> User:
+        """The user if `password` is theirs and the account is enabled. See the class for what is raised.
+        `purpose` (one of `PURPOSES`) goes into the security events; raises ValueError for another."""
+        if purpose not in PURPOSES:
+            raise ValueError(f"unknown purpose {purpose!r}; use one of {sorted(PURPOSES)}")
         name = username if isinstance(username, str) else ""
         try:
-            self._throttle.check(name, ip)
+            attempt = self._throttle.attempt(name, ip)  # counted as a failure from here until it succeeds
         except Throttled as exc:
             events.emit(
                 "login_throttled",
@@ -63,6 +73,7 @@ class Authenticator:
                 username_digest=_name_digest(username),
                 ip=_client(ip),
                 retry_after=exc.retry_after,
+                purpose=purpose,
             )
             raise
 
@@ -73,33 +84,33 @@ class Authenticator:
             or len(password) > MAX_PASSWORD_INPUT
         ):
             self._hasher.dummy_verify("")
-            self._fail(name, ip, reason="malformed_input", user=None, username_given=username)
+            self._fail(ip, purpose, reason="malformed_input", user=None, username_given=username)
 
         user = self._users.get_by_username(username)
         if user is None:
             self._hasher.dummy_verify(password)
-            self._fail(username, ip, reason="unknown_user", user=None, username_given=username)
+            self._fail(ip, purpose, reason="unknown_user", user=None, username_given=username)
         ok = self._hasher.verify(user.password_hash, password)
         if user.disabled:
-            self._fail(username, ip, reason="disabled", user=user, username_given=username)
+            self._fail(ip, purpose, reason="disabled", user=user, username_given=username)
         if not ok:
-            self._fail(username, ip, reason="bad_password", user=user, username_given=username)
+            self._fail(ip, purpose, reason="bad_password", user=user, username_given=username)
 
         if self._hasher.needs_rehash(user.password_hash):
             new_hash = self._hasher.hash(password)
             if self._users.update_hash(user.id, new_hash, expected_hash=user.password_hash):
                 user = User(user.id, user.username, new_hash, user.disabled, user.created_at, user.password_changed_at)
-        self._throttle.succeeded(username, ip)
-        events.emit("login_succeeded", user_id=user.id, username=user.username, ip=_client(ip))
+        self._throttle.succeeded(attempt)
+        events.emit("login_succeeded", user_id=user.id, username=user.username, ip=_client(ip), purpose=purpose)
         return user
 
-    def _fail(self, username: str, ip: str, *, reason: str, user: User | None, username_given: object) -> NoReturn:
-        """Count the failure, log it (reason for logs only) and raise the one `InvalidCredentials`."""
-        self._throttle.failed(username, ip)
+    def _fail(self, ip: str, purpose: str, *, reason: str, user: User | None, username_given: object) -> NoReturn:
+        """Log the failure (reason for logs only; the attempt was counted before the check) and raise the one
+        `InvalidCredentials`."""
         who: dict[str, object]
         if user is not None:
             who = {"user_id": user.id, "username": user.username}
         else:
             who = {"username_digest": _name_digest(username_given)}
-        events.emit("login_failed", level=logging.WARNING, reason=reason, ip=_client(ip), **who)
+        events.emit("login_failed", level=logging.WARNING, reason=reason, ip=_client(ip), purpose=purpose, **who)
         raise InvalidCredentials()

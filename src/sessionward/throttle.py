@@ -1,8 +1,8 @@
 """Login throttling per account and per client address (ASVS 6.3.1), without letting an attacker lock a
-victim out indefinitely.
+victim out indefinitely, and without letting concurrent requests slip past the allowance (A6).
 
-Counters (in a `SessionStore`, counted atomically by `throttle_fail`; keys hashed to a fixed length, so no
-username is stored and no key outgrows the store's column):
+Counters (in a `SessionStore`; keys hashed to a fixed length, so no username is stored and no key outgrows
+the store's column):
 
 - `ip:<address>`        failures from one client address, over all usernames (IPv6 counted per /64, since
                         one client usually holds a whole /64);
@@ -15,7 +15,23 @@ Unknown usernames are counted exactly like real ones, so throttling reveals noth
 
 Backoff for a counter with `f` failures and `free` free ones: none while `f <= free`, then
 `base_backoff * 2**(f - free - 1)` seconds from the last failure, capped at `max_backoff`. So once an
-attacker stops, nobody is held back longer than `max_backoff`.
+attacker stops, nobody is held back longer than `max_backoff`. With `account_free = 5`, a fresh account
+takes 5 free failures and one more attempt (whose failure starts the backoff) before the first refusal.
+
+Counted before the password is checked (A6). `attempt()` decides from the four counters and -- if the
+attempt may go ahead -- counts it as a failure *before* the caller verifies the password, in one atomic
+store operation (`SessionStore.throttle_update`: row locks in one SQL transaction; on Redis a read and a
+compare-and-set script, retried if a concurrent attempt was counted first). So the decision and the count
+are one step on every store and across every process and host: a burst of N concurrent attempts is
+decided exactly as N attempts one after the other would be, and no more than the allowance is ever
+verified. A success then resets the account counters and *releases* its attempt from the address counter
+(which counts failures only). A crash between the count and the verdict leaves the attempt counted as a
+failure: fail closed. The price: concurrent attempts on one account beyond the allowance are refused even
+when one of them has the right password, since each could be a failure until it is checked.
+
+Refused attempts are not counted (no write at all): a refusal never extends a backoff, so hammering a
+throttled account keeps nobody out longer than counted failures do, and the arithmetic below is exactly
+that of sequential attempts.
 
 The lockout problem and what we chose: with one account counter, an attacker failing once every
 `max_backoff` seconds keeps the account in backoff for ever. So the account gate depends on who asks:
@@ -29,7 +45,7 @@ A single attacking address therefore never blocks the victim (it adds one to `ac
 allowance); to keep a victim out it must bring a fresh address every `max_backoff` seconds (about 100 a
 day), and even then the victim waits at most `max_backoff` after that stops. Guessing stays bounded per
 account however many addresses an attacker has: clean-address guesses are paced by `acctnew`, repeat
-guesses by `acct`/`pair` — roughly twice the single-counter budget, in exchange for no cheap lockout.
+guesses by `acct`/`pair` -- roughly twice the single-counter budget, in exchange for no cheap lockout.
 A success resets `acct`, `acctnew` and the pair, never the address counter (an attacker logging in to
 their own account must not clear it). A victim who shares an address with the attacker (NAT) is held back
 by the address counter until the attacker stops (sessionward has no per-device allowance that would let
@@ -41,6 +57,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+from dataclasses import dataclass
 
 from .clock import Clock
 from .config import ThrottlePolicy
@@ -48,7 +65,9 @@ from .exceptions import Throttled
 from .stores.base import SessionStore, ThrottleState
 from .users import normalize_username
 
-__all__ = ["LoginThrottle", "address_key"]
+__all__ = ["Attempt", "LoginThrottle", "address_key"]
+
+_ZERO = ThrottleState()
 
 
 def _digest(*parts: str) -> str:
@@ -67,6 +86,16 @@ def address_key(ip: str) -> str:
             return f"ip:{addr.ipv4_mapped}"
         return f"ip:{ipaddress.IPv6Network((addr, 64), strict=False)}"
     return f"ip:{addr}"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A counted login attempt, from `LoginThrottle.attempt`: pass it to `succeeded` if the password was right.
+    Dropped otherwise: it already counts as the failure."""
+
+    keys: tuple[str, str, str, str]  #: address, account, account-new and pair counter keys
+    address_before: ThrottleState  #: the address counter just before this attempt was counted
+    address_after: ThrottleState  #: ... and just after
 
 
 class LoginThrottle:
@@ -95,58 +124,81 @@ class LoginThrottle:
         delay = min(self._policy.base_backoff * 2.0 ** min(extra - 1, 64), self._policy.max_backoff)
         return state.last_failure_at + delay - now
 
-    def _get(self, key: str, now: float) -> ThrottleState:
-        return self._store.throttle_get(key, now=now, window=self._policy.window)
+    def _read(self, keys: tuple[str, str, str, str], now: float) -> list[ThrottleState]:
+        return self._store.throttle_read(keys, now=now, window=self._policy.window)
 
-    def _fail(self, key: str, now: float) -> ThrottleState:
-        return self._store.throttle_fail(key, now=now, window=self._policy.window)
-
-    def _wait(self, ip_state: ThrottleState, acct: ThrottleState, pair: ThrottleState, now: float) -> float:
+    def _wait(self, states: list[ThrottleState], now: float) -> float:
+        """Seconds before this address may try this account, from (address, account, acctnew, pair)."""
+        ip_state, acct, acctnew, pair = states
         p = self._policy
+        # A clean address is gated by `acctnew` only; a dirty one by the account and its own pair counter.
+        account = acct if pair.failures > 0 else acctnew
         return max(
             self._remaining(ip_state, p.address_free, now),
-            self._remaining(acct, p.account_free, now),
+            self._remaining(account, p.account_free, now),
             self._remaining(pair, p.account_free, now),
         )
 
-    # -- public -------------------------------------------------------------------------------
-    def retry_after(self, username: str, ip: str) -> int:
-        """Whole seconds before `ip` may try `username` again; 0 if it may now."""
-        now = self._clock.now()
-        addr, acct, acctnew, pair = self._keys(username, ip)
-        pair_state = self._get(pair, now)
-        # A clean address is gated by `acctnew` only; a dirty one by the account and its own pair counter.
-        acct_state = self._get(acct if pair_state.failures > 0 else acctnew, now)
-        wait = self._wait(self._get(addr, now), acct_state, pair_state, now)
+    @staticmethod
+    def _seconds(wait: float) -> int:
         return max(1, math.ceil(wait)) if wait > 0 else 0
 
+    # -- public -------------------------------------------------------------------------------
+    def retry_after(self, username: str, ip: str) -> int:
+        """Whole seconds before `ip` may try `username` again; 0 if it may now. Only reads."""
+        now = self._clock.now()
+        return self._seconds(self._wait(self._read(self._keys(username, ip), now), now))
+
     def check(self, username: str, ip: str) -> None:
-        """Raise `Throttled(retry_after)` if this address may not try this username now."""
+        """Raise `Throttled(retry_after)` if this address may not try this username now. Only reads: a caller
+        about to verify a password uses `attempt` instead."""
         wait = self.retry_after(username, ip)
         if wait:
             raise Throttled(wait)
 
-    def failed(self, username: str, ip: str) -> int:
-        """Count one failed attempt. Returns the seconds this address must now wait before trying this
-        username again (0 if none: backoff has not started)."""
+    def attempt(self, username: str, ip: str) -> Attempt:
+        """Decide and count one attempt in one atomic step, before the password is verified: raise
+        `Throttled(retry_after)` (nothing counted) or return the counted `Attempt`, which stays a failure
+        unless `succeeded` is called with it."""
         now = self._clock.now()
-        addr, acct, acctnew, pair = self._keys(username, ip)
-        pair_state = self._fail(pair, now)
-        if pair_state.failures == 1:  # this address's first failure on this account (atomic, so counted once)
-            self._fail(acctnew, now)
-        acct_state = self._fail(acct, now)
-        ip_state = self._fail(addr, now)
-        wait = self._wait(ip_state, acct_state, pair_state, now)
-        return max(1, math.ceil(wait)) if wait > 0 else 0
+        keys = self._keys(username, ip)
 
-    def succeeded(self, username: str, ip: str) -> None:
-        """Forget the account's failures and this address's failures on it (never the address counter)."""
-        _addr, acct, acctnew, pair = self._keys(username, ip)
-        for key in (acct, acctnew, pair):
-            self._store.throttle_reset(key)
+        def decide(states: list[ThrottleState]) -> list[ThrottleState] | None:
+            if self._wait(states, now) > 0:
+                return None  # refused: nothing is written, so a refusal never extends a backoff
+            ip_state, acct, acctnew, pair = states
+            # `acctnew` grows only with this address's first failure on this account
+            return [_bump(ip_state, now), _bump(acct, now), _bump(acctnew, now) if pair.failures == 0 else acctnew,
+                    _bump(pair, now)]
+
+        states, new = self._store.throttle_update(keys, decide, now=now, window=self._policy.window)
+        if new is None:
+            raise Throttled(self._seconds(self._wait(states, now)))
+        return Attempt(keys, states[0], new[0])
+
+    def succeeded(self, attempt: Attempt) -> None:
+        """The password was right: forget the account's failures and this address's failures on it, and take
+        this attempt back off the address counter (whose other failures stay: an attacker logging in to an
+        account of their own must not clear them)."""
+
+        def decide(states: list[ThrottleState]) -> list[ThrottleState]:
+            ip_state = states[0]
+            if ip_state == attempt.address_after:  # nothing counted since: exactly as before the attempt
+                released = attempt.address_before
+            elif ip_state.failures > 1:  # others counted since: one fewer, their last failure kept
+                released = ThrottleState(ip_state.failures - 1, ip_state.last_failure_at)
+            else:
+                released = _ZERO
+            return [released, _ZERO, _ZERO, _ZERO]
+
+        self._store.throttle_update(attempt.keys, decide, now=self._clock.now(), window=self._policy.window)
 
     def reset_account(self, username: str) -> None:
         """Forget an account's counters (admin unlock). Pair counters expire with the window."""
         acct = self._account(username)
-        self._store.throttle_reset(f"acct:{acct}")
-        self._store.throttle_reset(f"acctnew:{acct}")
+        self._store.throttle_reset(f"acct:{acct}", f"acctnew:{acct}")
+
+
+def _bump(state: ThrottleState, now: float) -> ThrottleState:
+    """One more failure (a late caller with an older `now` never moves the counter back in time)."""
+    return ThrottleState(state.failures + 1, max(state.last_failure_at, now))

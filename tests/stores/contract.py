@@ -90,8 +90,8 @@ def every_method(store: SessionStore) -> list[Callable[[], Any]]:
         lambda: store.is_denied("j", now=T0),
         lambda: store.get_epoch("alice"),
         lambda: store.bump_epoch("alice"),
-        lambda: store.throttle_get("k", now=T0, window=1),
-        lambda: store.throttle_fail("k", now=T0, window=1),
+        lambda: store.throttle_read(["k"], now=T0, window=1),
+        lambda: store.throttle_update(["k"], lambda states: None, now=T0, window=1),
         lambda: store.throttle_reset("k"),
         lambda: store.purge_expired(now=T0),
         lambda: store.ping(),
@@ -148,7 +148,7 @@ class StoreContract:
         assert store.delete_for_user("nobody") == 0
         assert store.is_denied("no-such-jti", now=T0) is False
         assert store.get_epoch("nobody") == 0
-        assert store.throttle_get("nobody", now=T0, window=60) == ThrottleState()
+        assert store.throttle_read(["nobody", "ip:192.0.2.1"], now=T0, window=60) == [ThrottleState()] * 2
         assert self.stored_count(store) == before
 
     # -- expiry ------------------------------------------------------------------------------
@@ -353,33 +353,70 @@ class StoreContract:
         assert store.get_epoch("carol") == n
 
     # -- throttling ------------------------------------------------------------------------------
-    def test_throttle_counts_and_resets(self, store: SessionStore) -> None:
-        assert store.throttle_fail("user:alice", now=T0, window=60) == ThrottleState(1, T0)
-        assert store.throttle_fail("user:alice", now=T0 + 10, window=60) == ThrottleState(2, T0 + 10)
-        assert store.throttle_get("user:alice", now=T0 + 20, window=60) == ThrottleState(2, T0 + 10)
-        assert store.throttle_get("ip:192.0.2.7", now=T0 + 20, window=60) == ThrottleState()
-        store.throttle_reset("user:alice")
-        assert store.throttle_get("user:alice", now=T0 + 20, window=60) == ThrottleState()
-        assert store.throttle_fail("user:alice", now=T0 + 21, window=60) == ThrottleState(1, T0 + 21)
+    def test_throttle_update_writes_what_is_decided(self, store: SessionStore) -> None:
+        zero, a1, a2 = ThrottleState(), ThrottleState(1, T0), ThrottleState(2, T0 + 10)
+        seen: list[list[ThrottleState]] = []
+
+        def to(*new: ThrottleState) -> Any:
+            def decide(states: list[ThrottleState]) -> list[ThrottleState]:
+                seen.append(states)
+                return list(new)
+            return decide
+
+        assert store.throttle_update(["user:alice", "ip:192.0.2.7"], to(a1, a1), now=T0, window=60) == ([zero, zero],
+                                                                                                     [a1, a1])
+        assert store.throttle_read(["user:alice", "ip:192.0.2.7", "x"], now=T0 + 5, window=60) == [a1, a1, zero]
+        # a decision of None writes nothing (and creates nothing)
+        before = self.stored_count(store)
+        assert store.throttle_update(["user:alice", "new"], lambda states: None, now=T0 + 5, window=60) == (
+            [a1, zero], None)
+        assert self.stored_count(store) == before
+        # a zero state deletes; an unchanged one stays
+        store.throttle_update(["ip:192.0.2.7", "user:alice"], to(zero, a2), now=T0 + 10, window=60)
+        assert seen[-1] == [a1, a1]
+        assert store.throttle_read(["user:alice", "ip:192.0.2.7"], now=T0 + 10, window=60) == [a2, zero]
+        assert self.stored_count(store) == before - 1
+        store.throttle_reset("user:alice", "ip:192.0.2.7")
+        assert store.throttle_read(["user:alice", "ip:192.0.2.7"], now=T0 + 20, window=60) == [zero, zero]
 
     def test_throttle_window_restarts(self, store: SessionStore) -> None:
-        store.throttle_fail("k", now=T0, window=60)
-        store.throttle_fail("k", now=T0 + 30, window=60)
-        assert store.throttle_get("k", now=T0 + 89, window=60).failures == 2
-        # the window runs from the last failure: 60 s later the counter reads as zero
-        assert store.throttle_get("k", now=T0 + 90, window=60) == ThrottleState()
-        assert store.throttle_fail("k", now=T0 + 91, window=60) == ThrottleState(1, T0 + 91)
+        zero, a1, a2 = ThrottleState(), ThrottleState(1, T0), ThrottleState(2, T0 + 30)
+        store.throttle_update(["k"], lambda s: [a1], now=T0, window=60)
+        store.throttle_update(["k"], lambda s: [a2], now=T0 + 30, window=60)
+        assert store.throttle_read(["k"], now=T0 + 89, window=60) == [a2]
+        # the window runs from the last failure: 60 s later the counter reads as zero, to updates as well
+        assert store.throttle_read(["k"], now=T0 + 90, window=60) == [zero]
+        states, _ = store.throttle_update(["k"], lambda s: [ThrottleState(1, T0 + 91)], now=T0 + 91, window=60)
+        assert states == [zero]
+        assert store.throttle_read(["k"], now=T0 + 92, window=60) == [ThrottleState(1, T0 + 91)]
 
-    def test_throttle_fail_loses_no_updates(self, store: SessionStore) -> None:
-        n, each = 8, 10
+    def test_A6_throttle_update_is_atomic_under_concurrency(self, store: SessionStore) -> None:
+        """Concurrent updates of the same counters (in several key orders) are applied one after the other:
+        a capped increment (what the throttle does: decide on the count, then count) lets exactly `cap`
+        through and loses no count, and every update saw a distinct count."""
+        n, each, cap = 8, 6, 20
 
         def hammer(i: int) -> list[int]:
-            return [store.throttle_fail("hot", now=T0 + 1, window=600).failures for _ in range(each)]
+            keys = ["hot", "ip", f"own{i}"] if i % 2 else [f"own{i}", "ip", "hot"]
+            hot = keys.index("hot")
+
+            def bump(states: list[ThrottleState]) -> list[ThrottleState] | None:
+                if states[hot].failures >= cap:
+                    return None
+                return [ThrottleState(s.failures + 1, T0 + 2) for s in states]
+
+            seen = []
+            for _ in range(each):
+                states, new = store.throttle_update(keys, bump, now=T0 + 2, window=600)
+                if new is not None:
+                    seen.append(states[hot].failures)
+            return seen
 
         results = run_concurrently(n, hammer)
-        assert store.throttle_get("hot", now=T0 + 2, window=600).failures == n * each
-        seen = sorted(x for r in results for x in r)
-        assert seen == list(range(1, n * each + 1))  # every caller saw a distinct count
+        assert store.throttle_read(["hot", "ip"], now=T0 + 3, window=600) == [ThrottleState(cap, T0 + 2)] * 2
+        assert sorted(x for r in results for x in r) == list(range(cap))  # each count taken exactly once
+        owns = store.throttle_read([f"own{i}" for i in range(n)], now=T0 + 3, window=600)
+        assert sum(s.failures for s in owns) == cap  # all keys of an update, or none
 
     # -- maintenance, secrecy ----------------------------------------------------------------------
     def test_purge_expired(self, store: SessionStore) -> None:
@@ -390,15 +427,15 @@ class StoreContract:
             store.create(r, now=T0)
         store.deny("old", until=T0 + 10, now=T0)
         store.deny("new", until=T0 + 1000, now=T0)
-        store.throttle_fail("old", now=T0, window=5)
-        store.throttle_fail("new", now=T0 + 19, window=60)
+        store.throttle_update(["old"], lambda s: [ThrottleState(1, T0)], now=T0, window=5)
+        store.throttle_update(["new"], lambda s: [ThrottleState(1, T0 + 19)], now=T0 + 19, window=60)
         before = self.stored_count(store)
         purged = store.purge_expired(now=T0 + 20)
         assert purged >= 4
         assert self.stored_count(store) < before
         assert store.get(live.id, now=T0 + 20) == live
         assert store.is_denied("new", now=T0 + 20)
-        assert store.throttle_get("new", now=T0 + 20, window=60).failures == 1
+        assert store.throttle_read(["new"], now=T0 + 20, window=60) == [ThrottleState(1, T0 + 19)]
         assert store.purge_expired(now=T0 + 20) == 0
         assert [r.id for r in store.list_for_user("alice", now=T0 + 20)] == [live.id]
 

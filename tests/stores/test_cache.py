@@ -10,14 +10,17 @@ from collections import Counter
 from typing import Any, Callable, Iterator
 
 import pytest
-from contract import ABSOLUTE, T0, StoreContract, make_record
+from contract import ABSOLUTE, T0, StoreContract, make_record, run_concurrently
 
 from _services import start_redis_server
-from sessionward.exceptions import StoreUnavailable
+from sessionward.clock import ManualClock
+from sessionward.config import ThrottlePolicy
+from sessionward.exceptions import StoreUnavailable, Throttled
 from sessionward.ids import hash_secret, new_secret
 from sessionward.stores import open_store
 from sessionward.stores.cache import CachedStore
 from sessionward.stores.redis import RedisStore
+from sessionward.throttle import LoginThrottle
 
 pytestmark = pytest.mark.redis
 
@@ -505,3 +508,26 @@ def test_sessions_over_two_cached_instances(pair: Any) -> None:
     assert on_b.load(second.secret) is not None
     on_a.revoke_all("alice")
     assert eventually(lambda: on_b.load(second.secret) is None)  # type: ignore[arg-type]
+
+
+# -- throttling goes straight to Redis -------------------------------------------------------------------
+def test_A6_throttle_counts_go_straight_to_redis_from_every_instance(
+    pair: tuple[CachedStore, Counting, CachedStore, Counting]
+) -> None:
+    """Two caching instances share one set of counters: a burst split over both is decided as one sequence,
+    and every throttle call reached Redis (nothing of it is answered from memory)."""
+    a, ia, b, ib = pair
+    policy, clock = ThrottlePolicy(), ManualClock()
+    throttles = [LoginThrottle(a, policy, clock), LoginThrottle(b, policy, clock)]
+
+    def one(i: int) -> bool:
+        try:
+            throttles[i % 2].attempt("victim", "192.0.2.9")
+        except Throttled:
+            return False
+        return True
+
+    n = 4 * (policy.account_free + 1)
+    assert sum(run_concurrently(n, one)) == policy.account_free + 1
+    assert ia.calls["throttle_update"] + ib.calls["throttle_update"] == n
+    assert throttles[0].retry_after("victim", "192.0.2.9") == throttles[1].retry_after("victim", "192.0.2.9") > 0

@@ -18,6 +18,7 @@ from _services import free_port, missing_service, start_redis_cluster, start_red
 from sessionward.exceptions import ConfigError, StoreUnavailable
 from sessionward.ids import hash_secret, new_secret
 from sessionward.stores import open_store
+from sessionward.stores.base import ThrottleState
 from sessionward.stores.redis import RedisStore, RedisURL, make_client, parse_redis_url
 
 pytestmark = pytest.mark.redis
@@ -60,7 +61,7 @@ class TestRedisStore(RedisContract):
         rec = make_record(now=now, expires_at=now + 100, idle_expires_at=now + 30)
         store.create(rec, now=now)
         store.deny("jti", until=now + 50, now=now)
-        store.throttle_fail("k", now=now, window=60)
+        store.throttle_update(["k"], lambda s: [ThrottleState(1, now)], now=now, window=60)
         keys = _keys(store)
         assert len(keys) == 6  # record, index, id pointer, secret pointer, denylist, throttle
         ttls = {k: store.client.pttl(k) for k in keys}
@@ -79,7 +80,7 @@ class TestRedisStore(RedisContract):
         store.create(make_record(kind="token", secret=None, now=now, expires_at=now + 0.3, idle_expires_at=now + 0.3),
                      now=now)
         store.deny("jti", until=now + 0.3, now=now)
-        store.throttle_fail("k", now=now, window=0.3)
+        store.throttle_update(["k"], lambda s: [ThrottleState(1, now)], now=now, window=0.3)
         assert len(_keys(store)) > 0
         time.sleep(0.6)
         assert _keys(store) == []
@@ -121,6 +122,14 @@ class TestRedisStore(RedisContract):
             assert key_slot((store._recprefix(u) + r.id).encode()) == key_slot(store._idx(u).encode())
         assert store.delete_for_user("a}:s:x") == 1
         assert store.get(recs[-1].id, now=T0) == recs[-1]
+
+    def test_throttle_keys_share_one_slot(self, store: RedisStore) -> None:
+        """One login attempt's counters (address, account, pair) change in one script: one Cluster slot."""
+        keys = ["ip:192.0.2.1", "acct:" + "a" * 64, "pair:{evil}", "ip:#x}y"]
+        store.throttle_update(keys, lambda s: [ThrottleState(1, T0)] * len(keys), now=T0, window=60)
+        stored = _keys(store)
+        assert len(stored) == 4 and all(k.count("{") == 1 and k.count("}") == 1 for k in stored)
+        assert len({key_slot(k.encode()) for k in stored}) == 1
 
     def test_refresh_race_across_two_instances_has_one_winner(
         self, store: RedisStore, redis_url: str, redis_prefix: str

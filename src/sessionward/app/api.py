@@ -219,7 +219,8 @@ def change_password() -> Response:
     st = state()
     user_agent, ip = _client()
     try:
-        st.authenticator.authenticate(user.username, body["current_password"], ip=ip)  # throttled like a login
+        # throttled and logged like a login (A7)
+        st.authenticator.authenticate(user.username, body["current_password"], ip=ip, purpose="password_change")
     except InvalidCredentials:
         raise WrongPassword() from None
     st.users.set_password(user.id, body["new_password"])  # 422 weak_password

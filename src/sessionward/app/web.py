@@ -21,6 +21,7 @@ from ..flask import (
     verify_login_csrf,
 )
 from ..ids import looks_like_public_id
+from ..users import User
 from .devices import describe_user_agent
 
 bp = Blueprint("web", __name__)
@@ -49,6 +50,22 @@ def _page(template: str, status: int = 200, **context: object) -> Response:
     return response
 
 
+def _authenticate(
+    template: str, username: str, password: str, /, *, purpose: str, wrong: str | None = None, **context: object
+) -> tuple[User | None, Response | None]:
+    """The one throttled, logged password check (A7) for a page, never the hasher directly: the user, or the
+    page again with 429 + Retry-After (throttled) or 401 (`wrong`, else the one message for every failure)."""
+    try:
+        user = state().authenticator.authenticate(username, password, ip=request.remote_addr or "", purpose=purpose)
+    except Throttled as exc:
+        response = _page(template, 429, error=str(exc), **context)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return None, response
+    except InvalidCredentials as exc:
+        return None, _page(template, 401, error=wrong or str(exc), **context)
+    return user, None
+
+
 @bp.get("/")
 def index() -> Response:
     return redirect("/dashboard" if get_user() else "/login", code=303)  # type: ignore[return-value]
@@ -64,14 +81,10 @@ def login() -> Response:
         return _page("login.html", next=next_url)
     verify_login_csrf()
     username, password = _form("username"), _form("password")
-    try:
-        user = state().authenticator.authenticate(username, password, ip=request.remote_addr or "")
-    except Throttled as exc:
-        response = _page("login.html", 429, error=str(exc), next=next_url, username=username)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
-    except InvalidCredentials as exc:
-        return _page("login.html", 401, error=str(exc), next=next_url, username=username)
+    user, refused = _authenticate("login.html", username, password, purpose="login", next=next_url, username=username)
+    if refused is not None:
+        return refused
+    assert user is not None
     login_user(user)
     return redirect(next_url, code=303)  # type: ignore[return-value]
 
@@ -137,14 +150,10 @@ def reauth() -> Response:
     assert user is not None
     if request.method == "GET":
         return _page("reauth.html", user=user, next=next_url)
-    try:
-        state().authenticator.authenticate(user.username, _form("password"), ip=request.remote_addr or "")
-    except Throttled as exc:
-        response = _page("reauth.html", 429, user=user, next=next_url, error=str(exc))
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
-    except InvalidCredentials as exc:
-        return _page("reauth.html", 401, user=user, next=next_url, error=str(exc))
+    _, refused = _authenticate("reauth.html", user.username, _form("password"), purpose="reauth", user=user,
+                               next=next_url)
+    if refused is not None:
+        return refused
     session = get_session()
     assert session is not None
     rotated = state().sessions.rotate(session, reauthenticated=True)
@@ -167,8 +176,10 @@ def change_password() -> Response:
     if request.method == "GET":
         return _page("password.html", user=user)
     current, new, confirm = _form("current_password"), _form("new_password"), _form("confirm_password")
-    if not st.hasher.verify(user.password_hash, current):
-        return _page("password.html", 401, user=user, error="The current password is wrong.")
+    _, refused = _authenticate("password.html", user.username, current, purpose="password_change",
+                               wrong="The current password is wrong.", user=user)
+    if refused is not None:
+        return refused
     if new != confirm:
         return _page("password.html", 422, user=user, error="The new passwords do not match.")
     try:

@@ -125,20 +125,37 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-# KEYS: t   ARGV: now, window, now+window, window_ms.  Returns {failures, last_failure_at}.
-_THROTTLE_FAIL = """
-local now = tonumber(ARGV[1])
-local v = redis.call('HMGET', KEYS[1], 'f', 'l', 'x')
-local f, l, x = 1, ARGV[1], ARGV[3]
-if v[1] then
-  local last = tonumber(v[2])
-  if last > now - tonumber(ARGV[2]) then f = tonumber(v[1]) + 1 end
-  if last > now then l = v[2] end
-  if tonumber(v[3]) > tonumber(x) then x = v[3] end
+# Compare-and-set over throttle counters (all in one slot: the `{t}` hash tag).
+# KEYS: t1..tn   ARGV: now, window, then per key: expected f, expected l, new f, new l, new x (= l + window)
+# A counter reads as zero when absent or when its last failure is `window` or more before `now`. Every key
+# must still read as its expected (f, l) or nothing is written (returns 0). Then each key whose new state
+# differs is written (new f = 0 deletes it), its TTL running to l + window. Numbers are compared with
+# tonumber and written as the caller's strings, never formatted by Lua (which would round them).
+_THROTTLE_SWAP = """
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function base(i) return 2 + (i - 1) * 5 end
+for i, key in ipairs(KEYS) do
+  local v = redis.call('HMGET', key, 'f', 'l')
+  local f, l = 0, 0
+  if v[1] and tonumber(v[1]) > 0 and tonumber(v[2]) > now - window then f, l = tonumber(v[1]), tonumber(v[2]) end
+  local b = base(i)
+  local ef, el = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+  if f ~= ef or (ef ~= 0 and l ~= el) then return 0 end
 end
-redis.call('HSET', KEYS[1], 'f', f, 'l', l, 'x', x)
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-return {f, l}
+for i, key in ipairs(KEYS) do
+  local b = base(i)
+  if ARGV[b + 1] ~= ARGV[b + 3] or ARGV[b + 2] ~= ARGV[b + 4] then
+    if tonumber(ARGV[b + 3]) == 0 then
+      redis.call('DEL', key)
+    else
+      redis.call('HSET', key, 'f', ARGV[b + 3], 'l', ARGV[b + 4], 'x', ARGV[b + 5])
+      local ttl = math.ceil((tonumber(ARGV[b + 5]) - now) * 1000)
+      if ttl < 1 then ttl = 1 end
+      redis.call('PEXPIRE', key, ttl)
+    end
+  end
+end
+return 1
 """
 
 # KEYS: key  ARGV: now, field ('' for a string value).  Deletes the key if its stored end is <= now.

@@ -9,14 +9,16 @@ Rules every store keeps, proven by one contract test class (`tests/stores/contra
 - a record past `expires_at` or `idle_expires_at` is never returned (and may be purged);
 - loading an unknown id or secret hash never creates anything;
 - `update`/`advance`/`replace` on a record that is gone return False and never resurrect it;
-- `advance` and `throttle_fail` are atomic: concurrent callers never both win / never lose a count;
+- `advance` is compare-and-set (of concurrent callers with the same expectation exactly one wins) and
+  `throttle_update` is atomic (concurrent updates of the same counters are applied one after the other,
+  each deciding on what the previous one wrote), so no count is ever lost or taken twice;
 - every method raises `StoreUnavailable` (and only that) when the backend cannot be reached.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -64,6 +66,10 @@ class SessionRecord:
 class ThrottleState:
     failures: int = 0
     last_failure_at: float = 0.0
+
+
+#: What `SessionStore.throttle_update` calls: the current states -> the new states, or None to write nothing.
+ThrottleDecision = Callable[[list[ThrottleState]], "list[ThrottleState] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,15 +165,24 @@ class SessionStore(Protocol):
         ...
 
     # -- throttling counters ----------------------------------------------------------------
-    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
-        """The counter for `key`; a counter whose last failure is older than `window` reads as zero."""
+    # A counter is (failures, last_failure_at); one whose last failure is `window` or more before `now` reads
+    # as zero (`ThrottleState()`), and so does one that was never written.
+    def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
+        """The counters for `keys`, in order, in one round trip."""
         ...
 
-    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
-        """Atomically count one failure (restarting from 1 if the last is older than `window`)."""
+    def throttle_update(
+        self, keys: Sequence[str], decide: ThrottleDecision, *, now: float, window: float
+    ) -> tuple[list[ThrottleState], list[ThrottleState] | None]:
+        """Atomically read the counters of `keys` (distinct), call `decide(states)` and, unless it returns
+        None, write the states it returns (one per key; a zero state deletes the counter). Returns the states
+        `decide` was given and its answer. `decide` must be a pure function of the states: a store may run it
+        more than once (optimistic stores retry when a concurrent update got there first); only the answer
+        to the states that were current when the write happened is applied."""
         ...
 
-    def throttle_reset(self, key: str) -> None:
+    def throttle_reset(self, *keys: str) -> None:
+        """Delete these counters (unconditionally)."""
         ...
 
     # -- maintenance ------------------------------------------------------------------------

@@ -40,14 +40,14 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import redis.exceptions as rex
 
 from ..exceptions import StoreUnavailable
 from ._memory import DENY_GRACE, Memory
-from .base import SessionRecord, SessionStore, ThrottleState, TokenState
+from .base import SessionRecord, SessionStore, ThrottleDecision, ThrottleState, TokenState
 
 __all__ = ["CachedStore"]
 
@@ -262,14 +262,19 @@ class CachedStore:
     def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
         return self._inner.list_all(now=now, limit=limit)
 
-    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
-        return self._inner.throttle_get(key, now=now, window=window)
+    # Throttle counters are never cached: every read and update goes straight to the inner store,
+    # so the count stays atomic across every instance (a cached counter would let each instance's
+    # requests pass on a stale count).
+    def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
+        return self._inner.throttle_read(keys, now=now, window=window)
 
-    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
-        return self._inner.throttle_fail(key, now=now, window=window)
+    def throttle_update(
+        self, keys: Sequence[str], decide: ThrottleDecision, *, now: float, window: float
+    ) -> tuple[list[ThrottleState], list[ThrottleState] | None]:
+        return self._inner.throttle_update(keys, decide, now=now, window=window)
 
-    def throttle_reset(self, key: str) -> None:
-        self._inner.throttle_reset(key)
+    def throttle_reset(self, *keys: str) -> None:
+        self._inner.throttle_reset(*keys)
 
     def purge_expired(self, *, now: float) -> int:
         return self._inner.purge_expired(now=now)  # only what is dead by `now`, which no cache hit returns

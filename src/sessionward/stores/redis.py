@@ -9,7 +9,7 @@ value can forge a key of another kind or break out of a hash tag)::
     P id:S       string  pointer S -> U                      TTL = expires_at - now (>= the record's)
     P h:H        string  pointer H -> "U S"                  TTL = expires_at - now
     P d:J        string  denied until (seconds)             TTL = until - now
-    P t:K        hash    throttle counter f, l, x            TTL = window after the last failure
+    P{t}:K       hash    throttle counter f, l, x            TTL = window after the last failure
     P e:U        string  revocation epoch                    no TTL: one small key per user ever revoked;
                                                               expiring it would revive old sessions
 
@@ -25,6 +25,12 @@ The index is pruned of dead members by every script that touches it, and its TTL
 record: nothing accumulates. Expiry is decided by the caller's ``now`` against the stored timestamps;
 Redis TTLs only do the cleaning.
 
+Throttle counters all carry the hash tag ``{t}``: `throttle_update` changes the address, account and pair
+counters of one login attempt together, so they must share a slot in Redis Cluster (which puts every counter
+on one node). It is optimistic: read the counters (one pipeline), decide in Python, then one compare-and-set
+script that writes only if no counter changed since the read; if one did, read and decide again (after a
+short random pause, so that a burst of contenders spreads out instead of retrying in lockstep).
+
 ``replace`` is one script when both records are in one slot (always outside Cluster; inside Cluster when
 the user does not change, i.e. every session rotation). Across users in Cluster it deletes the old
 record first, then creates the new one (the old id is dead before the new one works).
@@ -39,8 +45,10 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import random
 import re
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis.exceptions as rex
@@ -56,10 +64,10 @@ from ._redis_lua import (
     _LIST,
     _PURGE_ONE,
     _REPLACE,
-    _THROTTLE_FAIL,
+    _THROTTLE_SWAP,
     _UPDATE,
 )
-from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
+from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleDecision, ThrottleState, TokenState
 
 __all__ = ["RedisStore", "RedisURL", "parse_redis_url"]
 
@@ -127,7 +135,7 @@ class RedisStore:
         self._lua_create, self._lua_update, self._lua_advance = s(_CREATE), s(_UPDATE), s(_ADVANCE)
         self._lua_delete, self._lua_replace, self._lua_delete_user = s(_DELETE), s(_REPLACE), s(_DELETE_USER)
         self._lua_list, self._lua_deny = s(_LIST), s(_DENY)
-        self._lua_throttle_fail, self._lua_purge_one = s(_THROTTLE_FAIL), s(_PURGE_ONE)
+        self._lua_throttle_swap, self._lua_purge_one = s(_THROTTLE_SWAP), s(_PURGE_ONE)
 
     @classmethod
     def from_url(
@@ -458,30 +466,62 @@ class RedisStore:
 
     # -- throttling counters ----------------------------------------------------------------
     def _throttle_key(self, key: str) -> str:
-        return f"{self._p}t:{_enc(key)}"
+        return f"{self._p}{{t}}:{_enc(key)}"
 
-    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
-        f, last = self._read(lambda: self._client.hmget(self._throttle_key(key), ["f", "l"]))
-        if f is None or float(last) <= now - window:
-            return ThrottleState()
-        return ThrottleState(failures=int(f), last_failure_at=float(last))
+    def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
+        """One pipeline of HMGETs (all keys in the `{t}` slot)."""
 
-    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
-        args = [_num(now), _num(window), _num(now + window), _ttl_ms(now + window, now)]
+        def read() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(self._throttle_key(key), ["f", "l"])
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        out = []
+        for f, last in self._read(read) if keys else []:
+            if f is None or int(f) == 0 or float(last) <= now - window:
+                out.append(ThrottleState())
+            else:
+                out.append(ThrottleState(failures=int(f), last_failure_at=float(last)))
+        return out
+
+    #: compare-and-set rounds before `throttle_update` gives up (StoreUnavailable: fail closed)
+    THROTTLE_TRIES = 100
+
+    def _throttle_swap(self, keys: Sequence[str], old: list[ThrottleState], new: list[ThrottleState], *,
+                       now: float, window: float) -> bool:
+        args: list[Any] = [_num(now), _num(window)]
+        for before, after in zip(old, new, strict=True):
+            args += [str(int(before.failures)), _num(before.last_failure_at), str(int(after.failures)),
+                     _num(after.last_failure_at), _num(after.last_failure_at + window)]
         with self._errors():
-            f, last = self._lua_throttle_fail(keys=[self._throttle_key(key)], args=args)
-        return ThrottleState(failures=int(f), last_failure_at=float(last))
+            return bool(self._lua_throttle_swap(keys=[self._throttle_key(k) for k in keys], args=args))
 
-    def throttle_reset(self, key: str) -> None:
-        with self._errors():
-            self._client.delete(self._throttle_key(key))
+    def throttle_update(
+        self, keys: Sequence[str], decide: ThrottleDecision, *, now: float, window: float
+    ) -> tuple[list[ThrottleState], list[ThrottleState] | None]:
+        for tries in range(self.THROTTLE_TRIES):
+            if tries:
+                time.sleep(random.uniform(0, 0.001 * 2 ** min(tries, 5)))  # contention backoff, not expiry
+            states = self.throttle_read(keys, now=now, window=window)
+            new = decide(states)
+            if new is None:
+                return states, None
+            if self._throttle_swap(keys, states, list(new), now=now, window=window):
+                return states, list(new)
+        raise StoreUnavailable("Redis throttle counters too contended")
+
+    def throttle_reset(self, *keys: str) -> None:
+        if keys:
+            with self._errors():
+                self._client.delete(*(self._throttle_key(k) for k in keys))
 
     # -- maintenance ------------------------------------------------------------------------
     def purge_expired(self, *, now: float) -> int:
         """Redis TTLs already clean up; this also removes what is dead by the caller's clock."""
         n = sum(self._delete_user(u, except_id=None, now=now) for u in self._users())
         with self._errors():
-            for suffix, field in (("d:*", ""), ("t:*", "x")):
+            for suffix, field in (("d:*", ""), ("{t}:*", "x")):
                 for key in self._scan(suffix):
                     n += int(self._lua_purge_one(keys=[key], args=[_num(now), field]))
         return n

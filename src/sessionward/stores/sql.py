@@ -1,11 +1,16 @@
 """The SQL store: SQLite (the default, one machine) and PostgreSQL (several machines), with the same
 SQLAlchemy Core code for both.
 
-Atomicity comes from single statements, never from read-then-write in Python:
+Atomicity comes from single statements or from row locks held for one transaction, never from an unlocked
+read-then-write in Python:
 - `advance` is one `UPDATE ... WHERE generation = :expected` (the row count says who won);
 - `replace` deletes the old row (only if live) and inserts the new one in one transaction;
-- `throttle_fail`, `bump_epoch` and `deny` are one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`,
-  which both SQLite (>= 3.35) and PostgreSQL run atomically, so concurrent callers never lose a count.
+- `bump_epoch` and `deny` are one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`, which both SQLite
+  (>= 3.35) and PostgreSQL run atomically;
+- `throttle_update` is one transaction with row locks: it first makes sure every counter row exists
+  (`INSERT ... ON CONFLICT DO NOTHING`, a write, so SQLite takes its write lock at once and never upgrades a
+  read), locks the rows in key order (`SELECT ... FOR UPDATE` on PostgreSQL: no deadlock), reads, decides,
+  writes and commits; a refused decision rolls back. Concurrent updates queue on the locks: no retries.
 
 Every statement that may read or change a session carries the liveness condition
 (`expires_at > now AND idle_expires_at > now`), so an expired row is never returned or changed and
@@ -16,7 +21,7 @@ Driver errors that mean "cannot reach the database" become `StoreUnavailable` (s
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +31,7 @@ from sqlalchemy.engine import Engine
 from .. import db
 from ..exceptions import CreateError, StoreUnavailable
 from ..hotsql import Compiled, HotReads
-from .base import MAX_IP, UPDATABLE_FIELDS, SessionRecord, ThrottleState, TokenState
+from .base import MAX_IP, UPDATABLE_FIELDS, SessionRecord, ThrottleDecision, ThrottleState, TokenState
 
 __all__ = ["SQLStore"]
 
@@ -79,6 +84,17 @@ throttle = sa.Table(
 
 _TABLES = [sessions, denylist, epochs, throttle]
 _WHAT = "session store (SQL)"
+
+
+class _Refused(Exception):
+    """The throttle decision writes nothing: roll back the placeholder rows."""
+
+
+def _state(row: Any, now: float, window: float) -> ThrottleState:
+    """A throttle row as the counter it reads as at `now` (zero if absent, empty or stale)."""
+    if row is None or row.failures == 0 or row.last_failure_at <= now - window:
+        return ThrottleState()
+    return ThrottleState(failures=int(row.failures), last_failure_at=float(row.last_failure_at))
 
 
 def _live(now: float) -> sa.ColumnElement[bool]:
@@ -380,35 +396,49 @@ class SQLStore:
             return int(conn.execute(stmt).scalar_one())
 
     # -- throttling counters ----------------------------------------------------------------
-    def throttle_get(self, key: str, *, now: float, window: float) -> ThrottleState:
-        stmt = sa.select(throttle.c.failures, throttle.c.last_failure_at).where(throttle.c.key == key)
+    def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
+        stmt = sa.select(throttle.c.key, throttle.c.failures, throttle.c.last_failure_at).where(
+            throttle.c.key.in_(list(keys)), throttle.c.last_failure_at > now - window
+        )
         with self._begin() as conn:
-            row = conn.execute(stmt).first()
-        if row is None or row.last_failure_at <= now - window:
-            return ThrottleState()
-        return ThrottleState(failures=int(row.failures), last_failure_at=float(row.last_failure_at))
+            rows = {row.key: row for row in conn.execute(stmt)}
+        return [_state(rows.get(key), now, window) for key in keys]
 
-    def throttle_fail(self, key: str, *, now: float, window: float) -> ThrottleState:
-        ins = self._insert(throttle).values(key=key, failures=1, last_failure_at=now, expires_at=now + window)
-        stale = throttle.c.last_failure_at <= now - window
-        stmt = ins.on_conflict_do_update(
-            index_elements=[throttle.c.key],
-            set_={
-                "failures": sa.case((stale, 1), else_=throttle.c.failures + 1),
-                # a late caller with an older `now` never moves the counter back in time
-                "last_failure_at": sa.case((throttle.c.last_failure_at > now, throttle.c.last_failure_at), else_=now),
-                "expires_at": sa.case(
-                    (throttle.c.expires_at > now + window, throttle.c.expires_at), else_=now + window
-                ),
-            },
-        ).returning(throttle.c.failures, throttle.c.last_failure_at)
-        with self._begin() as conn:
-            row = conn.execute(stmt).one()
-        return ThrottleState(failures=int(row.failures), last_failure_at=float(row.last_failure_at))
+    def throttle_update(
+        self, keys: Sequence[str], decide: ThrottleDecision, *, now: float, window: float
+    ) -> tuple[list[ThrottleState], list[ThrottleState] | None]:
+        keys = list(keys)
+        ordered = sorted(keys)
+        placeholders = [{"key": k, "failures": 0, "last_failure_at": 0.0, "expires_at": now} for k in ordered]
+        locked = (
+            sa.select(throttle.c.key, throttle.c.failures, throttle.c.last_failure_at)
+            .where(throttle.c.key.in_(ordered)).order_by(throttle.c.key).with_for_update()
+        )
+        states: list[ThrottleState] = []
+        try:
+            with self._begin() as conn:
+                conn.execute(self._insert(throttle).values(placeholders).on_conflict_do_nothing(
+                    index_elements=[throttle.c.key]))
+                rows = {row.key: row for row in conn.execute(locked)}
+                states = [_state(rows.get(k), now, window) for k in keys]
+                new = decide(states)
+                if new is None:
+                    raise _Refused
+                for key, old, state in zip(keys, states, new, strict=True):
+                    if state.failures == 0:
+                        conn.execute(throttle.delete().where(throttle.c.key == key))
+                    elif state != old:
+                        conn.execute(throttle.update().where(throttle.c.key == key).values(
+                            failures=state.failures, last_failure_at=state.last_failure_at,
+                            expires_at=state.last_failure_at + window))
+        except _Refused:
+            return states, None
+        return states, list(new)
 
-    def throttle_reset(self, key: str) -> None:
-        with self._begin() as conn:
-            conn.execute(throttle.delete().where(throttle.c.key == key))
+    def throttle_reset(self, *keys: str) -> None:
+        if keys:
+            with self._begin() as conn:
+                conn.execute(throttle.delete().where(throttle.c.key.in_(list(keys))))
 
     # -- maintenance ------------------------------------------------------------------------
     def purge_expired(self, *, now: float) -> int:
