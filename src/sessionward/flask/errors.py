@@ -13,6 +13,7 @@ from ..exceptions import (
     ConfigError,
     CSRFError,
     NotFound,
+    Overloaded,
     PermissionDenied,
     SessionwardError,
     StoreUnavailable,
@@ -62,7 +63,7 @@ def status_for(exc: SessionwardError) -> int:
         return 404
     if isinstance(exc, ValidationError):
         return 422
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, (StoreUnavailable, Overloaded)):
         return 503
     return 400
 
@@ -74,7 +75,7 @@ def register_error_handlers(app: Flask) -> None:
         headers: dict[str, str] = {}
         code = getattr(exc, "code", "error")
         message = str(exc)
-        if isinstance(exc, Throttled):
+        if isinstance(exc, (Throttled, Overloaded)):
             headers["Retry-After"] = str(exc.retry_after)
         if isinstance(exc, StoreUnavailable):
             from .. import events
