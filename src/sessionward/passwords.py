@@ -158,7 +158,8 @@ class PasswordHasher:
         return self
 
     def _setup(
-        self, memory_cost: int, time_cost: int, parallelism: int, hash_len: int, salt_len: int, gate: HashGate | None
+        self, memory_cost: int, time_cost: int, parallelism: int, hash_len: int, salt_len: int,
+        gate: HashGate | None = None,
     ) -> None:
         self.gate = gate or HashGate(DEFAULT_HASH_CONCURRENCY)
         try:
