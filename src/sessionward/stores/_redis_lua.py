@@ -67,10 +67,14 @@ return 1
 """
 
 # KEYS: rec   ARGV: now ('' = even if dead), user ('' = any), chan, msg, mode ('' = delete; 'dead' = only if
-# dead at now).  Returns the deleted record (for the caller to drop its pointer and index entry), or false.
+# dead at now).  Returns the deleted record (for the caller to drop its pointer and index entry), or false;
+# in mode 'dead', 0 when there is no record at all.
 _DELETE = _REC + """
 local v = redis.call('GET', KEYS[1])
-if not v then return false end
+if not v then
+  if ARGV[5] == 'dead' then return 0 end
+  return false
+end
 local h = hdr(v)
 if ARGV[5] == 'dead' then
   if h.ver == 2 and live(h, tonumber(ARGV[1])) then return false end

@@ -392,7 +392,8 @@ class RedisStore:
         return [_dec(_s(m)) for m in raw]
 
     def _each(self, session_ids: list[str], call: Callable[[str, Any], Any]) -> list[Any]:
-        """`call(session_id, client_or_pipeline)` for each id: pipelined in batches outside Cluster."""
+        """`call(item, client_or_pipeline)` for each item (a session or user id): pipelined in batches
+        outside Cluster."""
         out: list[Any] = []
         if self._cluster:
             with self._errors():
@@ -508,25 +509,33 @@ class RedisStore:
     # -- maintenance ------------------------------------------------------------------------
     def purge_expired(self, *, now: float) -> int:
         """Redis TTLs already clean up; this also removes what is dead by the caller's clock, every index
-        member whose record is gone, and converts what is left of the version-1 layout."""
+        member whose record is gone, and converts what is left of the version-1 layout. Pipelined over
+        batches of users outside Cluster."""
         if self._legacy:
             for u in self._users("idx"):
                 self._convert_user(u)
         n = 0
-        for u in self._users():
-            user_id = _dec(u)
-            ids = self._members(user_id)
-            blobs = self._each(ids, lambda sid, c: self._lua_delete(
+        users = [_dec(u) for u in self._users()]
+        for i in range(0, len(users), 100):
+            batch = users[i : i + 100]
+            member_lists = self._read(lambda batch=batch: self._each(
+                batch, lambda user_id, c: c.zrange(self._idx(self._user(user_id)), 0, -1)))
+            pairs = [(user_id, _dec(_s(m))) for user_id, ms in zip(batch, member_lists) for m in ms]
+            results = self._each([sid for _, sid in pairs], lambda sid, c: self._lua_delete(
                 keys=[self._rec(sid)], args=[_num(now), "", self._chan, self._drop_msg(sid), "dead"], client=c))
-            exists = self._read(lambda ids=ids: self._each(ids, lambda sid, c: c.exists(self._rec(sid))))
-            gone = [sid for sid, e in zip(ids, exists) if not e]
-            for sid, blob in zip(ids, blobs):
-                if blob:
+            gone: dict[str, list[str]] = {}
+            ptrs: list[str | bytes] = []
+            for (user_id, sid), result in zip(pairs, results):
+                if isinstance(result, bytes):  # dead by `now`: deleted
                     n += 1
-                    sh = fmt.unpack(sid, blob).secret_hash
-                    self._drop(self._secret_ptr(sh) if sh else "")
-            for i in range(0, len(gone), 500):
-                self._unindex(user_id, *gone[i : i + 500])
+                    sh = fmt.unpack(sid, result).secret_hash
+                    if sh:
+                        ptrs.append(self._secret_ptr(sh))
+                if result is not None:  # deleted now, or gone already
+                    gone.setdefault(user_id, []).append(sid)
+            self._drop(*ptrs)
+            for user_id, sids in gone.items():
+                self._unindex(user_id, *sids)
         with self._errors():
             for suffix, field in (("d:*", ""), ("t:*", "x")):
                 for key in self._scan(suffix):
