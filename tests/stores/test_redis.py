@@ -456,3 +456,24 @@ class TestRedisSentinelStore(RedisContract):
         assert store.get_by_secret(hash_secret(secret), now=T0) == rec
         assert type(store.client.connection_pool).__name__ == "SentinelConnectionPool"
         assert store.client.connection_pool.connection_kwargs["retry"].get_retries() == 0
+
+
+def test_the_hiredis_parser_is_used(redis_url: str) -> None:
+    """`redis[hiredis]` is a dependency: redis-py picks the C parser by itself when it is installed."""
+    import redis.utils
+
+    assert redis.utils.HIREDIS_AVAILABLE
+    store = RedisStore.from_url(redis_url)
+    try:
+        store.ping()
+        pool = store.client.connection_pool
+        try:
+            conn = pool.get_connection()
+        except TypeError:  # redis-py 5.x wants a command name
+            conn = pool.get_connection("PING")
+        try:
+            assert type(conn._parser).__name__ == "_HiredisParser"
+        finally:
+            pool.release(conn)
+    finally:
+        store.close()
