@@ -13,9 +13,6 @@ import http.client
 import json
 import multiprocessing as mp
 import os
-import re
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -25,14 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .http import Server, _free_port
+
 WORKERS = 2
 PROCESSES, THREADS = 2, 8  # 16 keep-alive connections
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Served:
@@ -131,14 +124,7 @@ class Served:
             out[pid] = n
         return out
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+    stop = Server.stop  # SIGTERM the process group, SIGKILL after 10 s
 
 
 # -- the load generator --------------------------------------------------------------------------------
