@@ -1,4 +1,4 @@
-"""The Redis store's Lua scripts. Each touches one key (or, for the legacy migration, one user's hash slot),
+"""The Redis store's Lua scripts. Each touches one key,
 so every script runs as is in Redis Cluster. A record is the binary string of `_redis_record`; scripts read
 and rewrite only its header (`<BBdddddIIH`), its user and its `data` tail.
 
@@ -135,17 +135,4 @@ local v
 if ARGV[2] == '' then v = redis.call('GET', KEYS[1]) else v = redis.call('HGET', KEYS[1], ARGV[2]) end
 if v and tonumber(v) <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) return 1 end
 return 0
-"""
-
-# -- the version-1 layout (hash records), read once and removed (see `_redis_legacy`) --------------------
-# KEYS: old record hash, old user index   ARGV: member
-# Returns {PTTL, HGETALL...} and deletes both the record and its index entry, or false if it is gone.
-_LEGACY_TAKE = """
-local h = redis.call('HGETALL', KEYS[1])
-local t = redis.call('PTTL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-if #h == 0 or t < 0 then redis.call('DEL', KEYS[1]) return false end
-redis.call('DEL', KEYS[1])
-table.insert(h, 1, t)
-return h
 """

@@ -48,14 +48,13 @@ import redis.exceptions as rex
 from ..exceptions import ConfigError, CreateError, StoreError, StoreUnavailable
 from . import _redis_record as fmt
 from ._redis_client import _UNAVAILABLE, RedisURL, _is_cluster, make_client, parse_redis_url
-from ._redis_legacy import parse_hash
+from . import _redis_legacy as legacy
 from ._redis_lua import (
     _ADVANCE,
     _BUMP_EPOCH,
     _DELETE,
     _DENY,
     _INDEX_ADD,
-    _LEGACY_TAKE,
     _PURGE_ONE,
     _THROTTLE_FAIL,
     _UPDATE,
@@ -113,7 +112,7 @@ class RedisStore:
         self._lua_update, self._lua_advance, self._lua_delete = s(_UPDATE), s(_ADVANCE), s(_DELETE)
         self._lua_index_add, self._lua_deny, self._lua_bump = s(_INDEX_ADD), s(_DENY), s(_BUMP_EPOCH)
         self._lua_throttle_fail, self._lua_purge_one = s(_THROTTLE_FAIL), s(_PURGE_ONE)
-        self._lua_legacy_take = s(_LEGACY_TAKE)
+        self._lua_legacy_take = s(legacy.LEGACY_TAKE)
 
     @classmethod
     def from_url(
@@ -550,33 +549,11 @@ class RedisStore:
             self._client.close()
 
     # -- the version-1 layout (see `_redis_legacy`) ------------------------------------------
-    def _convert(self, u: str, m: str) -> bool:
-        """Move one version-1 record (user U, member m) to the current layout, keeping the time it had left."""
-        old_rec, old_idx = f"{self._p}{{u:{u}}}:s:{m}", f"{self._p}{{u:{u}}}:idx"
-        with self._errors():
-            taken = self._lua_legacy_take(keys=[old_rec, old_idx], args=[m])
-        if not taken:
-            return False
-        rec_ttl, record = int(taken[0]), parse_hash(taken[1:])
-        end_ttl = rec_ttl + max(0, math.ceil((record.expires_at - record.live_until()) * 1000))
-        now = record.live_until() - rec_ttl / 1000  # the time Redis and the record agree on
-        with contextlib.suppress(CreateError):  # converted meanwhile by another instance
-            self._write_new(record, fmt.pack(record), now=now, rec_ttl=rec_ttl, end_ttl=end_ttl)
-        self._drop(f"{self._p}id:{m}", f"{self._p}h:{_enc(record.secret_hash)}" if record.secret_hash else "")
-        return True
-
     def _convert_by_id(self, session_id: str) -> bool:
-        u = self._read(lambda: self._client.get(f"{self._p}id:{_enc(session_id)}"))
-        return u is not None and self._convert(_s(u), _enc(session_id))
+        return legacy.convert_by_id(self, session_id)
 
     def _convert_by_secret(self, secret_hash: str) -> bool:
-        v = self._read(lambda: self._client.get(f"{self._p}h:{_enc(secret_hash)}"))
-        if v is None:
-            return False
-        u, _, m = _s(v).partition(" ")
-        return self._convert(u, m)
+        return legacy.convert_by_secret(self, secret_hash)
 
     def _convert_user(self, u: str) -> None:
-        old_idx = f"{self._p}{{u:{u}}}:idx"
-        for m in self._read(lambda: self._client.zrange(old_idx, 0, -1)):
-            self._convert(u, _s(m))
+        legacy.convert_user(self, u)
