@@ -291,3 +291,29 @@ def test_O7_bad_gate_settings_fail_at_start_up_naming_the_setting(kwargs: dict[s
     with pytest.raises(ConfigError) as info:
         HashGate(**kwargs)  # type: ignore[arg-type]
     assert info.value.setting == setting
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("SESSIONWARD_HASH_CONCURRENCY", "0"),
+    ("SESSIONWARD_HASH_CONCURRENCY", "two"),
+    ("SESSIONWARD_HASH_CONCURRENCY", "1.5"),
+    ("SESSIONWARD_HASH_QUEUE", "-1"),
+    ("SESSIONWARD_HASH_WAIT", "0"),
+])
+def test_O7_bad_hashing_settings_stop_the_service_naming_them(tmp_path: object, setting: str, value: str) -> None:
+    from sessionward.app import create_app
+
+    with pytest.raises(ConfigError) as info:
+        create_app(tmp_path / "instance", config={setting: value})  # type: ignore[operator]
+    assert info.value.setting == setting
+
+
+def test_O7_the_service_uses_the_configured_gate(tmp_path: object) -> None:
+    from sessionward.app import create_app
+    from sessionward.flask import state
+
+    app = create_app(tmp_path / "instance", config={"SESSIONWARD_HASH_CONCURRENCY": "3",  # type: ignore[operator]
+                                                    "SESSIONWARD_HASH_QUEUE": "7", "SESSIONWARD_HASH_WAIT": "2.5"})
+    with app.app_context():
+        gate = state().hasher.gate
+    assert (gate.max_concurrent, gate.max_waiting, gate.max_wait) == (3, 7, 2.5)
