@@ -191,11 +191,29 @@ def run_sqlite(workdir: Path, n: int, *, api_sample: int, log: Callable[[str], N
             p.unlink(missing_ok=True)
 
 
+def redis_bulk(store: Any, batch: list[SessionRecord], now: float) -> None:
+    """Write `batch` into a `RedisStore` in one pipeline: exactly the keys `create` writes (secret pointer, index
+    member through the store's own index script, compact record), without its per-record round trips."""
+    from sessionward.stores import _redis_record as fmt
+    from sessionward.stores.redis import PRUNE_LIMIT, _enc, _num, _ttl_ms
+
+    pipe = store.client.pipeline(transaction=False)
+    for r in batch:
+        u, m = _enc(r.user_id), _enc(r.id)
+        end_ttl, rec_ttl = _ttl_ms(r.expires_at, now), _ttl_ms(r.live_until(), now)
+        if r.secret_hash is not None:
+            pipe.set(store._secret_ptr(r.secret_hash), f"{u} {m}", nx=True, px=end_ttl)
+        store._lua_index_add(keys=[store._idx(u)], args=[_num(r.expires_at), m, end_ttl, _num(now), PRUNE_LIMIT],
+                             client=pipe)
+        pipe.set(store._rec(r.id), fmt.pack(r), nx=True, px=rec_ttl)
+    pipe.execute()
+
+
 def run_redis(n: int, *, api_sample: int, log: Callable[[str], None]) -> StoreScale:
     import redis
 
     from sessionward.stores import _redis_record as fmt
-    from sessionward.stores.redis import PRUNE_LIMIT, RedisStore, _enc, _num, _ttl_ms
+    from sessionward.stores.redis import RedisStore, _enc
 
     prefix = REDIS_PREFIX + "scale:"
     client = redis.Redis.from_url(REDIS_URL)
@@ -203,15 +221,7 @@ def run_redis(n: int, *, api_sample: int, log: Callable[[str], None]) -> StoreSc
     used_before = int(client.info("memory")["used_memory"])
 
     def bulk(batch: list[SessionRecord], now: float) -> None:
-        pipe = client.pipeline(transaction=False)
-        for r in batch:
-            u, m = _enc(r.user_id), _enc(r.id)
-            end_ttl, rec_ttl = _ttl_ms(r.expires_at, now), _ttl_ms(r.live_until(), now)
-            pipe.set(store._secret_ptr(r.secret_hash or ""), f"{u} {m}", nx=True, px=end_ttl)
-            store._lua_index_add(keys=[store._idx(u)], args=[_num(r.expires_at), m, end_ttl, _num(now), PRUNE_LIMIT],
-                                 client=pipe)
-            pipe.set(store._rec(r.id), fmt.pack(r), nx=True, px=rec_ttl)
-        pipe.execute()
+        redis_bulk(store, batch, now)
 
     def usage(st: RedisStore, records: list[SessionRecord]) -> dict[str, float]:
         """MEMORY USAGE per session of the keys of `records` in `st` (records, secret pointers, user indexes)."""
