@@ -1,4 +1,4 @@
-"""`python -m bench --quick | --full [--only inproc,login,http,scale,profile] [--variants a,b] [--out DIR]`
+"""`python -m bench --quick | --full [--only inproc,login,http,scale,profile,...] [--variants a,b] [--out DIR]`
 
 Runs by hand, never in the test suite. Needs Redis at 127.0.0.1:6379 (db 15, keys `bench:<run id>:*` only, removed
 afterwards; `BENCH_REDIS_URL` overrides). Writes `results.md` and `results.png` to `bench/results/` (or `--out`),
@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from .apps import VARIANTS, cleanup_redis
 
@@ -24,7 +25,10 @@ MODES = {
                  profile_calls=3000),
 }
 QUICK_HTTP_SKIP = {"sw_cookie_sqlite_user", "sw_jwt_hs256_core", "sw_jwt_hs256_core_redis_cache"}
-PARTS = ("inproc", "login", "http", "scale", "profile")
+PARTS = ("inproc", "login", "http", "scale", "profile", "login_scale", "cache_window", "https", "storm")
+#: parts of the Redis and serving work (issue 9): their own modules and sections of results.md
+EXTRA = {"login_scale": dict(quick=100, full=1000), "cache_window": dict(quick=100, full=500),
+         "https": dict(quick=3.0, full=10.0), "storm": dict(quick=5.0, full=15.0)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     inproc = login = http = None
     scale: list[scale_mod.StoreScale] = []
     profile = None
+    extra: list[str] = []
     cleanup_redis()
     try:
         with tempfile.TemporaryDirectory(prefix="sw-bench-") as tmp:
@@ -92,17 +97,45 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"store scale ({cfg['scale_n']:,} sessions)")
                 scale.append(scale_mod.run_sqlite(workdir, cfg["scale_n"], api_sample=cfg["api"], log=log))
                 scale.append(scale_mod.run_redis(cfg["scale_n"], api_sample=cfg["api"], log=log))
+            extra = _run_extra(parts, mode_name, workdir, log)
     finally:
         cleanup_redis()
     elapsed = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     text = report.markdown(mode=mode_name, started=started, elapsed=elapsed, inproc=inproc, login=login, http=http,
                            scale=scale, profile=profile, load=(load_start, os.getloadavg()[0]))
+    text = "\n\n".join([text, *[t for t in extra if t]])
     (args.out / "results.md").write_text(text + "\n")
     report.chart(args.out / "results.png", inproc=inproc, http=http)
     print(text)
     log(f"done in {elapsed:.0f} s; wrote {args.out / 'results.md'} and {args.out / 'results.png'}")
     return 0
+
+
+def _run_extra(parts: set[str], mode: str, workdir: Path, log: Callable[[str], None]) -> list[str]:
+    """The issue-9 parts, each a markdown section of its own."""
+    out = []
+    if "login_scale" in parts:
+        from . import redis_scale
+
+        log("login cost against the user's live sessions (Redis)")
+        out.append(redis_scale.markdown(redis_scale.run_login_scale(logins=int(EXTRA["login_scale"][mode]), log=log)))
+    if "cache_window" in parts:
+        from . import cache_window
+
+        log("local cache revocation window")
+        out.append(cache_window.markdown(cache_window.run_cache_window(trials=int(EXTRA["cache_window"][mode]), log=log)))
+    if "https" in parts:
+        from . import served
+
+        log("the reference service over HTTPS")
+        out.append(served.markdown(served.run_https(workdir, duration=EXTRA["https"][mode], log=log)))
+    if "storm" in parts:
+        from . import storm
+
+        log("login storm")
+        out.append(storm.markdown(storm.run_storm(workdir, duration=EXTRA["storm"][mode], log=log)))
+    return out
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ record and epoch) with 1k sessions and with N; bytes per session (split by table
 Bulk paths (bench only, they mirror what `create` writes, without its per-record checks):
 - SQLite: one `INSERT` executemany per batch of `SessionRecord`s turned into rows by the store's own
   `_record_to_row`, into the store's own table;
-- Redis: a pipeline per batch with exactly the keys `RedisStore.create` writes (id pointer, secret pointer,
-  record hash with its TTL, user index member), built with the store's own key and field helpers.
+- Redis: a pipeline per batch with exactly the keys `RedisStore.create` writes (secret pointer, user index
+  member through the store's own index script, compact record with its TTL), built with the store's own key
+  and record helpers.
 After filling, lookups go through the store API, which proves the bulk records are real ones.
 
 Sessions are spread over users 10 to a user (the user index of the Redis store is per user). The user
@@ -190,10 +191,29 @@ def run_sqlite(workdir: Path, n: int, *, api_sample: int, log: Callable[[str], N
             p.unlink(missing_ok=True)
 
 
+def redis_bulk(store: Any, batch: list[SessionRecord], now: float) -> None:
+    """Write `batch` into a `RedisStore` in one pipeline: exactly the keys `create` writes (secret pointer, index
+    member through the store's own index script, compact record), without its per-record round trips."""
+    from sessionward.stores import _redis_record as fmt
+    from sessionward.stores.redis import PRUNE_LIMIT, _enc, _num, _ttl_ms
+
+    pipe = store.client.pipeline(transaction=False)
+    for r in batch:
+        u, m = _enc(r.user_id), _enc(r.id)
+        end_ttl, rec_ttl = _ttl_ms(r.expires_at, now), _ttl_ms(r.live_until(), now)
+        if r.secret_hash is not None:
+            pipe.set(store._secret_ptr(r.secret_hash), f"{u} {m}", nx=True, px=end_ttl)
+        store._lua_index_add(keys=[store._idx(u)], args=[_num(r.expires_at), m, end_ttl, _num(now), PRUNE_LIMIT],
+                             client=pipe)
+        pipe.set(store._rec(r.id), fmt.pack(r), nx=True, px=rec_ttl)
+    pipe.execute()
+
+
 def run_redis(n: int, *, api_sample: int, log: Callable[[str], None]) -> StoreScale:
     import redis
 
-    from sessionward.stores.redis import RedisStore, _enc, _num, _record_fields, _ttl_ms
+    from sessionward.stores import _redis_record as fmt
+    from sessionward.stores.redis import RedisStore, _enc
 
     prefix = REDIS_PREFIX + "scale:"
     client = redis.Redis.from_url(REDIS_URL)
@@ -201,57 +221,52 @@ def run_redis(n: int, *, api_sample: int, log: Callable[[str], None]) -> StoreSc
     used_before = int(client.info("memory")["used_memory"])
 
     def bulk(batch: list[SessionRecord], now: float) -> None:
-        pipe = client.pipeline(transaction=False)
-        for r in batch:
-            u, m = _enc(r.user_id), _enc(r.id)
-            ptr_ttl, rec_ttl = _ttl_ms(r.expires_at, now), _ttl_ms(r.live_until(), now)
-            pipe.set(store._id_ptr(r.id), u, px=ptr_ttl)
-            pipe.set(store._secret_ptr(r.secret_hash or ""), f"{u} {m}", px=ptr_ttl)
-            rec = store._recprefix(u) + m
-            fields = _record_fields(r)
-            pipe.hset(rec, mapping=dict(zip(fields[::2], fields[1::2])))
-            pipe.pexpire(rec, rec_ttl)
-            pipe.zadd(store._idx(u), {m: _num(r.created_at)})
-            pipe.pexpire(store._idx(u), rec_ttl)
-        pipe.execute()
+        redis_bulk(store, batch, now)
+
+    def usage(st: RedisStore, records: list[SessionRecord]) -> dict[str, float]:
+        """MEMORY USAGE per session of the keys of `records` in `st` (records, secret pointers, user indexes)."""
+        parts = {"record": 0.0, "secret pointer": 0.0, "user index": 0.0}
+        for r in records:
+            parts["record"] += int(client.memory_usage(st._rec(r.id), samples=0) or 0)
+            if r.secret_hash:
+                parts["secret pointer"] += int(client.memory_usage(st._secret_ptr(r.secret_hash), samples=0) or 0)
+        for idx in {st._idx(_enc(r.user_id)) for r in records}:
+            parts["user index"] += int(client.memory_usage(idx, samples=0) or 0)
+        return {k: v / max(1, len(records)) for k, v in parts.items()}
 
     def size_of(count: int) -> tuple[float, str]:
-        # MEMORY USAGE of every key of a sample of users (record hashes, pointers, the user index), per session:
-        # unaffected by whatever else uses this Redis server.
-        parts = {"record hash": 0, "id pointer": 0, "secret pointer": 0, "user index": 0}
-        sessions_seen = 0
-        for cursor_key in list(client.scan_iter(match=prefix + "{u:*}:idx", count=1000))[:200]:
-            idx = cursor_key.decode()
-            u = idx[len(prefix) + 3 : -len("}:idx")]
-            parts["user index"] += int(client.memory_usage(idx, samples=0) or 0)
-            for m in client.zrange(idx, 0, -1):
-                rec = store._recprefix(u) + m.decode()
-                h = client.hgetall(rec)
-                if not h:
-                    continue
-                sessions_seen += 1
-                parts["record hash"] += int(client.memory_usage(rec, samples=0) or 0)
-                parts["id pointer"] += int(client.memory_usage(store._id_ptr(h[b"id"].decode()), samples=0) or 0)
-                parts["secret pointer"] += int(
-                    client.memory_usage(store._secret_ptr(h[b"secret_hash"].decode()), samples=0) or 0
-                )
-        # the encoding Redis chose for a record hash: a field longer than hash-max-listpack-value turns the
-        # compact listpack into a hashtable (several times larger)
-        encoding, long_fields = "?", ""
-        limit = int(client.config_get("hash-max-listpack-value").get("hash-max-listpack-value", 64))
-        for rec_key in client.scan_iter(match=prefix + "{u:*}:s:*", count=1000):
-            encoding = (client.object("encoding", rec_key) or b"?").decode()
-            h = client.hgetall(rec_key)
-            long_fields = ", ".join(f"{k.decode()} ({len(v)} B)" for k, v in h.items() if len(v) > limit)
-            break
+        # MEMORY USAGE of every key of a sample of users, per session: unaffected by whatever else uses this
+        # Redis server. Keys carry the prefix, and the bench's (`bench:<run>:scale:`) is 16 characters longer
+        # than the default `sw:`: the sample is also written under a 3-character prefix and measured there.
+        sample: list[SessionRecord] = []
+        for idx_key in list(client.scan_iter(match=prefix + "{u:*}:ix", count=1000))[:200]:
+            for m in client.zrange(idx_key, 0, -1):
+                blob = client.get(store._rec(m.decode()))
+                if blob is not None:
+                    sample.append(fmt.unpack(m.decode(), blob))
+        long_prefix = usage(store, sample)
+        short = RedisStore(client, prefix=f"{secrets.token_hex(1)}:")  # as long as `sw:`
+        now = time.time()
+        written: list[Any] = []
+        try:
+            for r in sample:
+                short.create(r, now=now)
+                written += [short._rec(r.id), short._idx(_enc(r.user_id))]
+                if r.secret_hash:
+                    written.append(short._secret_ptr(r.secret_hash))
+            short_prefix = usage(short, sample)
+        finally:
+            for i in range(0, len(written), 500):
+                client.delete(*written[i : i + 500])  # exactly the keys written here
         used_after = int(client.info("memory")["used_memory"])
         delta = (used_after - used_before) / count
-        seen = max(1, sessions_seen)
-        split = ", ".join(f"{k} {v / seen:.0f}" for k, v in parts.items())
-        note = (f"MEMORY USAGE of a sample's keys per session ({split}); used_memory grew {delta:.0f} B/session; "
-                f"record hash encoding: {encoding}"
-                + (f" (fields longer than hash-max-listpack-value = {limit}: {long_fields})" if long_fields else ""))
-        return sum(parts.values()) / seen, note
+        split = ", ".join(f"{k} {v:.0f}" for k, v in short_prefix.items())
+        mean_value = statistics.mean(len(fmt.pack(r)) for r in sample) if sample else 0
+        note = (f"MEMORY USAGE of the keys of {len(sample):,} sessions, with a 3-character prefix like the default "
+                f"`sw:` ({split}); {sum(long_prefix.values()):.0f} B under the bench's prefix `{prefix}`; "
+                f"used_memory grew {delta:.0f} B/session; record value {mean_value:.0f} B (compact binary, user "
+                f"agent {len(USER_AGENT)} characters)")
+        return sum(short_prefix.values()), note
 
     try:
         return _run("Redis", store, bulk, size_of, n, api_sample, log)

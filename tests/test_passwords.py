@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import argon2
 import pytest
 
-from sessionward.exceptions import ConfigError, PasswordPolicyError
+from sessionward.exceptions import ConfigError, Overloaded, PasswordPolicyError
 from sessionward.passwords import (
+    HashGate,
     OWASP_MIN_MEMORY_COST,
     OWASP_MIN_TIME_COST,
     Argon2idHasher,
@@ -183,3 +185,135 @@ def test_common_list_is_shipped_loaded_once_and_skips_only_comments() -> None:
     assert "#1bitch" in words  # real entries that start with "#" are kept
     assert not any(w.startswith("## ") or "Django" in w for w in words)
     assert all(w == w.lower() for w in words if w.isascii())
+
+
+# -- O7: hashing is bounded per process -----------------------------------------------------------
+
+
+class _Counting:
+    """Wraps the argon2 hasher and records how many calls run at once (real argon2 underneath)."""
+
+    def __init__(self, inner: argon2.PasswordHasher) -> None:
+        self.inner, self.now, self.peak = inner, 0, 0
+        self.lock = threading.Lock()
+
+    def _enter(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def _leave(self) -> None:
+        with self.lock:
+            self.now -= 1
+
+    def verify(self, *args: object) -> bool:
+        self._enter()
+        try:
+            return self.inner.verify(*args)  # type: ignore[arg-type]
+        finally:
+            self._leave()
+
+    def hash(self, *args: object) -> str:
+        self._enter()
+        try:
+            return self.inner.hash(*args)  # type: ignore[arg-type]
+        finally:
+            self._leave()
+
+
+def test_O7_concurrent_burst_of_hashing_never_exceeds_the_gate() -> None:
+    hasher = Argon2idHasher.insecure_for_tests(memory_cost=2048, time_cost=2,
+                                               gate=HashGate(2, max_waiting=64, max_wait=60))
+    counting = _Counting(hasher._ph)
+    hasher._ph = counting  # type: ignore[assignment]
+    stored = hasher.hash("a-password-of-some-length")
+    start = threading.Barrier(16)
+
+    def work(i: int) -> None:
+        start.wait()
+        for _ in range(3):
+            if i % 3 == 0:
+                hasher.dummy_verify("x")
+            elif i % 3 == 1:
+                hasher.verify(stored, "nope")
+            else:
+                hasher.hash("another-password")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counting.peak == 2  # the burst filled the gate, and never went past it
+    assert hasher.gate.refused == 0
+
+
+def test_O7_full_queue_is_refused_with_overloaded_and_retry_after() -> None:
+    gate = HashGate(1, max_waiting=0, max_wait=3)
+    hasher = Argon2idHasher.insecure_for_tests(gate=gate)
+    with gate.slot():  # another sign-in is hashing
+        for call in (lambda: hasher.dummy_verify("x"), lambda: hasher.verify("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA", "x"),
+                     lambda: hasher.hash("x")):
+            with pytest.raises(Overloaded) as info:
+                call()
+            assert info.value.retry_after == 3
+    assert gate.refused == 3
+    hasher.dummy_verify("x")  # free again
+
+
+def test_O7_a_waiter_gets_its_turn_or_is_refused_after_the_wait() -> None:
+    gate = HashGate(1, max_waiting=1, max_wait=0.2)
+    hasher = Argon2idHasher.insecure_for_tests(gate=gate)
+    release = threading.Event()
+    holder = threading.Thread(target=lambda: _hold(gate, release))
+    holder.start()
+    try:
+        with pytest.raises(Overloaded):
+            hasher.dummy_verify("x")  # waits 0.2 s for the holder, which does not let go
+    finally:
+        release.set()
+        holder.join()
+    assert hasher.verify(hasher.hash("pw-after-the-storm"), "pw-after-the-storm")
+
+
+def _hold(gate: HashGate, release: threading.Event) -> None:
+    with gate.slot():
+        release.wait(10)
+
+
+@pytest.mark.parametrize(("kwargs", "setting"), [
+    ({"max_concurrent": 0}, "SESSIONWARD_HASH_CONCURRENCY"),
+    ({"max_concurrent": "4"}, "SESSIONWARD_HASH_CONCURRENCY"),
+    ({"max_concurrent": 2, "max_waiting": -1}, "SESSIONWARD_HASH_QUEUE"),
+    ({"max_concurrent": 2, "max_wait": 0}, "SESSIONWARD_HASH_WAIT"),
+])
+def test_O7_bad_gate_settings_fail_at_start_up_naming_the_setting(kwargs: dict[str, object], setting: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        HashGate(**kwargs)  # type: ignore[arg-type]
+    assert info.value.setting == setting
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("SESSIONWARD_HASH_CONCURRENCY", "0"),
+    ("SESSIONWARD_HASH_CONCURRENCY", "two"),
+    ("SESSIONWARD_HASH_CONCURRENCY", "1.5"),
+    ("SESSIONWARD_HASH_QUEUE", "-1"),
+    ("SESSIONWARD_HASH_WAIT", "0"),
+])
+def test_O7_bad_hashing_settings_stop_the_service_naming_them(tmp_path: object, setting: str, value: str) -> None:
+    from sessionward.app import create_app
+
+    with pytest.raises(ConfigError) as info:
+        create_app(tmp_path / "instance", config={setting: value})  # type: ignore[operator]
+    assert info.value.setting == setting
+
+
+def test_O7_the_service_uses_the_configured_gate(tmp_path: object) -> None:
+    from sessionward.app import create_app
+    from sessionward.flask import state
+
+    app = create_app(tmp_path / "instance", config={"SESSIONWARD_HASH_CONCURRENCY": "3",  # type: ignore[operator]
+                                                    "SESSIONWARD_HASH_QUEUE": "7", "SESSIONWARD_HASH_WAIT": "2.5"})
+    with app.app_context():
+        gate = state().hasher.gate
+    assert (gate.max_concurrent, gate.max_waiting, gate.max_wait) == (3, 7, 2.5)

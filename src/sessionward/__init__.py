@@ -36,6 +36,7 @@ _EXPORTS = {
     "AuthenticationError": "exceptions",
     "InvalidCredentials": "exceptions",
     "Throttled": "exceptions",
+    "Overloaded": "exceptions",
     "TokenError": "exceptions",
     "RefreshTokenReused": "exceptions",
     "CSRFError": "exceptions",

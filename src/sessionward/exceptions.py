@@ -28,6 +28,17 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached. Callers fail closed: 503, never access."""
 
 
+class Overloaded(SessionwardError):
+    """Too much work of one kind is in progress here (e.g. password hashing during a login storm): 503 with
+    `retry_after` (whole seconds). Nothing was checked or changed; the client may retry."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class CreateError(StoreError):
     """A record with the same id already exists (ids collide only by bug or attack)."""
 

@@ -4,6 +4,11 @@
 p=4), stronger than OWASP's minimum (m=19 MiB, t=2, p=1); weaker parameters are refused at construction,
 except through `Argon2idHasher.insecure_for_tests()`, which exists only so test suites run fast.
 
+Hashing is bounded per process (SECURITY.md O7): at most `max_concurrent` hashes/verifications run at once
+(each takes `memory_cost` KiB, 64 MiB by default), at most `max_waiting` more wait for a turn, each for at most
+`max_wait` seconds; past that `Overloaded` is raised (503 with Retry-After in the Flask layer). A login storm
+therefore queues or is refused, and never takes more than `max_concurrent * memory_cost` of hashing memory.
+
 Passwords are NFKC-normalized (NIST SP 800-63B 5.1.1.2) and UTF-8 encoded (lone surrogates kept, never
 dropped) before hashing; they are never truncated. `PasswordPolicy` refuses a password that is too long
 rather than shortening it.
@@ -15,17 +20,22 @@ import contextlib
 import functools
 import importlib.resources
 import logging
+import os
 import secrets
+import threading
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from .exceptions import ConfigError, PasswordPolicyError
+from .exceptions import ConfigError, Overloaded, PasswordPolicyError
 
 __all__ = [
+    "DEFAULT_HASH_CONCURRENCY",
     "Argon2idHasher",
+    "HashGate",
     "OWASP_MIN_MEMORY_COST",
     "OWASP_MIN_TIME_COST",
     "PasswordPolicy",
@@ -43,6 +53,68 @@ ASVS_MIN_MAX_LENGTH = 64
 
 _DEFAULT = argon2.profiles.RFC_9106_LOW_MEMORY  # argon2id, m=65536 KiB, t=3, p=4, 16-byte salt, 32-byte hash
 
+#: Hashes at once per process by default: the number of cores, at most 4 (argon2 uses `parallelism` threads
+#: each; more at once only adds memory and latency).
+DEFAULT_HASH_CONCURRENCY = max(1, min(4, os.cpu_count() or 1))
+#: The longest a password check may wait for a hashing slot (SESSIONWARD_HASH_WAIT), seconds.
+MAX_HASH_WAIT = 60
+
+
+class HashGate:
+    """A counting semaphore with a bounded queue: `max_concurrent` holders, `max_waiting` waiters, each waiting
+    at most `max_wait` seconds. `slot()` raises `Overloaded` when the queue is full or the wait runs out.
+    Raises `ConfigError` (naming SESSIONWARD_HASH_CONCURRENCY / _QUEUE / _WAIT) for bad bounds."""
+
+    def __init__(self, max_concurrent: int, *, max_waiting: int | None = None, max_wait: float = 5.0) -> None:
+        if max_waiting is None:
+            max_waiting = 4 * max_concurrent if isinstance(max_concurrent, int) else 0
+        for setting, value in (("SESSIONWARD_HASH_CONCURRENCY", max_concurrent),
+                               ("SESSIONWARD_HASH_QUEUE", max_waiting)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < (1 if "CONC" in setting else 0):
+                raise ConfigError(setting, f"must be a whole number >= {1 if 'CONC' in setting else 0}, got {value!r}")
+        if not isinstance(max_wait, (int, float)) or isinstance(max_wait, bool) or not 0 < max_wait <= MAX_HASH_WAIT:
+            raise ConfigError(
+                "SESSIONWARD_HASH_WAIT", f"must be a number of seconds in (0, {MAX_HASH_WAIT}], got {max_wait!r}"
+            )
+        self.max_concurrent = max_concurrent
+        self.max_waiting = max_waiting
+        self.max_wait = float(max_wait)
+        self._sem = threading.BoundedSemaphore(max_concurrent)
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self.refused = 0  #: how many callers got `Overloaded` (for tests and metrics)
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, round(self.max_wait))
+
+    def _refuse(self, why: str) -> Overloaded:
+        with self._lock:
+            self.refused += 1
+        log.warning("password hashing overloaded (%s): refusing with 503", why)
+        return Overloaded("Too many sign-ins in progress. Please try again shortly.", retry_after=self.retry_after)
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._sem.acquire(blocking=False):
+            with self._lock:
+                full = self._waiting >= self.max_waiting
+                if not full:
+                    self._waiting += 1
+            if full:
+                raise self._refuse("queue full")
+            try:
+                got = self._sem.acquire(timeout=self.max_wait)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+            if not got:
+                raise self._refuse("waited too long")
+        try:
+            yield
+        finally:
+            self._sem.release()
+
 
 def _encode(password: str) -> bytes:
     """The bytes that get hashed: NFKC form, UTF-8, lone surrogates kept (so distinct inputs stay distinct
@@ -55,7 +127,9 @@ def _encode(password: str) -> bytes:
 class Argon2idHasher:
     """argon2id hashing with parameters checked once, here.
 
-    Raises `ConfigError` (naming the setting) for parameters below the OWASP minimum.
+    Raises `ConfigError` (naming the setting) for parameters below the OWASP minimum. `gate` bounds how many
+    hashes run at once in this process (default: `HashGate(DEFAULT_HASH_CONCURRENCY)`); `hash`, `verify` and
+    `dummy_verify` raise `Overloaded` when it refuses.
     """
 
     def __init__(
@@ -66,6 +140,7 @@ class Argon2idHasher:
         parallelism: int = _DEFAULT.parallelism,
         hash_len: int = _DEFAULT.hash_len,
         salt_len: int = _DEFAULT.salt_len,
+        gate: HashGate | None = None,
     ) -> None:
         for setting, value, minimum in (
             ("PASSWORD_HASH_MEMORY_COST", memory_cost, OWASP_MIN_MEMORY_COST),
@@ -80,16 +155,22 @@ class Argon2idHasher:
                 )
         if memory_cost < 8 * parallelism:
             raise ConfigError("PASSWORD_HASH_MEMORY_COST", "must be at least 8 KiB per lane of parallelism")
-        self._setup(memory_cost, time_cost, parallelism, hash_len, salt_len)
+        self._setup(memory_cost, time_cost, parallelism, hash_len, salt_len, gate=gate)
 
     @classmethod
-    def insecure_for_tests(cls, *, memory_cost: int = 64, time_cost: int = 1) -> Argon2idHasher:
+    def insecure_for_tests(
+        cls, *, memory_cost: int = 64, time_cost: int = 1, gate: HashGate | None = None
+    ) -> Argon2idHasher:
         """A fast hasher with parameters far below the minimum. For test suites only, never production."""
         self = cls.__new__(cls)
-        self._setup(memory_cost, time_cost, 1, 16, 16)
+        self._setup(memory_cost, time_cost, 1, 16, 16, gate=gate)
         return self
 
-    def _setup(self, memory_cost: int, time_cost: int, parallelism: int, hash_len: int, salt_len: int) -> None:
+    def _setup(
+        self, memory_cost: int, time_cost: int, parallelism: int, hash_len: int, salt_len: int, *,
+        gate: HashGate | None = None,
+    ) -> None:
+        self.gate = gate or HashGate(DEFAULT_HASH_CONCURRENCY)
         try:
             self._ph = argon2.PasswordHasher(
                 time_cost=time_cost,
@@ -112,13 +193,17 @@ class Argon2idHasher:
 
     def hash(self, password: str) -> str:
         """The argon2id hash (PHC string, `$argon2id$...`) of `password`. Raises TypeError for non-text."""
-        return self._ph.hash(_encode(password))
+        encoded = _encode(password)
+        with self.gate.slot():
+            return self._ph.hash(encoded)
 
     def verify(self, password_hash: str, password: str) -> bool:
         """True if `password` matches `password_hash`. A mismatch, or a hash that is malformed (logged),
         gives False; never raises for bad input."""
         try:
-            return self._ph.verify(password_hash, _encode(password))
+            encoded = _encode(password)
+            with self.gate.slot():
+                return self._ph.verify(password_hash, encoded)
         except VerifyMismatchError:
             return False
         except (InvalidHashError, VerificationError, TypeError, ValueError) as exc:
@@ -134,8 +219,12 @@ class Argon2idHasher:
 
     def dummy_verify(self, password: str) -> None:
         """Spend the time of one `verify` with the current parameters, for a user that does not exist."""
-        with contextlib.suppress(VerificationError, TypeError, ValueError):
-            self._ph.verify(self._dummy_hash, _encode(password))
+        try:
+            encoded = _encode(password)
+            with self.gate.slot():
+                self._ph.verify(self._dummy_hash, encoded)
+        except (VerificationError, TypeError, ValueError):
+            pass
 
 
 # -- the policy ------------------------------------------------------------------------------

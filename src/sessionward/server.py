@@ -47,6 +47,10 @@ def run_gunicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: 
         "limit_request_fields": 100,
         "limit_request_field_size": 8190,
         "proc_name": "sessionward",
+        # each worker binds its own listening socket (SO_REUSEPORT) and the kernel spreads new connections
+        # over them; with one shared socket, keep-alive connections could all land on one worker. Linux lets
+        # only sockets of the same user share the port.
+        "reuse_port": True,
         # X-Forwarded-* are trusted only when SESSIONWARD_TRUSTED_PROXIES says so (ProxyFix in the app).
         "forwarded_allow_ips": "",
     }

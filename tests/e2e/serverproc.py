@@ -263,6 +263,24 @@ class ServerProcess:
         """The process group of the running server (its pid), or None."""
         return self._proc.pid if self._proc is not None else None
 
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers of the running server: processes of its group whose parent is the master."""
+        master = self.pgid
+        if master is None:
+            return []
+        out = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()  # state, ppid, pgrp, ...
+            if int(fields[1]) == master and int(fields[2]) == master:
+                out.append(int(entry.name))
+        return sorted(out)
+
     @staticmethod
     def _signal(proc: subprocess.Popen[str], sig: int) -> None:
         try:

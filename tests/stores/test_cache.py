@@ -18,6 +18,7 @@ from sessionward.config import ThrottlePolicy
 from sessionward.exceptions import StoreUnavailable, Throttled
 from sessionward.ids import hash_secret, new_secret
 from sessionward.stores import open_store
+from sessionward.stores import _redis_record as fmt
 from sessionward.stores.cache import CachedStore
 from sessionward.stores.redis import RedisStore
 from sessionward.throttle import LoginThrottle
@@ -95,9 +96,9 @@ class TestCachedStore(StoreContract):
         yield s
         s.close()
 
-    def _keys(self, store: CachedStore) -> list[str]:
+    def _keys(self, store: CachedStore) -> list[bytes]:
         inner = store._inner
-        return [k.decode() for k in inner.client.scan_iter(match=inner._p + "*", count=1000)]
+        return list(inner.client.scan_iter(match=inner._p + "*", count=1000))
 
     def stored_count(self, store: CachedStore) -> int:  # type: ignore[override]
         return len(self._keys(store))
@@ -107,7 +108,10 @@ class TestCachedStore(StoreContract):
         out = []
         for k in self._keys(store):
             kind = client.type(k).decode()
-            out.append(f"{k} {client.get(k) if kind == 'string' else client.hgetall(k) if kind == 'hash' else kind!r}")
+            value = client.get(k) if kind == "string" else client.hgetall(k) if kind == "hash" else kind
+            if b":r:" in k and kind == "string":
+                value = (value, fmt.unpack("?", value))  # a compact record: its fields too
+            out.append(f"{k!r} {value!r}")
         return "\n".join(out)
 
 
@@ -321,7 +325,7 @@ def test_late_heartbeat_stops_the_cache_at_once(redis_url: str, redis_prefix: st
         record = make_record(secret=secret)
         store.create(record, now=T0)
         assert store.load_by_secret(hash_secret(secret), now=T0) == (record, 0)
-        inner.inner.delete(record.id)  # behind the cache's back: a lost message
+        inner.inner.client.delete(inner.inner._rec(record.id))  # behind the cache's back: a lost message
         assert store.load_by_secret(hash_secret(secret), now=T0) == (record, 0)  # (stale, as a lost message makes it)
         clock.t += 2.5  # no pong for longer than heartbeat_timeout
         assert store.load_by_secret(hash_secret(secret), now=T0) == (None, 0)  # straight from the store
@@ -531,3 +535,55 @@ def test_A6_throttle_counts_go_straight_to_redis_from_every_instance(
     assert sum(run_concurrently(n, one)) == policy.account_free + 1
     assert ia.calls["throttle_update"] + ib.calls["throttle_update"] == n
     assert throttles[0].retry_after("victim", "192.0.2.9") == throttles[1].retry_after("victim", "192.0.2.9") > 0
+
+
+# -- invalidations published by the write scripts themselves ----------------------------------------------------
+def test_a_writer_that_dies_after_its_script_still_invalidates_other_caches(redis_url: str, redis_prefix: str) -> None:
+    """The scripts publish in the same atomic step as the write: run only the scripts, with raw EVAL on a
+    client of its own (as a writer process that dies right after them would), and the cache drops the record,
+    learns the denial and the new epoch."""
+    import redis as redis_py
+
+    from sessionward.stores._redis_lua import _BUMP_EPOCH, _DELETE, _DENY
+
+    a, _ = cached(redis_url, redis_prefix)
+    raw = redis_py.Redis.from_url(redis_url)
+    try:
+        secret = new_secret()
+        record = make_record(secret=secret)
+        a.create(record, now=T0)
+        assert a.load_by_secret(hash_secret(secret), now=T0) == (record, 0)
+        assert a.is_denied("j1", now=T0) is False and a.get_epoch("alice") == 0
+        inner: RedisStore = a._inner.inner  # type: ignore[attr-defined]
+        channel = a.channel
+        raw.eval(_DELETE, 1, inner._rec(record.id), "", "", channel, inner._drop_msg(record.id), "")
+        raw.eval(_DENY, 1, inner._deny_key("j1"), repr(T0 + 60), 60_000, channel, f'["deny","j1",{T0 + 60!r}]')
+        raw.eval(_BUMP_EPOCH, 1, inner._epoch_key("alice"), channel, '["epoch","alice",')
+        assert eventually(lambda: a.load_by_secret(hash_secret(secret), now=T0) == (None, 0))
+        assert eventually(lambda: a.is_denied("j1", now=T0))
+        assert eventually(lambda: a.get_epoch("alice") == 1)
+    finally:
+        a.close()
+        raw.close()
+
+
+def test_a_cached_store_does_not_publish_what_its_scripts_published(redis_url: str, redis_prefix: str) -> None:
+    a, inner = cached(redis_url, redis_prefix)
+    sub = inner.client.pubsub()
+    try:
+        sub.subscribe(a.channel)
+        assert eventually(lambda: sub.get_message(timeout=0.05) is not None)  # the subscribe confirmation
+        record = make_record()
+        a.create(record, now=T0)
+        assert a.delete(record.id)
+        a.deny("j", until=T0 + 60, now=T0)
+        messages = []
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            msg = sub.get_message(timeout=0.05)
+            if msg and msg["type"] == "message":
+                messages.append(msg["data"])
+        assert messages == [f'["drop","{record.id}"]'.encode(), f'["deny","j",{T0 + 60!r}]'.encode()]  # once each
+    finally:
+        sub.close()
+        a.close()

@@ -18,20 +18,25 @@ from _services import free_port, missing_service, start_redis_cluster, start_red
 from sessionward.exceptions import ConfigError, StoreUnavailable
 from sessionward.ids import hash_secret, new_secret
 from sessionward.stores import open_store
+from sessionward.stores import _redis_record as fmt
+from sessionward.stores._redis_legacy import hash_fields
 from sessionward.stores.base import ThrottleState
-from sessionward.stores.redis import RedisStore, RedisURL, make_client, parse_redis_url
+from sessionward.stores.redis import PRUNE_LIMIT, RedisStore, RedisURL, _enc, make_client, parse_redis_url
 
 pytestmark = pytest.mark.redis
 
 
-def _keys(store: RedisStore) -> list[str]:
-    return [k.decode() for k in store.client.scan_iter(match=store._p + "*", count=1000)]
+def _keys(store: RedisStore) -> list[bytes]:
+    """Every key of the store (bytes: secret pointers hold 16 raw bytes of the hash)."""
+    return list(store.client.scan_iter(match=store._p + "*", count=1000))
 
 
-def _dump(client: Any, key: str) -> str:
+def _dump(client: Any, key: bytes) -> str:
     kind = client.type(key).decode()
     if kind == "string":
         value: Any = client.get(key)
+        if b":r:" in key and value[:1] == b"\x02":  # a record: its decoded fields too
+            value = (value, fmt.unpack("?", value))
     elif kind == "hash":
         value = client.hgetall(key)
     elif kind == "zset":
@@ -49,7 +54,64 @@ class RedisContract(StoreContract):
         return "\n".join(_dump(store.client, k) for k in _keys(store))
 
 
-class TestRedisStore(RedisContract):
+def write_v1(store: RedisStore, record: Any, now: float) -> None:
+    """Write `record` exactly as version 1 (before the compact format) did, with raw commands."""
+    c, p = store.client, store._p
+    u, m = store._user(record.user_id), _enc(record.id)
+    end = max(1, int((record.expires_at - now) * 1000))
+    c.set(f"{p}id:{m}", u, px=end)
+    if record.secret_hash is not None:
+        c.set(f"{p}h:{_enc(record.secret_hash)}", f"{u} {m}", px=end)
+    rec = f"{p}{{u:{u}}}:s:{m}"
+    c.hset(rec, mapping=hash_fields(record))
+    c.pexpire(rec, max(1, int((record.live_until() - now) * 1000)))
+    c.zadd(f"{p}{{u:{u}}}:idx", {m: record.created_at})
+    c.pexpire(f"{p}{{u:{u}}}:idx", end)
+
+
+class LegacyLayout:
+    """Records written by version 1 (a hash each, two pointers) are still served, and converted on first use."""
+
+    def test_v1_record_is_served_by_secret_and_converted(self, store: RedisStore) -> None:
+        now = time.time()
+        secret = new_secret()
+        old = make_record(secret=secret, now=now, expires_at=now + 100, idle_expires_at=now + 50)
+        write_v1(store, old, now)
+        assert store.client.type(f"{store._p}{{u:alice}}:s:{old.id}") == b"hash"
+        record, epoch = store.load_by_secret(hash_secret(secret), now=now)
+        assert record == old and epoch == 0
+        assert store.client.type(store._rec(old.id)) == b"string"  # converted ...
+        assert store.client.exists(f"{store._p}{{u:alice}}:s:{old.id}", f"{store._p}id:{old.id}",
+                                   f"{store._p}h:{old.secret_hash}", f"{store._p}{{u:alice}}:idx") == 0  # ... old gone
+        assert 49_000 < store.client.pttl(store._rec(old.id)) <= 50_000  # with the time it had left
+        assert store.get_by_secret(hash_secret(secret), now=now) == old
+        assert [r.id for r in store.list_for_user("alice", now=now)] == [old.id]
+
+    def test_v1_records_are_found_by_id_by_user_and_by_the_purge(self, store: RedisStore) -> None:
+        now = time.time()
+        family = make_record(kind="token", secret=None, now=now, expires_at=now + 100, idle_expires_at=now + 100)
+        cookie = make_record(now=now + 1, expires_at=now + 100, idle_expires_at=now + 100)
+        other = make_record(user_id="bob", now=now, expires_at=now + 100, idle_expires_at=now + 100)
+        gone = make_record(user_id="carol", now=now, expires_at=now + 100, idle_expires_at=now + 100)
+        for r in (family, cookie, other, gone):
+            write_v1(store, r, now)
+        state = store.token_state(jti="j", user_id="alice", family_id=family.id, now=now)
+        assert state.family == family
+        assert store.advance(family.id, expected_generation=0, last_seen=now, idle_expires_at=now + 90, now=now)
+        assert [r.id for r in store.list_for_user("alice", now=now)] == [cookie.id, family.id]
+        assert store.update(other.id, {"data": {"k": 1}}, now=now)
+        assert store.get(other.id, now=now).data == {"k": 1}  # type: ignore[union-attr]
+        assert store.delete_for_user("carol") == 1
+        assert store.get(gone.id, now=now) is None
+        leftover = make_record(user_id="dave", now=now, expires_at=now + 100, idle_expires_at=now + 100)
+        write_v1(store, leftover, now)
+        store.purge_expired(now=now)  # the periodic purge converts what nobody asked for
+        assert store.client.type(store._rec(leftover.id)) == b"string"
+        old = [k for k in _keys(store) if k.endswith(b"}:idx") or b"}:s:" in k or b":id:" in k or b":h:" in k]
+        assert old == []
+
+
+class TestRedisStore(RedisContract, LegacyLayout):
     @pytest.fixture
     def store(self, redis_url: str, redis_prefix: str) -> Iterator[RedisStore]:
         s = RedisStore.from_url(redis_url, prefix=redis_prefix)
@@ -63,15 +125,15 @@ class TestRedisStore(RedisContract):
         store.deny("jti", until=now + 50, now=now)
         store.throttle_update(["k"], lambda s: [ThrottleState(1, now)], now=now, window=60)
         keys = _keys(store)
-        assert len(keys) == 6  # record, index, id pointer, secret pointer, denylist, throttle
+        assert len(keys) == 5  # record, index, secret pointer, denylist, throttle
         ttls = {k: store.client.pttl(k) for k in keys}
         assert all(0 < t <= 100_000 for t in ttls.values()), ttls
-        record_key = next(k for k in keys if ":s:" in k)
+        record_key = store._rec(rec.id).encode()
         assert 29_000 < ttls[record_key] <= 30_000  # live_until, not the absolute end
         store.update(rec.id, {"idle_expires_at": now + 60}, now=now)
         assert 59_000 < store.client.pttl(record_key) <= 60_000
-        idx = next(k for k in keys if k.endswith(":idx"))
-        assert store.client.pttl(idx) >= store.client.pttl(record_key) - 50
+        idx = store._idx("alice")
+        assert 99_000 < store.client.pttl(idx) <= 100_000  # the absolute end of its longest record
 
     def test_nothing_remains_after_the_lifetime(self, store: RedisStore) -> None:
         now = time.time()
@@ -95,18 +157,38 @@ class TestRedisStore(RedisContract):
         keeper = make_record(now=now - 1)  # keeps the index alive
         store.create(keeper, now=now)
         for _ in range(30):
-            store.create(make_record(now=now, idle_expires_at=now + 0.3), now=now)
-        assert store.client.zcard(store._idx("alice")) == 31
-        time.sleep(0.35)
+            store.create(make_record(now=now, expires_at=now + 0.3, idle_expires_at=now + 0.3), now=now)
+        idle_dead = make_record(now=now, idle_expires_at=now + 0.3)  # idle-dead, but not past its absolute end
+        store.create(idle_dead, now=now)
         idx = store._idx("alice")
-        assert store.client.zcard(idx) == 31
+        assert store.client.zcard(idx) == 32
+        time.sleep(0.35)
+        assert store.client.zcard(idx) == 32
         live = make_record(now=time.time())
         store.create(live, now=time.time())
-        assert store.client.zcard(idx) == 2  # dead members pruned on create
+        assert store.client.zcard(idx) == 3  # members past their absolute end pruned on create
         assert [r.id for r in store.list_for_user("alice", now=time.time())] == [live.id, keeper.id]
+        assert store.purge_expired(now=time.time()) == 0  # the idle-dead record expired in Redis already ...
+        assert store.client.zcard(idx) == 2  # ... and the purge drops its member
         # the index's TTL follows its longest record, so it goes when the last record goes
         assert store.delete_for_user("alice") == 2
         assert store.client.exists(idx) == 0
+
+    def test_login_prunes_a_bounded_number_of_members(self, store: RedisStore) -> None:
+        now = time.time()
+        n = PRUNE_LIMIT * 2 + 5
+        store.create(make_record(now=now), now=now)  # keeps the index alive
+        for _ in range(n):
+            store.create(make_record(now=now, expires_at=now + 0.2, idle_expires_at=now + 0.2), now=now)
+        time.sleep(0.25)
+        idx = store._idx("alice")
+        later = time.time()
+        store.create(make_record(now=later), now=later)
+        assert store.client.zcard(idx) == n + 2 - PRUNE_LIMIT  # one login removes at most PRUNE_LIMIT
+        store.create(make_record(now=later), now=later)
+        store.create(make_record(now=later), now=later)
+        assert store.client.zcard(idx) == 4  # and the next logins finish the job
+        assert len(store.list_for_user("alice", now=later)) == 4
 
     def test_hash_tag_and_separator_injection_in_ids(self, store: RedisStore) -> None:
         users = ["a}:s:x", "{evil}", "b c", "ü", "alice"]
@@ -116,10 +198,10 @@ class TestRedisStore(RedisContract):
         for u, r in zip(users, recs):
             assert [x.id for x in store.list_for_user(u, now=T0)] == [r.id]
         keys = _keys(store)
-        assert all(k.count("{") <= 1 and k.count("}") <= 1 for k in keys)  # raw braces never reach a key
-        for r in recs:  # a record and its user index always share one hash slot
+        assert all(k.count(b"{") <= 1 and k.count(b"}") <= 1 for k in keys)  # raw braces never reach a key
+        for r in recs:  # every key of one user's index is in one hash slot, whatever the user id
             u = store._user(r.user_id)
-            assert key_slot((store._recprefix(u) + r.id).encode()) == key_slot(store._idx(u).encode())
+            assert key_slot(store._idx(u).encode()) == key_slot(f"{{u:{u}}}".encode())
         assert store.delete_for_user("a}:s:x") == 1
         assert store.get(recs[-1].id, now=T0) == recs[-1]
 
@@ -339,7 +421,7 @@ def cluster_url() -> Iterator[str]:
         cluster.stop()
 
 
-class TestRedisClusterStore(RedisContract):
+class TestRedisClusterStore(RedisContract, LegacyLayout):
     @pytest.fixture
     def store(self, cluster_url: str) -> Iterator[RedisStore]:
         s = RedisStore.from_url(cluster_url, prefix=f"swtest:{secrets.token_hex(4)}:")
@@ -383,3 +465,24 @@ class TestRedisSentinelStore(RedisContract):
         assert store.get_by_secret(hash_secret(secret), now=T0) == rec
         assert type(store.client.connection_pool).__name__ == "SentinelConnectionPool"
         assert store.client.connection_pool.connection_kwargs["retry"].get_retries() == 0
+
+
+def test_the_hiredis_parser_is_used(redis_url: str) -> None:
+    """`redis[hiredis]` is a dependency: redis-py picks the C parser by itself when it is installed."""
+    import redis.utils
+
+    assert redis.utils.HIREDIS_AVAILABLE
+    store = RedisStore.from_url(redis_url)
+    try:
+        store.ping()
+        pool = store.client.connection_pool
+        try:
+            conn = pool.get_connection()
+        except TypeError:  # redis-py 5.x wants a command name
+            conn = pool.get_connection("PING")
+        try:
+            assert type(conn._parser).__name__ == "_HiredisParser"
+        finally:
+            pool.release(conn)
+    finally:
+        store.close()

@@ -14,6 +14,7 @@ from ..exceptions import (
     AuthenticationError,
     ConfigError,
     NotFound,
+    Overloaded,
     PermissionDenied,
     SessionwardError,
     StoreUnavailable,
@@ -72,6 +73,7 @@ _STATUS: tuple[tuple[type[SessionwardError], int], ...] = (
     (NotFound, HTTPStatus.NOT_FOUND),
     (ValidationError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (StoreUnavailable, HTTPStatus.SERVICE_UNAVAILABLE),
+    (Overloaded, HTTPStatus.SERVICE_UNAVAILABLE),
 )
 
 
@@ -87,7 +89,7 @@ def register_error_handlers(app: Flask) -> None:
         headers: dict[str, str] = {}
         code = getattr(exc, "code", "error")
         message = str(exc)
-        if isinstance(exc, Throttled):
+        if isinstance(exc, (Throttled, Overloaded)):
             headers["Retry-After"] = str(exc.retry_after)
         if isinstance(exc, StoreUnavailable):
             from .. import events

@@ -25,7 +25,7 @@ from ..csrf import UNSAFE_METHODS, CSRFProtector
 from ..db import make_engine
 from ..exceptions import ConfigError, CSRFError
 from ..metrics import SESSION_LATENCY
-from ..passwords import Argon2idHasher, PasswordPolicy
+from ..passwords import DEFAULT_HASH_CONCURRENCY, Argon2idHasher, HashGate, PasswordPolicy
 from ..sessions import Session, SessionManager
 from ..stores import SessionStore, open_store, store_options
 from ..throttle import LoginThrottle
@@ -97,6 +97,21 @@ def _key(app: Flask, name: str) -> bytes:
     return value  # length and randomness are checked by the consumer (config.check_key)
 
 
+def _whole(app: Flask, name: str, default: int) -> int:
+    value = _number(app, name, default)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != int(value):
+        raise ConfigError(name, f"must be a whole number, got {value!r}")
+    return int(value)
+
+
+def _hash_gate(app: Flask) -> HashGate:
+    """The per-process bound on password hashing (SECURITY.md O7), from SESSIONWARD_HASH_CONCURRENCY,
+    SESSIONWARD_HASH_QUEUE and SESSIONWARD_HASH_WAIT. Raises `ConfigError` naming a bad one."""
+    concurrency = _whole(app, "SESSIONWARD_HASH_CONCURRENCY", DEFAULT_HASH_CONCURRENCY)
+    queue = _whole(app, "SESSIONWARD_HASH_QUEUE", 4 * max(concurrency, 0))
+    return HashGate(concurrency, max_waiting=queue, max_wait=_number(app, "SESSIONWARD_HASH_WAIT", 5.0))
+
+
 def _number(app: Flask, name: str, default: float) -> float:
     value = app.config.get(name, default)
     if isinstance(value, str):
@@ -144,7 +159,7 @@ class Sessionward:
             name=cfg.get("SESSIONWARD_COOKIE_NAME", "__Host-session"),
             samesite=cfg.get("SESSIONWARD_COOKIE_SAMESITE", "Lax"),
         )
-        hasher = hasher or Argon2idHasher()
+        hasher = hasher or Argon2idHasher(gate=_hash_gate(app))
         if users is None:
             db_url = cfg.get("SESSIONWARD_DATABASE_URL")
             if not db_url:

@@ -1,128 +1,116 @@
-"""The Redis store's Lua scripts: every multi-step change of a record and its user index, atomic on one
-hash slot (see the key layout in `sessionward.stores.redis`)."""
+"""The Redis store's Lua scripts. Each touches one key,
+so every script runs as is in Redis Cluster. A record is the binary string of `_redis_record`; scripts read
+and rewrite only its header (`<BBdddddIIH`), its user and its `data` tail.
+
+Invalidations are published by the scripts themselves, right after the write and in the same atomic step:
+ARGV carries the channel ('' = none) and the message, so a writer that dies after its script ran cannot leave
+a local cache stale (see `sessionward.stores.cache`).
+"""
 
 from __future__ import annotations
 
-# -- Lua ------------------------------------------------------------------------------------------
-# Shared helper: drop index members whose record is gone; set the index TTL to its longest record's.
-_PRUNE = """
-local function prune(idx, recprefix)
-  local maxttl = 0
-  for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
-    local t = redis.call('PTTL', recprefix .. m)
-    if t == -2 then redis.call('ZREM', idx, m) elseif t > maxttl then maxttl = t end
-  end
-  if maxttl > 0 then redis.call('PEXPIRE', idx, maxttl) end
+# -- shared helpers ------------------------------------------------------------------------------------
+_REC = """
+local HDR = '<BBdddddIIH'
+local function hdr(v)
+  local ver, kind, c, ls, au, ex, idl, ep, gen, doff = struct.unpack(HDR, v)
+  return {ver = ver, kind = kind, c = c, ls = ls, au = au, ex = ex, idl = idl, ep = ep, gen = gen, doff = doff}
 end
-local function live(key, now)
-  local v = redis.call('HMGET', key, 'expires_at', 'idle_expires_at')
-  return v[1] and now < tonumber(v[1]) and now < tonumber(v[2])
+local function live(h, now) return now < h.ex and now < h.idl end
+local function rebuild(v, h, data)
+  local tail = data or string.sub(v, h.doff)
+  local body = string.sub(v, 53, h.doff - 1)
+  return struct.pack(HDR, h.ver, h.kind, h.c, h.ls, h.au, h.ex, h.idl, h.ep, h.gen, h.doff) .. body .. tail
 end
-local function retime(key, now)
-  local v = redis.call('HMGET', key, 'expires_at', 'idle_expires_at')
-  local ttl = math.ceil((math.min(tonumber(v[1]), tonumber(v[2])) - now) * 1000)
-  if ttl < 1 then ttl = 1 end
-  redis.call('PEXPIRE', key, ttl)
+local function ttl_ms(h, now)
+  local t = math.ceil((math.min(h.ex, h.idl) - now) * 1000)
+  if t < 1 then t = 1 end
+  return t
 end
+local function user(v)
+  local n = struct.unpack('<H', v, 53)
+  return string.sub(v, 55, 54 + n)
+end
+local function announce(chan, msg) if chan ~= '' then redis.call('PUBLISH', chan, msg) end end
 """
 
-# KEYS: rec, idx   ARGV: recprefix, member, created_at, ttl_ms, field, value, ...
-_CREATE = _PRUNE + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-prune(KEYS[2], ARGV[1])
+# KEYS: rec   ARGV: now, chan, msg, last_seen|'', idle_expires_at|'', auth_at|'', has_data ('1'|''), data
+_UPDATE = _REC + """
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local now = tonumber(ARGV[1])
+local h = hdr(v)
+if h.ver ~= 2 or not live(h, now) then return 0 end
+if ARGV[4] ~= '' then h.ls = tonumber(ARGV[4]) end
+if ARGV[5] ~= '' then h.idl = tonumber(ARGV[5]) end
+if ARGV[6] ~= '' then h.au = tonumber(ARGV[6]) end
+local data = nil
+if ARGV[7] == '1' then data = ARGV[8] end
+redis.call('SET', KEYS[1], rebuild(v, h, data), 'PX', ttl_ms(h, now))
+announce(ARGV[2], ARGV[3])
 return 1
 """
 
-# KEYS: rec, idx   ARGV: recprefix, now, field, value, ...
-_UPDATE = _PRUNE + """
-local now = tonumber(ARGV[2])
-if not live(KEYS[1], now) then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-retime(KEYS[1], now)
-prune(KEYS[2], ARGV[1])
+# KEYS: rec   ARGV: now, chan, msg, expected_generation, last_seen, idle_expires_at
+_ADVANCE = _REC + """
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local now = tonumber(ARGV[1])
+local h = hdr(v)
+if h.ver ~= 2 or not live(h, now) or h.gen ~= tonumber(ARGV[4]) then return 0 end
+h.gen = h.gen + 1
+h.ls = tonumber(ARGV[5])
+h.idl = tonumber(ARGV[6])
+redis.call('SET', KEYS[1], rebuild(v, h, nil), 'PX', ttl_ms(h, now))
+announce(ARGV[2], ARGV[3])
 return 1
 """
 
-# KEYS: rec, idx   ARGV: recprefix, now, expected_generation, last_seen, idle_expires_at
-_ADVANCE = _PRUNE + """
-local now = tonumber(ARGV[2])
-if not live(KEYS[1], now) then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], 'generation')) ~= tonumber(ARGV[3]) then return 0 end
-redis.call('HINCRBY', KEYS[1], 'generation', 1)
-redis.call('HSET', KEYS[1], 'last_seen', ARGV[4], 'idle_expires_at', ARGV[5])
-retime(KEYS[1], now)
-prune(KEYS[2], ARGV[1])
-return 1
-"""
-
-# KEYS: rec, idx   ARGV: recprefix, member, now ('' = delete even if expired)
-# Returns false if there was no (live) record, else its secret hash ('' if none).
-_DELETE = _PRUNE + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-if ARGV[3] ~= '' and not live(KEYS[1], tonumber(ARGV[3])) then return false end
-local sh = redis.call('HGET', KEYS[1], 'secret_hash') or ''
+# KEYS: rec   ARGV: now ('' = even if dead), user ('' = any), chan, msg, mode ('' = delete; 'dead' = only if
+# dead at now).  Returns the deleted record (for the caller to drop its pointer and index entry), or false;
+# in mode 'dead', 0 when there is no record at all.
+_DELETE = _REC + """
+local v = redis.call('GET', KEYS[1])
+if not v then
+  if ARGV[5] == 'dead' then return 0 end
+  return false
+end
+local h = hdr(v)
+if ARGV[5] == 'dead' then
+  if h.ver == 2 and live(h, tonumber(ARGV[1])) then return false end
+elseif ARGV[1] ~= '' and (h.ver ~= 2 or not live(h, tonumber(ARGV[1]))) then
+  return false
+end
+if ARGV[2] ~= '' and user(v) ~= ARGV[2] then return false end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-prune(KEYS[2], ARGV[1])
-return sh
+announce(ARGV[3], ARGV[4])
+return v
 """
 
-# KEYS: oldrec, oldidx, newrec, newidx
-# ARGV: oldprefix, oldmember, newprefix, newmember, now, created_at, ttl_ms, field, value, ...
-# Returns 0 if the old record is gone, -1 if the new one exists, else {old secret hash}.
-_REPLACE = _PRUNE + """
-if not live(KEYS[1], tonumber(ARGV[5])) then return 0 end
-if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
-local sh = redis.call('HGET', KEYS[1], 'secret_hash') or ''
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[3], unpack(ARGV, 8))
-redis.call('PEXPIRE', KEYS[3], ARGV[7])
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4])
-prune(KEYS[2], ARGV[1])
-prune(KEYS[4], ARGV[3])
-return {sh}
+# KEYS: idx   ARGV: expires_at (score), member, ttl_ms, now, prune_limit
+# Adds one member and removes at most prune_limit members whose absolute end is past: O(1) amortized.
+_INDEX_ADD = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
+if #dead > 0 then redis.call('ZREM', KEYS[1], unpack(dead)) end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return #dead
 """
 
-# KEYS: idx   ARGV: recprefix, except_member ('' = none), now ('' = all, else only records dead at now)
-# Returns {id, secret_hash, id, secret_hash, ...} of the deleted records.
-_DELETE_USER = _PRUNE + """
-local out = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = ARGV[1] .. m
-  if m ~= ARGV[2] and (ARGV[3] == '' or not live(key, tonumber(ARGV[3]))) then
-    local v = redis.call('HMGET', key, 'id', 'secret_hash')
-    if v[1] then
-      redis.call('DEL', key)
-      table.insert(out, v[1]); table.insert(out, v[2] or '')
-    end
-    redis.call('ZREM', KEYS[1], m)
-  end
-end
-prune(KEYS[1], ARGV[1])
-return out
-"""
-
-# KEYS: idx   ARGV: recprefix.  Prunes dead members (idempotent) and returns every record as HGETALL.
-_LIST = _PRUNE + """
-prune(KEYS[1], ARGV[1])
-local out = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local h = redis.call('HGETALL', ARGV[1] .. m)
-  if #h > 0 then table.insert(out, h) end
-end
-return out
-"""
-
-# KEYS: d   ARGV: until, ttl_ms   (never shortens an entry)
-_DENY = """
+# KEYS: d   ARGV: until, ttl_ms, chan, msg   (never shortens an entry)
+_DENY = _REC + """
 local cur = redis.call('GET', KEYS[1])
 if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+announce(ARGV[3], ARGV[4])
 return 1
+"""
+
+# KEYS: e   ARGV: chan, message prefix ('["epoch",<user>,')
+_BUMP_EPOCH = _REC + """
+local n = redis.call('INCR', KEYS[1])
+announce(ARGV[1], ARGV[2] .. n .. ']')
+return n
 """
 
 # Compare-and-set over throttle counters (all in one slot: the `{t}` hash tag).

@@ -3,11 +3,17 @@
 `CachedStore` wraps a store (normally a `RedisStore`) and answers the per-request reads -- `load_by_secret`,
 `token_state`, `get_epoch`, `is_denied` -- from memory; every other method goes to the inner store.
 
-How it stays current. Every write made through a `CachedStore` is applied to the local cache and then
-published, after the inner store accepted it, as a JSON message on one channel (``<prefix>inval``):
+How it stays current. Every write is published as a JSON message on one channel (``<prefix>inval``):
 ``["deny", jti, until]``, ``["epoch", user, value]``, ``["drop", session_id]`` (update, advance, replace,
-delete) and ``["user", user_id]`` (delete_for_user). Every instance subscribes (its own messages included)
-and applies them. Nothing "not found" is cached, so `create` needs no message.
+delete, and each record of a delete_for_user) and ``["user", user_id]``. When the inner store is a
+`RedisStore` on the same client, its Lua scripts publish the message themselves, in the same atomic step as
+the write, so a writer that dies between its write and its message cannot leave another instance's cache
+stale; otherwise the message is published here after the inner store accepted the write. Either way the
+write is also applied to this instance's cache at once. Every instance subscribes (its own messages
+included) and applies them. Nothing "not found" is cached, so `create` needs no message.
+
+The window. Another instance stops answering from its cache when its subscriber has read the message: a few
+milliseconds under load (measured by `python -m bench --only cache_window`; see README, Deployment).
 
 The denylist is answered locally only while the cache knows every denial: after each (re)subscription
 the loader thread reads the live denylist (`inner.list_denied(now=...)`, if the inner store has it) and
@@ -92,6 +98,11 @@ class CachedStore:
         self._hb_timeout = float(heartbeat_timeout)
         self._resync = float(resync_interval if resync_interval is not None else max_age)
         self._list_denied: Callable[..., Mapping[str, float]] | None = getattr(inner, "list_denied", None)
+        # a RedisStore on this very client publishes from its write scripts (same server as our subscription)
+        hook = getattr(inner, "publish_invalidations_to", None)
+        self._inner_publishes = hook is not None and getattr(inner, "client", None) is redis_client
+        if self._inner_publishes:
+            hook(self.channel)  # type: ignore[misc]
 
         self._lock = threading.Lock()
         self._gen = 0  # moved by every invalidation and reset (see `_insert_ok`)
@@ -319,6 +330,8 @@ class CachedStore:
         be published (other instances would keep a stale answer)."""
         with self._lock, contextlib.suppress(_Unhealthy):  # our own messages are well-formed
             self._apply(message)
+        if self._inner_publishes:
+            return
         payload = json.dumps(message, separators=(",", ":"))
         for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
             try:

@@ -1,29 +1,26 @@
 """The Redis store (redis-py): standalone, TLS, unix socket, Sentinel and Cluster.
 
-Key layout (P = prefix, default ``sw:``; U, S, H, J, K = user id, session id, secret hash, jti, throttle
-key, kept as they are when made of ``[A-Za-z0-9_.:@+-]`` and hex-encoded behind ``=`` otherwise, so no
-value can forge a key of another kind or break out of a hash tag)::
+Key layout (P = prefix, default ``sw:``; U, S, J, K = user id, session id, jti, throttle key, kept as they are
+when made of ``[A-Za-z0-9_.:@+-]`` and hex-encoded behind ``=`` otherwise, so no value can forge a key of
+another kind or break out of a hash tag; H16 = the first 16 bytes of the secret hash, raw)::
 
-    P{u:U}:s:S   hash    the session record                 TTL = live_until() - now, moved by update/advance
-    P{u:U}:idx   zset    the user's session ids by created_at  TTL = the longest TTL of its records
-    P id:S       string  pointer S -> U                      TTL = expires_at - now (>= the record's)
-    P h:H        string  pointer H -> "U S"                  TTL = expires_at - now
-    P d:J        string  denied until (seconds)             TTL = until - now
-    P{t}:K       hash    throttle counter f, l, x            TTL = window after the last failure
-    P e:U        string  revocation epoch                    no TTL: one small key per user ever revoked;
-                                                              expiring it would revive old sessions
+    P r:S        string  the record, compact binary (`_redis_record`)   TTL = live_until() - now
+    P s:H16      string  secret pointer -> "U S"                         TTL = expires_at - now
+    P{u:U}:ix    zset    the user's session ids, scored by expires_at    TTL = the longest expires_at
+    P d:J        string  denied until (seconds)                          TTL = until - now
+    P{t}:K       hash    throttle counter f, l, x                        TTL = window after the last failure
+    P e:U        string  revocation epoch                                no TTL: one small key per user ever
+                                                                          revoked; expiring it would revive
+                                                                          old sessions
 
-Why this shape: a record is found three ways (by id, by secret hash, by user). Atomic changes need one
-hash slot in Redis Cluster, so the record and its user index share the hash tag ``{u:U}`` and every
-multi-step change of them (create, update, advance, replace, delete, delete_for_user, list with pruning)
-is one Lua script on that slot. The id and secret lookups cannot live in that slot (the caller does not
-know U yet), so they are *pointers*: written with ``SET NX`` before the record (which also makes
-id/secret uniqueness global), deleted after it, and always checked against the record they point to,
-so a dangling pointer means "not found", never a wrong record. A pointer lives until the record's
-absolute end, the record only until ``live_until()``, so a live record always has its pointers.
-The index is pruned of dead members by every script that touches it, and its TTL follows its longest
-record: nothing accumulates. Expiry is decided by the caller's ``now`` against the stored timestamps;
-Redis TTLs only do the cleaning.
+About 380 bytes of Redis memory per cookie session (see README, Sizing). A record is found by id (its key), by
+secret (one pointer, written with ``SET NX`` before the record, which makes secrets unique, and always checked
+against the record it names) and by user (the index). Every change of a record is one Lua script on its key,
+which also publishes the invalidation for local caches (`_redis_lua`). The index is written before the record
+and cleaned after it, so a record is never missing from its user's index; an index member whose record is
+gone is skipped by readers, removed (at most `PRUNE_LIMIT` per login, so creation is O(1) amortized) once past
+its absolute end, and by `purge_expired`. Expiry is decided by the caller's ``now`` against the stored
+timestamps; Redis TTLs only do the cleaning.
 
 Throttle counters all carry the hash tag ``{t}``: `throttle_update` changes the address, account and pair
 counters of one login attempt together, so they must share a slot in Redis Cluster (which puts every counter
@@ -31,13 +28,17 @@ on one node). It is optimistic: read the counters (one pipeline), decide in Pyth
 script that writes only if no counter changed since the read; if one did, read and decide again (after a
 short random pause, so that a burst of contenders spreads out instead of retrying in lockstep).
 
-``replace`` is one script when both records are in one slot (always outside Cluster; inside Cluster when
-the user does not change, i.e. every session rotation). Across users in Cluster it deletes the old
-record first, then creates the new one (the old id is dead before the new one works).
+The record, its pointer and its index live in different hash slots, so a change touching several is a
+sequence of single-key steps, each atomic, ordered so that a crash in between leaves only an orphan that
+reads as "not found" (a pointer without its record, an index member without its record). A login that runs
+concurrently with `delete_for_user` of the same user may survive it (it counts as a login just after);
+`revoke_all` bumps the user's epoch first, which kills such a session anyway.
+
+Records of the version-1 layout (a hash per record; see `_redis_legacy`) are converted when first looked up
+and by `purge_expired`.
 
 Connection errors, timeouts, cluster-down and read-only replicas raise `StoreUnavailable`. redis-py's own
-retries are switched off; reads (GET, HGETALL, list scripts that only prune dead members) are retried
-once, writes never.
+retries are switched off; reads are retried once, writes never.
 """
 
 from __future__ import annotations
@@ -54,26 +55,31 @@ from typing import Any, TypeVar
 import redis.exceptions as rex
 
 from ..exceptions import ConfigError, CreateError, StoreError, StoreUnavailable
+from . import _redis_legacy as legacy
+from . import _redis_record as fmt
 from ._redis_client import _UNAVAILABLE, RedisURL, _is_cluster, make_client, parse_redis_url
 from ._redis_lua import (
     _ADVANCE,
-    _CREATE,
+    _BUMP_EPOCH,
     _DELETE,
-    _DELETE_USER,
     _DENY,
-    _LIST,
+    _INDEX_ADD,
     _PURGE_ONE,
-    _REPLACE,
     _THROTTLE_SWAP,
     _UPDATE,
 )
 from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleDecision, ThrottleState, TokenState
 
-__all__ = ["RedisStore", "RedisURL", "parse_redis_url"]
+__all__ = ["PRUNE_LIMIT", "RedisStore", "RedisURL", "parse_redis_url"]
 
 T = TypeVar("T")
 
+#: Index members past their absolute end removed per login, at most (creation stays O(1) amortized).
+PRUNE_LIMIT = 32
+
 _SAFE = re.compile(r"[A-Za-z0-9_.:@+-]{1,200}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
 
 def _enc(value: str) -> str:
     return value if _SAFE.fullmatch(value) else "=" + value.encode("utf-8", "surrogatepass").hex()
@@ -92,50 +98,30 @@ def _ttl_ms(until: float, now: float) -> int:
     return max(1, math.ceil((until - now) * 1000))
 
 
-def _record_fields(record: SessionRecord) -> list[str]:
-    fields = {
-        "id": record.id, "kind": record.kind, "user_id": record.user_id,
-        "created_at": _num(record.created_at), "last_seen": _num(record.last_seen),
-        "auth_at": _num(record.auth_at), "expires_at": _num(record.expires_at),
-        "idle_expires_at": _num(record.idle_expires_at), "epoch": str(int(record.epoch)),
-        "generation": str(int(record.generation)), "salt": record.salt, "user_agent": record.user_agent,
-        "ip": record.ip, "data": json.dumps(dict(record.data), separators=(",", ":"), sort_keys=True),
-    }
-    if record.secret_hash is not None:
-        fields["secret_hash"] = record.secret_hash
-    return [x for kv in fields.items() for x in kv]
-
-
-def _parse_record(h: Mapping[Any, Any] | list[Any]) -> SessionRecord:
-    if isinstance(h, list):  # flat HGETALL from Lua
-        h = dict(zip(h[::2], h[1::2], strict=True))
-    d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in h.items()}
-    return SessionRecord(
-        id=d["id"], kind=d["kind"], user_id=d["user_id"], created_at=float(d["created_at"]),
-        last_seen=float(d["last_seen"]), auth_at=float(d["auth_at"]), expires_at=float(d["expires_at"]),
-        idle_expires_at=float(d["idle_expires_at"]), epoch=int(d["epoch"]), secret_hash=d.get("secret_hash"),
-        generation=int(d["generation"]), salt=d["salt"], user_agent=d["user_agent"], ip=d["ip"],
-        data=json.loads(d["data"]),
-    )
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # -- the store -------------------------------------------------------------------------------------
 class RedisStore:
     """`SessionStore` on Redis. `client` is a `redis.Redis` (standalone or Sentinel-managed) or a
     `redis.cluster.RedisCluster`; build one with `RedisStore.from_url`. Raises `ConfigError` for a prefix
-    with hash-tag braces, `StoreUnavailable` whenever Redis cannot be reached."""
+    with hash-tag braces, `StoreUnavailable` whenever Redis cannot be reached. `convert_legacy=False` stops
+    looking for records of the version-1 layout (one round trip saved per miss once none are left)."""
 
-    def __init__(self, client: Any, *, prefix: str = "sw:") -> None:
+    def __init__(self, client: Any, *, prefix: str = "sw:", convert_legacy: bool = True) -> None:
         if "{" in prefix or "}" in prefix:
             raise ConfigError("SESSIONWARD_REDIS_PREFIX", "must not contain '{' or '}' (they are hash tags)")
         self._client = client
         self._p = prefix
+        self._legacy = convert_legacy
+        self._chan = ""  # the invalidation channel the scripts publish on ('' = none)
         self._cluster = _is_cluster(client)
         s = client.register_script
-        self._lua_create, self._lua_update, self._lua_advance = s(_CREATE), s(_UPDATE), s(_ADVANCE)
-        self._lua_delete, self._lua_replace, self._lua_delete_user = s(_DELETE), s(_REPLACE), s(_DELETE_USER)
-        self._lua_list, self._lua_deny = s(_LIST), s(_DENY)
+        self._lua_update, self._lua_advance, self._lua_delete = s(_UPDATE), s(_ADVANCE), s(_DELETE)
+        self._lua_index_add, self._lua_deny, self._lua_bump = s(_INDEX_ADD), s(_DENY), s(_BUMP_EPOCH)
         self._lua_throttle_swap, self._lua_purge_one = s(_THROTTLE_SWAP), s(_PURGE_ONE)
+        self._lua_legacy_take = s(legacy.LEGACY_TAKE)
 
     @classmethod
     def from_url(
@@ -164,21 +150,40 @@ class RedisStore:
     def client(self) -> Any:
         return self._client
 
+    def publish_invalidations_to(self, channel: str) -> None:
+        """Have every write script publish its invalidation on `channel` (see `CachedStore`)."""
+        self._chan = channel
+
+    @property
+    def publishes_invalidations(self) -> bool:
+        return bool(self._chan)
+
     # -- keys --------------------------------------------------------------------------------
     def _user(self, user_id: str) -> str:
         return _enc(user_id)
 
-    def _recprefix(self, u: str) -> str:
-        return f"{self._p}{{u:{u}}}:s:"
+    def _rec(self, session_id: str) -> str:
+        return f"{self._p}r:{_enc(session_id)}"
 
     def _idx(self, u: str) -> str:
-        return f"{self._p}{{u:{u}}}:idx"
+        return f"{self._p}{{u:{u}}}:ix"
 
-    def _id_ptr(self, session_id: str) -> str:
-        return f"{self._p}id:{_enc(session_id)}"
+    def _secret_ptr(self, secret_hash: str) -> str | bytes:
+        if _HEX64.fullmatch(secret_hash):
+            return f"{self._p}s:".encode() + bytes.fromhex(secret_hash)[:16]
+        return f"{self._p}S:{_enc(secret_hash)}"
 
-    def _secret_ptr(self, secret_hash: str) -> str:
-        return f"{self._p}h:{_enc(secret_hash)}"
+    def _epoch_key(self, user_id: str) -> str:
+        return f"{self._p}e:{_enc(user_id)}"
+
+    def _deny_key(self, jti: str) -> str:
+        return f"{self._p}d:{_enc(jti)}"
+
+    def _throttle_key(self, key: str) -> str:
+        return f"{self._p}{{t}}:{_enc(key)}"  # one slot for all counters: see `throttle_update`
+
+    def _drop_msg(self, session_id: str) -> str:
+        return json.dumps(["drop", session_id], separators=(",", ":"))
 
     # -- plumbing ----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -199,107 +204,128 @@ class RedisStore:
                 pass
             return fn()
 
-    def _drop(self, *keys: str) -> None:
-        """Best-effort removal of pointers whose record is already gone (they expire anyway)."""
+    def _drop(self, *keys: str | bytes) -> None:
+        """Best-effort removal of keys whose record is already gone (they expire anyway)."""
         keys = tuple(k for k in keys if k)
-        if keys:
-            with contextlib.suppress(rex.RedisError, rex.RedisClusterException):
+        with contextlib.suppress(rex.RedisError, rex.RedisClusterException):
+            if self._cluster:
+                for k in keys:
+                    self._client.delete(k)
+            elif keys:
                 self._client.delete(*keys)
 
-    def _resolve(self, session_id: str) -> str | None:
-        """The encoded user id that the id pointer names (a read)."""
-        v = self._read(lambda: self._client.get(self._id_ptr(session_id)))
-        return None if v is None else v.decode()
+    def _unindex(self, user_id: str, *session_ids: str) -> None:
+        if session_ids:
+            with contextlib.suppress(rex.RedisError, rex.RedisClusterException):
+                self._client.zrem(self._idx(self._user(user_id)), *(_enc(s) for s in session_ids))
 
-    def _claim_pointers(self, record: SessionRecord, now: float) -> list[str]:
-        """SET NX the id and secret pointers of a new record; raises `CreateError` on a collision."""
-        u, ttl = self._user(record.user_id), _ttl_ms(record.expires_at, now)
-        claimed: list[str] = []
-        wanted = [(self._id_ptr(record.id), u)]
-        if record.secret_hash is not None:
-            wanted.append((self._secret_ptr(record.secret_hash), f"{u} {_enc(record.id)}"))
-        with self._errors():
-            for key, value in wanted:
-                if not self._client.set(key, value, nx=True, px=ttl):
-                    self._drop(*claimed)
-                    raise CreateError("a session with this id or secret exists already")
-                claimed.append(key)
-        return claimed
+    def _forget(self, session_id: str, blob: bytes) -> None:
+        """After a record was deleted: drop its pointer and its index entry."""
+        record = fmt.unpack(session_id, blob)
+        self._drop(self._secret_ptr(record.secret_hash) if record.secret_hash else "")
+        self._unindex(record.user_id, session_id)
+
+    def _get_blob(self, session_id: str) -> bytes | None:
+        blob = self._read(lambda: self._client.get(self._rec(session_id)))
+        if blob is None and self._legacy and self._convert_by_id(session_id):
+            blob = self._read(lambda: self._client.get(self._rec(session_id)))
+        return blob  # type: ignore[no-any-return]
+
+    def _pointer(self, secret_hash: str) -> tuple[str, str] | None:
+        """(encoded user, session id) that the secret pointer names."""
+        v = self._read(lambda: self._client.get(self._secret_ptr(secret_hash)))
+        if v is None and self._legacy and self._convert_by_secret(secret_hash):
+            v = self._read(lambda: self._client.get(self._secret_ptr(secret_hash)))
+        if v is None:
+            return None
+        u, _, m = _s(v).partition(" ")
+        return u, _dec(m)
 
     # -- the session registry ---------------------------------------------------------------
     def create(self, record: SessionRecord, *, now: float) -> None:
-        claimed = self._claim_pointers(record, now)
+        self._write_new(record, fmt.pack(record), now=now, rec_ttl=_ttl_ms(record.live_until(), now),
+                        end_ttl=_ttl_ms(record.expires_at, now))
+
+    def _write_new(self, record: SessionRecord, blob: bytes, *, now: float, rec_ttl: int, end_ttl: int) -> None:
+        """Pointer (SET NX), then index, then record (SET NX). Raises `CreateError` on a collision, leaving
+        nothing of the new record behind."""
         u, m = self._user(record.user_id), _enc(record.id)
-        args = [self._recprefix(u), m, _num(record.created_at), _ttl_ms(record.live_until(), now),
-                *_record_fields(record)]
+        ptr = self._secret_ptr(record.secret_hash) if record.secret_hash is not None else ""
         with self._errors():
-            ok = self._lua_create(keys=[self._recprefix(u) + m, self._idx(u)], args=args)
-        if not ok:
-            self._drop(*claimed)
+            if ptr and not self._client.set(ptr, f"{u} {m}", nx=True, px=end_ttl):
+                raise CreateError("a session with this secret exists already")
+            try:
+                self._lua_index_add(keys=[self._idx(u)],
+                                    args=[_num(record.expires_at), m, end_ttl, _num(now), PRUNE_LIMIT])
+                created = self._client.set(self._rec(record.id), blob, nx=True, px=rec_ttl)
+            except BaseException:
+                self._drop(ptr)
+                raise
+        if not created:
+            self._drop(ptr)
+            other = self._read(lambda: self._client.get(self._rec(record.id)))
+            if other is None or fmt.user_of(other) != record.user_id:
+                self._unindex(record.user_id, record.id)
             raise CreateError("a session with this id exists already")
 
-    def _load(self, u: str, session_id: str, now: float) -> SessionRecord | None:
-        h = self._read(lambda: self._client.hgetall(self._recprefix(u) + _enc(session_id)))
-        if not h:
+    def _live(self, session_id: str, blob: bytes | None, now: float) -> SessionRecord | None:
+        if blob is None:
             return None
-        record = _parse_record(h)
-        return record if record.id == session_id and record.is_live(now) else None
+        record = fmt.unpack(session_id, blob)
+        return record if record.is_live(now) else None
 
     def get(self, session_id: str, *, now: float) -> SessionRecord | None:
-        u = self._resolve(session_id)
-        return None if u is None else self._load(u, session_id, now)
+        return self._live(session_id, self._get_blob(session_id), now)
 
     def get_by_secret(self, secret_hash: str, *, now: float) -> SessionRecord | None:
-        v = self._read(lambda: self._client.get(self._secret_ptr(secret_hash)))
-        if v is None:
-            return None
-        u, _, m = v.decode().partition(" ")
-        h = self._read(lambda: self._client.hgetall(self._recprefix(u) + m))
-        if not h:
-            return None
-        record = _parse_record(h)
-        return record if record.secret_hash == secret_hash and record.is_live(now) else None
+        return self.load_by_secret(secret_hash, now=now)[0]
 
     def load_by_secret(self, secret_hash: str, *, now: float) -> tuple[SessionRecord | None, int]:
         """Two round trips: the secret pointer, then the record and the user's epoch in one pipeline."""
-        v = self._read(lambda: self._client.get(self._secret_ptr(secret_hash)))
-        if v is None:
+        ptr = self._pointer(secret_hash)
+        if ptr is None:
             return None, 0
-        u, _, m = v.decode().partition(" ")
+        u, session_id = ptr
 
         def both() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
-            pipe.hgetall(self._recprefix(u) + m)
+            pipe.get(self._rec(session_id))
             pipe.get(f"{self._p}e:{u}")
             return pipe.execute()  # type: ignore[no-any-return]
 
-        h, epoch = self._read(both)
-        if not h:
-            return None, 0
-        record = _parse_record(h)
-        if record.secret_hash != secret_hash or not record.is_live(now):
+        blob, epoch = self._read(both)
+        record = self._live(session_id, blob, now)
+        if record is None or record.secret_hash != secret_hash:
             return None, 0
         return record, int(epoch or 0)
 
     def token_state(self, *, jti: str, user_id: str, family_id: str, now: float) -> TokenState:
-        """One round trip: denylist entry, epoch and the family record (looked up under the token's user, so
-        a family of another user is simply not found) in one pipeline."""
-        u = self._user(user_id)
+        """One round trip: denylist entry, epoch and the family record in one pipeline (a family of another
+        user is not found)."""
 
         def three() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
             pipe.get(self._deny_key(jti))
             pipe.get(self._epoch_key(user_id))
-            pipe.hgetall(self._recprefix(u) + _enc(family_id))
+            pipe.get(self._rec(family_id))
             return pipe.execute()  # type: ignore[no-any-return]
 
-        denied, epoch, h = self._read(three)
-        family = None
-        if h:
-            record = _parse_record(h)
-            if record.id == family_id and record.user_id == user_id and record.is_live(now):
-                family = record
+        denied, epoch, blob = self._read(three)
+        if blob is None and self._legacy and self._convert_by_id(family_id):
+            blob = self._read(lambda: self._client.get(self._rec(family_id)))
+        family = self._live(family_id, blob, now)
+        if family is not None and family.user_id != user_id:
+            family = None
         return TokenState(denied=denied is not None and float(denied) > now, epoch=int(epoch or 0), family=family)
+
+    def _retry_legacy(self, session_id: str, fn: Callable[[], bool]) -> bool:
+        """Run a write script; if it found nothing, convert a version-1 record of that id and run it again."""
+        with self._errors():
+            ok = fn()
+        if not ok and self._legacy and self._convert_by_id(session_id):
+            with self._errors():
+                ok = fn()
+        return ok
 
     def update(self, session_id: str, changes: Mapping[str, Any], *, now: float) -> bool:
         """Raises `ValueError` for a field outside `UPDATABLE_FIELDS`."""
@@ -308,125 +334,135 @@ class RedisStore:
             raise ValueError(f"fields {sorted(unknown)} cannot be updated; allowed: {sorted(UPDATABLE_FIELDS)}")
         if not changes:
             return self.get(session_id, now=now) is not None
-        pairs: list[str] = []
-        for k, v in changes.items():
-            pairs += [k, json.dumps(dict(v), separators=(",", ":"), sort_keys=True) if k == "data" else _num(v)]
-        u = self._resolve(session_id)
-        if u is None:
-            return False
-        key = self._recprefix(u) + _enc(session_id)
-        with self._errors():
-            return bool(self._lua_update(keys=[key, self._idx(u)], args=[self._recprefix(u), _num(now), *pairs]))
-
-    def replace(self, old_id: str, new: SessionRecord, *, now: float) -> bool:
-        """Raises `CreateError` (and keeps the old record) if `new`'s id or secret exists already."""
-        old_u = self._resolve(old_id)
-        if old_u is None:
-            return False
-        old_m, new_u, new_m = _enc(old_id), self._user(new.user_id), _enc(new.id)
-        claimed = self._claim_pointers(new, now)
-        old_keys = [self._recprefix(old_u) + old_m, self._idx(old_u)]
-        new_keys = [self._recprefix(new_u) + new_m, self._idx(new_u)]
-        created = [self._recprefix(new_u), new_m, _num(new.created_at), _ttl_ms(new.live_until(), now)]
-        try:
-            with self._errors():
-                if self._cluster and old_u != new_u:  # two slots: delete first, then create
-                    sh = self._lua_delete(keys=old_keys, args=[self._recprefix(old_u), old_m, _num(now)])
-                    if sh is None:
-                        self._drop(*claimed)
-                        return False
-                    if not self._lua_create(keys=new_keys, args=[*created, *_record_fields(new)]):
-                        raise CreateError("a session with this id exists already")
-                    result: Any = [sh]
-                else:
-                    result = self._lua_replace(
-                        keys=[*old_keys, *new_keys],
-                        args=[self._recprefix(old_u), old_m, self._recprefix(new_u), new_m, _num(now),
-                              created[2], created[3], *_record_fields(new)],
-                    )
-        except BaseException:
-            self._drop(*claimed)
-            raise
-        if result == 0:
-            self._drop(*claimed)
-            return False
-        if result == -1:
-            self._drop(*claimed)
-            raise CreateError("a session with this id exists already")
-        sh = result[0].decode() if isinstance(result[0], bytes) else result[0]
-        self._drop(self._id_ptr(old_id), self._secret_ptr(sh) if sh else "")
-        return True
+        args = [_num(now), self._chan, self._drop_msg(session_id)]
+        args += ["" if k not in changes else _num(changes[k]) for k in ("last_seen", "idle_expires_at", "auth_at")]
+        args += ["1", fmt.data_json(changes["data"])] if "data" in changes else ["", ""]
+        key = self._rec(session_id)
+        return self._retry_legacy(session_id, lambda: bool(self._lua_update(keys=[key], args=args)))
 
     def advance(
         self, session_id: str, *, expected_generation: int, last_seen: float, idle_expires_at: float, now: float
     ) -> bool:
-        u = self._resolve(session_id)
-        if u is None:
-            return False
-        key = self._recprefix(u) + _enc(session_id)
-        args = [self._recprefix(u), _num(now), str(int(expected_generation)), _num(last_seen), _num(idle_expires_at)]
-        with self._errors():
-            return bool(self._lua_advance(keys=[key, self._idx(u)], args=args))
+        args = [_num(now), self._chan, self._drop_msg(session_id), str(int(expected_generation)), _num(last_seen),
+                _num(idle_expires_at)]
+        key = self._rec(session_id)
+        return self._retry_legacy(session_id, lambda: bool(self._lua_advance(keys=[key], args=args)))
 
-    def delete(self, session_id: str) -> bool:
-        u = self._resolve(session_id)
-        if u is None:
-            return False
-        m = _enc(session_id)
+    def _delete_script(self, session_id: str, *, now: float | None, user_id: str = "", mode: str = "") -> bytes | None:
+        args = ["" if now is None else _num(now), user_id, self._chan, self._drop_msg(session_id), mode]
         with self._errors():
-            sh = self._lua_delete(keys=[self._recprefix(u) + m, self._idx(u)], args=[self._recprefix(u), m, ""])
-        if sh is None:
+            return self._lua_delete(keys=[self._rec(session_id)], args=args)  # type: ignore[no-any-return]
+
+    def replace(self, old_id: str, new: SessionRecord, *, now: float) -> bool:
+        """Raises `CreateError` (and keeps the old record) if `new`'s id or secret exists already. The new
+        record is written first, then the old one deleted if it is still live (else the new one goes again):
+        of concurrent replacements of one record exactly one wins."""
+        if self.get(old_id, now=now) is None:
             return False
-        sh = sh.decode()
-        self._drop(self._id_ptr(session_id), self._secret_ptr(sh) if sh else "")
+        blob = fmt.pack(new)
+        self._write_new(new, blob, now=now, rec_ttl=_ttl_ms(new.live_until(), now),
+                        end_ttl=_ttl_ms(new.expires_at, now))
+        try:
+            old_blob = self._delete_script(old_id, now=now)
+        except BaseException:
+            self._undo_new(new)
+            raise
+        if old_blob is None:
+            self._undo_new(new)
+            return False
+        self._forget(old_id, old_blob)
         return True
 
-    def _delete_user(self, u: str, *, except_id: str | None, now: float | None) -> int:
-        args = [self._recprefix(u), "" if except_id is None else _enc(except_id), "" if now is None else _num(now)]
-        with self._errors():
-            out = [x.decode() for x in self._lua_delete_user(keys=[self._idx(u)], args=args)]
-        ptrs = []
-        for sid, sh in zip(out[::2], out[1::2], strict=True):
-            ptrs.append(self._id_ptr(sid))
-            if sh:
-                ptrs.append(self._secret_ptr(sh))
-        for i in range(0, len(ptrs), 500):
-            self._drop(*ptrs[i : i + 500])
-        return len(out) // 2
+    def _undo_new(self, new: SessionRecord) -> None:
+        with contextlib.suppress(StoreError):
+            self._delete_script(new.id, now=None, user_id=new.user_id)
+        self._drop(self._secret_ptr(new.secret_hash) if new.secret_hash else "")
+        self._unindex(new.user_id, new.id)
+
+    def delete(self, session_id: str) -> bool:
+        blob = self._delete_script(session_id, now=None)
+        if blob is None and self._legacy and self._convert_by_id(session_id):
+            blob = self._delete_script(session_id, now=None)
+        if blob is None:
+            return False
+        self._forget(session_id, blob)
+        return True
+
+    def _members(self, user_id: str, now: float | None = None) -> list[str]:
+        """The user's indexed session ids (only those whose absolute end is after `now`, if given)."""
+        u = self._user(user_id)
+        if self._legacy:
+            self._convert_user(u)
+        idx = self._idx(u)
+        if now is None:
+            raw = self._read(lambda: self._client.zrange(idx, 0, -1))
+        else:
+            raw = self._read(lambda: self._client.zrangebyscore(idx, f"({_num(now)}", "+inf"))
+        return [_dec(_s(m)) for m in raw]
+
+    def _each(self, session_ids: list[str], call: Callable[[str, Any], Any]) -> list[Any]:
+        """`call(item, client_or_pipeline)` for each item (a session or user id): pipelined in batches
+        outside Cluster."""
+        out: list[Any] = []
+        if self._cluster:
+            with self._errors():
+                return [call(sid, self._client) for sid in session_ids]
+        for i in range(0, len(session_ids), 500):
+            batch = session_ids[i : i + 500]
+
+            def run(batch: list[str] = batch) -> list[Any]:
+                pipe = self._client.pipeline(transaction=False)
+                for sid in batch:
+                    call(sid, pipe)
+                return pipe.execute()  # type: ignore[no-any-return]
+
+            with self._errors():
+                out += run()
+        return out
 
     def delete_for_user(self, user_id: str, *, except_id: str | None = None) -> int:
-        return self._delete_user(self._user(user_id), except_id=except_id, now=None)
-
-    def _list_user(self, u: str, now: float) -> list[SessionRecord]:
-        rows = self._read(lambda: self._lua_list(keys=[self._idx(u)], args=[self._recprefix(u)]))
-        records = [r for r in map(_parse_record, rows) if r.is_live(now)]
-        return sorted(records, key=lambda r: (-r.created_at, r.id))
+        ids = [sid for sid in self._members(user_id) if sid != except_id]
+        blobs = self._each(ids, lambda sid, c: self._lua_delete(
+            keys=[self._rec(sid)], args=["", user_id, self._chan, self._drop_msg(sid), ""], client=c))
+        ptrs = []
+        for sid, blob in zip(ids, blobs, strict=True):
+            if blob:
+                sh = fmt.unpack(sid, blob).secret_hash
+                if sh:
+                    ptrs.append(self._secret_ptr(sh))
+        for i in range(0, len(ptrs), 500):
+            self._drop(*ptrs[i : i + 500])
+        for i in range(0, len(ids), 500):
+            self._unindex(user_id, *ids[i : i + 500])
+        return sum(1 for b in blobs if b)
 
     def list_for_user(self, user_id: str, *, now: float) -> list[SessionRecord]:
-        return self._list_user(self._user(user_id), now)
+        ids = self._members(user_id, now)
+        blobs = self._read(lambda: self._each(ids, lambda sid, c: c.get(self._rec(sid))))
+        records = [r for sid, b in zip(ids, blobs, strict=True) if (r := self._live(sid, b, now)) is not None]
+        records = [r for r in records if r.user_id == user_id]
+        return sorted(records, key=lambda r: (-r.created_at, r.id))
 
     def _scan(self, suffix: str) -> list[str]:
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._p) + suffix
-        return self._read(lambda: [k.decode() for k in self._client.scan_iter(match=pattern, count=1000)])
+        return self._read(lambda: [_s(k) for k in self._client.scan_iter(match=pattern, count=1000)])
 
-    def _users(self) -> list[str]:
+    def _users(self, suffix: str = "ix") -> list[str]:
         start = len(self._p) + 3  # P{u:
-        return [k[start : -len("}:idx")] for k in self._scan("{u:*}:idx")]
+        return [k[start : -len("}:" + suffix)] for k in self._scan("{u:*}:" + suffix)]
 
     def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
         """Scans every user index (for the admin CLI, not for requests)."""
-        records = [r for u in self._users() for r in self._list_user(u, now)]
+        records = [r for u in self._users() for r in self.list_for_user(_dec(u), now=now)]
         return sorted(records, key=lambda r: (-r.created_at, r.id))[:limit]
 
     # -- access-token denylist --------------------------------------------------------------
-    def _deny_key(self, jti: str) -> str:
-        return f"{self._p}d:{_enc(jti)}"
-
     def deny(self, jti: str, *, until: float, now: float) -> None:
         if until <= now:
             return
+        msg = json.dumps(["deny", jti, float(until)], separators=(",", ":"))
         with self._errors():
-            self._lua_deny(keys=[self._deny_key(jti)], args=[_num(until), _ttl_ms(until, now)])
+            self._lua_deny(keys=[self._deny_key(jti)], args=[_num(until), _ttl_ms(until, now), self._chan, msg])
 
     def is_denied(self, jti: str, *, now: float) -> bool:
         v = self._read(lambda: self._client.get(self._deny_key(jti)))
@@ -453,21 +489,16 @@ class RedisStore:
         return out
 
     # -- per-user revocation epoch ----------------------------------------------------------
-    def _epoch_key(self, user_id: str) -> str:
-        return f"{self._p}e:{_enc(user_id)}"
-
     def get_epoch(self, user_id: str) -> int:
         v = self._read(lambda: self._client.get(self._epoch_key(user_id)))
         return int(v or 0)
 
     def bump_epoch(self, user_id: str) -> int:
+        prefix = '["epoch",' + json.dumps(user_id) + ","
         with self._errors():
-            return int(self._client.incr(self._epoch_key(user_id)))
+            return int(self._lua_bump(keys=[self._epoch_key(user_id)], args=[self._chan, prefix]))
 
     # -- throttling counters ----------------------------------------------------------------
-    def _throttle_key(self, key: str) -> str:
-        return f"{self._p}{{t}}:{_enc(key)}"
-
     def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
         """One pipeline of HMGETs (all keys in the `{t}` slot)."""
 
@@ -518,8 +549,34 @@ class RedisStore:
 
     # -- maintenance ------------------------------------------------------------------------
     def purge_expired(self, *, now: float) -> int:
-        """Redis TTLs already clean up; this also removes what is dead by the caller's clock."""
-        n = sum(self._delete_user(u, except_id=None, now=now) for u in self._users())
+        """Redis TTLs already clean up; this also removes what is dead by the caller's clock, every index
+        member whose record is gone, and converts what is left of the version-1 layout. Pipelined over
+        batches of users outside Cluster."""
+        if self._legacy:
+            for u in self._users("idx"):
+                self._convert_user(u)
+        n = 0
+        users = [_dec(u) for u in self._users()]
+        for i in range(0, len(users), 100):
+            batch = users[i : i + 100]
+            member_lists = self._read(lambda batch=batch: self._each(
+                batch, lambda uid, c: c.zrange(self._idx(self._user(uid)), 0, -1)))
+            pairs = [(user_id, _dec(_s(m))) for user_id, ms in zip(batch, member_lists, strict=True) for m in ms]
+            results = self._each([sid for _, sid in pairs], lambda sid, c: self._lua_delete(
+                keys=[self._rec(sid)], args=[_num(now), "", self._chan, self._drop_msg(sid), "dead"], client=c))
+            gone: dict[str, list[str]] = {}
+            ptrs: list[str | bytes] = []
+            for (user_id, sid), result in zip(pairs, results, strict=True):
+                if isinstance(result, bytes):  # dead by `now`: deleted
+                    n += 1
+                    sh = fmt.unpack(sid, result).secret_hash
+                    if sh:
+                        ptrs.append(self._secret_ptr(sh))
+                if result is not None:  # deleted now, or gone already
+                    gone.setdefault(user_id, []).append(sid)
+            self._drop(*ptrs)
+            for user_id, sids in gone.items():
+                self._unindex(user_id, *sids)
         with self._errors():
             for suffix, field in (("d:*", ""), ("{t}:*", "x")):
                 for key in self._scan(suffix):
@@ -533,4 +590,12 @@ class RedisStore:
         with contextlib.suppress(rex.RedisError, rex.RedisClusterException):
             self._client.close()
 
+    # -- the version-1 layout (see `_redis_legacy`) ------------------------------------------
+    def _convert_by_id(self, session_id: str) -> bool:
+        return legacy.convert_by_id(self, session_id)
 
+    def _convert_by_secret(self, secret_hash: str) -> bool:
+        return legacy.convert_by_secret(self, secret_hash)
+
+    def _convert_user(self, u: str) -> None:
+        legacy.convert_user(self, u)

@@ -1,0 +1,62 @@
+"""`sessionward serve` spreads connections over its workers: each gunicorn worker has its own listening socket
+(SO_REUSEPORT), so keep-alive connections cannot all pile up on one worker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from serverproc import ServerProcess, new_http_session
+
+pytestmark = pytest.mark.server
+
+CONNECTIONS = 16
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    out = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[8:-1]))
+    return out
+
+
+def _tcp_sockets(port: int) -> dict[int, str]:
+    """inode -> state ('0A' listen, '01' established) of the IPv4 sockets whose local port is `port`."""
+    out = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port:
+            out[int(fields[9])] = fields[3]
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_workers(start_server: Callable[..., ServerProcess]) -> ServerProcess:
+    return start_server(workers=2)
+
+
+def test_each_worker_listens_on_its_own_socket_and_keepalive_connections_spread(two_workers: ServerProcess) -> None:
+    workers = two_workers.worker_pids()
+    assert len(workers) == 2
+    sessions = [new_http_session(two_workers) for _ in range(CONNECTIONS)]
+    try:
+        for s in sessions:  # one request each; the connection stays open (keep-alive)
+            assert s.get(two_workers.url("/healthz"), timeout=10).status_code == 200
+        tcp = _tcp_sockets(two_workers.port)
+        listeners = {pid: {i for i in _socket_inodes(pid) if tcp.get(i) == "0A"} for pid in workers}
+        established = {pid: sum(1 for i in _socket_inodes(pid) if tcp.get(i) == "01") for pid in workers}
+    finally:
+        for s in sessions:
+            s.close()
+    # one listening socket per worker, not one shared by all (the shared one lets a worker take every connection)
+    assert all(len(v) == 1 for v in listeners.values()), listeners
+    assert len(set().union(*listeners.values())) == 2, listeners
+    assert sum(established.values()) >= CONNECTIONS, established  # (plus any the test harness holds)
+    assert all(n > 0 for n in established.values()), f"connections per worker: {established}"
