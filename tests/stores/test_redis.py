@@ -210,8 +210,8 @@ class TestRedisStore(RedisContract, LegacyLayout):
         keys = ["ip:192.0.2.1", "acct:" + "a" * 64, "pair:{evil}", "ip:#x}y"]
         store.throttle_update(keys, lambda s: [ThrottleState(1, T0)] * len(keys), now=T0, window=60)
         stored = _keys(store)
-        assert len(stored) == 4 and all(k.count("{") == 1 and k.count("}") == 1 for k in stored)
-        assert len({key_slot(k.encode()) for k in stored}) == 1
+        assert len(stored) == 4 and all(k.count(b"{") == 1 and k.count(b"}") == 1 for k in stored)
+        assert len({key_slot(k) for k in stored}) == 1
 
     def test_refresh_race_across_two_instances_has_one_winner(
         self, store: RedisStore, redis_url: str, redis_prefix: str
