@@ -7,6 +7,8 @@ instance folder) and `render()` aggregates all workers.
 from __future__ import annotations
 
 import os
+import weakref
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -31,6 +33,37 @@ AUTH_LATENCY = Histogram(
 #: Bound once: resolving labels on every request costs more than the observation itself.
 SESSION_LATENCY = AUTH_LATENCY.labels("session")
 TOKEN_LATENCY = AUTH_LATENCY.labels("token")
+
+TOKEN_CACHE = Counter(
+    "sessionward_token_cache_lookups_total",
+    "Verified-token cache lookups by result (hit: no signature check needed; miss: the token was verified). "
+    "Counted per process in plain ints and added here every 1024 lookups and at each scrape; the hit rate is "
+    "hit / (hit + miss). Size it with SESSIONWARD_TOKEN_CACHE_SIZE.",
+    ["result"],
+)
+_CACHE_HITS = TOKEN_CACHE.labels("hit")
+_CACHE_MISSES = TOKEN_CACHE.labels("miss")
+_WATCHED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _count_lookups(hits: int, misses: int) -> None:
+    if hits:
+        _CACHE_HITS.inc(hits)
+    if misses:
+        _CACHE_MISSES.inc(misses)
+
+
+def watch_token_cache(cache: Any) -> None:
+    """Report a `VerifiedCache`'s hits and misses in `sessionward_token_cache_lookups_total`."""
+    cache.on_flush = _count_lookups
+    _WATCHED.add(cache)
+
+
+def flush_token_caches() -> None:
+    """Add this process's cache lookups not yet counted (called before each scrape)."""
+    for cache in list(_WATCHED):
+        cache.flush()
+
 
 _LOGIN = {"login_succeeded": "succeeded", "login_failed": "failed", "login_throttled": "throttled"}
 _SESSION = {
@@ -67,6 +100,7 @@ def observe_event(event: str) -> None:
 
 def render() -> tuple[bytes, str]:
     """The exposition text and its content type (all workers, in multiprocess mode)."""
+    flush_token_caches()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

@@ -258,7 +258,7 @@ def test_T3_keys_only_from_our_key_set(api: Api) -> None:
     attacker_jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(attacker.public_key()))
     for extra in ({"jwk": attacker_jwk}, {"jku": "https://attacker.test/jwks.json"}, {"x5u": "https://attacker.test/c"},
                   {"x5c": ["MIIB"]}):
-        forged = jwt.encode(payload, attacker, algorithm="EdDSA", headers={**header, **extra})
+        forged = jwt.encode(payload, attacker, algorithm="EdDSA", headers={**header, "alg": "EdDSA", **extra})
         assert_invalid_token(api.profile(forged))
     for kid, secret in (("../../../../dev/null", b""), ("x' UNION SELECT 'k' --", b"k"), ("/etc/passwd", b"root")):
         assert_invalid_token(api.profile(_hs256({"alg": "HS256", "typ": "at+jwt", "kid": kid}, payload, secret)))
