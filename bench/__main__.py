@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 login = inproc_mod.run_login(workdir, repeats=cfg["login"], log=log)
             if "http" in parts:
                 log(f"HTTP throughput ({http_mod.load_generator()})")
-                # quick mode leaves out the informational rows (they have no goal) to stay under two minutes
+                # quick mode leaves out the informational rows (they have no goal) to stay within a few minutes
                 served = [v for v in variants if mode_name == "full" or v.name not in QUICK_HTTP_SKIP]
                 http = http_mod.run_http(served, workdir, headers, duration=cfg["http_s"], rounds=cfg["http_rounds"],
                                          log=log)
