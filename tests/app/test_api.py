@@ -428,6 +428,26 @@ def test_T11_rotation_via_cli_keeps_tokens_valid(tmp_path: Any, capsys: Any) -> 
     assert old_kid in listing and new_kid in listing and "signing" in listing
 
 
+def test_T11_rotate_off_the_deprecated_eddsa_name(tmp_path: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployment whose key says `EdDSA` (RFC 9864 deprecates it) moves to `Ed25519` with `keys rotate`:
+    without `--alg` the rotation follows SESSIONWARD_TOKEN_ALG, `--alg` wins over it, and old tokens stay valid."""
+    clock = ManualClock(time.time())
+    web = Web(create_app(tmp_path / "inst", clock=clock, config={"SESSIONWARD_TOKEN_ALG": "EdDSA"}), clock)
+    web.add_user("alice")
+    api = Api(web)
+    old = api.pair()["access_token"]
+    assert jwt.get_unverified_header(old)["alg"] == "EdDSA"
+    monkeypatch.setenv("SESSIONWARD_TOKEN_ALG", "Ed25519")
+    assert cli_main(["keys", "rotate", "--instance", web.app.instance_path]) == 0  # type: ignore[attr-defined]
+    assert "(Ed25519)" in capsys.readouterr().out
+    clock.set(time.time() + 11)  # activation: 2 x the key refresh interval
+    new = api.pair()["access_token"]
+    assert jwt.get_unverified_header(new)["alg"] == "Ed25519"
+    assert api.profile(old).status_code == 200 and api.profile(new).status_code == 200
+    assert cli_main(["keys", "rotate", "--alg", "ES256", "--instance", web.app.instance_path]) == 0  # type: ignore[attr-defined]
+    assert "(ES256)" in capsys.readouterr().out
+
+
 def test_T12_valid_token_without_the_right_is_403(tmp_path: Any) -> None:
     clock = ManualClock()
     app = create_app(tmp_path / "inst", clock=clock)
