@@ -46,6 +46,15 @@ def test_T1_signature_has_one_spelling(make_service: Callable[..., TokenService]
     assert svc.verify_access(token).sub == "alice"
 
 
+@pytest.mark.parametrize("nested", [b"[" * 5000, b'{"a":' * 1100])
+def test_T6_deeply_nested_header_is_a_token_error_not_a_crash(service: TokenService, nested: bytes) -> None:
+    """Before any signature check, an attacker's header nested thousands deep must be a 401 reason, not a
+    RecursionError escaping as a 500."""
+    token = service.issue("alice", fresh=True).access_token
+    _, p, s = token.split(".")
+    assert reason_of(service, f"{b64u(nested)}.{p}.{s}") == "malformed header"
+
+
 def test_T11_remembered_header_does_not_outlive_its_key(make_service: Callable[..., TokenService], clock: ManualClock) -> None:
     keys = KeySet.generate("ES256", now=clock.now())
     svc = make_service(keys)

@@ -76,7 +76,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _header_of(segment: str) -> dict[str, Any]:
     try:
         header = json.loads(_decode_segment(segment).decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError; `[[[[...` nested 1,000 deep
         raise TokenError("malformed header") from None
     if not isinstance(header, dict):
         raise TokenError("malformed header")
@@ -151,7 +151,7 @@ def verify_compact(token: str, keyset: KeySet, tag: tuple[int, int], headers: He
         raise TokenError("bad signature")
     try:
         payload = json.loads(_decode_segment(body).decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise TokenError("malformed") from None
     return verifier.kid, payload
 
