@@ -29,7 +29,7 @@ from .claims import Claims, check_header
 if TYPE_CHECKING:
     from .keys import KeySet, SigningKey
 
-__all__ = ["HeaderCache", "VerifiedCache", "parse_header", "sign_compact", "verify_compact"]
+__all__ = ["HeaderCache", "VerifiedCache", "Verifier", "sign_compact", "verify_compact"]
 
 #: Three non-empty base64url segments and nothing else (no padding, no whitespace, ASCII only).
 _COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -81,14 +81,6 @@ def _header_of(segment: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise TokenError("malformed header")
     return header
-
-
-def parse_header(token: str) -> dict[str, Any]:
-    """The JOSE header of a compact JWS after an exact shape check (three canonical base64url segments);
-    nothing else of the token is read. The caller has checked type and size. Raises `TokenError`."""
-    if _COMPACT.fullmatch(token) is None:
-        raise TokenError("malformed")
-    return _header_of(token.partition(".")[0])
 
 
 # -- verification ------------------------------------------------------------------------------------
