@@ -207,7 +207,7 @@ def chart(path: Path, *, inproc: InprocResult | None, http: HttpResult | None) -
                 bar.set_alpha(0.6)
         ax.invert_yaxis()
         ax.set_xlabel("overhead over a bare Flask view, us/request (median, min..max)")
-        ax.set_title("In-process overhead, hot and cold (hatched) tokens (red: anchors, blue: sessionward)")
+        ax.set_title("In-process overhead (hatched: cold tokens; red: anchors, blue: sessionward)", fontsize=10)
     if http is not None:
         ax = next(ax_iter)
         names = [n for n in http.rps if n != "bare"]
