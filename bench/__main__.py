@@ -15,15 +15,21 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from sessionward.tokens.service import DEFAULT_CACHE_SIZE
+
 from .apps import VARIANTS, cleanup_redis
 
 MODES = {
-    #        inproc rounds, n, login repeats, http seconds, http rounds, scale sessions, api sample
-    "quick": dict(rounds=5, n=210, login=5, http_s=2.0, http_rounds=1, scale_n=100_000, api=1_000,
+    #        inproc rounds, requests per variant per round (hot, cold and public page each), login repeats,
+    #        http seconds, http rounds, scale sessions, api sample
+    "quick": dict(rounds=3, n=2_000, login=5, http_s=2.0, http_rounds=1, scale_n=100_000, api=1_000,
                   profile_calls=300),
-    "full": dict(rounds=9, n=1500, login=15, http_s=8.0, http_rounds=2, scale_n=1_000_000, api=10_000,
+    "full": dict(rounds=5, n=10_000, login=15, http_s=8.0, http_rounds=2, scale_n=1_000_000, api=10_000,
                  profile_calls=3000),
 }
+#: Distinct tokens cycled in the cold rows: more than sessionward's default verified-token cache holds
+#: (SESSIONWARD_TOKEN_CACHE_SIZE), so its least-recently-used cache never hits.
+COLD_TOKENS = DEFAULT_CACHE_SIZE + DEFAULT_CACHE_SIZE // 4
 QUICK_HTTP_SKIP = {"sw_cookie_sqlite_user", "sw_jwt_hs256_core", "sw_jwt_hs256_core_redis_cache"}
 PARTS = ("inproc", "login", "http", "scale", "profile", "login_scale", "cache_window", "https", "storm")
 #: parts of the Redis and serving work (issue 9): their own modules and sections of results.md
@@ -34,7 +40,7 @@ EXTRA = {"login_scale": dict(quick=100, full=1000), "cache_window": dict(quick=1
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_const", dest="mode", const="quick", help="under two minutes (default)")
+    mode.add_argument("--quick", action="store_const", dest="mode", const="quick", help="a few minutes (default)")
     mode.add_argument("--full", action="store_const", dest="mode", const="full", help="under twenty minutes")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}")
     parser.add_argument("--variants", default="", help="comma-separated variant names (default: all)")
@@ -73,8 +79,13 @@ def main(argv: list[str] | None = None) -> int:
             log(f"[{mode_name}] setting up {len(variants)} variants in {workdir}")
             headers = {v.name: v.setup(workdir) for v in variants}
             if "inproc" in parts:
+                log(f"cold tokens: {COLD_TOKENS} distinct credentials per token variant")
+                cold = {v.name: v.tokens(workdir, COLD_TOKENS) for v in variants if v.tokens is not None}
                 log("in-process overhead")
-                inproc = inproc_mod.run_inproc(variants, workdir, headers, rounds=cfg["rounds"], n=cfg["n"], log=log)
+                inproc = inproc_mod.run_inproc(variants, workdir, headers, rounds=cfg["rounds"], n=cfg["n"], log=log,
+                                               cold=cold)
+                inproc.primitives = inproc_mod.run_primitives(repeats=cfg["n"])
+                del cold
             if "profile" in parts:
                 from .profile import count_variants, profile_variants, store_call_costs
 
@@ -89,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 login = inproc_mod.run_login(workdir, repeats=cfg["login"], log=log)
             if "http" in parts:
                 log(f"HTTP throughput ({http_mod.load_generator()})")
-                # quick mode leaves out the informational rows (they have no goal) to stay under two minutes
+                # quick mode leaves out the informational rows (they have no goal) to stay within a few minutes
                 served = [v for v in variants if mode_name == "full" or v.name not in QUICK_HTTP_SKIP]
                 http = http_mod.run_http(served, workdir, headers, duration=cfg["http_s"], rounds=cfg["http_rounds"],
                                          log=log)

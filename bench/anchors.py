@@ -131,5 +131,20 @@ def _fje_setup(alg: str, blocklist: bool) -> Callable[[Path], dict[str, str]]:
     return setup
 
 
+def _fje_tokens(alg: str, blocklist: bool) -> Callable[[Path, int], list[dict[str, str]]]:
+    """n distinct tokens (each its own jti) for the same identity."""
+    def tokens(workdir: Path, n: int) -> list[dict[str, str]]:
+        from datetime import timedelta
+
+        from flask_jwt_extended import create_access_token
+
+        app = _fje_app(workdir, alg, blocklist=blocklist)
+        with app.app_context():
+            return [{"Authorization": f"Bearer {create_access_token(identity='u1', expires_delta=timedelta(hours=2))}"}
+                    for _ in range(n)]
+
+    return tokens
+
+
 def _fje_make(alg: str, blocklist: bool) -> Callable[[Path], Flask]:
     return lambda workdir: _fje_app(workdir, alg, blocklist=blocklist)

@@ -36,6 +36,8 @@ class Variant:
     needs_redis: bool = False
     cached: bool = False  # sessionward with SESSIONWARD_LOCAL_CACHE=1 (a CachedStore over Redis)
     http: bool = True  # also measured over HTTP
+    #: token variants: `tokens(workdir, n)` makes n distinct valid credentials of the same client (cold rows)
+    tokens: Callable[[Path, int], list[dict[str, str]]] | None = None
 
 
 def _redis() -> Any:

@@ -4,11 +4,17 @@ Every round runs every variant once (forward order in even rounds, reversed in o
 of the machine does not favour one side), `n` requests each (the fastest of three batches), and the bare Flask view in the same round is
 subtracted: overhead(variant, round) = us/request(variant) - us/request(bare). We report the median over
 rounds and the spread (min..max).
+
+Token variants are measured twice: *hot* (one token sent again and again: sessionward's verified-token cache
+answers) and *cold* (`cold_tokens` distinct tokens of the same client, cycled in order: more than the cache
+holds, so a least-recently-used cache never hits and every request verifies a signature; the cache's own hit
+counter is checked to stay at zero). Flask-JWT-Extended has no cache; its cold row shows that.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -43,27 +49,35 @@ def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any =
     _start_response.status = status  # type: ignore[attr-defined]
 
 
-def make_caller(app: Any, path: str, headers: dict[str, str], *, expect: str) -> Callable[[], None]:
+def make_caller(app: Any, path: str, headers: dict[str, str] | list[dict[str, str]], *,
+                expect: str) -> Callable[[], None]:
     """A function that performs one request and checks its status (a wrong status aborts the bench: a
-    variant that answers 401 fast proves nothing)."""
-    environ = EnvironBuilder(path=path, headers=headers, base_url="https://localhost/").get_environ()
+    variant that answers 401 fast proves nothing). With a list of headers, each call sends the next one,
+    cycling in order; every one of them is checked once first."""
+    many = headers if isinstance(headers, list) else [headers]
+    environs = [EnvironBuilder(path=path, headers=h, base_url="https://localhost/").get_environ() for h in many]
     wsgi = app.wsgi_app
+    for environ in environs:
+        _one(wsgi, environ)
+        status = _start_response.status  # type: ignore[attr-defined]
+        if not status.startswith(expect):
+            raise RuntimeError(f"{app.name} {path}: expected {expect}, got {status}")
+    if len(environs) == 1:
+        environ = environs[0]
+        return lambda: _one(wsgi, environ)
+    following = itertools.cycle(environs).__next__
+    return lambda: _one(wsgi, following())
 
-    def call() -> None:
-        body = wsgi(dict(environ), _start_response)
-        try:
-            for _ in body:
-                pass
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
 
-    call()
-    status = _start_response.status  # type: ignore[attr-defined]
-    if not status.startswith(expect):
-        raise RuntimeError(f"{app.name} {path}: expected {expect}, got {status}")
-    return call
+def _one(wsgi: Any, environ: dict[str, Any]) -> None:
+    body = wsgi(dict(environ), _start_response)
+    try:
+        for _ in body:
+            pass
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
 
 BATCHES = 3
@@ -86,23 +100,73 @@ def _time_per_call(call: Callable[[], None], n: int) -> float:
 
 
 @dataclass
+class Primitive:
+    """One signing algorithm's floor: PyJWT's algorithm object with a prepared key, and the token it makes."""
+
+    alg: str
+    sign_us: Series
+    verify_us: Series
+    token_bytes: int
+
+
+def run_primitives(*, repeats: int, rounds: int = 3) -> list[Primitive]:
+    """Sign and verify cost of each algorithm sessionward offers (the best of `rounds` batches of `repeats`,
+    RS256 signing with a tenth of them), and the size of a sessionward access token signed with it."""
+    from sessionward.tokens import SigningKey, TokenPolicy
+    from sessionward.tokens.claims import build_access_claims
+    from sessionward.tokens.jws import ALGORITHM_OBJECTS, sign_compact
+
+    def per_call(fn: Callable[[], object], count: int) -> Series:
+        out = Series()
+        for _ in range(rounds):
+            start = time.perf_counter_ns()
+            for _ in range(count):
+                fn()
+            out.values.append((time.perf_counter_ns() - start) / count / 1000)
+        return out
+
+    policy = TokenPolicy(issuer="https://bench.sessionward.test", audience="bench-api")
+    payload = build_access_claims(policy, user_id="u" * 22, family_id="f" * 22, epoch=0, fresh=False,
+                                  now=time.time(), jti="j" * 22)
+    out = []
+    for alg in ("HS256", "ES256", "Ed25519", "RS256"):
+        key = SigningKey.generate(alg, now=0)
+        algorithm = ALGORITHM_OBJECTS[alg]
+        signer = algorithm.prepare_key(key.private)
+        verifier = algorithm.prepare_key(key.verifying_key())
+        token = sign_compact(payload, key, {"kid": key.kid, "typ": "at+jwt"})
+        message, _, _ = token.rpartition(".")
+        data = message.encode()
+        signature = algorithm.sign(data, signer)
+        assert algorithm.verify(data, verifier, signature)
+        sign = per_call(lambda: algorithm.sign(data, signer), repeats // 10 if alg == "RS256" else repeats)
+        verify = per_call(lambda: algorithm.verify(data, verifier, signature), repeats)
+        out.append(Primitive(alg, sign, verify, len(token)))
+    return out
+
+
+@dataclass
 class InprocResult:
     rounds: int
     n: int
     absolute: dict[str, Series]  # us/request, /protected
     overhead: dict[str, Series]  # us/request minus bare, /protected
     public_overhead: dict[str, Series]  # us/request minus bare, /public with the credential sent
+    cold_overhead: dict[str, Series] = field(default_factory=dict)  # token variants: distinct tokens cycled
+    cold_tokens: int = 0
     warnings: list[str] = field(default_factory=list)
+    primitives: list[Primitive] = field(default_factory=list)
 
 
 def run_inproc(variants: list[Variant], workdir: Path, headers: dict[str, dict[str, str]], *, rounds: int, n: int,
-               log: Callable[[str], None]) -> InprocResult:
+               log: Callable[[str], None], cold: dict[str, list[dict[str, str]]] | None = None) -> InprocResult:
+    """`cold`: for token variants, the distinct credentials their cold rows cycle through."""
     apps: dict[str, Any] = {}
     try:
         for v in variants:
             apps[v.name] = v.make_app(workdir)  # a local cache is healthy before this returns
         resets_before = _cache_resets(apps)
-        result = _rounds(variants, apps, headers, rounds=rounds, n=n, log=log)
+        result = _rounds(variants, apps, headers, rounds=rounds, n=n, log=log, cold=cold or {})
         for name, before in resets_before.items():
             store = _cached_store(apps[name])
             if store is not None and (store._session != before or not store.healthy):
@@ -131,8 +195,21 @@ def _cache_resets(apps: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+def token_cache(app: Any) -> Any:
+    """The verified-token cache of a sessionward token app (extension or bench core app), or None."""
+    from sessionward.flask.extension import EXTENSION_KEY
+
+    st = app.extensions.get(EXTENSION_KEY)
+    service = (st.extras.get("tokens") if st is not None else None) or app.extensions.get("bench_tokens")
+    return getattr(service, "_cache", None)
+
+
 def _rounds(variants: list[Variant], apps: dict[str, Any], headers: dict[str, dict[str, str]], *, rounds: int,
-            n: int, log: Callable[[str], None]) -> InprocResult:
+            n: int, log: Callable[[str], None], cold: dict[str, list[dict[str, str]]]) -> InprocResult:
+    cold_callers = {v.name: make_caller(apps[v.name], "/protected", cold[v.name], expect="200")
+                    for v in variants if v.name in cold}
+    cold_overhead = {name: Series() for name in cold_callers}
+    cold_hits = 0
     callers = {
         v.name: (
             make_caller(apps[v.name], "/protected", headers[v.name], expect="200"),
@@ -148,16 +225,28 @@ def _rounds(variants: list[Variant], apps: dict[str, Any], headers: dict[str, di
         order = names if r % 2 == 0 else names[::-1]
         protected: dict[str, float] = {}
         public: dict[str, float] = {}
+        cold_us: dict[str, float] = {}
         for name in order:
             prot_call, pub_call = callers[name]
             protected[name] = _time_per_call(prot_call, n)
             public[name] = _time_per_call(pub_call, n)
+            if name in cold_callers:
+                cache = token_cache(apps[name])
+                before = cache.hits if cache is not None else 0
+                cold_us[name] = _time_per_call(cold_callers[name], n)
+                cold_hits += (cache.hits - before) if cache is not None else 0
+        for name in cold_us:
+            cold_overhead[name].values.append(cold_us[name] - protected["bare"])
         for name in names:
             absolute[name].values.append(protected[name])
             overhead[name].values.append(protected[name] - protected["bare"])
             public_overhead[name].values.append(public[name] - public["bare"])
         log(f"  in-process round {r + 1}/{rounds}: bare {protected['bare']:.1f} us")
-    return InprocResult(rounds=rounds, n=n, absolute=absolute, overhead=overhead, public_overhead=public_overhead)
+    result = InprocResult(rounds=rounds, n=n, absolute=absolute, overhead=overhead, public_overhead=public_overhead,
+                          cold_overhead=cold_overhead, cold_tokens=max((len(c) for c in cold.values()), default=0))
+    if cold_hits:
+        result.warnings.append(f"the verified-token cache answered {cold_hits} cold requests: those rows are not cold")
+    return result
 
 
 @dataclass

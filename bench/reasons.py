@@ -57,6 +57,13 @@ NOTES: dict[str, tuple[str, tuple[str, ...]]] = {
                       "src/sessionward/stores/cache.py", "src/sessionward/flask/extension.py")),
     "public": ("a public page loads no session (`get_session` is lazy) and touches no store; it pays "
                + _HOOKS, ("src/sessionward/flask/extension.py", "src/sessionward/flask/headers.py")),
+    "cold": ("a cold token pays the hot path plus, in `verify_access` on a cache miss: one regex for the shape, "
+             "the header checks and the prepared key object from `jws.HeaderCache` (looked up by the header's text), "
+             "PyJWT's `Algorithm.verify` for the key's one algorithm (its floor is in the signing-algorithms table), "
+             "the payload's base64 and JSON, `validate_claims`, and a cache insert; on SQLite the `token_state` read "
+             "of a jti not seen before is one statement (remembered answers are keyed by jti)",
+             ("src/sessionward/tokens/service.py", "src/sessionward/tokens/jws.py", "src/sessionward/tokens/claims.py",
+              "src/sessionward/stores/sql.py")),
     "http": ("gunicorn with 2 sync workers on 2 cores shared with the load generator (and here with other work): "
              "the request path is the one of the in-process rows, so their reasons apply", ()),
     "bytes_SQLite": ("one `sw_sessions` row plus 4 indexes: the text primary key `id` (SQLite keeps it in an index "
@@ -172,6 +179,8 @@ def reason(goal: Goal, inproc: InprocResult | None, profile: ProfileResult | Non
     note_key = _NOTE_OF.get(goal.key, goal.key)
     if goal.key.startswith("http_"):
         note_key = "http"
+    elif goal.key.startswith("cold_"):
+        note_key = "cold"
     elif goal.key.startswith("public_"):
         note_key = "public"
     derived = _derived(goal, inproc, profile, http, scale)

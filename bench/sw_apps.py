@@ -230,6 +230,30 @@ def _sw_jwt_setup(alg: str, backend: str) -> Callable[[Path], dict[str, str]]:
     return setup
 
 
+def _sw_jwt_tokens(alg: str, backend: str) -> Callable[[Path, int], list[dict[str, str]]]:
+    """n distinct access tokens (each its own jti) of one token family of the bench user, signed by the
+    service's own key as a refresh would sign them (`TokenService._sign`, without n store writes): only the
+    verified-token cache is cold, the family, user and keys are those of the hot rows."""
+    def tokens(workdir: Path, n: int) -> list[dict[str, str]]:
+        from sessionward.flask import state, token_service
+
+        app = _sw_jwt_app(workdir, alg, backend)
+        try:
+            with app.app_context():
+                st = state()
+                service = token_service()
+                user = st.users.get_by_username(USERNAME) or st.users.create(USERNAME, PASSWORD)
+                pair = service.issue(user.id, fresh=True)
+                now = st.clock.now()
+                record = st.store.get(pair.family_id, now=now)
+                return [{"Authorization": f"Bearer {service._sign(record, epoch=record.epoch, fresh=False, now=now)}"}
+                        for _ in range(n)]
+        finally:
+            close_app(app)
+
+    return tokens
+
+
 def _sw_jwt_make(alg: str, backend: str, core: bool = False, cache: bool = False) -> Callable[[Path], Flask]:
     if core:
         return lambda workdir: _sw_jwt_core_app(workdir, alg, backend, cache)

@@ -38,8 +38,9 @@ def add_key_commands(
     """Add `keys rotate [--alg ALG]`, `keys list` and `keys revoke KID` to the `sessionward` parser."""
 
     def rotate(args: argparse.Namespace) -> int:
-        tokens = _token_service(open_services(args.instance))
-        key = tokens.rotate_keys(alg=args.alg)
+        tokens = _token_service(open_services(args.instance))  # validates SESSIONWARD_TOKEN_ALG
+        # --alg, else SESSIONWARD_TOKEN_ALG when set (the way to move to another algorithm), else the current key's
+        key = tokens.rotate_keys(alg=args.alg or os.environ.get("SESSIONWARD_TOKEN_ALG") or None)
         # retire_keys ran inside rotate_keys; list what is left
         print(f"new signing key {key.kid} ({key.alg}) signs from {iso_utc(key.activates_at)}; "
               f"older keys keep verifying until their tokens have expired")
@@ -75,8 +76,11 @@ def add_key_commands(
         dest="action", required=True, parser_class=sub._parser_class  # the CLI's one-line-error parser
     )
     rot = keys.add_parser("rotate", parents=[common], help="make a new signing key; old ones keep verifying")
-    rot.add_argument("--alg", choices=["EdDSA", "ES256", "RS256", "HS256"], default=None,
-                     help="algorithm of the new key (default: that of the current key)")
+    from .tokens.keys import ALGORITHMS
+
+    rot.add_argument("--alg", choices=sorted(ALGORITHMS), default=None,
+                     help="algorithm of the new key (default: SESSIONWARD_TOKEN_ALG if set, else that of the "
+                          "current key; Ed25519 is RFC 9864's name for EdDSA, which it deprecates)")
     rot.set_defaults(func=rotate)
     keys.add_parser("list", parents=[common], help="list signing keys and their state").set_defaults(func=list_keys)
     rev = keys.add_parser("revoke", parents=[common], help="withdraw a leaked key: its tokens fail at once everywhere")

@@ -6,7 +6,11 @@ instance folder) and `render()` aggregates all workers.
 
 from __future__ import annotations
 
+import bisect
 import os
+import threading
+import weakref
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -28,9 +32,87 @@ AUTH_LATENCY = Histogram(
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5),
 )
 
-#: Bound once: resolving labels on every request costs more than the observation itself.
-SESSION_LATENCY = AUTH_LATENCY.labels("session")
-TOKEN_LATENCY = AUTH_LATENCY.labels("token")
+
+
+class BatchedObserver:
+    """One histogram child observed on the request path in plain numbers: bucket counts and the sum are added
+    to the child every `every` observations and at each scrape (`flush`). About 0.3 us an observation instead
+    of about 2 us (a lock per sum and bucket), and in multiprocess mode one file update per `every` requests
+    instead of two per request. Falls back to observing directly if the child lacks the usual members."""
+
+    def __init__(self, child: Any, every: int = 256) -> None:
+        self._child = child
+        self._every = every
+        self._direct = not (hasattr(child, "_upper_bounds") and hasattr(child, "_buckets") and hasattr(child, "_sum"))
+        self._bounds: tuple[float, ...] = () if self._direct else tuple(child._upper_bounds)
+        self._lock = threading.Lock()
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        self._n = 0
+
+    def observe(self, value: float) -> None:
+        if self._direct:
+            self._child.observe(value)
+            return
+        i = bisect.bisect_left(self._bounds, value)  # the first bucket with value <= bound, as Histogram does
+        with self._lock:
+            self._counts[i] += 1
+            self._sum += value
+            self._n += 1
+            due = self._n >= self._every
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Add what was observed since the last flush to the histogram."""
+        if self._direct:
+            return
+        with self._lock:
+            counts, total, n = self._counts, self._sum, self._n
+            self._counts, self._sum, self._n = [0] * len(self._bounds), 0.0, 0
+        if n:
+            self._child._sum.inc(total)
+            for bucket, count in zip(self._child._buckets, counts, strict=True):
+                if count:
+                    bucket.inc(count)
+
+
+#: Bound once (resolving labels per request costs more than the observation) and batched.
+SESSION_LATENCY = BatchedObserver(AUTH_LATENCY.labels("session"))
+TOKEN_LATENCY = BatchedObserver(AUTH_LATENCY.labels("token"))
+
+TOKEN_CACHE = Counter(
+    "sessionward_token_cache_lookups_total",
+    "Verified-token cache lookups by result (hit: no signature check needed; miss: the token was verified). "
+    "Counted per process in plain ints and added here every 1024 lookups and at each scrape; the hit rate is "
+    "hit / (hit + miss). Size it with SESSIONWARD_TOKEN_CACHE_SIZE.",
+    ["result"],
+)
+_CACHE_HITS = TOKEN_CACHE.labels("hit")
+_CACHE_MISSES = TOKEN_CACHE.labels("miss")
+_WATCHED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _count_lookups(hits: int, misses: int) -> None:
+    if hits:
+        _CACHE_HITS.inc(hits)
+    if misses:
+        _CACHE_MISSES.inc(misses)
+
+
+def watch_token_cache(cache: Any) -> None:
+    """Report a `VerifiedCache`'s hits and misses in `sessionward_token_cache_lookups_total`."""
+    cache.on_flush = _count_lookups
+    _WATCHED.add(cache)
+
+
+def flush_token_caches() -> None:
+    """Add this process's cache lookups and latencies not yet counted (called before each scrape)."""
+    for cache in list(_WATCHED):
+        cache.flush()
+    SESSION_LATENCY.flush()
+    TOKEN_LATENCY.flush()
+
 
 _LOGIN = {"login_succeeded": "succeeded", "login_failed": "failed", "login_throttled": "throttled"}
 _SESSION = {
@@ -67,6 +149,7 @@ def observe_event(event: str) -> None:
 
 def render() -> tuple[bytes, str]:
     """The exposition text and its content type (all workers, in multiprocess mode)."""
+    flush_token_caches()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

@@ -265,7 +265,7 @@ def test_T3_keys_only_from_our_key_set(api: Api) -> None:
     attacker_jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(attacker.public_key()))
     for extra in ({"jwk": attacker_jwk}, {"jku": "https://attacker.test/jwks.json"}, {"x5u": "https://attacker.test/c"},
                   {"x5c": ["MIIB"]}):
-        forged = jwt.encode(payload, attacker, algorithm="EdDSA", headers={**header, **extra})
+        forged = jwt.encode(payload, attacker, algorithm="EdDSA", headers={**header, "alg": "EdDSA", **extra})
         assert_invalid_token(api.profile(forged))
     for kid, secret in (("../../../../dev/null", b""), ("x' UNION SELECT 'k' --", b"k"), ("/etc/passwd", b"root")):
         assert_invalid_token(api.profile(_hs256({"alg": "HS256", "typ": "at+jwt", "kid": kid}, payload, secret)))
@@ -514,6 +514,26 @@ def test_T14_cli_revoke_refuses_the_keys_tokens_at_once_and_lists_it_revoked(tmp
     assert rows == {new_kid: "signing", old_kid: "revoked"}
     assert cli_main(["keys", "revoke", "--instance", instance, "--", "no-such-kid"]) == 1
     assert "no signing key" in capsys.readouterr().err
+
+
+def test_T11_rotate_off_the_deprecated_eddsa_name(tmp_path: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployment whose key says `EdDSA` (RFC 9864 deprecates it) moves to `Ed25519` with `keys rotate`:
+    without `--alg` the rotation follows SESSIONWARD_TOKEN_ALG, `--alg` wins over it, and old tokens stay valid."""
+    clock = ManualClock(time.time())
+    web = Web(create_app(tmp_path / "inst", clock=clock, config={"SESSIONWARD_TOKEN_ALG": "EdDSA"}), clock)
+    web.add_user("alice")
+    api = Api(web)
+    old = api.pair()["access_token"]
+    assert jwt.get_unverified_header(old)["alg"] == "EdDSA"
+    monkeypatch.setenv("SESSIONWARD_TOKEN_ALG", "Ed25519")
+    assert cli_main(["keys", "rotate", "--instance", web.app.instance_path]) == 0  # type: ignore[attr-defined]
+    assert "(Ed25519)" in capsys.readouterr().out
+    clock.set(time.time() + 11)  # activation: 2 x the key refresh interval
+    new = api.pair()["access_token"]
+    assert jwt.get_unverified_header(new)["alg"] == "Ed25519"
+    assert api.profile(old).status_code == 200 and api.profile(new).status_code == 200
+    assert cli_main(["keys", "rotate", "--alg", "ES256", "--instance", web.app.instance_path]) == 0  # type: ignore[attr-defined]
+    assert "(ES256)" in capsys.readouterr().out
 
 
 def test_T12_valid_token_without_the_right_is_403(tmp_path: Any) -> None:

@@ -115,7 +115,7 @@ def test_service_built_at_start_up_into_extras(app: Flask) -> None:
         service = state().extras["tokens"]
         assert isinstance(service, TokenService)
         assert service.policy.issuer == "sessionward"
-        assert service.jwks()["keys"][0]["alg"] == "EdDSA"
+        assert service.jwks()["keys"][0]["alg"] == "ES256"  # the default (RFC 9864: no deprecated name)
 
 
 @pytest.mark.parametrize(
@@ -131,6 +131,10 @@ def test_service_built_at_start_up_into_extras(app: Flask) -> None:
         ("SESSIONWARD_REFRESH_REUSE_GRACE", "3600"),
         ("SESSIONWARD_TOKEN_ALG", "none"),
         ("SESSIONWARD_TOKEN_ALG", "HS512"),
+        ("SESSIONWARD_TOKEN_CACHE_SIZE", "lots"),
+        ("SESSIONWARD_TOKEN_CACHE_SIZE", -1),
+        ("SESSIONWARD_TOKEN_CACHE_SIZE", 2.5),
+        ("SESSIONWARD_TOKEN_CACHE_SIZE", 10**7),
         ("SESSIONWARD_ISSUER", " padded "),
         ("SESSIONWARD_AUDIENCE", ""),
     ],
@@ -158,11 +162,13 @@ def test_refresh_key_must_differ_from_an_hmac_signing_key(tmp_path: Any) -> None
 
 def test_settings_from_environment_text(tmp_path: Any) -> None:
     app = make_app(tmp_path, SESSIONWARD_ACCESS_TTL="120", SESSIONWARD_ISSUER="https://id.example",
-                   SESSIONWARD_AUDIENCE="lab", SESSIONWARD_TOKEN_ALG="ES256", SESSIONWARD_REFRESH_REUSE_GRACE="2")
+                   SESSIONWARD_AUDIENCE="lab", SESSIONWARD_TOKEN_ALG="Ed25519", SESSIONWARD_REFRESH_REUSE_GRACE="2",
+                   SESSIONWARD_TOKEN_CACHE_SIZE="10")
     with app.app_context():
         policy = token_service().policy
         assert (policy.access_ttl, policy.issuer, policy.audience, policy.reuse_grace) == (120, "https://id.example", "lab", 2)
-        assert token_service().jwks()["keys"][0]["alg"] == "ES256"
+        assert token_service().jwks()["keys"][0]["alg"] == "Ed25519"
+        assert token_service()._cache.size == 10  # type: ignore[attr-defined]
     assert token_policy({}).issuer == "sessionward"
 
 

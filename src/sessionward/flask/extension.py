@@ -203,10 +203,10 @@ def state() -> SessionwardState:
 
 # -- the session of this request ---------------------------------------------------------------
 
-def session_cookie_value() -> str | None:
+def session_cookie_value(st: SessionwardState | None = None) -> str | None:
     """The session cookie, or None. Two cookies with the session's name (cookie tossing) count as none (C9);
     the id is only ever read from the Cookie header, never from the URL or a form."""
-    values = request.cookies.getlist(state().cookie.name)
+    values = request.cookies.getlist((st or state()).cookie.name)
     if len(values) != 1:
         return None
     return values[0]
@@ -216,13 +216,14 @@ def get_session() -> Session | None:
     """The live session of this request, loaded once and only when asked (public pages pay nothing)."""
     cached = g.get("_sw_session", _UNSET)
     if cached is _UNSET:
-        value = session_cookie_value()
+        st = state()
+        value = session_cookie_value(st)
         if value is None:
             cached = None
         else:
             started = perf_counter()
             try:
-                cached = state().sessions.load(value)
+                cached = st.sessions.load(value)
             finally:
                 SESSION_LATENCY.observe(perf_counter() - started)
             if cached is None:

@@ -45,6 +45,7 @@ from ..exceptions import (
 )
 from ..metrics import TOKEN_LATENCY
 from ..tokens import Claims, KeySource, TokenService
+from . import extension as _ext  # extension imports this module; its names are read at call time
 from .errors import bearer_challenge, error_response
 from .jwt_config import build_token_service
 
@@ -156,9 +157,7 @@ def init_tokens(app: Flask, state: Any, *, keys: KeySource | None = None) -> Tok
 
 def token_service() -> TokenService:
     """This app's `TokenService`. Raises `ConfigError` if tokens were not configured."""
-    from .extension import state
-
-    service = state().extras.get("tokens")
+    service = _ext.state().extras.get("tokens")
     if service is None:
         raise ConfigError("SESSIONWARD_REFRESH_KEY", "tokens are not configured for this app")
     return service  # type: ignore[no-any-return]
@@ -194,16 +193,13 @@ def _cookie_token() -> str | None:
 
 def csrf_value(claims: Claims) -> str:
     """The double-submit value for a cookie-carried token: an HMAC of its `jti` under the CSRF key."""
-    from .extension import state
-
-    return state().csrf.access_cookie_token(claims.jti)
+    return _ext.state().csrf.access_cookie_token(claims.jti)
 
 
 def _check_cookie_csrf(claims: Claims) -> None:
-    from .extension import _check_origin, _csrf_failed, state
-
+    state, _csrf_failed = _ext.state, _ext._csrf_failed
     try:
-        _check_origin(state())
+        _ext._check_origin(state())
         sent = request.headers.get(CSRF_HEADER)
         cookies = request.cookies.getlist(CSRF_ACCESS_COOKIE)
         if not sent or len(cookies) != 1 or not hmac.compare_digest(
@@ -254,9 +250,7 @@ def verify_jwt_in_request(
         flags["_sw_jwt_claims"] = claims
         flags.pop("_sw_user", None)  # current_user is now the token's user
     flags["_sw_authenticated"] = True  # Cache-Control: no-store on the response
-    from .extension import get_user
-
-    if get_user() is None:
+    if _ext.get_user() is None:
         flags.pop("_sw_jwt_claims", None)  # a refused token is no identity, not even for error handlers
         raise TokenError("user gone or disabled")
     if fresh and not claims.fresh:
@@ -289,6 +283,8 @@ def _check_scopes(claims: Claims, needed: tuple[str, ...]) -> None:
 
 
 def _check_locations(locations: Iterable[str]) -> frozenset[str]:
+    if type(locations) is frozenset and locations and locations <= LOCATIONS:
+        return locations  # jwt_required passes the set it checked at decoration time
     where = frozenset([locations] if isinstance(locations, str) else locations)
     if not where or not where <= LOCATIONS:
         raise ValueError(f"locations must be a non-empty subset of {sorted(LOCATIONS)}")

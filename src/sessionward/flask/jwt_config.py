@@ -13,9 +13,12 @@ from ..clock import Clock
 from ..db import make_engine
 from ..exceptions import ConfigError
 from ..stores import SessionStore
-from ..tokens import ALGORITHMS, KeySource, SQLKeyRepository, TokenPolicy, TokenService
+from ..tokens import ALGORITHMS, DEFAULT_ALG, KeySource, SQLKeyRepository, TokenPolicy, TokenService
+from ..tokens.service import DEFAULT_CACHE_SIZE, MAX_CACHE_SIZE
 
-__all__ = ["DEFAULT_AUDIENCE", "DEFAULT_ISSUER", "build_token_service", "token_algorithm", "token_policy"]
+__all__ = [
+    "DEFAULT_AUDIENCE", "DEFAULT_ISSUER", "build_token_service", "token_algorithm", "token_cache_size", "token_policy",
+]
 
 DEFAULT_ISSUER = "sessionward"
 DEFAULT_AUDIENCE = "sessionward-api"
@@ -30,6 +33,7 @@ _SETTINGS = {
     "TOKEN_LEEWAY": "SESSIONWARD_TOKEN_LEEWAY",
     "TOKEN_REUSE_GRACE": "SESSIONWARD_REFRESH_REUSE_GRACE",
     "TOKEN_ALGORITHM": "SESSIONWARD_TOKEN_ALG",
+    "TOKEN_CACHE_SIZE": "SESSIONWARD_TOKEN_CACHE_SIZE",
     "TOKEN_REFRESH_KEY": "SESSIONWARD_REFRESH_KEY",
     "SESSIONWARD_KEY_ENCRYPTION_KEY": "SESSIONWARD_KEK",
 }
@@ -89,11 +93,28 @@ def token_policy(config: Mapping[str, Any]) -> TokenPolicy:
 
 
 def token_algorithm(config: Mapping[str, Any]) -> str:
-    """`SESSIONWARD_TOKEN_ALG` (default EdDSA). Raises `ConfigError` for anything we do not sign with."""
-    alg = config.get("SESSIONWARD_TOKEN_ALG", "EdDSA")
+    """`SESSIONWARD_TOKEN_ALG`: the algorithm of the first key and of `keys rotate` without `--alg` (default
+    `DEFAULT_ALG`, ES256). Raises `ConfigError` for anything we do not sign with."""
+    alg = config.get("SESSIONWARD_TOKEN_ALG", DEFAULT_ALG)
     if alg not in ALGORITHMS:
         raise ConfigError("SESSIONWARD_TOKEN_ALG", f"must be one of {', '.join(sorted(ALGORITHMS))}, got {alg!r}")
     return alg  # type: ignore[no-any-return]
+
+
+def token_cache_size(config: Mapping[str, Any]) -> int:
+    """`SESSIONWARD_TOKEN_CACHE_SIZE`: how many verified access tokens each process remembers (default 4096,
+    about 1 KB each; 0 = off). Text from the environment is read as a whole number. Raises `ConfigError`."""
+    value = config.get("SESSIONWARD_TOKEN_CACHE_SIZE", DEFAULT_CACHE_SIZE)
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ConfigError("SESSIONWARD_TOKEN_CACHE_SIZE", f"must be a whole number, got {value!r}") from None
+    if type(value) is not int or not 0 <= value <= MAX_CACHE_SIZE:
+        raise ConfigError(
+            "SESSIONWARD_TOKEN_CACHE_SIZE", f"must be a whole number from 0 to {MAX_CACHE_SIZE}, got {value!r}"
+        )
+    return value
 
 
 def build_token_service(
@@ -104,6 +125,7 @@ def build_token_service(
     CLI builds the very same service. Raises `ConfigError` naming the setting, `StoreUnavailable`."""
     policy = token_policy(config)
     alg = token_algorithm(config)
+    cache_size = token_cache_size(config)
     try:
         if keys is None:
             url = config.get("SESSIONWARD_DATABASE_URL")
@@ -116,7 +138,12 @@ def build_token_service(
                 default_alg=alg,
             )
         return TokenService(
-            store=store, keys=keys, refresh_key=_key(config, "SESSIONWARD_REFRESH_KEY"), policy=policy, clock=clock
+            store=store,
+            keys=keys,
+            refresh_key=_key(config, "SESSIONWARD_REFRESH_KEY"),
+            policy=policy,
+            clock=clock,
+            cache_size=cache_size,
         )
     except ConfigError as exc:
         raise _renamed(exc) from None

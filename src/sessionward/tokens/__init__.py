@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .claims import ACCESS_TOKEN_TYPE, Claims, TokenPolicy
-from .keys import ALGORITHMS, KeySet, KeySource, SigningKey
+from .keys import ALGORITHMS, DEFAULT_ALG, KeySet, KeySource, SigningKey
 from .keystore import KeyInfo, KeyRevocation, SQLKeyRepository
 from .service import TokenPair, TokenService
 
@@ -11,6 +11,7 @@ __all__ = [
     "ACCESS_TOKEN_TYPE",
     "ALGORITHMS",
     "Claims",
+    "DEFAULT_ALG",
     "KeyInfo",
     "KeyRevocation",
     "KeySet",

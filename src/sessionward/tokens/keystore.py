@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from .. import db, events
 from ..config import check_key
 from ..exceptions import ConfigError, NotFound, ValidationError
-from .keys import ALGORITHMS, DEFAULT_ALG, KeySet, PrivateKey, SigningKey, superseded_at
+from .keys import ALGORITHM_CHOICES, ALGORITHMS, DEFAULT_ALG, KeySet, PrivateKey, SigningKey, superseded_at
 
 __all__ = ["KEK_SETTING", "KeyInfo", "KeyRevocation", "SQLKeyRepository", "keys_revoked_table", "keys_table",
            "keys_version_table"]
@@ -131,9 +131,7 @@ class SQLKeyRepository:
         if not isinstance(refresh_interval, (int, float)) or refresh_interval <= 0:
             raise ConfigError("TOKEN_KEYS_REFRESH_INTERVAL", "must be a positive number of seconds")
         if default_alg not in ALGORITHMS:
-            raise ConfigError(
-                "TOKEN_ALGORITHM", f"unsupported algorithm {default_alg!r}; use EdDSA, ES256, RS256 or HS256"
-            )
+            raise ConfigError("TOKEN_ALGORITHM", f"unsupported algorithm {default_alg!r}; use {ALGORITHM_CHOICES}")
         self._engine = engine
         self._aead = AESGCM(bytes(kek))
         self.refresh_interval = float(refresh_interval)

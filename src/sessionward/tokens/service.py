@@ -1,11 +1,13 @@
 """The token service: issue access/refresh pairs, verify access tokens, rotate refresh tokens, revoke.
 
 `verify_access` is the one place that verifies an access token, in this order:
-size (before any parsing) -> exact shape -> header allow-list (`claims.check_header`) -> key by kid (a plain
-dict lookup) -> header `alg` must equal the key's pinned algorithm -> PyJWT signature check with
-`algorithms=[key.alg]` and the key object -> claims (`claims.validate_claims`) -> denylist -> user epoch.
-Verified tokens are kept in a small cache keyed by the exact token text; times, denylist and epoch are
-checked again on every call, and the cache is dropped whenever the key set changes.
+type and size (once, before any parsing) -> exact shape -> header allow-list (`claims.check_header`) -> key
+by kid (a plain dict lookup) -> header `alg` must equal the key's pinned algorithm -> signature, by PyJWT's
+algorithm object for that one algorithm with the key object prepared once per key -> claims
+(`claims.validate_claims`) -> denylist, user epoch and family (one store read). The header checks and the
+prepared key are remembered per distinct header text (`jws.HeaderCache`); verified tokens are kept in a
+bounded cache keyed by the exact token text (`cache_size`, `SESSIONWARD_TOKEN_CACHE_SIZE`). Times, denylist,
+epoch and family are checked again on every call, and both caches are dropped whenever the key set changes.
 
 Refresh tokens are opaque: `<family_id>.<generation>.<mac>` with
 `mac = HMAC-SHA256(refresh_key, family_id|generation|salt)`. The store never holds a token, only the family
@@ -24,9 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
-
-from .. import events
+from .. import events, metrics
 from ..clock import Clock, SystemClock
 from ..config import check_key
 from ..exceptions import ConfigError, RefreshTokenReused, TokenError
@@ -38,11 +38,10 @@ from .claims import (
     TokenPolicy,
     build_access_claims,
     check_extra_claims,
-    check_header,
     check_time,
     validate_claims,
 )
-from .jws import VerifiedCache, parse_header
+from .jws import HeaderCache, VerifiedCache, sign_compact, verify_compact
 from .keys import KeySet, KeySource, SigningKey, revoked_key_marker
 from .keystore import KeyRevocation
 
@@ -52,14 +51,8 @@ log = logging.getLogger(__name__)
 
 _REFRESH_RE = re.compile(r"([A-Za-z0-9_-]{22})\.(0|[1-9][0-9]{0,8})\.([A-Za-z0-9_-]{43})")
 _MAX_REFRESH_CHARS = 128
-_REQUIRED = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]
-_PYJWT_REASONS: tuple[tuple[type[Exception], str], ...] = (
-    (jwt.InvalidSignatureError, "bad signature"),
-    (jwt.InvalidIssuerError, "wrong issuer"),
-    (jwt.InvalidAudienceError, "wrong audience"),
-    (jwt.MissingRequiredClaimError, "required claim missing"),
-    (jwt.DecodeError, "malformed"),
-)
+DEFAULT_CACHE_SIZE = 4096
+MAX_CACHE_SIZE = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +81,10 @@ class TokenService:
     """Access and refresh tokens for one issuer/audience.
 
     `keys` is a `KeySet` (one process) or a `SQLKeyRepository` (several instances). `refresh_key` is the HMAC
-    key of refresh tokens (>= 256 random bits, used for nothing else). Raises `ConfigError` at construction
-    for a bad key; methods raise `TokenError`/`RefreshTokenReused` (401) and let `StoreUnavailable` through.
+    key of refresh tokens (>= 256 random bits, used for nothing else). `cache_size` bounds the cache of
+    verified tokens (entries of about 1 KB; 0 turns it off, and every request then verifies a signature).
+    Raises `ConfigError` at construction for a bad key or cache size; methods raise
+    `TokenError`/`RefreshTokenReused` (401) and let `StoreUnavailable` through.
     """
 
     def __init__(
@@ -100,8 +95,12 @@ class TokenService:
         refresh_key: bytes,
         policy: TokenPolicy,
         clock: Clock | None = None,
-        cache_size: int = 1024,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
+        if type(cache_size) is not int or not 0 <= cache_size <= MAX_CACHE_SIZE:
+            raise ConfigError(
+                "TOKEN_CACHE_SIZE", f"must be a whole number from 0 to {MAX_CACHE_SIZE}, got {cache_size!r}"
+            )
         self._store = store
         self._keys = keys
         self._refresh_key = check_key("TOKEN_REFRESH_KEY", refresh_key)
@@ -109,6 +108,8 @@ class TokenService:
         self._clock: Clock = clock or SystemClock()
         self._cache = VerifiedCache(cache_size)
         keys.bind_token_lifetime(policy.max_token_lifetime)  # superseded keys retire by themselves (T14)
+        self._headers = HeaderCache()
+        metrics.watch_token_cache(self._cache)
         keyset = keys.current(self._clock.now())
         for key in keyset.keys:
             if isinstance(key.private, bytes) and hmac.compare_digest(key.private, self._refresh_key):
@@ -128,7 +129,7 @@ class TokenService:
             jti=new_public_id(),
             extra=extra,
         )
-        return jwt.encode(payload, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE})
+        return sign_compact(payload, key, {"kid": key.kid, "typ": ACCESS_TOKEN_TYPE})
 
     def verify_access(self, token: str) -> Claims:
         """The claims of a valid, unrevoked access token. Raises `TokenError` (with a `reason` for logs)."""
@@ -141,51 +142,24 @@ class TokenService:
     def _verify_access(self, token: str) -> Claims:
         now = self._clock.now()
         policy = self.policy
-        if not isinstance(token, str):
+        # Type and size once, here at the edge, before anything else looks at the token (Authlib
+        # CVE-2025-61920): not even the cache hashes an oversized string.
+        if type(token) is not str:
             raise TokenError("not a string")
         if len(token) > policy.max_token_bytes:
-            raise TokenError("too large")  # before anything else looks at it (Authlib CVE-2025-61920)
+            raise TokenError("too large")
         keyset: KeySet = self._keys.current(now)
         tag = (id(keyset), keyset.version)
         claims = self._cache.get(token, tag)  # exact text of a token verified under this very key set
         if claims is None:
-            claims = self._decode(token, keyset, now=now)
+            # shape -> header allow-list -> key by kid -> alg pinned to the key -> signature -> claims
+            kid, payload = verify_compact(token, keyset, tag, self._headers)
+            claims = validate_claims(payload, kid=kid, policy=policy, now=now)
             self._cache.put(token, claims, tag)
         else:
             check_time(claims, policy, now=now)
         self._check_not_revoked(claims, keyset, now=now)
         return claims
-
-    def _decode(self, token: str, keyset: KeySet, *, now: float) -> Claims:
-        """Header, key, signature and claims of a token not in the cache. Raises `TokenError`."""
-        policy = self.policy
-        header = parse_header(token, max_bytes=policy.max_token_bytes)  # size first, then shape
-        alg, kid = check_header(header)
-        key = keyset.verification_key(kid)
-        if key is None:
-            raise TokenError("unknown kid")
-        if alg != key.alg:
-            raise TokenError("alg does not match the key")  # no key confusion (CVE-2022-29217)
-        try:
-            payload = jwt.decode(
-                token,
-                key.verifying_key(),
-                algorithms=[key.alg],
-                audience=policy.audience,
-                issuer=policy.issuer,
-                options={
-                    "require": _REQUIRED,
-                    "strict_aud": True,
-                    # Times are checked by `validate_claims` against the service's clock.
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                },
-            )
-        except jwt.InvalidTokenError as exc:
-            reason = next((r for t, r in _PYJWT_REASONS if isinstance(exc, t)), "invalid")
-            raise TokenError(reason) from None
-        return validate_claims(payload, kid=kid, policy=policy, now=now)
 
     def _check_not_revoked(self, claims: Claims, keyset: KeySet, *, now: float) -> None:
         """Denylist, user epoch and family, in one store round trip. Raises `TokenError`."""
