@@ -357,14 +357,22 @@ def test_O4_huge_body_is_413(web, alice):
     assert r.status_code == 413
 
 
-def test_healthz_reports_store_and_database(web):
+def test_healthz_is_minimal_on_the_service_port_and_detailed_on_management(web):
     r = web.client().get("/healthz", base_url=BASE)
     assert r.status_code == 200
-    assert r.get_json() == {"status": "ok", "checks": {"store": "ok", "database": "ok"}}
+    assert r.get_json() == {"status": "ok"}  # no details for whoever can reach the service port
+    detailed = web.management().get("/healthz")
+    assert detailed.status_code == 200
+    assert detailed.get_json() == {"status": "ok", "checks": {"store": "ok", "database": "ok"}}
+
+
+def test_metrics_are_not_on_the_service_port(web):
+    r = web.client().get("/metrics", base_url=BASE)
+    assert r.status_code == 404 and "sessionward_" not in r.get_data(as_text=True)
 
 
 def test_metrics_count_logins(web, alice):
-    before = web.client().get("/metrics", base_url=BASE).get_data(as_text=True)
+    before = web.management().get("/metrics").get_data(as_text=True)
 
     def value(text: str, outcome: str) -> float:
         for line in text.splitlines():
@@ -374,7 +382,7 @@ def test_metrics_count_logins(web, alice):
 
     login(web.client(), "alice")
     login(web.client(), "alice", "wrong password!")
-    after = web.client().get("/metrics", base_url=BASE).get_data(as_text=True)
+    after = web.management().get("/metrics").get_data(as_text=True)
     assert value(after, "succeeded") == value(before, "succeeded") + 1
     assert value(after, "failed") == value(before, "failed") + 1
     assert "sessionward_auth_seconds_bucket" in after

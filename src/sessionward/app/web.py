@@ -20,6 +20,8 @@ from ..flask import (
     state,
     verify_login_csrf,
 )
+from ..ids import looks_like_public_id
+from ..text import check_text, text_problem
 from .devices import describe_user_agent
 
 bp = Blueprint("web", __name__)
@@ -29,7 +31,7 @@ MAX_FIELD = 1024
 
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: no scheme, no host, no `//` or backslash tricks (open redirect)."""
-    if not target or len(target) > 512:
+    if not target or text_problem(target, max_length=512) is not None:  # CR/LF would reach the Location header
         return "/dashboard"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -38,8 +40,8 @@ def _safe_next(target: str | None) -> str:
 
 
 def _form(name: str) -> str:
-    value = request.form.get(name, "")
-    return value[: MAX_FIELD + 1]
+    """A form field, checked at the edge (422 for control characters or past MAX_FIELD, O5)."""
+    return check_text(request.form.get(name, ""), field=name, max_length=MAX_FIELD)
 
 
 def _page(template: str, status: int = 200, **context: object) -> Response:
@@ -103,7 +105,7 @@ def end_session(session_id: str) -> Response:
     if session_id == session.id:
         logout_user()
         return redirect("/login", code=303)  # type: ignore[return-value]
-    if len(session_id) > 64 or not state().sessions.revoke(session.user_id, session_id):
+    if not looks_like_public_id(session_id) or not state().sessions.revoke(session.user_id, session_id):
         abort(404, description="No such session.")
     return redirect("/sessions?done=ended", code=303)  # type: ignore[return-value]
 
