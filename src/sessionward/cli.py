@@ -290,7 +290,7 @@ def _extend_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .app.instance import PRIVATE_UMASK
+    from .config import PRIVATE_UMASK  # not via .app: prometheus_client must not be imported before serve's setup
 
     os.umask(PRIVATE_UMASK)  # every command may create instance files (database, -wal/-shm, secrets, keys): O6
     try:

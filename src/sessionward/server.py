@@ -8,7 +8,7 @@ from typing import Any, Callable
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
-from .app.instance import PRIVATE_UMASK
+from .config import PRIVATE_UMASK
 from .text import log_safe
 
 

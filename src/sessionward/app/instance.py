@@ -16,12 +16,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import PRIVATE_UMASK  # noqa: F401  (re-exported for the instance's users)
 from ..exceptions import ConfigError
 
 SECRET_NAMES = ("csrf_key", "refresh_key", "kek")
-
-#: Every command that can create files in an instance runs under this umask (O6): new files 0600, folders 0700.
-PRIVATE_UMASK = 0o077
 
 
 @dataclass(frozen=True)
