@@ -93,7 +93,8 @@ def non_loopback_address() -> str | None:
 @pytest.fixture(scope="module")
 def public_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # the service on every address (the last --host wins); the tests talk to it on loopback
-    with ServerProcess(instance=tmp_path_factory.mktemp("ops"), extra_args=["--host", "0.0.0.0"]) as server:
+    # two workers: the management listener (in the master) must see what either of them counted
+    with ServerProcess(instance=tmp_path_factory.mktemp("ops"), workers=2, extra_args=["--host", "0.0.0.0"]) as server:
         yield server
 
 
@@ -108,6 +109,22 @@ def test_metrics_answer_404_on_the_service_port_and_200_on_management(public_ser
     assert metrics.status_code == 200 and "sessionward_security_events_total" in metrics.text
     detailed = requests.get(public_server.management_url("/healthz"), timeout=10)
     assert detailed.json() == {"status": "ok", "checks": {"store": "ok", "database": "ok"}}
+
+
+def failed_logins(server: ServerProcess) -> float:
+    text = requests.get(server.management_url("/metrics"), timeout=10).text
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith('sessionward_logins_total{outcome="failed"}'))
+
+
+def test_management_metrics_count_every_worker(public_server: ServerProcess) -> None:
+    before = failed_logins(public_server)
+    attempts = 6
+    for _ in range(attempts):  # a new connection each: gunicorn hands them to either worker
+        r = requests.post(public_server.url("/api/login"), json={"username": "nobody", "password": "wrong password"},
+                          verify=public_server.verify, timeout=30)
+        assert r.status_code == 401
+    assert failed_logins(public_server) == before + attempts
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # that address is not in the certificate
