@@ -445,3 +445,23 @@ def test_redis_prefix_is_configurable(tmp_path, redis_url):
         for key in client.scan_iter(match=prefix + "*"):
             client.delete(key)
         client.close()
+
+
+def test_O6_sqlite_files_are_private_whatever_the_umask(tmp_path):
+    """Also when the app is built as a library (no `sessionward` command set the umask): the database file is
+    made 0600 before SQLite opens it, and SQLite gives its -wal/-shm the database's mode."""
+    from sessionward.app import create_app
+
+    old = os.umask(0o022)
+    try:
+        app = create_app(tmp_path / "lib-instance")
+        with app.app_context():
+            from sessionward.flask import state
+
+            state().users.create("erin", PASSWORD)
+    finally:
+        os.umask(old)
+    db = tmp_path / "lib-instance" / "sessionward.db"
+    files = [f for f in (db, db.with_name("sessionward.db-wal"), db.with_name("sessionward.db-shm")) if f.exists()]
+    assert db in files and len(files) >= 2, files
+    assert {oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {"0o600"}

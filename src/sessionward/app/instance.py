@@ -174,4 +174,18 @@ def database_urls(path: Path) -> tuple[str, str]:
     default = f"sqlite:///{path / 'sessionward.db'}"
     database = os.environ.get("SESSIONWARD_DATABASE_URL") or default
     store = os.environ.get("SESSIONWARD_STORE_URL") or database
+    for url in (database, store):
+        _create_private_sqlite(url)
     return store, database
+
+
+def _create_private_sqlite(url: str) -> None:
+    """Create a missing SQLite database file empty with mode 0600 before SQLite does (with the process umask):
+    its `-wal` and `-shm` files take the database file's mode, so all three stay private (O6)."""
+    file = sqlite_file(url)
+    if file is None or file.exists() or not file.parent.is_dir():
+        return
+    try:
+        _write_private(file, b"")
+    except FileExistsError:  # another process made it first
+        pass
