@@ -67,14 +67,19 @@ class Edge:
         server.add_user(self.alice, self.password)
         server.add_user(self.bob, self.password)
         self.http = new_http_session(server)
-        r = self.http.post(server.url("/api/login"), json={"username": self.alice, "password": self.password}, timeout=10)
-        assert r.status_code == 200, r.text
-        self.pair = r.json()
+        self.pair = self.new_pair()
+        self.logout_pair: dict[str, str] | None = None  # a family of its own for the logout fuzz
         self.anonymous = new_http_session(server)
         self.login_token = csrf_from(self.anonymous.get(server.url("/login"), timeout=10).text)
         self.browser = new_http_session(server)
         assert login(self.browser, server, self.bob, self.password).status_code == 303
         self.session_token = csrf_from(self.browser.get(server.url("/sessions"), timeout=10).text)
+
+    def new_pair(self) -> dict[str, str]:
+        r = self.http.post(self.server.url("/api/login"), json={"username": self.alice, "password": self.password},
+                           timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -115,6 +120,21 @@ def test_O5_json_api_never_5xx(edge: Edge, path: str, data: Any) -> None:
     payload = json.dumps(body)  # ensure_ascii: a lone surrogate travels as a \udXXX escape
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {edge.pair['access_token']}"}
     answered(edge.http.post(edge.server.url(path), data=payload.encode(), headers=headers, timeout=30))
+
+
+@FUZZ
+@given(body=st.dictionaries(st.one_of(st.just("refresh_token"), nasty_text), st.one_of(nasty_text, st.integers()),
+                            max_size=2))
+def test_O5_json_logout_body_never_5xx(edge: Edge, body: dict[str, Any]) -> None:
+    """Its own token: a body that passes (204) ends the family, so the next example logs in again."""
+    if edge.logout_pair is None:
+        edge.logout_pair = edge.new_pair()
+    token = edge.logout_pair["access_token"]
+    r = answered(edge.http.post(edge.server.url("/api/logout"), data=json.dumps(body),
+                                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+                                timeout=30))
+    if r.status_code == 204:
+        edge.logout_pair = None
 
 
 @FUZZ
@@ -175,7 +195,8 @@ FORMS = {  # path -> (fuzzed fields, which browser)
 def test_O5_web_forms_never_5xx(edge: Edge, path: str, data: Any, raw: bool, user_agent: bytes) -> None:
     names, who = FORMS[path]
     fields = data.draw(st.fixed_dictionaries({}, optional={name: nasty_bytes for name in names}))
-    fields["csrf_token"] = (edge.login_token if who == "anonymous" else edge.session_token).encode()
+    valid = (edge.login_token if who == "anonymous" else edge.session_token).encode()
+    fields["csrf_token"] = data.draw(st.one_of(st.just(valid), nasty_bytes))
     client = getattr(edge, who)
     # a header value may carry any byte but CR/LF (http.client refuses those) and no leading space
     agent = user_agent.replace(b"\r", b"").replace(b"\n", b"").lstrip(b" \t") or b"fuzz"
