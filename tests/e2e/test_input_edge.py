@@ -261,3 +261,25 @@ def test_O5_body_over_the_limit_is_413_however_framed(edge: Edge, chunked: bool)
     assert json.loads(body)["error"]["code"] == "request_entity_too_large"
     small_status, _ = raw_post(edge.server, "/api/login", login_json + b" " * 1000, chunked=chunked)
     assert small_status == 401  # within the limit the same framing is read whole
+
+
+@pytest.mark.parametrize("agent", [b"agent\x00nul", b"\x1b[31mred\x1b[0m", b"latin1 \xe9\x85\xff", b"bidi \xe2\x80\xae"])
+def test_O5_a_successful_login_stores_any_user_agent_without_5xx(edge: Edge, agent: bytes) -> None:
+    """The User-Agent is kept with the session (device list): whatever bytes it has, sign-in works or is a 4xx."""
+    api = edge.http.post(edge.server.url("/api/login"), json={"username": edge.alice, "password": edge.password},
+                         headers={"User-Agent": agent}, timeout=30)
+    assert answered(api).status_code in (200, 400), api.status_code
+    if api.status_code == 200:
+        listed = edge.http.get(edge.server.url("/api/sessions"), timeout=30,
+                               headers={"Authorization": f"Bearer {api.json()['access_token']}"})
+        assert answered(listed).status_code == 200
+    web = new_http_session(edge.server)
+    web.headers["User-Agent"] = agent  # type: ignore[assignment]
+    form = answered(web.get(edge.server.url("/login"), timeout=30))
+    if api.status_code == 400:  # gunicorn refuses NUL and other controls in a header value before the app runs
+        assert form.status_code == 400
+        return
+    r = web.post(edge.server.url("/login"), data={"username": edge.bob, "password": edge.password,
+                                                  "csrf_token": csrf_from(form.text)}, timeout=30, allow_redirects=False)
+    assert answered(r).status_code == 303, r.status_code
+    assert answered(web.get(edge.server.url("/sessions"), timeout=30)).status_code == 200
