@@ -100,7 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for f in (args.certfile, args.keyfile):
         if f and not os.path.isfile(f):
             raise CLIError(f"no such file: {f}")
-    check_private(private_paths(path, database_urls(path)[1], args.keyfile))  # O6: refuse a loose instance
+    check_private(private_paths(path, database_urls(path), args.keyfile))  # O6: refuse a loose instance
     create_app(path)  # validates every setting and creates the schema before any worker starts
     svc = open_services(str(path))
     ensure_admin(svc)

@@ -155,3 +155,18 @@ def test_login_nonce_cookie_response_is_not_cacheable(public_server: ServerProce
     r = new_http_session(public_server).get(public_server.url("/login"), timeout=10)
     assert "__Host-login-csrf" in r.headers.get("Set-Cookie", "")
     assert "no-store" in r.headers.get("Cache-Control", ""), r.headers
+
+
+def test_a_taken_management_port_stops_serve_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*sessionward_command(), "serve", "--instance", str(tmp_path / "inst"), "--port", str(free_port()),
+             "--management-port", str(port)],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+            env={k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARD_")},
+        )
+    assert result.returncode != 0
+    assert f"127.0.0.1:{port}" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -91,7 +91,7 @@ def load_secrets(path: Path) -> InstanceSecrets:
     return InstanceSecrets(**values)
 
 
-def check_private(paths: "list[Path]") -> None:
+def check_private(paths: list[Path]) -> None:
     """Refuse (like ssh with a key) a folder or file that group or others may read, write or enter (O6).
     Missing paths are skipped. Raises `ConfigError` whose one-line message names the path."""
     for item in paths:
@@ -106,12 +106,11 @@ def check_private(paths: "list[Path]") -> None:
             )
 
 
-def private_paths(path: Path, database_url: str, keyfile: str | os.PathLike[str] | None = None) -> list[Path]:
-    """What must stay private: the instance folder, `secrets.json`, the TLS key, and a SQLite database with
-    its `-wal`/`-shm` files."""
+def private_paths(path: Path, urls: tuple[str, ...], keyfile: str | os.PathLike[str] | None = None) -> list[Path]:
+    """What must stay private: the instance folder, `secrets.json`, the TLS key, and each SQLite database of
+    `urls` (store, users) with its `-wal`/`-shm` files."""
     paths = [path, path / "secrets.json", Path(keyfile) if keyfile else path / "tls-key.pem"]
-    database = sqlite_file(database_url)
-    if database is not None:
+    for database in dict.fromkeys(filter(None, map(sqlite_file, urls))):
         paths += [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
     return paths
 
