@@ -16,7 +16,6 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import PRIVATE_UMASK  # noqa: F401  (re-exported for the instance's users)
 from ..exceptions import ConfigError
 
 SECRET_NAMES = ("csrf_key", "refresh_key", "kek")
