@@ -21,6 +21,8 @@ from .clock import iso_utc
 from .exceptions import SessionwardError
 
 EXIT_USAGE = 2
+DEFAULT_MANAGEMENT_PORT = 9000  #: like Keycloak's management interface
+MAX_PORT = 65535
 
 
 class CLIError(Exception):
@@ -79,11 +81,10 @@ def ensure_admin(svc: Services, out: Callable[[str], None] = print) -> None:
 # -- commands ---------------------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    os.umask(0o077)  # databases, keys and certificates in the instance folder are private to this user
     # Before anything imports prometheus_client: workers must inherit the multiprocess mode.
     _metrics_dir(Path(args.instance or os.environ.get("SESSIONWARD_INSTANCE") or "instance").resolve())
     from .app import create_app
-    from .app.instance import ensure_certificate, instance_path
+    from .app.instance import check_private, database_urls, ensure_certificate, instance_path, private_paths
     from .server import run_gunicorn
 
     path = instance_path(args.instance)
@@ -91,21 +92,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise CLIError("--workers must be at least 1")
+    if not 0 <= args.management_port <= MAX_PORT:
+        raise CLIError("--management-port must be 0 (off) or a port number")
     if bool(args.certfile) != bool(args.keyfile):
         raise CLIError("--certfile and --keyfile go together")
     for f in (args.certfile, args.keyfile):
         if f and not os.path.isfile(f):
             raise CLIError(f"no such file: {f}")
+    check_private(private_paths(path, database_urls(path), args.keyfile))  # O6: refuse a loose instance
     create_app(path)  # validates every setting and creates the schema before any worker starts
     svc = open_services(str(path))
     ensure_admin(svc)
-    certfile, keyfile = (args.certfile, args.keyfile) if args.certfile else ensure_certificate(path)
+    certfile, keyfile = (args.certfile, args.keyfile) if args.certfile else ensure_certificate(path, hosts=(args.host,))
+    management = _management_listener(args, svc)
     print(f"sessionward serving https://{args.host}:{args.port}/ (instance {path})", flush=True)
     run_gunicorn(
         host=args.host, port=args.port, workers=args.workers, certfile=str(certfile), keyfile=str(keyfile),
-        instance=str(path),
+        instance=str(path), when_ready=management.start if management is not None else None,
     )
     return 0
+
+
+def _management_listener(args: argparse.Namespace, svc: Services) -> Any:
+    """The loopback listener for /metrics and the detailed /healthz (bound now, served once gunicorn is up)."""
+    if not args.management_port:
+        return None
+    from .app.management import ManagementServer, health_checks, management_app
+
+    host, port = args.management_host, args.management_port
+    try:
+        server = ManagementServer(host, port, management_app(health_checks(svc.store, svc.users)))
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {host}:{port} for --management-port: {exc.strerror or exc}") from None
+    print(f"sessionward management (metrics, health) on http://{host}:{port}/", flush=True)
+    return server
 
 
 def _metrics_dir(path: Any) -> None:
@@ -224,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=2)
     serve.add_argument("--certfile")
     serve.add_argument("--keyfile")
+    serve.add_argument("--management-port", type=int, default=DEFAULT_MANAGEMENT_PORT, metavar="PORT",
+                       help="plain-HTTP port for /metrics and the detailed /healthz "
+                            f"(default {DEFAULT_MANAGEMENT_PORT}; 0: off)")
+    serve.add_argument("--management-host", default="127.0.0.1", metavar="HOST",
+                       help="address of the management listener (default 127.0.0.1: loopback only)")
     serve.set_defaults(func=cmd_serve)
 
     users = sub.add_parser("users", help="manage users").add_subparsers(
@@ -261,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .config import PRIVATE_UMASK  # not via .app: prometheus_client must not be imported before serve's setup
+
+    os.umask(PRIVATE_UMASK)  # every command may create instance files (database, -wal/-shm, secrets, keys): O6
     try:
         return int(args.func(args))
     except CLIError as exc:

@@ -13,6 +13,9 @@ from .exceptions import ConfigError
 MIN_KEY_BYTES = 32  # 256 bits (RFC 8725 3.5)
 MIN_DISTINCT_KEY_BYTES = 8  # fewer means a pattern or a password, not random bytes
 
+#: Every command that can create files in an instance runs under this umask (O6): new files 0600, folders 0700.
+PRIVATE_UMASK = 0o077
+
 
 def _positive(setting: str, value: float) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:

@@ -50,6 +50,7 @@ def make_engine(url: str, *, connect_timeout: float = 5.0) -> Engine:
             parsed,
             connect_args={"timeout": 30, "check_same_thread": False},
             pool_pre_ping=False,
+            hide_parameters=True,  # a driver error's message (and traceback) never carries client text (O5)
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -68,6 +69,7 @@ def make_engine(url: str, *, connect_timeout: float = 5.0) -> Engine:
             parsed,
             connect_args={"connect_timeout": max(1, int(connect_timeout))},
             pool_pre_ping=True,
+            hide_parameters=True,
             pool_size=5,
             max_overflow=10,
             pool_timeout=connect_timeout,

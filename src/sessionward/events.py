@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from .metrics import observe_event
+from .text import log_safe
 
 logger = logging.getLogger("sessionward.security")
 
@@ -53,5 +54,5 @@ def emit(event: str, /, *, level: int = logging.INFO, **fields: Any) -> None:
             raise ValueError(f"security event field {name!r} may carry a secret; log an id instead")
     observe_event(event)
     if logger.isEnabledFor(level):
-        text = " ".join(f"{k}={v}" for k, v in sorted(fields.items()))
+        text = " ".join(f"{k}={log_safe(v)}" for k, v in sorted(fields.items()))  # client text (a path) escaped: O5
         logger.log(level, "%s %s", event, text, extra={"event": event, "fields": dict(fields)})

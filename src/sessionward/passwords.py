@@ -31,6 +31,7 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from .exceptions import ConfigError, Overloaded, PasswordPolicyError
+from .text import text_problem
 
 __all__ = [
     "DEFAULT_HASH_CONCURRENCY",
@@ -276,6 +277,10 @@ class PasswordPolicy:
             )
         if not password.strip():
             raise PasswordPolicyError("Password must not be only spaces.", field="password")
+        if text_problem(password, max_length=None) is not None:  # the same rule as at the edge (O5)
+            raise PasswordPolicyError(
+                "Password must not contain control, bidirectional-override or invalid characters.", field="password"
+            )
         folded = _fold(password)
         if username is not None and isinstance(username, str) and folded == _fold(username):
             raise PasswordPolicyError("Password must not be the same as the username.", field="password")

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+from .config import PRIVATE_UMASK
+from .text import log_safe
+
+
+class SafeLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger with every access-log atom escaped: a client's User-Agent, Referer or URL can
+    neither break a log line nor hide text with bidi overrides (O5)."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {k: log_safe(v) if isinstance(v, str) else v for k, v in atoms.items()}
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -29,8 +44,20 @@ def _known_settings() -> set[str]:
     return {setting.name for setting in KNOWN_SETTINGS}
 
 
-def run_gunicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: str, instance: str) -> None:
-    options = {
+def _mark_worker_dead(_arbiter: Any, worker: Any) -> None:
+    """prometheus_client multiprocess mode: a dead worker's live gauges stop counting (its counters stay)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def run_gunicorn(
+    *, host: str, port: int, workers: int, certfile: str, keyfile: str, instance: str,
+    when_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until stopped. `when_ready` runs once in the master when it listens (the management listener)."""
+    options: dict[str, Any] = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         "worker_class": "gthread",
@@ -53,7 +80,12 @@ def run_gunicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: 
         "reuse_port": True,
         # X-Forwarded-* are trusted only when SESSIONWARD_TRUSTED_PROXIES says so (ProxyFix in the app).
         "forwarded_allow_ips": "",
+        "umask": PRIVATE_UMASK,
+        "logger_class": SafeLogger,
+        "child_exit": _mark_worker_dead,
     }
+    if when_ready is not None:
+        options["when_ready"] = lambda _arbiter: when_ready()
     if "control_socket_disable" in _known_settings():
         options["control_socket_disable"] = True  # no shared control socket between instances
     _Gunicorn(options, instance).run()

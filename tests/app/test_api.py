@@ -24,6 +24,7 @@ from sessionward.db import make_engine
 from sessionward.flask import jwt_required, state
 from sessionward.tokens import SQLKeyRepository
 from tokens.forge import b64u, compact, parts, resign  # type: ignore[import-not-found]
+from webtest import management_client  # type: ignore[import-not-found]
 
 DAY = 24 * 3600
 BASE = "https://localhost"
@@ -670,12 +671,12 @@ def test_metrics_time_token_verification_and_count_refreshes(api: Api) -> None:
     def metric(text: str, prefix: str) -> float:
         return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
 
-    client = api.web.client()
-    before = client.get("/metrics", base_url=BASE).get_data(as_text=True)
+    client = management_client(api.web.app)
+    before = client.get("/metrics").get_data(as_text=True)
     pair = api.pair()
     assert api.profile(pair["access_token"]).status_code == 200
     assert api.refresh(pair["refresh_token"]).status_code == 200
-    after = client.get("/metrics", base_url=BASE).get_data(as_text=True)
+    after = client.get("/metrics").get_data(as_text=True)
     count = 'sessionward_auth_seconds_count{mechanism="token"}'
     assert metric(after, count) >= metric(before, count) + 1
     assert metric(after, "sessionward_refreshes_total") == metric(before, "sessionward_refreshes_total") + 1

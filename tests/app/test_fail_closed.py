@@ -12,7 +12,7 @@ from sessionward.clock import SystemClock
 from sessionward.flask import state
 
 from _services import start_redis_server  # type: ignore[import-not-found]
-from webtest import BASE, PASSWORD, login, page_token  # type: ignore[import-not-found]
+from webtest import BASE, PASSWORD, login, management_client, page_token  # type: ignore[import-not-found]
 
 
 @pytest.fixture
@@ -57,7 +57,9 @@ def test_O2_store_down_means_503_never_access_then_recovery(tmp_path, private_re
         assert "Traceback" not in body and "Welcome" not in body
     assert time.monotonic() - t0 < 30, "requests must fail fast while the store is down"
     health = client.get("/healthz", base_url=BASE)
-    assert health.status_code == 503 and health.get_json()["checks"]["store"] == "unavailable"
+    assert health.status_code == 503 and health.get_json() == {"status": "unavailable"}
+    detailed = management_client(app).get("/healthz")
+    assert detailed.status_code == 503 and detailed.get_json()["checks"]["store"] == "unavailable"
     api = client.get("/dashboard", base_url=BASE, headers={"Accept": "application/json"})
     assert api.status_code == 503 and api.get_json()["error"]["code"] == "store_unavailable"
 

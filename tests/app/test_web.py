@@ -394,14 +394,22 @@ def test_O4_huge_body_is_413(web, alice):
     assert r.status_code == 413
 
 
-def test_healthz_reports_store_and_database(web):
+def test_healthz_is_minimal_on_the_service_port_and_detailed_on_management(web):
     r = web.client().get("/healthz", base_url=BASE)
     assert r.status_code == 200
-    assert r.get_json() == {"status": "ok", "checks": {"store": "ok", "database": "ok"}}
+    assert r.get_json() == {"status": "ok"}  # no details for whoever can reach the service port
+    detailed = web.management().get("/healthz")
+    assert detailed.status_code == 200
+    assert detailed.get_json() == {"status": "ok", "checks": {"store": "ok", "database": "ok"}}
+
+
+def test_metrics_are_not_on_the_service_port(web):
+    r = web.client().get("/metrics", base_url=BASE)
+    assert r.status_code == 404 and "sessionward_" not in r.get_data(as_text=True)
 
 
 def test_metrics_count_logins(web, alice):
-    before = web.client().get("/metrics", base_url=BASE).get_data(as_text=True)
+    before = web.management().get("/metrics").get_data(as_text=True)
 
     def value(text: str, outcome: str) -> float:
         for line in text.splitlines():
@@ -411,7 +419,7 @@ def test_metrics_count_logins(web, alice):
 
     login(web.client(), "alice")
     login(web.client(), "alice", "wrong password!")
-    after = web.client().get("/metrics", base_url=BASE).get_data(as_text=True)
+    after = web.management().get("/metrics").get_data(as_text=True)
     assert value(after, "succeeded") == value(before, "succeeded") + 1
     assert value(after, "failed") == value(before, "failed") + 1
     assert "sessionward_auth_seconds_bucket" in after
@@ -474,3 +482,23 @@ def test_redis_prefix_is_configurable(tmp_path, redis_url):
         for key in client.scan_iter(match=prefix + "*"):
             client.delete(key)
         client.close()
+
+
+def test_O6_sqlite_files_are_private_whatever_the_umask(tmp_path):
+    """Also when the app is built as a library (no `sessionward` command set the umask): the database file is
+    made 0600 before SQLite opens it, and SQLite gives its -wal/-shm the database's mode."""
+    from sessionward.app import create_app
+
+    old = os.umask(0o022)
+    try:
+        app = create_app(tmp_path / "lib-instance")
+        with app.app_context():
+            from sessionward.flask import state
+
+            state().users.create("erin", PASSWORD)
+    finally:
+        os.umask(old)
+    db = tmp_path / "lib-instance" / "sessionward.db"
+    files = [f for f in (db, db.with_name("sessionward.db-wal"), db.with_name("sessionward.db-shm")) if f.exists()]
+    assert db in files and len(files) >= 2, files
+    assert {oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {"0o600"}

@@ -34,6 +34,20 @@ class Web:
     def add_user(self, name: str, password: str = PASSWORD):
         return self.state.users.create(name, password)
 
+    def management(self):
+        """A test client of the management listener's app (metrics, detailed health) over this app's stores."""
+        return management_client(self.app)
+
+
+def management_client(app):
+    from werkzeug.test import Client
+
+    from sessionward.app.management import health_checks, management_app
+
+    with app.app_context():
+        st = state()
+        return Client(management_app(health_checks(st.store, st.users)))
+
 
 def form_token(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)

@@ -118,10 +118,13 @@ class ServerProcess:
         workers: int = 1,
         env: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
+        management_port: int | None = None,
     ) -> None:
         self.instance = Path(instance)
         self.host = host
         self.port = port or free_port(host)
+        #: the loopback management listener (/metrics, detailed /healthz): a free port of its own per server
+        self.management_port = management_port if management_port is not None else free_port("127.0.0.1")
         self.workers = workers
         self.env = dict(env or {})
         self.extra_args = list(extra_args)
@@ -140,6 +143,10 @@ class ServerProcess:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    def management_url(self, path: str) -> str:
+        """Plain HTTP on loopback: the management listener (`--management-port`)."""
+        return f"http://127.0.0.1:{self.management_port}{path}"
 
     @property
     def certfile(self) -> Path:
@@ -176,6 +183,7 @@ class ServerProcess:
             *sessionward_command(), "serve",
             "--host", self.host, "--port", str(self.port),
             "--instance", str(self.instance), "--workers", str(self.workers),
+            "--management-port", str(self.management_port),
             *self.extra_args,
         ]
         self._proc = subprocess.Popen(

@@ -160,3 +160,20 @@ def test_token_state_without_a_row_fails_closed_even_under_python_O() -> None:
 
     with pytest.raises(StoreUnavailable):
         _token_answer(None)
+
+
+def test_O5_driver_errors_never_carry_the_parameters(postgres_url: str) -> None:
+    """Defence in depth behind the edge check: a value the driver refuses (NUL on PostgreSQL) raises an error
+    whose text (what a traceback would log) does not contain it."""
+    import sqlalchemy as sa
+
+    from sessionward.db import make_engine
+
+    engine = make_engine(postgres_url)
+    secret_text = "typed-by-a-user-\x00-secret"
+    try:
+        with pytest.raises(Exception) as info, engine.connect() as conn:
+            conn.execute(sa.text("SELECT :v"), {"v": secret_text})
+        assert "typed-by-a-user" not in str(info.value)
+    finally:
+        engine.dispose()

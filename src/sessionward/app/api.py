@@ -23,6 +23,7 @@ from ..flask import csrf_exempt, get_jwt_claims, get_user, jwt_required, state, 
 from ..flask.jwt import FreshTokenRequired
 from ..ids import looks_like_public_id
 from ..jsontext import strict_loads
+from ..text import check_text, text_problem
 from ..tokens import TokenPair
 from .devices import describe_user_agent
 from .openapi import openapi_document
@@ -60,7 +61,8 @@ def _is_json() -> bool:
 def json_body(fields: Mapping[str, bool], *, optional_body: bool = False) -> dict[str, str]:
     """The request's JSON object with exactly these string `fields` (name -> required). Raises 415
     (`UnsupportedMediaType`) for a non-JSON content type, 413 from `MAX_CONTENT_LENGTH`, `MalformedJSON` (400)
-    and `ValidationError` (422: not an object, missing, unknown or non-string fields). With `optional_body`,
+    and `ValidationError` (422: not an object, missing, unknown or non-string fields, text refused by
+    `text.check_text`). With `optional_body`,
     an empty body counts as `{}`."""
     if optional_body and not request.content_length and not request.headers.get("Transfer-Encoding"):
         return {}
@@ -82,7 +84,8 @@ def _string_fields(data: object, fields: Mapping[str, bool]) -> dict[str, str]:
         raise ValidationError("The body must be a JSON object.")
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValidationError(f"Unknown field {unknown[0]!r}.", field=unknown[0])
+        name = unknown[0] if text_problem(unknown[0], max_length=64) is None else "?"  # never echo raw text
+        raise ValidationError(f"Unknown field {name!r}.", field=name)
     out: dict[str, str] = {}
     for name, required in fields.items():
         if name not in data:
@@ -91,7 +94,9 @@ def _string_fields(data: object, fields: Mapping[str, bool]) -> dict[str, str]:
             continue
         if not isinstance(data[name], str):
             raise ValidationError(f"Field {name!r} must be a string.", field=name)
-        out[name] = data[name]
+        # 422 for surrogates and control characters (O5); lengths are the consumer's: a junk token or credential
+        # of any size is a 401 like any other, a too-long new password a 422 weak_password
+        out[name] = check_text(data[name], field=name, max_length=None)
     return out
 
 

@@ -7,6 +7,7 @@ Secrets come from the environment when given (`SESSIONWARD_CSRF_KEY`, `SESSIONWA
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -99,8 +100,42 @@ def _secrets_from_environment() -> dict[str, bytes]:
     return values
 
 
+def check_private(paths: list[Path]) -> None:
+    """Refuse (like ssh with a key) a folder or file that group or others may read, write or enter (O6).
+    Missing paths are skipped. Raises `ConfigError` whose one-line message names the path."""
+    for item in paths:
+        try:
+            mode = stat.S_IMODE(item.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            fix = "700" if item.is_dir() else "600"
+            raise ConfigError(
+                "SESSIONWARD_INSTANCE", f"{item} is accessible by group or others (mode {mode:o}); chmod {fix} it"
+            )
+
+
+def private_paths(path: Path, urls: tuple[str, ...], keyfile: str | os.PathLike[str] | None = None) -> list[Path]:
+    """What must stay private: the instance folder, `secrets.json`, the TLS key, and each SQLite database of
+    `urls` (store, users) with its `-wal`/`-shm` files."""
+    paths = [path, path / "secrets.json", Path(keyfile) if keyfile else path / "tls-key.pem"]
+    for database in dict.fromkeys(filter(None, map(sqlite_file, urls))):
+        paths += [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+    return paths
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a `sqlite:///...` URL, or None (PostgreSQL, in-memory SQLite)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url[len(prefix):] in ("", ":memory:"):
+        return None
+    return Path(url[len(prefix):].split("?", 1)[0])
+
+
 def ensure_certificate(path: Path, *, hosts: tuple[str, ...] = ()) -> tuple[Path, Path]:
-    """A self-signed certificate for local HTTPS (like the lab's `ssl_context='adhoc'`, but kept between runs)."""
+    """A self-signed certificate for local HTTPS (like the lab's `ssl_context='adhoc'`, but kept between runs),
+    naming only what the service answers as: `localhost`, 127.0.0.1, ::1 and the given `hosts` (the address
+    `serve --host` binds to, when it is a specific one)."""
     cert_file, key_file = path / "tls-cert.pem", path / "tls-key.pem"
     if cert_file.exists() and key_file.exists():
         return cert_file, key_file
@@ -110,8 +145,15 @@ def ensure_certificate(path: Path, *, hosts: tuple[str, ...] = ()) -> tuple[Path
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [x509.DNSName(n) for n in ("localhost", "app.test", "attacker.test", *hosts)]
-    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "127.0.0.2", "::1")]
+    names: list[x509.GeneralName] = []
+    for host in dict.fromkeys(("localhost", "127.0.0.1", "::1", *hosts)):
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            names.append(x509.DNSName(host))
+            continue
+        if not address.is_unspecified:  # 0.0.0.0 / :: is a bind address, not a name
+            names.append(x509.IPAddress(address))
     now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sessionward local")])
     cert = (
@@ -140,4 +182,16 @@ def database_urls(path: Path) -> tuple[str, str]:
     default = f"sqlite:///{path / 'sessionward.db'}"
     database = os.environ.get("SESSIONWARD_DATABASE_URL") or default
     store = os.environ.get("SESSIONWARD_STORE_URL") or database
+    for url in (database, store):
+        _create_private_sqlite(url)
     return store, database
+
+
+def _create_private_sqlite(url: str) -> None:
+    """Create a missing SQLite database file empty with mode 0600 before SQLite does (with the process umask):
+    its `-wal` and `-shm` files take the database file's mode, so all three stay private (O6)."""
+    file = sqlite_file(url)
+    if file is None or file.exists() or not file.parent.is_dir():
+        return
+    with contextlib.suppress(FileExistsError):  # another process made it first
+        _write_private(file, b"")

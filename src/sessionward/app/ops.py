@@ -1,12 +1,14 @@
-"""Operations endpoints: `/healthz` (store reachability) and `/metrics` (Prometheus)."""
+"""The service port's `/healthz`: a minimal answer for load balancers (status only, no details).
+
+Metrics and the detailed health live on the management listener (`management.py`), never on this port.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from .. import metrics
-from ..exceptions import StoreUnavailable
 from ..flask import state
+from .management import health, health_checks
 
 bp = Blueprint("ops", __name__)
 
@@ -14,22 +16,9 @@ bp = Blueprint("ops", __name__)
 @bp.get("/healthz")
 def healthz() -> Response:
     st = state()
-    checks = {}
-    for name, ping in (("store", st.store.ping), ("database", st.users.ping)):
-        try:
-            ping()
-            checks[name] = "ok"
-        except StoreUnavailable:
-            checks[name] = "unavailable"
-    healthy = all(v == "ok" for v in checks.values())
-    response = jsonify({"status": "ok" if healthy else "unavailable", "checks": checks})
+    healthy, _ = health(health_checks(st.store, st.users))
+    response = jsonify({"status": "ok" if healthy else "unavailable"})
     response.status_code = 200 if healthy else 503
     if not healthy:
         response.headers["Retry-After"] = "5"
     return response
-
-
-@bp.get("/metrics")
-def prometheus_metrics() -> Response:
-    body, content_type = metrics.render()
-    return Response(body, content_type=content_type)

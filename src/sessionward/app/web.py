@@ -21,6 +21,7 @@ from ..flask import (
     verify_login_csrf,
 )
 from ..ids import looks_like_public_id
+from ..text import check_text, text_problem
 from ..users import User
 from .devices import describe_user_agent
 
@@ -32,7 +33,7 @@ MAX_NEXT = 512  #: a longer ?next= target is ignored
 
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: no scheme, no host, no `//` or backslash tricks (open redirect)."""
-    if not target or len(target) > MAX_NEXT:
+    if not target or text_problem(target, max_length=MAX_NEXT) is not None:  # CR/LF would reach the Location header
         return "/dashboard"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -41,8 +42,8 @@ def _safe_next(target: str | None) -> str:
 
 
 def _form(name: str) -> str:
-    value = request.form.get(name, "")
-    return value[: MAX_FIELD + 1]
+    """A form field, checked at the edge (422 for control characters or past MAX_FIELD, O5)."""
+    return check_text(request.form.get(name, ""), field=name, max_length=MAX_FIELD)
 
 
 def _page(template: str, status: int = 200, **context: object) -> Response:

@@ -22,6 +22,7 @@ from ..exceptions import (
     TokenError,
     ValidationError,
 )
+from ..text import log_safe
 
 log = logging.getLogger("sessionward.flask")
 
@@ -116,5 +117,5 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, log_safe(request.path))
         return error_response(500, "internal_error", "Something went wrong on our side.")

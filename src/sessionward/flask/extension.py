@@ -31,6 +31,7 @@ from ..stores import SessionStore, open_store, store_options
 from ..throttle import LoginThrottle
 from ..tokens import KeySource
 from ..users import RecentUsers, User, UserStore
+from .body import bound_unframed_body
 from .errors import register_error_handlers
 from .headers import AUTHENTICATED, SecurityHeadersMiddleware
 from .jwt import init_tokens
@@ -190,6 +191,7 @@ class Sessionward:
         init_tokens(app, state, keys=token_keys)  # state.extras["tokens"], if SESSIONWARD_REFRESH_KEY is set
         app.extensions[EXTENSION_KEY] = state
         app.wsgi_app = SecurityHeadersMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+        app.before_request(bound_unframed_body)  # first: a chunked body past the limit is 413, not cut (O5)
         app.before_request(_check_csrf)
         app.after_request(_finish_response)
         app.jinja_env.globals["csrf_token"] = csrf_token
@@ -383,6 +385,7 @@ def _finish_response(response: Response) -> Response:
         response.set_cookie(
             LOGIN_CSRF_COOKIE, nonce, max_age=3600, path="/", secure=True, httponly=True, samesite="Lax"
         )
+        response.headers["Cache-Control"] = "no-store"  # a shared cache must never hand one nonce to many
     if new_secret or flags.get("_sw_authenticated") or flags.get("_sw_session") not in (None, _UNSET):
         request.environ[AUTHENTICATED] = True  # SecurityHeadersMiddleware: Cache-Control: no-store
     return response
