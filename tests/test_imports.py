@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -60,3 +61,15 @@ def test_the_reference_service_has_its_json_api_and_the_cli_its_keys_commands(tm
     assert "api" in app.blueprints and "wellknown" in app.blueprints
     args = build_parser().parse_args(["keys", "list"])
     assert args.func.__name__ == "list_keys"
+
+
+def test_building_the_cli_imports_no_metrics_nor_web_framework() -> None:
+    """`sessionward serve` switches prometheus_client to multiprocess mode before it is imported: if building
+    the parser imported it (through the token, event or audit modules), the workers' metrics would never reach
+    the management listener. Nor does any command need Flask to parse its arguments."""
+    code = (
+        "import sys, sessionward.cli as c; c.build_parser(); "
+        "print(sorted(m for m in ('prometheus_client', 'flask', 'sessionward.metrics') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -38,6 +38,10 @@ def add_key_commands(
     """Add `keys rotate [--alg ALG]`, `keys list` and `keys revoke KID` to the `sessionward` parser."""
 
     def rotate(args: argparse.Namespace) -> int:
+        from .tokens.keys import ALGORITHM_CHOICES, ALGORITHMS
+
+        if args.alg is not None and args.alg not in ALGORITHMS:
+            raise cli_error(f"--alg must be one of {ALGORITHM_CHOICES}")
         tokens = _token_service(open_services(args.instance))  # validates SESSIONWARD_TOKEN_ALG
         # --alg, else SESSIONWARD_TOKEN_ALG when set (the way to move to another algorithm), else the current key's
         key = tokens.rotate_keys(alg=args.alg or os.environ.get("SESSIONWARD_TOKEN_ALG") or None)
@@ -76,11 +80,12 @@ def add_key_commands(
         dest="action", required=True, parser_class=sub._parser_class  # the CLI's one-line-error parser
     )
     rot = keys.add_parser("rotate", parents=[common], help="make a new signing key; old ones keep verifying")
-    from .tokens.keys import ALGORITHMS
-
-    rot.add_argument("--alg", choices=sorted(ALGORITHMS), default=None,
-                     help="algorithm of the new key (default: SESSIONWARD_TOKEN_ALG if set, else that of the "
-                          "current key; Ed25519 is RFC 9864's name for EdDSA, which it deprecates)")
+    # Checked in `rotate`, not with `choices=`: building the parser must not import the token modules (they load
+    # prometheus_client, which `serve` must configure for its workers first).
+    rot.add_argument("--alg", default=None, metavar="ALG",
+                     help="algorithm of the new key: ES256, Ed25519, EdDSA, RS256 or HS256 (default: "
+                          "SESSIONWARD_TOKEN_ALG if set, else that of the current key; Ed25519 is RFC 9864's name "
+                          "for EdDSA, which it deprecates)")
     rot.set_defaults(func=rotate)
     keys.add_parser("list", parents=[common], help="list signing keys and their state").set_defaults(func=list_keys)
     rev = keys.add_parser("revoke", parents=[common], help="withdraw a leaked key: its tokens fail at once everywhere")

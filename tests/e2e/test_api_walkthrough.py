@@ -50,7 +50,7 @@ def test_readme_walkthrough_with_curl(server: ServerProcess) -> None:
     lines = [line.strip() for line in out.splitlines()]
     assert "204" in lines, out  # logout
     assert re.search(r"^HTTP/\S+ 401", out, re.M), out  # replay of the access token
-    assert re.search(r'^www-authenticate: Bearer error="invalid_token"', out, re.M | re.I), out
+    assert re.search(r'^www-authenticate: Bearer realm="sessionward", error="invalid_token"', out, re.M | re.I), out
     assert lines[-2:] == ["401", "401"], out  # both refresh tokens are dead
 
 
@@ -74,7 +74,7 @@ def test_walkthrough_steps_with_requests(server: ServerProcess) -> None:
 
     assert http.post(server.url("/api/logout"), headers=bearer, timeout=10).status_code == 204
     replay = http.get(server.url("/api/profile"), headers=bearer, timeout=10)
-    assert replay.status_code == 401 and replay.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert replay.status_code == 401 and replay.headers["WWW-Authenticate"] == 'Bearer realm="sessionward", error="invalid_token"'
     for spent in (pair["refresh_token"], new["refresh_token"]):
         assert http.post(server.url("/api/refresh"), json={"refresh_token": spent}, timeout=10).status_code == 401
     jwks = http.get(server.url("/.well-known/jwks.json"), timeout=10).json()
