@@ -58,3 +58,15 @@ def test_bad_environment_secret_names_the_setting(tmp_path: Path, monkeypatch: p
     with pytest.raises(ConfigError) as exc:
         load_secrets(tmp_path)
     assert exc.value.setting == setting
+
+
+@pytest.mark.parametrize("content", ['{"csrf_key": "not hex"}', '{"csrf_key": 42}', '["csrf_key"]'])
+def test_a_malformed_secrets_file_is_a_config_error_naming_it_not_a_traceback(tmp_path: Path, content: str) -> None:
+    """A hand-edited `secrets.json` stops start-up with one line naming the file (and the entry), never a
+    ValueError/TypeError traceback, and never prints the stored value."""
+    load_secrets(tmp_path)
+    file = tmp_path / "secrets.json"
+    file.write_text(content)
+    with pytest.raises(ConfigError, match="secrets.json") as info:
+        load_secrets(tmp_path)
+    assert "not hex" not in str(info.value)

@@ -3,6 +3,7 @@ race guard; fail closed when the subscription or Redis goes away; no round trip 
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -333,6 +334,57 @@ def test_late_heartbeat_stops_the_cache_at_once(redis_url: str, redis_prefix: st
         assert len(store._mem.records) == 0  # ... with an empty cache
     finally:
         store.close()
+
+
+class SlowSubscriber(CachedStore):
+    """A subscriber that applies each invalidation slowly (5 ms), as one starved of the GIL by busy request
+    threads is: against a steady flood it answers every PING, but later and later."""
+
+    def _apply(self, message: Any) -> None:
+        time.sleep(0.005)
+        super()._apply(message)
+
+
+def test_a_subscriber_lagging_behind_a_flood_is_unhealthy_once_its_lag_passes_the_heartbeat_timeout(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Health counts from when the newest answered PING was *sent*, not when its answer arrived. A subscriber
+    that keeps answering PINGs while falling further behind a flood (the full bench's cache_window run served a
+    deleted session for over 5 s this way) must not answer from memory once it is more than `heartbeat_timeout`
+    behind: otherwise a logout on instance A is served by instance B for as long as the lag grows. Each flood
+    message is a denial whose `until` is its publish time + 1000 s, so B's memory tells how far behind it is."""
+    a, _ = cached(redis_url, redis_prefix)
+    inner_b = Counting(RedisStore.from_url(redis_url, prefix=redis_prefix, socket_timeout=2.0))
+    b = SlowSubscriber(inner_b, redis_client=inner_b.client, channel_prefix=redis_prefix,  # type: ignore[arg-type]
+                       heartbeat_interval=0.5, heartbeat_timeout=2.0)
+    b.start()
+    stop = threading.Event()
+
+    def flood() -> None:  # about twice what the slow subscriber applies, until stopped (at most 20 s)
+        deadline = time.monotonic() + 20
+        while not stop.is_set() and time.monotonic() < deadline:
+            for _ in range(8):
+                a._client.publish(a.channel, json.dumps(["deny", "lag-probe", time.time() + 1000]))
+            time.sleep(0.02)
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    worst = 0.0  # the largest lag seen while B said it was healthy
+    try:
+        assert b.wait_healthy(5)
+        flooder.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            with b._lock:
+                healthy, until = b._healthy(b._mono()), b._mem.denied.get("lag-probe")
+            if healthy and until is not None:
+                worst = max(worst, time.time() + 1000 - until)
+        assert worst < 2.0 + 0.75, f"B answered from memory while {worst:.1f} s behind its invalidations"
+    finally:
+        stop.set()
+        flooder.join(timeout=5)
+        b.close()
+        a.close()
 
 
 def test_redis_down_means_store_unavailable_not_cached_answers() -> None:

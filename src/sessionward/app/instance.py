@@ -69,19 +69,30 @@ def load_secrets(path: Path) -> InstanceSecrets:
         tmp.unlink(missing_ok=True)
         _write_private(tmp, json.dumps(stored, indent=2).encode())
         os.replace(tmp, file)
-    values = {n: bytes.fromhex(stored[n]) for n in SECRET_NAMES}
+    values = {n: _stored_key(file, n, stored[n]) for n in SECRET_NAMES}
     values.update(_secrets_from_environment())
     return InstanceSecrets(**values)
 
 
-def _read_secrets_file(file: Path) -> dict[str, str]:
+def _stored_key(file: Path, name: str, value: object) -> bytes:
+    """One key of `secrets.json` as bytes. Raises `ConfigError` naming the file and the entry (never its value)."""
+    try:
+        return bytes.fromhex(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError("SESSIONWARD_INSTANCE", f"{file}: entry {name!r} must be hex text") from None
+
+
+def _read_secrets_file(file: Path) -> dict[str, object]:
     mode = stat.S_IMODE(file.stat().st_mode)
     if mode & 0o077:
         raise ConfigError("SESSIONWARD_INSTANCE", f"{file} is readable by others (mode {mode:o}); chmod 600 it")
     try:
-        return json.loads(file.read_text())  # type: ignore[no-any-return]
+        stored = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError("SESSIONWARD_INSTANCE", f"{file} is unreadable: {exc}") from None
+    if not isinstance(stored, dict):
+        raise ConfigError("SESSIONWARD_INSTANCE", f"{file} must hold a JSON object of hex keys")
+    return stored
 
 
 def _secrets_from_environment() -> dict[str, bytes]:

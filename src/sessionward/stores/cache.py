@@ -26,7 +26,11 @@ before it asks the inner store and inserts what it got only if the counter has n
 stale by an invalidation during the fetch is never cached.
 
 Fail closed. The cache is used only while the subscription is healthy: subscribed, and a PING on the pubsub
-connection answered within `heartbeat_timeout`. When the subscription drops, a heartbeat is late or the
+connection, sent no more than `heartbeat_timeout` ago, answered. A PING carries its send time and is answered
+in order after every message published before it, so "the newest answered PING was sent at T" means "every
+invalidation published before T has been applied": a subscriber that keeps answering but lags behind a flood
+of messages is unhealthy once its lag passes `heartbeat_timeout`, so no revocation is served stale for longer.
+When the subscription drops, a heartbeat is late or the
 pubsub connection reconnects behind our back, the cache is cleared and every read goes to the inner store
 (which raises `StoreUnavailable` when Redis is down). When it is back, the cache is cleared again (messages
 were missed) and fills from scratch. A write whose message cannot be published raises `StoreUnavailable`
@@ -107,7 +111,8 @@ class CachedStore:
         self._lock = threading.Lock()
         self._gen = 0  # moved by every invalidation and reset (see `_insert_ok`)
         self._live = False  # a subscription is established ...
-        self._last_pong = 0.0  # ... and answered a PING at this time (`_mono`)
+        self._last_pong = 0.0  # ... and the newest PING answered was sent at this time (`_mono`)
+        self._ping_token = "sw-cache-" + secrets.token_hex(4)
         self._session = 0  # counts subscriptions, so a stale denylist load is dropped
         self._mem = Memory(max_entries=max_entries, max_age=float(max_age))
 
@@ -348,7 +353,6 @@ class CachedStore:
 
     def _listen(self) -> None:
         backoff = 0.05
-        ping_token = "sw-cache-" + secrets.token_hex(4)
         while not self._stop.is_set():
             pubsub = None
             try:
@@ -366,7 +370,7 @@ class CachedStore:
                     if t - self._last_pong > self._hb_timeout:
                         raise _Unhealthy("heartbeat late")
                     if t >= next_ping:
-                        pubsub.ping(ping_token)
+                        pubsub.ping(f"{self._ping_token} {t!r}")  # the pong says when it was sent
                         next_ping = t + self._hb_interval
                     msg = pubsub.get_message(timeout=min(0.1, self._hb_interval))
                     if self._reconnected:
@@ -398,11 +402,13 @@ class CachedStore:
     def _handle(self, msg: Mapping[str, Any]) -> None:
         kind = msg.get("type")
         if kind == "pong":
+            sent = self._ping_sent_at(msg.get("data"))
             t = self._mono()
             with self._lock:
                 if t - self._last_pong > self._hb_timeout:
                     raise _Unhealthy("heartbeat late")
-                self._last_pong = t
+                if sent is not None and sent > self._last_pong:
+                    self._last_pong = sent  # every message published before `sent` has been applied
         elif kind == "message":
             try:
                 message = json.loads(msg["data"])
@@ -412,6 +418,17 @@ class CachedStore:
                 self._apply(message)
         elif kind in ("unsubscribe", "punsubscribe"):
             raise _Unhealthy("unsubscribed")
+
+    def _ping_sent_at(self, data: Any) -> float | None:
+        """The send time carried by one of our PINGs' answers; None for anything else."""
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        token, _, sent = text.partition(" ")
+        if token != self._ping_token:
+            return None
+        try:
+            return float(sent)
+        except ValueError:
+            return None
 
     # -- the denylist loader ----------------------------------------------------------------------------
     def _loader(self) -> None:
