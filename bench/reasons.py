@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Static notes on why a goal can be missed, written against the code at `NOTES_AT` (they describe structure;
 #: the numbers come from this run, see `_derived`). A note whose files changed since `NOTES_AT` is flagged in
 #: the results, so an outdated note never passes for a current one.
-NOTES_AT = "1dcf26e"
+NOTES_AT = "8373e2e"
 _HOOKS = ("the extension's per-request hooks: `_check_csrf` (before_request; returns at once for GET), "
           "`_finish_response` (after_request: `state()`, `maybe_purge`, flag lookups in `g`) and "
           "`SecurityHeadersMiddleware` (7 static headers, 8 with HSTS over HTTPS, appended in `start_response`)")
@@ -28,7 +28,8 @@ _JWT = ("`TokenService.verify_access` (timed by the `AUTH_LATENCY` histogram) sk
         "verified-token cache hit and makes one "
         "`token_state` read (denylist, epoch and family: on SQLite a `PRAGMA data_version` on the thread's "
         "sqlite3 connection, and one statement only when another connection committed since (answers remembered "
-        "per thread, `HotReads.one_cached`); one Redis pipeline; none on a local-cache hit); `jwt_required` then asks `get_user` for "
+        "per thread, `HotReads.one_cached`); one Redis pipeline; none on a local-cache hit; a token of an older key "
+        "also reads its key's revocation marker, T14); `jwt_required` then asks `get_user` for "
         "the token's user (a gone or disabled account is refused), answered by `RecentUsers`, a per-process cache "
         "keyed by user and revocation epoch (a SQL user-row read only on a miss); plus " + _HOOKS)
 NOTES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -50,7 +51,7 @@ NOTES: dict[str, tuple[str, tuple[str, ...]]] = {
                       ("src/sessionward/sessions.py", "src/sessionward/stores/sql.py", "src/sessionward/hotsql.py",
                        "src/sessionward/flask/extension.py", "src/sessionward/flask/headers.py")),
     "cookie_redis": ("without the local cache `RedisStore.load_by_secret` is 2 round trips (the secret pointer "
-                     "GET, then the record HGETALL and the epoch GET in one pipeline); with "
+                     "GET, then the record GET and the epoch GET in one pipeline); with "
                      "`SESSIONWARD_LOCAL_CACHE=1` a hit is answered from memory under one lock "
                      "(`CachedStore.load_by_secret`). Plus " + _HOOKS,
                      ("src/sessionward/sessions.py", "src/sessionward/stores/redis.py",
@@ -70,12 +71,12 @@ NOTES: dict[str, tuple[str, tuple[str, ...]]] = {
                      "beside the rowid table), `user_id`, the unique 32-byte `secret_hash` and `expires_at` "
                      "(split in the note below the scale table). A WITHOUT ROWID table keyed by `id` would drop "
                      "the separate primary-key index", ("src/sessionward/stores/sql.py",)),
-    "bytes_Redis": ("per session a hash of 15 fields (the field names stored in every record, times as "
-                    "`repr(float)` text, the secret hash as 64 hex characters), two pointer keys (id, secret hash) "
-                    "with Redis's per-key overhead and TTL, and a member of the user's index (sorted set); split and "
-                    "the record hash's encoding in the note below the scale table",
-                    ("src/sessionward/stores/redis.py",)),
-    "lookup_Redis": ("`load_by_secret` is 2 round trips whatever the number of keys (GET and HGETALL are O(1)): a "
+    "bytes_Redis": ("per session one compact binary record (`_redis_record`: packed times, the user agent and "
+                    "address as text), a secret pointer keyed by 16 bytes of the hash, and a member of the user's "
+                    "index (sorted set), each key with Redis's per-key overhead and TTL; split in the note below "
+                    "the scale table",
+                    ("src/sessionward/stores/redis.py", "src/sessionward/stores/_redis_record.py")),
+    "lookup_Redis": ("`load_by_secret` is 2 round trips whatever the number of keys (GETs are O(1)): a "
                      "difference between 1k and N is the machine (load, memory locality), not the data structure",
                      ("src/sessionward/stores/redis.py",)),
     "lookup_SQLite": ("one lookup in the unique index on the 32-byte hash, joined with the epoch: the B-tree gets "
