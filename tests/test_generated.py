@@ -11,7 +11,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_generated_sync_module_matches_a_fresh_generation() -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "gen_sync.py"), "--check"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, str(ROOT / "scripts" / "gen_sync.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
 
