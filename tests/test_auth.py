@@ -23,7 +23,8 @@ from sessionward.clock import ManualClock
 from sessionward.config import ThrottlePolicy
 from sessionward.exceptions import InvalidCredentials, StoreUnavailable, Throttled
 from sessionward.passwords import Argon2idHasher, HashGate, PasswordPolicy
-from sessionward.stores.base import SessionStore, ThrottleState
+from sessionward.stores.base import ThrottleState
+from sessionward.stores.protocol import SessionStore
 from sessionward.stores.redis import RedisStore
 from sessionward.stores.sql import SQLStore
 from sessionward.throttle import LoginThrottle

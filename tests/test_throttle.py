@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sessionward.clock import ManualClock
 from sessionward.config import ThrottlePolicy
 from sessionward.exceptions import Throttled
-from sessionward.stores.base import SessionStore
+from sessionward.stores.protocol import SessionStore
 from sessionward.stores.sql import SQLStore
 from sessionward.throttle import LoginThrottle, address_key
 

@@ -18,7 +18,8 @@ from .clock import Clock, SystemClock
 from .config import SessionPolicy
 from .exceptions import CreateError, ReauthenticationRequired
 from .ids import hash_secret, looks_like_secret, new_public_id, new_secret
-from .stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord, SessionStore
+from .stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord
+from .stores.protocol import SessionStore
 
 __all__ = ["Session", "SessionManager"]
 

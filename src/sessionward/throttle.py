@@ -62,7 +62,8 @@ from dataclasses import dataclass
 from .clock import Clock
 from .config import ThrottlePolicy
 from .exceptions import Throttled
-from .stores.base import SessionStore, ThrottleState
+from .stores.base import ThrottleState
+from .stores.protocol import SessionStore
 from .users import normalize_username
 
 __all__ = ["Attempt", "LoginThrottle", "address_key"]

@@ -15,7 +15,8 @@ import pytest
 
 from sessionward.exceptions import CreateError
 from sessionward.ids import hash_secret, new_public_id, new_secret
-from sessionward.stores.base import SessionRecord, SessionStore, ThrottleState
+from sessionward.stores.base import SessionRecord, ThrottleState
+from sessionward.stores.protocol import SessionStore
 
 T0 = 1_800_000_000.0
 IDLE = 1800.0

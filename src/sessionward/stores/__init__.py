@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import SessionRecord, SessionStore, ThrottleState, TokenState
+from .base import SessionRecord, ThrottleState, TokenState
+from .protocol import SessionStore
 
 __all__ = ["SessionRecord", "SessionStore", "ThrottleState", "TokenState", "open_store", "store_options"]
 

@@ -57,7 +57,8 @@ import redis.exceptions as rex
 
 from ..exceptions import StoreUnavailable
 from ._memory import DENY_GRACE, Memory
-from .base import SessionRecord, SessionStore, ThrottleDecision, ThrottleState, TokenState
+from .base import SessionRecord, ThrottleDecision, ThrottleState, TokenState
+from .protocol import SessionStore
 
 __all__ = ["CachedStore"]
 

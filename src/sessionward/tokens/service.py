@@ -31,7 +31,8 @@ from ..clock import Clock, SystemClock
 from ..config import check_key
 from ..exceptions import ConfigError, RefreshTokenReused, TokenError
 from ..ids import new_public_id, new_secret
-from ..stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord, SessionStore
+from ..stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord
+from ..stores.protocol import SessionStore
 from .claims import (
     ACCESS_TOKEN_TYPE,
     Claims,
