@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
@@ -12,17 +12,21 @@ from gunicorn.glogging import Logger
 from .config import PRIVATE_UMASK
 from .text import log_safe
 
+if TYPE_CHECKING:
+    from gunicorn.glogging import _AtomsDict  # types-gunicorn's TypedDict of the access-log atoms
 
-class SafeLogger(Logger):  # type: ignore[misc]
+
+class SafeLogger(Logger):
     """gunicorn's logger with every access-log atom escaped: a client's User-Agent, Referer or URL can
     neither break a log line nor hide text with bidi overrides (O5)."""
 
-    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> _AtomsDict:
         atoms = super().atoms(resp, req, environ, request_time)
-        return {k: log_safe(v) if isinstance(v, str) else v for k, v in atoms.items()}
+        # The same keys, each string escaped: still the mapping gunicorn's format strings read.
+        return cast("_AtomsDict", {k: log_safe(v) if isinstance(v, str) else v for k, v in atoms.items()})
 
 
-class _Gunicorn(BaseApplication):  # type: ignore[misc]
+class _Gunicorn(BaseApplication):
     def __init__(self, options: dict[str, Any], instance: str) -> None:
         self.options = options
         self.instance = instance
@@ -41,7 +45,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 def _known_settings() -> set[str]:
     from gunicorn.config import KNOWN_SETTINGS
 
-    return {setting.name for setting in KNOWN_SETTINGS}
+    return {setting.name for setting in KNOWN_SETTINGS if setting.name}  # None only on the unregistered base class
 
 
 def _mark_worker_dead(_arbiter: Any, worker: Any) -> None:

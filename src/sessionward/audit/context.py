@@ -176,6 +176,9 @@ class Context:
         extra: dict[str, str] | None = None, drop: tuple[str, ...] = (),
     ) -> tuple[Browser, Response]:
         """GET the form, POST it like a browser; returns the browser and the POST's response."""
+        login_url = self.target.form_login
+        if not login_url:
+            raise LoginFailed("no login form to post to (give --form-login)")
         b = b or self.browser()
         _, form = self.fetch_login_form(b)
         data = self.form_fields(
@@ -186,7 +189,7 @@ class Context:
         for name in drop:
             data.pop(name, None)
         data.update(extra or {})
-        action = form.action or self.target.form_login
+        action = form.action or login_url  # a form without an action posts back to its own page
         resp = b.post(action, form=data, headers={"Origin": self.client.origin})
         return b, resp
 

@@ -147,11 +147,12 @@ def public_key_texts(public_key: Any, jwk: dict[str, Any] | None = None) -> dict
 def public_key_from_jwk(jwk: dict[str, Any]) -> Any:
     """A `cryptography` public key from a JWK (RSA, EC or OKP), via PyJWT."""
     kty = jwk.get("kty")
-    algo = {
+    by_kty: dict[str, type[jwt.algorithms.Algorithm]] = {
         "RSA": jwt.algorithms.RSAAlgorithm,
         "EC": jwt.algorithms.ECAlgorithm,
         "OKP": jwt.algorithms.OKPAlgorithm,
-    }.get(str(kty))
+    }
+    algo = by_kty.get(str(kty))
     if algo is None:
         raise ValueError(f"unsupported JWK kty {kty!r}")
     return algo.from_jwk(json.dumps(jwk))

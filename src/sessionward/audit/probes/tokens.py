@@ -71,12 +71,14 @@ def _public_keys(ctx: Context, header: dict[str, Any]) -> list[tuple[Any, dict[s
         return [(load_pem_public_key(ctx.target.public_key_pem), None)]
     resp = ctx.browser().get(ctx.target.jwks or "/.well-known/jwks.json")
     try:
-        keys = resp.json().get("keys", []) if resp.status == HTTPStatus.OK else []  # type: ignore[union-attr]
-    except (ValueError, AttributeError):
-        keys = []
+        document = resp.json() if resp.status == HTTPStatus.OK else {}
+    except ValueError:
+        document = {}
+    listed = document.get("keys") if isinstance(document, dict) else None
+    keys = [k for k in listed if isinstance(k, dict)] if isinstance(listed, list) else []
     kid = header.get("kid")
     chosen = [k for k in keys if k.get("kid") == kid] or keys[:1]
-    out = []
+    out: list[tuple[Any, dict[str, Any] | None]] = []
     for jwk in chosen:
         try:
             out.append((forge.public_key_from_jwk(jwk), jwk))
@@ -134,8 +136,11 @@ def token_claims(ctx: Context) -> list[Finding]:
         out.append(Finding(WEAK_SECRET, [shown, cracked]))
         now = int(time.time())
         alg = str(header["alg"])
-        for note, changes in (("exp an hour ago", {"exp": now - 3600, "iat": now - 7200}),
-                              ("nbf an hour ahead", {"nbf": now + 3600, "iat": now})):
+        expired: tuple[tuple[str, dict[str, Any]], ...] = (
+            ("exp an hour ago", {"exp": now - 3600, "iat": now - 7200}),
+            ("nbf an hour ahead", {"nbf": now + 3600, "iat": now}),
+        )
+        for note, changes in expired:
             forged = forge.resign(good, secret.encode(), alg=alg, **changes)
             ok, resp = ctx.token_works(forged)
             if ok:
@@ -168,7 +173,8 @@ def token_life(ctx: Context) -> list[Finding]:
                                    evidence(again, note="the same refresh token again: accepted")))
     tokens = ctx.token_login()
     access = tokens["access"]
-    logout_paths = [t.api_logout or t.logout] if (t.api_logout or t.logout) else list(CONVENTIONAL_LOGOUTS)
+    configured = t.api_logout or t.logout
+    logout_paths = [configured] if configured else list(CONVENTIONAL_LOGOUTS)
     tried: list[Response] = []
     for path in logout_paths:
         resp = ctx.browser().post(path, bearer=access, json_body={tokens["refresh_field"]: tokens["refresh"]}
