@@ -76,10 +76,12 @@ def load_secrets(path: Path) -> InstanceSecrets:
 
 def _stored_key(file: Path, name: str, value: object) -> bytes:
     """One key of `secrets.json` as bytes. Raises `ConfigError` naming the file and the entry (never its value)."""
-    try:
-        return bytes.fromhex(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError("SESSIONWARD_INSTANCE", f"{file}: entry {name!r} must be hex text") from None
+    if isinstance(value, str):
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            pass
+    raise ConfigError("SESSIONWARD_INSTANCE", f"{file}: entry {name!r} must be hex text")
 
 
 def _read_secrets_file(file: Path) -> dict[str, object]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from ..exceptions import InvalidCredentials, PasswordPolicyError, Throttled
 from ..flask import (
     csrf_exempt,
-    current_session,
     current_user,
     get_session,
     get_user,
@@ -46,6 +46,12 @@ def _form(name: str) -> str:
     return check_text(request.form.get(name, ""), field=name, max_length=MAX_FIELD)
 
 
+def _see_other(url: str) -> BaseResponse:
+    """303 See Other: after a POST the browser follows with a GET (werkzeug's response class, as `redirect`
+    builds it; every view that may redirect returns that base class)."""
+    return redirect(url, code=303)
+
+
 def _page(template: str, status: int = 200, **context: object) -> Response:
     response = Response(render_template(template, **context), status=status, mimetype="text/html")
     return response
@@ -68,17 +74,17 @@ def _authenticate(
 
 
 @bp.get("/")
-def index() -> Response:
-    return redirect("/dashboard" if get_user() else "/login", code=303)  # type: ignore[return-value]
+def index() -> BaseResponse:
+    return _see_other("/dashboard" if get_user() else "/login")
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @csrf_exempt  # checked by verify_login_csrf: the form's own pre-session token, even if a session cookie came
-def login() -> Response:
+def login() -> BaseResponse:
     next_url = _safe_next(request.values.get("next"))
     if request.method == "GET":
         if get_user() is not None:
-            return redirect(next_url, code=303)  # type: ignore[return-value]
+            return _see_other(next_url)
         return _page("login.html", next=next_url)
     verify_login_csrf()
     username, password = _form("username"), _form("password")
@@ -87,16 +93,16 @@ def login() -> Response:
         return refused
     assert user is not None
     login_user(user)
-    return redirect(next_url, code=303)  # type: ignore[return-value]
+    return _see_other(next_url)
 
 
 @bp.get("/dashboard")
 @login_required
 def dashboard() -> Response:
-    session = current_session
+    session = get_session()
+    assert session is not None  # login_required
     idle_minutes = round(state().sessions.policy.idle_timeout / 60)
-    return _page("dashboard.html", user=current_user, session=session.record,  # type: ignore[union-attr]
-                 idle_minutes=idle_minutes)
+    return _page("dashboard.html", user=current_user, session=session.record, idle_minutes=idle_minutes)
 
 
 @bp.get("/sessions")
@@ -113,39 +119,39 @@ def sessions() -> Response:
 
 @bp.post("/sessions/<session_id>/end")
 @login_required
-def end_session(session_id: str) -> Response:
+def end_session(session_id: str) -> BaseResponse:
     session = get_session()
     assert session is not None
     if session_id == session.id:
         logout_user()
-        return redirect("/login", code=303)  # type: ignore[return-value]
+        return _see_other("/login")
     if not state().sessions.is_recent_auth(session):  # C14: a thief must not lock the owner out one by one
-        return redirect("/reauth?next=/sessions", code=303)  # type: ignore[return-value]
+        return _see_other("/reauth?next=/sessions")
     if not looks_like_public_id(session_id) or not state().sessions.revoke(session.user_id, session_id):
         abort(404, description="No such session.")
-    return redirect("/sessions?done=ended", code=303)  # type: ignore[return-value]
+    return _see_other("/sessions?done=ended")
 
 
 @bp.post("/sessions/end-others")
 @login_required
-def end_other_sessions() -> Response:
+def end_other_sessions() -> BaseResponse:
     session = get_session()
     assert session is not None
     if not state().sessions.is_recent_auth(session):
-        return redirect("/reauth?next=/sessions", code=303)  # type: ignore[return-value]
+        return _see_other("/reauth?next=/sessions")
     state().sessions.revoke_others(session)
-    return redirect("/sessions?done=others", code=303)  # type: ignore[return-value]
+    return _see_other("/sessions?done=others")
 
 
 @bp.post("/logout")
-def logout() -> Response:
+def logout() -> BaseResponse:
     logout_user()
-    return redirect("/login", code=303)  # type: ignore[return-value]
+    return _see_other("/login")
 
 
 @bp.route("/reauth", methods=["GET", "POST"])
 @login_required
-def reauth() -> Response:
+def reauth() -> BaseResponse:
     next_url = _safe_next(request.values.get("next"))
     user = get_user()
     assert user is not None
@@ -160,20 +166,20 @@ def reauth() -> Response:
     rotated = state().sessions.rotate(session, reauthenticated=True)
     if rotated is None:
         logout_user()
-        return redirect("/login", code=303)  # type: ignore[return-value]
+        return _see_other("/login")
     replace_session(rotated)
-    return redirect(next_url, code=303)  # type: ignore[return-value]
+    return _see_other(next_url)
 
 
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
-def change_password() -> Response:
+def change_password() -> BaseResponse:
     st = state()
     session = get_session()
     user = get_user()
     assert session is not None and user is not None
     if not st.sessions.is_recent_auth(session):
-        return redirect("/reauth?next=/password", code=303)  # type: ignore[return-value]
+        return _see_other("/reauth?next=/password")
     if request.method == "GET":
         return _page("password.html", user=user)
     current, new, confirm = _form("current_password"), _form("new_password"), _form("confirm_password")
@@ -189,4 +195,4 @@ def change_password() -> Response:
         return _page("password.html", 422, user=user, error=str(exc))
     st.sessions.revoke_all(user.id)  # every session and token family of the user ends (C6)
     login_user(user)  # this browser continues in a brand-new session
-    return redirect("/sessions?done=password", code=303)  # type: ignore[return-value]
+    return _see_other("/sessions?done=password")

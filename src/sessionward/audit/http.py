@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import TypedDict, Unpack
 from urllib.parse import urlencode, urljoin, urlsplit
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "BudgetExceeded",
     "Client",
     "OriginError",
+    "RequestOptions",
     "Response",
     "SetCookie",
     "parse_set_cookie",
@@ -43,6 +45,16 @@ class OriginError(AuditHTTPError):
 
 class BudgetExceeded(Exception):
     """The probe's or the run's request budget is spent (the request was not sent)."""
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keyword options of `Browser.request` (and of `get`/`post`)."""
+
+    headers: Mapping[str, str] | None
+    form: Mapping[str, str] | Iterable[tuple[str, str]] | None
+    json_body: object
+    body: bytes | None
+    bearer: str | None
 
 
 @dataclass(frozen=True)
@@ -297,8 +309,8 @@ class Browser:
                 self.cookies[cookie.name] = cookie.value
         return resp
 
-    def get(self, path: str, **kw: object) -> Response:
-        return self.request("GET", path, **kw)  # type: ignore[arg-type]
+    def get(self, path: str, **kw: Unpack[RequestOptions]) -> Response:
+        return self.request("GET", path, **kw)
 
-    def post(self, path: str, **kw: object) -> Response:
-        return self.request("POST", path, **kw)  # type: ignore[arg-type]
+    def post(self, path: str, **kw: Unpack[RequestOptions]) -> Response:
+        return self.request("POST", path, **kw)

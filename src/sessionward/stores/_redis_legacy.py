@@ -41,7 +41,8 @@ def parse_hash(h: Mapping[Any, Any] | list[Any]) -> SessionRecord:
         h = dict(zip(h[::2], h[1::2], strict=True))
     d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in h.items()}
     return SessionRecord(
-        id=d["id"], kind=d["kind"], user_id=d["user_id"], created_at=float(d["created_at"]),  # type: ignore[arg-type]
+        id=d["id"], kind="cookie" if d["kind"] == "cookie" else "token",  # as the v2 decoder reads its kind byte
+        user_id=d["user_id"], created_at=float(d["created_at"]),
         last_seen=float(d["last_seen"]), auth_at=float(d["auth_at"]), expires_at=float(d["expires_at"]),
         idle_expires_at=float(d["idle_expires_at"]), epoch=int(d["epoch"]), secret_hash=d.get("secret_hash"),
         generation=int(d["generation"]), salt=d["salt"], user_agent=d["user_agent"], ip=d["ip"],

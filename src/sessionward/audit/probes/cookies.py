@@ -7,6 +7,7 @@ import secrets
 import time
 
 from ..context import Context, evidence
+from ..http import SetCookie
 from ..model import Finding, check
 from . import Skip, probe
 
@@ -94,16 +95,16 @@ def cookie_attributes(ctx: Context) -> list[Finding]:
     return out
 
 
-def _lifetime(c: object) -> float:
+def _lifetime(c: SetCookie) -> float:
     from email.utils import parsedate_to_datetime
 
-    max_age = c.get("max-age")  # type: ignore[attr-defined]
+    max_age = c.get("max-age")
     if max_age is not None:
         try:
             return float(max_age)
         except ValueError:
             return 0.0
-    expires = c.get("expires")  # type: ignore[attr-defined]
+    expires = c.get("expires")
     if expires:
         try:
             return parsedate_to_datetime(expires).timestamp() - time.time()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from ..context import Context, evidence
-from ..http import Response
+from ..http import RequestOptions, Response
 from ..model import Finding, check
 from . import probe
 
@@ -23,11 +23,11 @@ TRACE_MARKERS = (b"Traceback (most recent call last)", b'class="traceback"', b"d
                  b"Exception in thread", b"System.Web.HttpException", b"Whoops, looks like something went wrong")
 
 
-def _attempts(ctx: Context) -> list[tuple[str, str, dict[str, object]]]:
+def _attempts(ctx: Context) -> list[tuple[str, str, RequestOptions]]:
     t = ctx.target
     form_type = {"Content-Type": "application/x-www-form-urlencoded"}
     json_type = {"Content-Type": "application/json"}
-    tries: list[tuple[str, str, dict[str, object]]] = [("GET", "/console", {})]
+    tries: list[tuple[str, str, RequestOptions]] = [("GET", "/console", {})]
     if t.form_login:
         tries.append(("POST", t.form_login, {"body": b"", "headers": form_type}))
     if t.json_login:
@@ -43,8 +43,7 @@ def debug_exposure(ctx: Context) -> list[Finding]:
     found: dict[str, Finding] = {}
     for method, path, kw in _attempts(ctx):
         b = ctx.browser()
-        headers = dict(kw.get("headers") or {})  # type: ignore[call-overload]
-        resp: Response = b.request(method, path, headers=headers, body=kw.get("body"))  # type: ignore[arg-type]
+        resp = b.request(method, path, **kw)
         if any(m in resp.body for m in DEBUGGER_MARKERS) and resp.status in DEBUGGER_STATUSES:
             note = _excerpt(resp, DEBUGGER_MARKERS)
             found.setdefault(INTERACTIVE.id, Finding(INTERACTIVE, evidence(resp, note=note)))
