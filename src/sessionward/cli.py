@@ -99,6 +99,10 @@ def ensure_admin(svc: Services, out: Callable[[str], None] = print) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # Before anything imports prometheus_client: workers must inherit the multiprocess mode.
+    from .extras import require
+
+    require("flask", "server")  # the reference service runs Flask under gunicorn: `pip install 'sessionward[server]'`
+    require("gunicorn", "server")
     _metrics_dir(Path(args.instance or os.environ.get("SESSIONWARD_INSTANCE") or "instance").resolve())
     from .app import create_app
     from .app.instance import check_private, database_urls, ensure_certificate, instance_path, private_paths

@@ -280,7 +280,9 @@ class _Reader:
 
 def _renamed(exc: ConfigError) -> ConfigError:
     """A core policy's `ConfigError` (`SESSION_IDLE_TIMEOUT: ...`) as the setting's full key."""
-    name = ALIASES.get(exc.setting, exc.setting)
+    if exc.setting not in ALIASES:
+        return exc  # already a full key (or not a setting at all, like MissingExtra)
+    name = ALIASES[exc.setting]
     message = str(exc).split(": ", 1)[-1]
     for alias in sorted(ALIASES, key=len, reverse=True):
         message = re.sub(rf"(?<![A-Z_]){alias}\b", ALIASES[alias], message)
