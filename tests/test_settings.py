@@ -111,6 +111,7 @@ def test_an_unknown_key_is_an_error_naming_it_with_a_suggestion() -> None:
     assert info.value.setting == "SESSIONWARD_SESION_IDLE_TIMEOUT"
     assert "did you mean SESSIONWARD_SESSION_IDLE_TIMEOUT" in str(info.value)
     parse(SECRET_KEY="x", DEBUG=False)  # other keys of app.config are not ours
+    parse(SESSIONWARD_TEST_PG_URL="postgresql://...")  # reserved for the test suite's own services
 
 
 def test_an_unknown_key_in_the_environment_warns_and_is_left_out() -> None:

@@ -40,6 +40,8 @@ __all__ = [
 BY_NAME: dict[str, Setting] = {s.name: s for s in TABLE}
 #: The names the core's policies use in their `ConfigError`s, and the full keys they stand for.
 ALIASES: dict[str, str] = {alias: s.name for s in TABLE for alias in s.aliases}
+#: Names under this prefix belong to sessionward's own test suite (`SESSIONWARD_TEST_PG_URL`), never a setting.
+RESERVED = PREFIX + "TEST_"
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
 _WHOLE = re.compile(r"[+-]?[0-9]+")
 
@@ -171,7 +173,7 @@ def _check_unknown(mapping: Mapping[str, Any], unknown: str) -> None:
     if unknown == "ignore":
         return
     for key in mapping:
-        if isinstance(key, str) and key.startswith(PREFIX) and key not in BY_NAME:
+        if isinstance(key, str) and key.startswith(PREFIX) and key not in BY_NAME and not key.startswith(RESERVED):
             message = f"is not a sessionward setting{_suggestion(key)}"
             if unknown == "error":
                 raise ConfigError(key, message)
