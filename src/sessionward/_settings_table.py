@@ -1,8 +1,15 @@
-"""The one table of `SESSIONWARD_*` settings (parsed by `sessionward.settings`, rendered into the README)."""
+"""The one table of `SESSIONWARD_*` settings and how each kind of value is read (used by `sessionward.settings`)."""
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from .config import check_key
+from .exceptions import ConfigError
 
 PREFIX = "SESSIONWARD_"
 
@@ -135,6 +142,101 @@ TABLE: tuple[Setting, ...] = (
        "`/metrics` and the detailed `/healthz` (`0` = off)"),
     _s("MANAGEMENT_HOST", "text", "127.0.0.1", "serve", "default of `serve --management-host` (loopback only)"),
 )
+
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in TABLE}
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
+class Reader:
+    """Typed reads of one mapping; each raises `ConfigError` naming the full key."""
+
+    def __init__(self, mapping: Mapping[str, Any]) -> None:
+        self._mapping = mapping
+
+    def raw(self, name: str) -> Any:
+        spec = BY_NAME[name]
+        value = self._mapping.get(name)
+        if value is None or (spec.empty_is_unset and isinstance(value, str) and not value.strip()):
+            return None
+        return value
+
+    def seconds(self, name: str) -> float:
+        value = self.raw(name)
+        if value is None:
+            return float(BY_NAME[name].default)  # type: ignore[arg-type]
+        number: float | None = None
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        if number is None or not math.isfinite(number):
+            raise ConfigError(name, f"must be a number of seconds, got {value!r}")
+        return number
+
+    def whole(self, name: str, default: int | None = None) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default if default is not None else int(BY_NAME[name].default)  # type: ignore[call-overload]
+        if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
+            return int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(name, f"must be a whole number, got {value!r}")
+
+    def text(self, name: str) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return BY_NAME[name].default  # type: ignore[return-value]
+        if not isinstance(value, str):
+            raise ConfigError(name, f"must be text, got {type(value).__name__}")
+        return value
+
+    def choice(self, name: str) -> str:
+        value = self.text(name)
+        choices = BY_NAME[name].choices
+        if value not in choices:
+            raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def flag(self, name: str) -> bool:
+        value = self.raw(name)
+        if isinstance(value, bool):
+            return value
+        text = str(value if value is not None else "").strip().lower()
+        if text in ("", "0", "false", "no", "off"):
+            return False
+        if text in ("1", "true", "yes", "on"):
+            return True
+        raise ConfigError(name, f"must be true or false, got {value!r}")
+
+    def key(self, name: str) -> bytes | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value = bytes.fromhex(value.strip())
+            except ValueError:
+                raise ConfigError(name, "must be bytes or hex text of 32+ random bytes") from None
+        return check_key(name, value)  # ConfigError for anything that is not 256+ random-looking bits
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return ()
+        items: Iterable[Any] = re.split(r"[\s,]+", value.strip()) if isinstance(value, str) else value
+        try:
+            result = tuple(item for item in items if item)
+        except TypeError:
+            raise ConfigError(name, f"must be a list of origins, got {value!r}") from None
+        for origin in result:
+            if not isinstance(origin, str) or not re.fullmatch(r"https?://[^\s/]+/?", origin):
+                raise ConfigError(name, f"must be origins like https://app.example, got {origin!r}")
+        return result
 
 
 def markdown_table() -> str:

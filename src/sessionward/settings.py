@@ -13,18 +13,17 @@ configuration table, generated from `TABLE` (tests/test_settings.py keeps the tw
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._settings_table import PREFIX, TABLE, Setting, markdown_table, with_table
-from .config import CookiePolicy, SessionPolicy, ThrottlePolicy, check_key
+from ._settings_table import BY_NAME, PREFIX, TABLE, Reader, Setting, markdown_table, with_table
+from .config import CookiePolicy, SessionPolicy, ThrottlePolicy
 from .exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -37,13 +36,11 @@ __all__ = [
     "is_redis_url", "markdown_table",
 ]
 
-BY_NAME: dict[str, Setting] = {s.name: s for s in TABLE}
 #: The names the core's policies use in their `ConfigError`s, and the full keys they stand for.
 ALIASES: dict[str, str] = {alias: s.name for s in TABLE for alias in s.aliases}
 #: Names under this prefix belong to sessionward's own test suite (`SESSIONWARD_TEST_PG_URL`), never a setting.
 RESERVED = PREFIX + "TEST_"
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
-_WHOLE = re.compile(r"[+-]?[0-9]+")
 
 
 class UnknownSettingWarning(UserWarning):
@@ -150,7 +147,7 @@ class Settings:
         the full key of the first wrong value, or of an unknown `SESSIONWARD_*` key (`unknown="warn"` warns
         instead, `"ignore"` says nothing)."""
         _check_unknown(mapping, unknown)
-        return _build(_Reader(mapping))
+        return _build(Reader(mapping))
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -187,98 +184,7 @@ def _suggestion(key: str) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-# -- parsing one value ---------------------------------------------------------------------------
-
-class _Reader:
-    """Typed reads of one mapping; each raises `ConfigError` naming the full key."""
-
-    def __init__(self, mapping: Mapping[str, Any]) -> None:
-        self._mapping = mapping
-
-    def raw(self, name: str) -> Any:
-        spec = BY_NAME[name]
-        value = self._mapping.get(name)
-        if value is None or (spec.empty_is_unset and isinstance(value, str) and not value.strip()):
-            return None
-        return value
-
-    def seconds(self, name: str) -> float:
-        value = self.raw(name)
-        if value is None:
-            return float(BY_NAME[name].default)  # type: ignore[arg-type]
-        number: float | None = None
-        if isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                number = None
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        if number is None or not math.isfinite(number):
-            raise ConfigError(name, f"must be a number of seconds, got {value!r}")
-        return number
-
-    def whole(self, name: str, default: int | None = None) -> int:
-        value = self.raw(name)
-        if value is None:
-            return default if default is not None else int(BY_NAME[name].default)  # type: ignore[call-overload]
-        if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
-            return int(value.strip())
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(name, f"must be a whole number, got {value!r}")
-
-    def text(self, name: str) -> str | None:
-        value = self.raw(name)
-        if value is None:
-            return BY_NAME[name].default  # type: ignore[return-value]
-        if not isinstance(value, str):
-            raise ConfigError(name, f"must be text, got {type(value).__name__}")
-        return value
-
-    def choice(self, name: str) -> str:
-        value = self.text(name)
-        choices = BY_NAME[name].choices
-        if value not in choices:
-            raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def flag(self, name: str) -> bool:
-        value = self.raw(name)
-        if isinstance(value, bool):
-            return value
-        text = str(value if value is not None else "").strip().lower()
-        if text in ("", "0", "false", "no", "off"):
-            return False
-        if text in ("1", "true", "yes", "on"):
-            return True
-        raise ConfigError(name, f"must be true or false, got {value!r}")
-
-    def key(self, name: str) -> bytes | None:
-        value = self.raw(name)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            try:
-                value = bytes.fromhex(value.strip())
-            except ValueError:
-                raise ConfigError(name, "must be bytes or hex text of 32+ random bytes") from None
-        return check_key(name, value)  # ConfigError for anything that is not 256+ random-looking bits
-
-    def origins(self, name: str) -> tuple[str, ...]:
-        value = self.raw(name)
-        if value is None:
-            return ()
-        items: Iterable[Any] = re.split(r"[\s,]+", value.strip()) if isinstance(value, str) else value
-        try:
-            result = tuple(item for item in items if item)
-        except TypeError:
-            raise ConfigError(name, f"must be a list of origins, got {value!r}") from None
-        for origin in result:
-            if not isinstance(origin, str) or not re.fullmatch(r"https?://[^\s/]+/?", origin):
-                raise ConfigError(name, f"must be origins like https://app.example, got {origin!r}")
-        return result
-
+# -- building the policies -----------------------------------------------------------------------
 
 def _renamed(exc: ConfigError) -> ConfigError:
     """A core policy's `ConfigError` (`SESSION_IDLE_TIMEOUT: ...`) as the setting's full key."""
@@ -306,7 +212,7 @@ def full_key_errors() -> Iterator[None]:
         raise _renamed(exc) from None
 
 
-def _token_settings(r: _Reader) -> TokenSettings:
+def _token_settings(r: Reader) -> TokenSettings:
     from .tokens.claims import TokenPolicy
     from .tokens.keys import ALGORITHMS
     from .tokens.service import MAX_CACHE_SIZE
@@ -337,7 +243,7 @@ def _token_settings(r: _Reader) -> TokenSettings:
                          refresh_key=refresh_key, kek=kek)
 
 
-def _hashing(r: _Reader) -> HashingSettings:
+def _hashing(r: Reader) -> HashingSettings:
     from .passwords import DEFAULT_HASH_CONCURRENCY, MAX_HASH_WAIT
 
     concurrency = r.whole("SESSIONWARD_HASH_CONCURRENCY", DEFAULT_HASH_CONCURRENCY)
@@ -358,7 +264,7 @@ def _positive(name: str, value: float) -> float:
     return value
 
 
-def _build(r: _Reader) -> Settings:
+def _build(r: Reader) -> Settings:
     session = _policy(lambda: SessionPolicy(
         idle_timeout=r.seconds("SESSIONWARD_SESSION_IDLE_TIMEOUT"),
         absolute_lifetime=r.seconds("SESSIONWARD_SESSION_ABSOLUTE_LIFETIME"),
