@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from ..clock import iso_utc
 from ..exceptions import InvalidCredentials, NotFound, PermissionDenied, SessionwardError, TokenError, ValidationError
-from ..flask import csrf_exempt, get_jwt_claims, get_user, jwt_required, state, token_service
+from ..flask import csrf_exempt, get_jwt_claims, get_user, jwt_required, request_state, state, token_service
 from ..flask.jwt import FreshTokenRequired
 from ..ids import looks_like_public_id
 from ..jsontext import strict_loads
@@ -105,12 +105,12 @@ def _client() -> tuple[str, str]:
 
 
 def _pair_response(pair: TokenPair) -> Response:
-    g._sw_authenticated = True  # Cache-Control: no-store (RFC 6749 5.1)
+    request_state().authenticated = True  # Cache-Control: no-store (RFC 6749 5.1)
     return jsonify(pair.as_dict())
 
 
 def _no_content() -> Response:
-    g._sw_authenticated = True
+    request_state().authenticated = True
     return Response(status=204)
 
 
@@ -147,7 +147,7 @@ def refresh() -> Response:
 def profile() -> Response:
     user = get_user()
     assert user is not None  # jwt_required refuses a token whose user is gone or disabled
-    g._sw_authenticated = True
+    request_state().authenticated = True
     return jsonify({"logged_in_as": user.username})
 
 
@@ -196,7 +196,7 @@ def sessions() -> Response:
             "last_seen": iso_utc(r.last_seen),
             "current": r.id == claims.sid,
         })
-    g._sw_authenticated = True
+    request_state().authenticated = True
     return jsonify({"sessions": rows})
 
 
