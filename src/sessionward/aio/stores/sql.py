@@ -224,8 +224,8 @@ def _update_values(changes: Mapping[str, Any]) -> dict[str, Any]:
 class AsyncSQLStore:
     """The session store on SQLite or PostgreSQL (`AsyncSQLStore` for asyncio, `SQLStore` sync).
 
-    `open(engine)` (sync: also the constructor) uses an engine from `make_engine` (`sessionward.aio.db` or
-    `sessionward.db`, shared with the users table and key set if wanted); `from_url(url)` makes its own and
+    `open(engine)` (sync: also the constructor) uses an engine from the same flavour's `db.make_engine` (shared
+    with the users table and key set if wanted); `from_url(url)` makes its own and
     disposes of it on `close()`. Both create the tables on first start (`create_schema=False` skips that).
     Raises `StoreUnavailable` if the database cannot be reached, `ConfigError` for a bad URL or a schema newer
     than this release. An async constructor cannot await: `AsyncSQLStore(engine)` leaves the tables to `open`,
