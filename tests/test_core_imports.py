@@ -13,6 +13,8 @@ CORE = [
     "sessionward.settings", "sessionward.assembly", "sessionward.extras", "sessionward.web", "sessionward.web.state",
     "sessionward.web.context", "sessionward.app.instance", "sessionward.cli", "sessionward.cli_keys",
     "sessionward.audit", "sessionward.audit.cli", "sessionward.audit.report", "sessionward.audit.probes",
+    "sessionward.aio.stores", "sessionward.aio.stores.sql", "sessionward.aio.stores.redis",
+    "sessionward.aio.stores.cache",
 ]
 
 
