@@ -14,93 +14,28 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection, Engine
 
 from .. import db, events
-from ..config import check_key
 from ..exceptions import ConfigError, NotFound, ValidationError
-from .keys import ALGORITHM_CHOICES, ALGORITHMS, DEFAULT_ALG, KeySet, PrivateKey, SigningKey, superseded_at
+from .keyrows import (
+    KEK_SETTING,
+    KeyInfo,
+    KeyRevocation,
+    KeySealer,
+    keys_revoked_table,
+    keys_table,
+    keys_version_table,
+)
+from .keys import ALGORITHM_CHOICES, ALGORITHMS, DEFAULT_ALG, KeySet, SigningKey, superseded_at
 
 __all__ = ["KEK_SETTING", "KeyInfo", "KeyRevocation", "SQLKeyRepository", "keys_revoked_table", "keys_table",
            "keys_version_table"]
-
-
-keys_table = sa.Table(
-    "sw_signing_keys",
-    db.metadata,
-    sa.Column("kid", sa.String(64), primary_key=True),
-    sa.Column("alg", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("activates_at", sa.Double, nullable=False),
-    sa.Column("serial", sa.Integer, nullable=False),  #: the version that added the key: orders same-instant keys
-    sa.Column("sealed", sa.LargeBinary, nullable=False),  #: nonce (12 bytes) || AES-GCM ciphertext and tag
-)
-
-#: One row (id=1) whose `version` grows with every change of `sw_signing_keys`: the cheap poll.
-keys_version_table = sa.Table(
-    "sw_signing_keys_version",
-    db.metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("version", sa.Integer, nullable=False),
-)
-
-#: Tombstones of revoked keys: what `keys list` shows and what the family count needs; never key material.
-keys_revoked_table = sa.Table(
-    "sw_signing_keys_revoked",
-    db.metadata,
-    sa.Column("kid", sa.String(64), primary_key=True),
-    sa.Column("alg", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("activates_at", sa.Double, nullable=False),
-    sa.Column("superseded_at", sa.Double, nullable=True),  #: when it stopped signing (None: it never signed)
-    sa.Column("revoked_at", sa.Double, nullable=False),
-)
-
-KEK_SETTING = "SESSIONWARD_KEY_ENCRYPTION_KEY"
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRevocation:
-    """A revoked key: it signed the tokens issued from `activates_at` until `superseded_at` (None: never)."""
-
-    kid: str
-    alg: str
-    activates_at: float
-    superseded_at: float | None
-    revoked_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """One line of `keys list`: status is signing, pending, verifying, retired or revoked; `until` is when a
-    verifying key retires (None when no token lifetime is bound), when a retired key did, or when a revoked key
-    was revoked."""
-
-    kid: str
-    alg: str
-    status: str
-    created_at: float
-    activates_at: float
-    until: float | None
-
-
-_NONCE_BYTES = 12
-_KEK_BYTES = 32  # AES-256
-
-
-def _aad(kid: str, alg: str) -> bytes:
-    # The kid and the algorithm are bound to the ciphertext: a row whose kid or alg was edited fails to open.
-    return f"sessionward-signing-key|{kid}|{alg}".encode("ascii")
 
 
 class SQLKeyRepository:
@@ -125,15 +60,13 @@ class SQLKeyRepository:
         refresh_interval: float = 5.0,
         default_alg: str = DEFAULT_ALG,
     ) -> None:
-        check_key(KEK_SETTING, kek)
-        if len(kek) != _KEK_BYTES:
-            raise ConfigError(KEK_SETTING, "must be exactly 32 random bytes (AES-256)")
+        sealer = KeySealer(kek)
         if not isinstance(refresh_interval, (int, float)) or refresh_interval <= 0:
             raise ConfigError("TOKEN_KEYS_REFRESH_INTERVAL", "must be a positive number of seconds")
         if default_alg not in ALGORITHMS:
             raise ConfigError("TOKEN_ALGORITHM", f"unsupported algorithm {default_alg!r}; use {ALGORITHM_CHOICES}")
         self._engine = engine
-        self._aead = AESGCM(bytes(kek))
+        self._sealer = sealer
         self.refresh_interval = float(refresh_interval)
         self.default_alg = default_alg
         self._lock = threading.RLock()
@@ -149,35 +82,6 @@ class SQLKeyRepository:
     def from_url(cls, url: str, kek: bytes, **options: Any) -> SQLKeyRepository:
         return cls(db.make_engine(url), kek, **options)
 
-    # -- sealing -------------------------------------------------------------------------------------
-    def _seal(self, key: SigningKey) -> bytes:
-        if isinstance(key.private, bytes):
-            plain = key.private
-        else:
-            plain = key.private.private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        nonce = os.urandom(_NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, plain, _aad(key.kid, key.alg))
-
-    def _open(self, row: Any) -> SigningKey:
-        sealed = bytes(row.sealed)
-        try:
-            plain = self._aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], _aad(row.kid, row.alg))
-        except (InvalidTag, ValueError):
-            raise ConfigError(
-                KEK_SETTING, f"cannot open signing key {row.kid!r}: wrong key-encryption key or altered row"
-            ) from None
-        private: PrivateKey = plain if row.alg == "HS256" else serialization.load_der_private_key(plain, None)  # type: ignore[assignment]
-        return SigningKey(
-            kid=row.kid,
-            alg=row.alg,
-            private=private,
-            created_at=row.created_at,
-            activates_at=row.activates_at,
-            serial=row.serial,
-        )
-
     # -- reading -------------------------------------------------------------------------------------
     def _read_version(self, conn: Connection) -> int | None:
         return conn.execute(sa.select(keys_version_table.c.version).where(keys_version_table.c.id == 1)).scalar()
@@ -188,7 +92,7 @@ class SQLKeyRepository:
             rows = conn.execute(sa.select(keys_table)).all()
         if version is None or not rows:
             return None
-        return KeySet([self._open(r) for r in rows], version=version, read_only=True)
+        return KeySet([self._sealer.open(r) for r in rows], version=version, read_only=True)
 
     def _bootstrap(self, now: float) -> None:
         """First start: one key, active at once (nobody can have signed anything yet). Two instances
@@ -197,20 +101,10 @@ class SQLKeyRepository:
         try:
             with db.begin(self._engine, "key store") as conn:
                 conn.execute(keys_version_table.insert().values(id=1, version=1))
-                conn.execute(keys_table.insert().values(**self._row(key)))
+                conn.execute(keys_table.insert().values(**self._sealer.row(key)))
         except sa.exc.IntegrityError:
             return  # another instance made the first key; read theirs
         events.emit("key_rotated", new_kid=key.kid, alg=key.alg)
-
-    def _row(self, key: SigningKey) -> dict[str, Any]:
-        return {
-            "kid": key.kid,
-            "alg": key.alg,
-            "created_at": key.created_at,
-            "activates_at": key.activates_at,
-            "serial": key.serial,
-            "sealed": self._seal(key),
-        }
 
     def bind_token_lifetime(self, seconds: float) -> None:
         """Leave keys superseded more than `seconds` ago out of `current` (the longest lifetime bound wins)."""
@@ -283,7 +177,7 @@ class SQLKeyRepository:
             self._bump_version(conn)
             if add is not None:
                 add = dataclasses.replace(add, serial=self._read_version(conn) or 1)
-                conn.execute(keys_table.insert().values(**self._row(add)))
+                conn.execute(keys_table.insert().values(**self._sealer.row(add)))
             kids = list(delete)
             if kids:
                 conn.execute(keys_table.delete().where(keys_table.c.kid.in_(kids)))
