@@ -24,13 +24,14 @@ import logging
 from typing import TYPE_CHECKING, NoReturn
 
 from sessionward import events
+from sessionward.accounts import User
 from sessionward.clock import Clock
 from sessionward.exceptions import InvalidCredentials, Throttled
 from sessionward.passwords import Argon2idHasher
 from sessionward.throttle import LoginThrottle
 
 if TYPE_CHECKING:
-    from sessionward.users import User, UserStore
+    from sessionward.users import UserStore
 
 __all__ = ["MAX_PASSWORD_INPUT", "MAX_USERNAME_INPUT", "PURPOSES", "Authenticator"]
 

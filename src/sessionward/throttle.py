@@ -63,12 +63,12 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
+from sessionward.accounts import normalize_username
 from sessionward.clock import Clock
 from sessionward.config import ThrottlePolicy
 from sessionward.exceptions import Throttled
 from sessionward.stores.base import ThrottleState
 from sessionward.stores.protocol import SessionStore
-from sessionward.users import normalize_username
 
 __all__ = ["Attempt", "LoginThrottle", "address_key"]
 

@@ -23,13 +23,14 @@ import logging
 from typing import TYPE_CHECKING, NoReturn
 
 from sessionward import events
+from sessionward.accounts import User
 from sessionward.aio.passwords import AsyncArgon2idHasher
 from sessionward.aio.throttle import AsyncLoginThrottle
 from sessionward.clock import Clock
 from sessionward.exceptions import InvalidCredentials, Throttled
 
 if TYPE_CHECKING:
-    from sessionward.aio.users import AsyncUserStore, User
+    from sessionward.aio.users import AsyncUserStore
 
 __all__ = ["MAX_PASSWORD_INPUT", "MAX_USERNAME_INPUT", "PURPOSES", "AsyncAuthenticator"]
 

@@ -1,6 +1,7 @@
-"""The rows of the shared key set (`sw_signing_keys` and its version and tombstone tables), what key
-revocation and `keys list` report, and the sealing of private keys under the key-encryption key: shared by the
-SQL key repository's two flavours (sessionward.tokens.keystore and its asyncio source).
+"""What the shared key set's rows mean, shared by both flavours of the SQL key repository
+(`sessionward.tokens.keystore` and its asyncio source): the sealing of private keys under the key-encryption
+key, and what key revocation and `keys list` report. The tables themselves are defined by each flavour, on its
+own metadata (see `sessionward.aio.db`).
 """
 
 from __future__ import annotations
@@ -9,50 +10,16 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from sessionward import db
 from sessionward.config import check_key
 from sessionward.exceptions import ConfigError
 from sessionward.tokens.keys import PrivateKey, SigningKey
 
-__all__ = ["KEK_SETTING", "KeyInfo", "KeyRevocation", "KeySealer", "keys_revoked_table", "keys_table",
-           "keys_version_table"]
+__all__ = ["KEK_SETTING", "KeyInfo", "KeyRevocation", "KeySealer"]
 
-
-keys_table = sa.Table(
-    "sw_signing_keys",
-    db.metadata,
-    sa.Column("kid", sa.String(64), primary_key=True),
-    sa.Column("alg", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("activates_at", sa.Double, nullable=False),
-    sa.Column("serial", sa.Integer, nullable=False),  #: the version that added the key: orders same-instant keys
-    sa.Column("sealed", sa.LargeBinary, nullable=False),  #: nonce (12 bytes) || AES-GCM ciphertext and tag
-)
-
-#: One row (id=1) whose `version` grows with every change of `sw_signing_keys`: the cheap poll.
-keys_version_table = sa.Table(
-    "sw_signing_keys_version",
-    db.metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("version", sa.Integer, nullable=False),
-)
-
-#: Tombstones of revoked keys: what `keys list` shows and what the family count needs; never key material.
-keys_revoked_table = sa.Table(
-    "sw_signing_keys_revoked",
-    db.metadata,
-    sa.Column("kid", sa.String(64), primary_key=True),
-    sa.Column("alg", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("activates_at", sa.Double, nullable=False),
-    sa.Column("superseded_at", sa.Double, nullable=True),  #: when it stopped signing (None: it never signed)
-    sa.Column("revoked_at", sa.Double, nullable=False),
-)
 
 KEK_SETTING = "SESSIONWARD_KEY_ENCRYPTION_KEY"
 
