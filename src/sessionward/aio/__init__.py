@@ -29,7 +29,10 @@ _EXPORTS = {
     "AsyncArgon2idHasher": "passwords",
     "AsyncHashGate": "passwords",
     "AsyncSessionStore": "stores",
+    "open_async_store": "stores",
     "AsyncSQLStore": "stores.sql",
+    "AsyncRedisStore": "stores.redis",
+    "AsyncCachedStore": "stores.cache",
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 - computed from the one table of lazy exports
