@@ -42,6 +42,7 @@ class AsyncHashGate:
         )
         self._sem = asyncio.Semaphore(max_concurrent)
         self._waiting = 0
+        self._held = 0
         self.refused = 0  #: how many callers got `Overloaded` (for tests and metrics)
 
     @property
@@ -53,6 +54,11 @@ class AsyncHashGate:
         """How many coroutines wait for a slot now."""
         return self._waiting
 
+    @property
+    def in_use(self) -> int:
+        """How many slots are taken now."""
+        return self._held
+
     def _refuse(self, why: str) -> Overloaded:
         self.refused += 1
         return overloaded(why, retry_after=self.retry_after)
@@ -61,6 +67,7 @@ class AsyncHashGate:
         """Take a slot (give it back with `release`). Raises `Overloaded`."""
         if not self._sem.locked():
             await self._sem.acquire()  # a free slot and nobody queued before us: no suspension
+            self._held += 1
             return
         if self._waiting >= self.max_waiting:
             raise self._refuse("queue full")
@@ -72,8 +79,10 @@ class AsyncHashGate:
             raise self._refuse("waited too long") from None
         finally:
             self._waiting -= 1
+        self._held += 1
 
     def release(self) -> None:
+        self._held -= 1
         self._sem.release()
 
 
