@@ -12,18 +12,17 @@ unexpected error is answered in the one error shape.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..csrf import UNSAFE_METHODS
 from ..exceptions import CSRFError
 from ..httpshape import HSTS, STATIC_HEADERS
+from ._routes import ExemptTable
 from .context import LOGIN_CSRF_COOKIE, SCOPE_KEY, check_origin, csrf_failed, get_session, submitted_csrf_token
 from .errors import exception_response
 from .state import RequestContext, SessionwardState
@@ -59,7 +58,7 @@ class SessionwardMiddleware:
         self.app = app
         self.state = state
         self.max_body = max_body
-        self._exempt: dict[int, bool] = {}
+        self._exempt: ExemptTable | None = None  # built at the first unsafe request, when every route exists
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,16 +128,9 @@ class SessionwardMiddleware:
     def _is_exempt(self, scope: Scope) -> bool:
         """The matching route's view is `csrf_exempt`, or it needs a bearer token (a header token cannot be
         forged cross-site; a cookie token gets its own double-submit check)."""
-        router = getattr(scope.get("app"), "router", None) or getattr(self.app, "router", None)
-        for route in getattr(router, "routes", ()):
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                key = id(route)
-                if key not in self._exempt:
-                    endpoint = child.get("endpoint") or getattr(route, "endpoint", None)
-                    self._exempt[key] = bool(getattr(endpoint, "_sw_csrf_exempt", False)) or _needs_token(route)
-                return self._exempt[key]
-        return False
+        if self._exempt is None:
+            self._exempt = ExemptTable(getattr(scope.get("app"), "router", None) or getattr(self.app, "router", None))
+        return self._exempt.exempt(scope["path"], scope["method"])
 
     # -- the response ------------------------------------------------------------------------------
     def _finish(
@@ -248,20 +240,3 @@ async def _check_csrf(conn: HTTPConnection) -> None:
     except CSRFError:
         csrf_failed(conn)
         raise
-
-
-def _needs_token(route: Any) -> bool:
-    from .tokens import TokenDependency
-
-    seen: set[int] = set()
-    stack = [getattr(route, "dependant", None)]
-    while stack:
-        dependant = stack.pop()
-        if dependant is None or id(dependant) in seen:
-            continue
-        seen.add(id(dependant))
-        call: Callable[..., Any] | None = dependant.call
-        if isinstance(call, TokenDependency) and not call.optional:
-            return True
-        stack.extend(dependant.dependencies)
-    return False
