@@ -98,7 +98,7 @@ def make_app(tmp_path: Any, clock: ManualClock | None = None, *, max_body: int =
         return {"sub": claims.sub}
 
     @app.get("/api/me")
-    async def api_me(user: CurrentUser, claims: Annotated[Claims, RequireToken()]) -> dict[str, str]:
+    async def api_me(claims: Annotated[Claims, RequireToken()], user: CurrentUser) -> dict[str, str]:
         return {"user": user.username, "jti": claims.jti}
 
     @app.post("/api/write")
