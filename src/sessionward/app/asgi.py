@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -40,9 +41,18 @@ def create_asgi_app(
 
     app.include_router(asgi_web.router)
     app.include_router(asgi_api.router)
-    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
+    app.mount("/static", _Static(directory=Path(__file__).with_name("static")), name="static")
     proxies = trusted_proxies(settings)
     return ProxyFix(app, proxies) if proxies > 0 else app
+
+
+class _Static(StaticFiles):
+    """Static files revalidated on every use (`Cache-Control: no-cache`, with the ETag), as Flask serves them."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.setdefault("Cache-Control", "no-cache")
+        return response
 
 
 class ProxyFix:
