@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..asgi import Sessionward
 from ..clock import Clock
-from .common import MAX_BODY, service_settings, trusted_proxies
+from .common import MAX_BODY, service_settings
 from .instance import instance_path
 
 __all__ = ["create_asgi_app"]
@@ -35,14 +35,14 @@ def create_asgi_app(
     settings = service_settings(path, config)
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.router.redirect_slashes = False
-    Sessionward(app, settings, clock=clock, max_body=int(settings.get("MAX_CONTENT_LENGTH") or MAX_BODY))
+    sw = Sessionward(app, settings, clock=clock, max_body=int(settings.get("MAX_CONTENT_LENGTH") or MAX_BODY))
 
     from . import asgi_api, asgi_web
 
     app.include_router(asgi_web.router)
     app.include_router(asgi_api.router)
     app.mount("/static", _Static(directory=Path(__file__).with_name("static")), name="static")
-    proxies = trusted_proxies(settings)
+    proxies = sw.state.settings.service.trusted_proxies
     return ProxyFix(app, proxies) if proxies > 0 else app
 
 

@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from types import SimpleNamespace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from ..auth import Authenticator
-from ..clock import Clock, SystemClock
-from ..config import CookiePolicy, SessionPolicy, ThrottlePolicy
-from ..csrf import CSRFProtector
-from ..db import make_engine
-from ..exceptions import ConfigError
-from ..passwords import Argon2idHasher, PasswordPolicy
-from ..sessions import SessionManager
-from ..stores import SessionStore, open_store, store_options
-from ..throttle import LoginThrottle
+from ..clock import Clock
+from ..passwords import Argon2idHasher
+from ..settings import Settings
+from ..stores import SessionStore
 from ..tokens import KeySource
-from ..users import RecentUsers, UserStore
+from ..users import UserStore
+from ..web import build_state as build_core
 from .state import SessionwardState
 
 __all__ = ["Offloaded", "build_state"]
@@ -70,57 +64,20 @@ def build_state(
     hasher: Argon2idHasher | None = None,
     token_keys: KeySource | None = None,
 ) -> SessionwardState:
-    """Everything from `SESSIONWARD_*` settings in `config`, validated now. Raises `ConfigError` naming a bad one."""
-    from ..flask import extension as parse  # the settings parsers (Flask-free functions over `.config`)
-    from ..flask.jwt_config import build_token_service
-
-    holder = SimpleNamespace(config=config)
-    clock = clock or SystemClock()
-    if store is None:
-        url = config.get("SESSIONWARD_STORE_URL")
-        if not url:
-            raise ConfigError("SESSIONWARD_STORE_URL", "is required (sqlite:///..., postgresql://..., redis://...)")
-        store = open_store(url, **store_options(url, config))
-    policy = SessionPolicy(
-        idle_timeout=parse._number(holder, "SESSIONWARD_SESSION_IDLE_TIMEOUT", 30 * 60),  # type: ignore[arg-type]
-        absolute_lifetime=parse._number(holder, "SESSIONWARD_SESSION_ABSOLUTE_LIFETIME", 12 * 3600),  # type: ignore[arg-type]
-        touch_interval=parse._number(holder, "SESSIONWARD_SESSION_TOUCH_INTERVAL", 60),  # type: ignore[arg-type]
-        reauth_window=parse._number(holder, "SESSIONWARD_SESSION_REAUTH_WINDOW", 10 * 60),  # type: ignore[arg-type]
-    )
-    cookie = CookiePolicy(
-        name=config.get("SESSIONWARD_COOKIE_NAME", "__Host-session"),
-        samesite=config.get("SESSIONWARD_COOKIE_SAMESITE", "Lax"),
-    )
-    hasher = hasher or Argon2idHasher(gate=parse._hash_gate(holder))  # type: ignore[arg-type]
-    if users is None:
-        db_url = config.get("SESSIONWARD_DATABASE_URL")
-        if not db_url:
-            raise ConfigError("SESSIONWARD_DATABASE_URL", "is required (sqlite:///... or postgresql://...)")
-        users = UserStore(make_engine(db_url), hasher=hasher, policy=PasswordPolicy(), clock=clock)
-    throttle = LoginThrottle(
-        store,
-        ThrottlePolicy(
-            account_free=int(parse._number(holder, "SESSIONWARD_THROTTLE_ACCOUNT_FREE", 5)),  # type: ignore[arg-type]
-            address_free=int(parse._number(holder, "SESSIONWARD_THROTTLE_ADDRESS_FREE", 20)),  # type: ignore[arg-type]
-            max_backoff=parse._number(holder, "SESSIONWARD_THROTTLE_MAX_BACKOFF", 15 * 60),  # type: ignore[arg-type]
-        ),
-        clock,
-    )
-    tokens = None
-    if token_keys is not None or config.get("SESSIONWARD_REFRESH_KEY"):
-        tokens = Offloaded(build_token_service(config, store=store, clock=clock, keys=token_keys))
-    elif config.get("SESSIONWARD_KEK"):
-        raise ConfigError("SESSIONWARD_REFRESH_KEY", "is required for tokens (32+ random bytes)")
+    """Everything from `SESSIONWARD_*` settings in `config` (`Settings.from_mapping`), validated now. Raises
+    `ConfigError` naming the full key."""
+    settings = Settings.from_mapping(config)
+    core = build_core(settings, clock=clock, store=store, users=users, hasher=hasher, token_keys=token_keys)
     return SessionwardState(
-        clock=clock,
-        store=Offloaded(store),
-        users=Offloaded(users),
-        recent_users=Offloaded(RecentUsers(users, clock=clock)),
-        sessions=Offloaded(SessionManager(store=store, policy=policy, clock=clock)),
-        authenticator=Offloaded(Authenticator(users=users, hasher=hasher, throttle=throttle, clock=clock)),
-        csrf=CSRFProtector(parse._key(holder, "SESSIONWARD_CSRF_KEY"),  # type: ignore[arg-type]
-                           trusted_origins=config.get("SESSIONWARD_TRUSTED_ORIGINS", ())),
-        cookie=cookie,
-        tokens=tokens,
-        purge_interval=parse._number(holder, "SESSIONWARD_PURGE_INTERVAL", 600),  # type: ignore[arg-type]
+        clock=core.clock,
+        store=Offloaded(core.store),
+        users=Offloaded(core.users),
+        recent_users=Offloaded(core.recent_users),
+        sessions=Offloaded(core.sessions),
+        authenticator=Offloaded(core.authenticator),
+        csrf=core.csrf,
+        cookie=core.cookie,
+        tokens=None if core.tokens is None else Offloaded(core.tokens),
+        purge_interval=core.purge_interval,
+        settings=settings,
     )

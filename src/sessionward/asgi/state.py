@@ -37,6 +37,7 @@ class SessionwardState:
     csrf: CSRFProtector
     cookie: CookiePolicy
     tokens: Any = None
+    settings: Any = None  #: the parsed `sessionward.settings.Settings`
     purge_interval: float = 600.0
     _next_purge: float = field(init=False)
     _purging: asyncio.Task[None] | None = field(default=None, init=False)
