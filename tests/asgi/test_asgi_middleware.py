@@ -311,18 +311,39 @@ def test_settings_validated_at_start_up_naming_the_setting(tmp_path):
         make_app(tmp_path, SESSIONWARD_STORE_URL="")
 
 
-def test_lifespan_closes_the_store(tmp_path):
+def test_lifespan_opens_and_closes_the_stores(tmp_path):
     app: FastAPI = make_app(tmp_path)
-    closed: list[bool] = []
-    store = app.state.sessionward.store
-    original = store.close
-
-    async def close() -> None:
-        closed.append(True)
-        await original()
-
-    store.__dict__["close"] = close
+    st = app.state.sessionward
+    assert st.store is None  # nothing is opened before the app's event loop runs
+    closed: list[str] = []
     with client(app) as c:
+        assert st.store is not None and st.users is not None
+        for name in ("store", "users"):
+            obj = getattr(st, name)
+            original = obj.close
+
+            async def close(original=original, name=name) -> None:
+                closed.append(name)
+                await original()
+
+            obj.close = close
         assert c.get("/maybe").status_code == 200
         assert not closed
-    assert closed == [True]
+    assert sorted(closed) == ["store", "users"]
+
+
+def test_without_lifespan_the_first_request_opens_the_stores(tmp_path):
+    import asyncio
+
+    import httpx
+
+    app = make_app(tmp_path)
+
+    async def run() -> int:
+        transport = httpx.ASGITransport(app=app)  # runs no lifespan
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
+            status = (await c.get("/maybe")).status_code
+        await app.state.sessionward.aclose()
+        return status
+
+    assert asyncio.run(run()) == 200

@@ -1,83 +1,72 @@
-"""The core objects of one ASGI app, built once from a settings mapping (a wrong setting raises `ConfigError`
-naming it, at start-up).
-
-Every object the adapter awaits has the async API of `sessionward.aio` (`await sessions.load(...)`,
-`await authenticator.authenticate(...)`, `await tokens.verify_access(...)`). Until the async core is merged
-here, `Offloaded` gives the sync core that API by running each I/O-touching call in a worker thread (never on
-the event loop); the adapter does not change when the async classes replace it.
-"""
+"""The async core objects of one ASGI app (`sessionward.aio`), opened on the app's event loop: at lifespan
+start-up, or at the first request when the server runs no lifespan. The settings were validated before, when
+`Sessionward(app, settings)` ran (a wrong one raises `ConfigError` naming the full key)."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.concurrency import run_in_threadpool
+from ..settings import full_key_errors
 
-from ..clock import Clock
-from ..passwords import Argon2idHasher
-from ..settings import Settings
-from ..stores import SessionStore
-from ..tokens import KeySource
-from ..users import UserStore
-from ..web import build_state as build_core
-from .state import SessionwardState
+if TYPE_CHECKING:
+    from .state import SessionwardState
 
-__all__ = ["Offloaded", "build_state"]
-
-#: Methods that touch no I/O: called directly, as on the async classes.
-_PURE = frozenset({"is_recent_auth", "require_recent_auth", "needs_rehash"})
+__all__ = ["open_core"]
 
 
-class Offloaded:
-    """`target` with every public method turned into a coroutine function that runs it in a worker thread.
-    Attributes (`policy`, ...) and the pure methods in `_PURE` are passed through unchanged."""
-
-    def __init__(self, target: Any) -> None:
-        self.__dict__["_target"] = target
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._target, name)
-        if name.startswith("_") or name in _PURE or not callable(value) or isinstance(value, type):
-            return value
-
-        @functools.wraps(value)
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await run_in_threadpool(value, *args, **kwargs)
-
-        self.__dict__[name] = call
-        return call
-
-    @property
-    def sync(self) -> Any:
-        """The wrapped sync object (for tests and the CLI)."""
-        return self._target
-
-
-def build_state(
-    config: Mapping[str, Any],
-    *,
-    clock: Clock | None = None,
-    store: SessionStore | None = None,
-    users: UserStore | None = None,
-    hasher: Argon2idHasher | None = None,
-    token_keys: KeySource | None = None,
-) -> SessionwardState:
-    """Everything from `SESSIONWARD_*` settings in `config` (`Settings.from_mapping`), validated now. Raises
-    `ConfigError` naming the full key."""
-    settings = Settings.from_mapping(config)
-    core = build_core(settings, clock=clock, store=store, users=users, hasher=hasher, token_keys=token_keys)
-    return SessionwardState(
-        clock=core.clock,
-        store=Offloaded(core.store),
-        users=Offloaded(core.users),
-        recent_users=Offloaded(core.recent_users),
-        sessions=Offloaded(core.sessions),
-        authenticator=Offloaded(core.authenticator),
-        csrf=core.csrf,
-        cookie=core.cookie,
-        tokens=None if core.tokens is None else Offloaded(core.tokens),
-        purge_interval=core.purge_interval,
-        settings=settings,
+async def open_core(state: SessionwardState) -> None:
+    """Open the store, the users (and keys) database and build the async services into `state`; objects given
+    to `Sessionward(...)` are used instead. Raises `ConfigError`, `StoreUnavailable`, `MissingExtra`."""
+    from ..aio import (
+        AsyncArgon2idHasher,
+        AsyncAuthenticator,
+        AsyncLoginThrottle,
+        AsyncRecentUsers,
+        AsyncSessionManager,
+        AsyncSQLKeyRepository,
+        AsyncTokenService,
+        AsyncUserStore,
+        open_async_store,
     )
+    from ..aio.db import make_engine
+    from ..assembly import require_database_driver
+    from ..passwords import Argon2idHasher, PasswordPolicy
+
+    settings, given, clock = state.settings, state.given, state.clock
+    store = given.get("store")
+    if store is None:
+        url = settings.store.url
+        assert url  # checked by Sessionward
+        with full_key_errors():
+            store = await open_async_store(url, **settings.store.options(url))
+    hasher: Any = given.get("hasher")
+    if hasher is None or isinstance(hasher, Argon2idHasher):
+        hasher = AsyncArgon2idHasher(hasher or Argon2idHasher(gate=settings.hashing.gate()))
+    engine = None
+    users = given.get("users")
+    if users is None:
+        require_database_driver(settings.database_url)
+        engine = make_engine(settings.database_url)
+        users = await AsyncUserStore.open(engine, hasher=hasher, policy=PasswordPolicy(), clock=clock)
+    tokens = None
+    if state.tokens_enabled:
+        keys = given.get("token_keys")
+        tokens_settings = settings.tokens
+        with full_key_errors():
+            if keys is None:
+                require_database_driver(settings.database_url)
+                keys = await AsyncSQLKeyRepository.open(
+                    engine or make_engine(settings.database_url), tokens_settings.kek,
+                    refresh_interval=tokens_settings.keys_refresh_interval, default_alg=tokens_settings.algorithm,
+                )
+            tokens = AsyncTokenService(
+                store=store, keys=keys, refresh_key=tokens_settings.refresh_key, policy=tokens_settings.policy,
+                clock=clock, cache_size=tokens_settings.cache_size,
+            )
+    if engine is not None:
+        state.engines.append(engine)
+    state.store, state.users, state.tokens = store, users, tokens
+    state.recent_users = AsyncRecentUsers(users, clock=clock)
+    state.sessions = AsyncSessionManager(store=store, policy=settings.session, clock=clock)
+    state.authenticator = AsyncAuthenticator(users=users, hasher=hasher,
+                                             throttle=AsyncLoginThrottle(store, settings.throttle, clock), clock=clock)
