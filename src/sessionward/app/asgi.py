@@ -63,6 +63,11 @@ class ProxyFix:
         self.app = app
         self.proxies = proxies
 
+    @property
+    def state(self) -> Any:
+        """The wrapped app's state (`state.sessionward`)."""
+        return self.app.state  # type: ignore[attr-defined]
+
     def _trusted(self, scope: Scope, name: bytes) -> str | None:
         values = [v.decode("latin-1") for k, v in scope["headers"] if k == name]
         parts = [p.strip() for p in ",".join(values).split(",") if p.strip()]
