@@ -4,7 +4,7 @@ the bearer scheme in FastAPI's OpenAPI document."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from asgiapp import BASE, add_user, call, client, login, make_app  # type: ignore[import-not-found]
@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.testclient import TestClient
 
 from sessionward.asgi import RequireToken, set_access_cookies
+from sessionward.tokens import Claims
 
 JSON = {"Accept": "application/json"}
 
@@ -179,3 +180,41 @@ def test_tokens_not_configured_is_a_clear_error(tmp_path):
     with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
         r = c.get("/api/me", headers={"Authorization": "Bearer abc", **JSON})
         assert r.status_code == 500 and r.json()["error"]["message"] == "Server misconfigured."
+
+
+def test_included_routers_with_prefix_and_router_dependencies_are_seen(tmp_path):
+    """The CSRF exemption of bearer routes is found through `include_router` (prefix, router-level
+    dependencies) and Starlette mounts; a session route inside them stays protected."""
+    from asgiapp import login as form_login  # type: ignore[import-not-found]
+    from fastapi import APIRouter, FastAPI
+
+    app = make_app(tmp_path)
+    inner = APIRouter()
+
+    @inner.post("/write")
+    async def write(claims: Annotated[Claims, RequireToken()]) -> dict[str, str]:
+        return {"sub": claims.sub}
+
+    @inner.post("/session-only")
+    async def session_only() -> dict[str, bool]:
+        return {"ok": True}
+
+    guarded = APIRouter(dependencies=[RequireToken()])
+
+    @guarded.post("/guarded")
+    async def guarded_view() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.include_router(inner, prefix="/v1")
+    app.include_router(guarded, prefix="/v2")
+    sub = FastAPI()
+    sub.include_router(inner)
+    app.mount("/sub", sub)
+    with client(app) as c:
+        user = add_user(c)
+        form_login(c)  # a session cookie from now on: unsafe session routes need its token
+        auth = bearer(issue(c, user).access_token)
+        assert c.post("/v1/write", headers=auth).json() == {"sub": user.id}
+        assert c.post("/v2/guarded", headers=auth).json() == {"ok": True}
+        assert c.post("/v1/session-only", headers=JSON).status_code == 403
+        assert c.post("/sub/session-only", headers=JSON).status_code == 403
