@@ -347,3 +347,33 @@ def test_without_lifespan_the_first_request_opens_the_stores(tmp_path):
         return status
 
     assert asyncio.run(run()) == 200
+
+
+def test_burst_of_first_requests_opens_the_stores_once(tmp_path, monkeypatch):
+    """Without a lifespan, 20 concurrent first requests open the stores exactly once (no leaked second store)."""
+    import asyncio
+
+    import httpx
+
+    from sessionward.asgi import _core
+
+    app = make_app(tmp_path)
+    calls: list[int] = []
+    original = _core.open_core
+
+    async def counting(state) -> None:
+        calls.append(1)
+        await asyncio.sleep(0.01)  # widen the window in which a second opener could slip in
+        await original(state)
+
+    monkeypatch.setattr(_core, "open_core", counting)
+
+    async def run() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
+            answers = await asyncio.gather(*(c.get("/maybe") for _ in range(20)))
+        await app.state.sessionward.aclose()
+        return [r.status_code for r in answers]
+
+    assert asyncio.run(run()) == [200] * 20
+    assert calls == [1]
