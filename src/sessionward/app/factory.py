@@ -7,7 +7,6 @@ validated once by `sessionward.settings.Settings` through the extension.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -17,16 +16,10 @@ from flask import Flask
 from ..clock import Clock, iso_utc
 from ..exceptions import ConfigError
 from ..flask import Sessionward
-from ..settings import environment_settings
-from .instance import database_urls, instance_path, load_secrets
+from .common import MAX_BODY, isotime, service_settings
+from .instance import instance_path
 
-__all__ = ["create_app"]
-
-MAX_BODY = 64 * 1024
-
-
-def _isotime(value: float) -> str:
-    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+__all__ = ["MAX_BODY", "create_app"]
 
 
 def create_app(
@@ -37,24 +30,9 @@ def create_app(
 ) -> Flask:
     """Build the service. Raises `ConfigError` (naming the setting) when something is wrong."""
     path = instance_path(instance)
-    keys = load_secrets(path)
-    store_url, database_url = database_urls(path)
     app = Flask(__name__, instance_path=str(path))
     app.debug = False
-    app.config.update(
-        SESSIONWARD_STORE_URL=store_url,
-        SESSIONWARD_DATABASE_URL=database_url,
-        SESSIONWARD_CSRF_KEY=keys.csrf_key,
-        SESSIONWARD_REFRESH_KEY=keys.refresh_key,
-        SESSIONWARD_KEK=keys.kek,
-        MAX_CONTENT_LENGTH=MAX_BODY,
-        MAX_FORM_MEMORY_SIZE=MAX_BODY,
-        JSON_SORT_KEYS=False,
-    )
-    for name, value in environment_settings().items():
-        app.config.setdefault(name, value)  # the instance's URLs and secrets already took the environment's
-    if config:
-        app.config.update(config)
+    app.config.update(service_settings(path, config), MAX_FORM_MEMORY_SIZE=MAX_BODY, JSON_SORT_KEYS=False)
     if app.config.get("DEBUG") or app.debug:
         raise ConfigError("DEBUG", "the reference service never runs Flask's debugger")
     proxies = Sessionward().init_app(app, clock=clock).settings.service.trusted_proxies
@@ -63,7 +41,7 @@ def create_app(
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
 
-    app.jinja_env.filters["isotime"] = _isotime
+    app.jinja_env.filters["isotime"] = isotime
     app.jinja_env.filters["isodatetime"] = iso_utc
 
     from . import api, ops, web
