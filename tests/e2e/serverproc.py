@@ -33,6 +33,7 @@ from typing import Mapping, Sequence
 import requests
 
 __all__ = [
+    "FLAVOURS",
     "ServerError",
     "ServerProcess",
     "csrf_from",
@@ -44,6 +45,8 @@ __all__ = [
     "shared_secrets_env",
 ]
 
+#: how `sessionward serve` is told to serve each flavour
+FLAVOURS: dict[str, tuple[str, ...]] = {"wsgi": (), "asgi": ("--asgi",), "uvicorn": ("--server", "uvicorn")}
 ADMIN_BANNER = "First start: created user 'admin' with password:"
 _CSRF_RE = re.compile(r'name="csrf_token"\s+value="([^"]*)"')
 
@@ -119,7 +122,13 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
         management_port: int | None = None,
+        flavour: str = "wsgi",
     ) -> None:
+        if flavour not in FLAVOURS:
+            raise ValueError(f"flavour must be one of {sorted(FLAVOURS)}")
+        #: "wsgi" (the Flask app, gunicorn gthread workers), "asgi" (the ASGI app, gunicorn + uvicorn workers)
+        #: or "uvicorn" (the ASGI app under uvicorn alone)
+        self.flavour = flavour
         self.instance = Path(instance)
         self.host = host
         self.port = port or free_port(host)
@@ -184,7 +193,7 @@ class ServerProcess:
             "--host", self.host, "--port", str(self.port),
             "--instance", str(self.instance), "--workers", str(self.workers),
             "--management-port", str(self.management_port),
-            *self.extra_args,
+            *FLAVOURS[self.flavour], *self.extra_args,
         ]
         self._proc = subprocess.Popen(
             cmd,
@@ -272,7 +281,8 @@ class ServerProcess:
         return self._proc.pid if self._proc is not None else None
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers of the running server: processes of its group whose parent is the master."""
+        """The workers of the running server: processes of its group whose parent is the master (gunicorn's
+        workers, or uvicorn's supervised workers)."""
         master = self.pgid
         if master is None:
             return []
@@ -304,7 +314,7 @@ class ServerProcess:
     def describe(self, lines: int = 40) -> str:
         """A few lines for a failure report: address, state, and the tail of the output."""
         state = "running" if self.running else f"stopped (exit {self._last_exit})"
-        return f"{self.base_url} instance={self.instance} {state}\n{self._tail(lines)}"
+        return f"{self.base_url} ({self.flavour}) instance={self.instance} {state}\n{self._tail(lines)}"
 
     def _tail(self, lines: int = 40) -> str:
         with self._lock:
