@@ -17,45 +17,30 @@ from collections.abc import Mapping
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from ..clock import iso_utc
-from ..exceptions import InvalidCredentials, NotFound, PermissionDenied, SessionwardError, TokenError, ValidationError
+from ..exceptions import InvalidCredentials, NotFound, TokenError
 from ..flask import csrf_exempt, get_jwt_claims, get_user, jwt_required, state, token_service
 from ..flask.jwt import FreshTokenRequired
 from ..ids import looks_like_public_id
-from ..jsontext import strict_loads
-from ..text import check_text, text_problem
 from ..tokens import TokenPair
-from .devices import describe_user_agent
+from .common import (
+    JWKS_MAX_AGE,
+    MalformedJSON,
+    WrongPassword,
+    api_session_rows,
+    is_json_mimetype,
+    parse_json,
+)
 from .openapi import openapi_document
 
-__all__ = ["bp", "init_app", "json_body"]
+__all__ = ["MalformedJSON", "WrongPassword", "bp", "init_app", "json_body"]
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 wellknown = Blueprint("wellknown", __name__)
 
-JWKS_MAX_AGE = 60  # seconds: verifiers re-fetch on an unknown kid anyway
-
-
-class MalformedJSON(SessionwardError):
-    """The body is not a JSON document (400)."""
-
-    code = "malformed_json"
-
-
-class WrongPassword(PermissionDenied):
-    """The current password given to change it is wrong (403; not 401: the token itself is fine)."""
-
-    code = "wrong_password"
-
-    def __init__(self) -> None:
-        super().__init__("The current password is wrong.")
-
-
 # -- request parsing ---------------------------------------------------------------------------
 
 def _is_json() -> bool:
-    mimetype = request.mimetype
-    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+    return is_json_mimetype(request.mimetype)
 
 
 def json_body(fields: Mapping[str, bool], *, optional_body: bool = False) -> dict[str, str]:
@@ -69,35 +54,7 @@ def json_body(fields: Mapping[str, bool], *, optional_body: bool = False) -> dic
     if not _is_json():
         raise UnsupportedMediaType(description="Send the body as application/json.")
     raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, before anything is parsed
-    if not raw.strip() and optional_body:
-        return {}
-    try:
-        data = strict_loads(raw)
-    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, duplicates, NaN, deep nesting
-        raise MalformedJSON("The body is not valid JSON.") from None
-    return _string_fields(data, fields)
-
-
-def _string_fields(data: object, fields: Mapping[str, bool]) -> dict[str, str]:
-    """`data` as an object of exactly these string `fields`. Raises `ValidationError` (422)."""
-    if not isinstance(data, dict):
-        raise ValidationError("The body must be a JSON object.")
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        name = unknown[0] if text_problem(unknown[0], max_length=64) is None else "?"  # never echo raw text
-        raise ValidationError(f"Unknown field {name!r}.", field=name)
-    out: dict[str, str] = {}
-    for name, required in fields.items():
-        if name not in data:
-            if required:
-                raise ValidationError(f"Field {name!r} is required.", field=name)
-            continue
-        if not isinstance(data[name], str):
-            raise ValidationError(f"Field {name!r} must be a string.", field=name)
-        # 422 for surrogates and control characters (O5); lengths are the consumer's: a junk token or credential
-        # of any size is a 401 like any other, a too-long new password a 422 weak_password
-        out[name] = check_text(data[name], field=name, max_length=None)
-    return out
+    return parse_json(raw, fields, optional_body=optional_body)
 
 
 def _client() -> tuple[str, str]:
@@ -182,20 +139,7 @@ def logout_all() -> Response:
 def sessions() -> Response:
     claims = get_jwt_claims()
     assert claims is not None
-    rows = []
-    for r in state().sessions.list_for_user(claims.sub):
-        last = r.data.get("last_client") if isinstance(r.data, Mapping) else None
-        user_agent = last.get("user_agent", r.user_agent) if isinstance(last, Mapping) else r.user_agent
-        ip = last.get("ip", r.ip) if isinstance(last, Mapping) else r.ip
-        rows.append({
-            "id": r.id,
-            "kind": r.kind,
-            "device": describe_user_agent(str(user_agent)),
-            "address": str(ip),
-            "created_at": iso_utc(r.created_at),
-            "last_seen": iso_utc(r.last_seen),
-            "current": r.id == claims.sid,
-        })
+    rows = api_session_rows(state().sessions.list_for_user(claims.sub), claims.sid)
     g._sw_authenticated = True
     return jsonify({"sessions": rows})
 

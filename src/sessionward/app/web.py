@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, Response, abort, redirect, render_template, request
 
 from ..exceptions import InvalidCredentials, PasswordPolicyError, Throttled
@@ -21,29 +19,14 @@ from ..flask import (
     verify_login_csrf,
 )
 from ..ids import looks_like_public_id
-from ..text import check_text, text_problem
 from ..users import User
-from .devices import describe_user_agent
+from .common import form_field, safe_next, web_session_rows
 
 bp = Blueprint("web", __name__)
 
-MAX_FIELD = 1024
-MAX_NEXT = 512  #: a longer ?next= target is ignored
-
-
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths: no scheme, no host, no `//` or backslash tricks (open redirect)."""
-    if not target or text_problem(target, max_length=MAX_NEXT) is not None:  # CR/LF would reach the Location header
-        return "/dashboard"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/dashboard"
-    return target
-
-
 def _form(name: str) -> str:
     """A form field, checked at the edge (422 for control characters or past MAX_FIELD, O5)."""
-    return check_text(request.form.get(name, ""), field=name, max_length=MAX_FIELD)
+    return form_field(request.form.get(name, ""), name)
 
 
 def _page(template: str, status: int = 200, **context: object) -> Response:
@@ -75,7 +58,7 @@ def index() -> Response:
 @bp.route("/login", methods=["GET", "POST"])
 @csrf_exempt  # checked by verify_login_csrf: the form's own pre-session token, even if a session cookie came
 def login() -> Response:
-    next_url = _safe_next(request.values.get("next"))
+    next_url = safe_next(request.values.get("next"))
     if request.method == "GET":
         if get_user() is not None:
             return redirect(next_url, code=303)  # type: ignore[return-value]
@@ -104,10 +87,7 @@ def dashboard() -> Response:
 def sessions() -> Response:
     session = get_session()
     assert session is not None
-    rows = [
-        {"record": r, "device": describe_user_agent(r.user_agent), "current": r.id == session.id}
-        for r in state().sessions.list_for_user(session.user_id)
-    ]
+    rows = web_session_rows(state().sessions.list_for_user(session.user_id), session.id)
     return _page("sessions.html", user=current_user, rows=rows, message=request.args.get("done"))
 
 
@@ -146,7 +126,7 @@ def logout() -> Response:
 @bp.route("/reauth", methods=["GET", "POST"])
 @login_required
 def reauth() -> Response:
-    next_url = _safe_next(request.values.get("next"))
+    next_url = safe_next(request.values.get("next"))
     user = get_user()
     assert user is not None
     if request.method == "GET":

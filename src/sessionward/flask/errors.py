@@ -11,34 +11,23 @@ from flask import Flask, Response, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
 from ..exceptions import (
-    AuthenticationError,
     ConfigError,
-    NotFound,
     Overloaded,
-    PermissionDenied,
     SessionwardError,
     StoreUnavailable,
     Throttled,
     TokenError,
-    ValidationError,
 )
+from ..httpshape import ERROR_PAGE, REALM, STORE_RETRY_AFTER, TITLES, bearer_challenge, status_for
 from ..text import log_safe
+
+__all__ = ["REALM", "STORE_RETRY_AFTER", "bearer_challenge", "error_response", "register_error_handlers",
+           "status_for", "wants_json"]
 
 log = logging.getLogger("sessionward.flask")
 
-STORE_RETRY_AFTER = 5
-REALM = "sessionward"
-
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ status }} {{ title }}</title>
-<link rel="stylesheet" href="/static/style.css"></head><body><main class="card"><h1>{{ title }}</h1>
-<p>{{ message }}</p><p><a href="/">Home</a></p></main></body></html>"""
-
-
-_TITLES = {
-    400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-    413: "Too large", 415: "Unsupported media type", 422: "Not acceptable", 429: "Too many attempts",
-    503: "Service unavailable",
-}
+_PAGE = ERROR_PAGE
+_TITLES = TITLES
 
 
 def wants_json() -> bool:
@@ -46,11 +35,6 @@ def wants_json() -> bool:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
-
-
-def bearer_challenge(**params: str) -> str:
-    """The `WWW-Authenticate` value of every bearer refusal: the realm, then `params` (RFC 6750 3)."""
-    return "Bearer " + ", ".join(f'{k}="{v}"' for k, v in {"realm": REALM, **params}.items())
 
 
 def error_response(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> Response:
@@ -64,23 +48,6 @@ def error_response(status: int, code: str, message: str, *, headers: dict[str, s
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
-
-
-#: The status of each kind of refusal: the first class that matches wins (so `Throttled` before its base).
-_STATUS: tuple[tuple[type[SessionwardError], int], ...] = (
-    (Throttled, HTTPStatus.TOO_MANY_REQUESTS),
-    (AuthenticationError, HTTPStatus.UNAUTHORIZED),
-    (PermissionDenied, HTTPStatus.FORBIDDEN),
-    (NotFound, HTTPStatus.NOT_FOUND),
-    (ValidationError, HTTPStatus.UNPROCESSABLE_ENTITY),
-    (StoreUnavailable, HTTPStatus.SERVICE_UNAVAILABLE),
-    (Overloaded, HTTPStatus.SERVICE_UNAVAILABLE),
-)
-
-
-def status_for(exc: SessionwardError) -> int:
-    """The HTTP status for `exc`; 400 for any other `SessionwardError`."""
-    return int(next((status for cls, status in _STATUS if isinstance(exc, cls)), HTTPStatus.BAD_REQUEST))
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -6,23 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
+from ..httpshape import CSP, HSTS, STATIC_HEADERS
 
-STATIC_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
-}
-
-HSTS = "max-age=63072000; includeSubDomains"
-
+__all__ = ["AUTHENTICATED", "CSP", "HSTS", "STATIC_HEADERS", "SecurityHeadersMiddleware"]
 
 AUTHENTICATED = "sessionward.authenticated"  #: environ key: this response carries an authenticated answer
 

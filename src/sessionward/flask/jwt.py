@@ -26,20 +26,25 @@ from __future__ import annotations
 
 import functools
 import hmac
-import re
 from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request
 
+from ..bearer import (
+    FreshTokenRequired,
+    InsufficientScope,
+    InvalidAuthorizationHeader,
+    NoAuthorization,
+    check_scope_names,
+    check_scopes,
+    header_token,
+)
 from ..csrf import UNSAFE_METHODS
 from ..exceptions import (
-    AuthenticationError,
     ConfigError,
     CSRFError,
-    PermissionDenied,
-    ReauthenticationRequired,
     SessionwardError,
     TokenError,
 )
@@ -75,48 +80,6 @@ CSRF_ACCESS_COOKIE = "__Host-csrf_access"
 CSRF_HEADER = "X-CSRF-Token"
 LOCATIONS = frozenset({"headers", "cookies"})
 
-_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 2.1 b64token
-_BEARER_OTHER_SPACE = re.compile(r"(?i)bearer\s")
-_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 3.3 scope-token
-
-
-# -- errors ------------------------------------------------------------------------------------
-
-class NoAuthorization(AuthenticationError):
-    """No bearer credentials in the request (401, `WWW-Authenticate: Bearer realm=...`, no error code)."""
-
-    code = "authorization_required"
-
-    def __init__(self) -> None:
-        super().__init__("A bearer token is required.")
-
-
-class InvalidAuthorizationHeader(SessionwardError):
-    """The Authorization header is not `Bearer <token>` (400 `invalid_request`)."""
-
-    code = "invalid_request"
-
-    def __init__(self) -> None:
-        super().__init__("The Authorization header must be exactly 'Bearer <token>'.")
-
-
-class FreshTokenRequired(ReauthenticationRequired):
-    """The token is valid but not fresh (401 `insufficient_user_authentication`, RFC 9470)."""
-
-    code = "fresh_token_required"
-
-    def __init__(self) -> None:
-        super().__init__("This action needs a token from a recent password login. Please log in again.")
-
-
-class InsufficientScope(PermissionDenied):
-    """The token is valid but lacks a needed scope (403 `insufficient_scope`)."""
-
-    code = "insufficient_scope"
-
-    def __init__(self, scopes: Iterable[str]) -> None:
-        self.scopes = tuple(scopes)
-        super().__init__("The token does not allow this action.")
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -169,17 +132,7 @@ def _header_token() -> str | None:
     """The bearer token from the one Authorization header; None if there is no bearer credential."""
     # WSGI gives one HTTP_AUTHORIZATION (servers join repeated headers with commas, which no token68
     # contains, so two headers fail the shape check below); reading it directly skips a scan of the environ.
-    value = request.environ.get("HTTP_AUTHORIZATION")
-    if value is None:
-        return None
-    scheme, _, rest = value.partition(" ")
-    if scheme.lower() != "bearer":
-        if _BEARER_OTHER_SPACE.match(value):
-            raise InvalidAuthorizationHeader()  # "Bearer<TAB>token" and the like
-        return None  # another scheme (Basic...): no bearer credentials
-    if _TOKEN68.fullmatch(rest) is None:
-        raise InvalidAuthorizationHeader()
-    return rest
+    return header_token(request.environ.get("HTTP_AUTHORIZATION"))
 
 
 def _cookie_token() -> str | None:
@@ -255,7 +208,7 @@ def verify_jwt_in_request(
         raise TokenError("user gone or disabled")
     if fresh and not claims.fresh:
         raise FreshTokenRequired()
-    _check_scopes(claims, tuple(scopes))
+    check_scopes(claims, tuple(scopes))
     return claims
 
 
@@ -270,16 +223,6 @@ def _find_token(where: frozenset[str]) -> tuple[str | None, str | None]:
         if token is not None:
             return token, "cookies"
     return None, None
-
-
-def _check_scopes(claims: Claims, needed: tuple[str, ...]) -> None:
-    """Raise `InsufficientScope` unless the token's `scope` claim grants every one of `needed`."""
-    if not needed:
-        return
-    granted = claims.extra.get("scope")
-    have = set(granted.split(" ")) if isinstance(granted, str) else set()
-    if not set(needed) <= have:
-        raise InsufficientScope(needed)
 
 
 def _check_locations(locations: Iterable[str]) -> frozenset[str]:
@@ -305,9 +248,7 @@ def jwt_required(
     or scopes at decoration time. A non-optional view is exempt from the cookie-session CSRF check: with a
     header token no CSRF is possible, and a cookie token gets its own double-submit check."""
     where = _check_locations(locations)
-    needed = tuple(scopes)
-    if not all(isinstance(s, str) and _SCOPE.fullmatch(s) for s in needed):
-        raise ValueError("scopes must be RFC 6749 scope tokens")
+    needed = check_scope_names(scopes)
 
     def decorate(view: F) -> F:
         @functools.wraps(view)

@@ -1,0 +1,188 @@
+"""The framework-neutral parts of the reference service, shared by the Flask app and the ASGI app: redirect
+targets, form and JSON body checks, the API's errors and the rows of the sessions list. No web framework."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..clock import iso_utc
+from ..exceptions import ConfigError, PermissionDenied, SessionwardError, ValidationError
+from ..jsontext import strict_loads
+from ..stores import SessionRecord
+from ..text import check_text, text_problem
+from .devices import describe_user_agent
+from .instance import database_urls, load_secrets
+
+__all__ = [
+    "ENV_SETTINGS", "JWKS_MAX_AGE", "MAX_BODY", "MAX_FIELD", "MAX_NEXT", "MalformedJSON", "WrongPassword",
+    "api_session_rows", "form_field", "is_json_mimetype", "isotime", "parse_json", "safe_next", "service_settings",
+    "string_fields", "trusted_proxies", "web_session_rows",
+]
+
+MAX_FIELD = 1024
+MAX_NEXT = 512  #: a longer ?next= target is ignored
+JWKS_MAX_AGE = 60  # seconds: verifiers re-fetch on an unknown kid anyway
+
+
+class MalformedJSON(SessionwardError):
+    """The body is not a JSON document (400)."""
+
+    code = "malformed_json"
+
+
+class WrongPassword(PermissionDenied):
+    """The current password given to change it is wrong (403; not 401: the token itself is fine)."""
+
+    code = "wrong_password"
+
+    def __init__(self) -> None:
+        super().__init__("The current password is wrong.")
+
+
+def isotime(value: float) -> str:
+    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: no scheme, no host, no `//` or backslash tricks (open redirect)."""
+    if not target or text_problem(target, max_length=MAX_NEXT) is not None:  # CR/LF would reach the Location header
+        return "/dashboard"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/dashboard"
+    return target
+
+
+def form_field(value: str, name: str) -> str:
+    """A form field, checked at the edge (422 for control characters or past MAX_FIELD, O5)."""
+    return check_text(value, field=name, max_length=MAX_FIELD)
+
+
+def is_json_mimetype(mimetype: str) -> bool:
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+def parse_json(raw: bytes, fields: Mapping[str, bool], *, optional_body: bool = False) -> dict[str, str]:
+    """`raw` as a JSON object of exactly these string `fields`. Raises `MalformedJSON` (400), `ValidationError`
+    (422). With `optional_body`, a blank body counts as `{}`."""
+    if not raw.strip() and optional_body:
+        return {}
+    try:
+        data = strict_loads(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, duplicates, NaN, deep nesting
+        raise MalformedJSON("The body is not valid JSON.") from None
+    return string_fields(data, fields)
+
+
+def string_fields(data: object, fields: Mapping[str, bool]) -> dict[str, str]:
+    """`data` as an object of exactly these string `fields`. Raises `ValidationError` (422)."""
+    if not isinstance(data, dict):
+        raise ValidationError("The body must be a JSON object.")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        name = unknown[0] if text_problem(unknown[0], max_length=64) is None else "?"  # never echo raw text
+        raise ValidationError(f"Unknown field {name!r}.", field=name)
+    out: dict[str, str] = {}
+    for name, required in fields.items():
+        if name not in data:
+            if required:
+                raise ValidationError(f"Field {name!r} is required.", field=name)
+            continue
+        if not isinstance(data[name], str):
+            raise ValidationError(f"Field {name!r} must be a string.", field=name)
+        # 422 for surrogates and control characters (O5); lengths are the consumer's: a junk token or credential
+        # of any size is a 401 like any other, a too-long new password a 422 weak_password
+        out[name] = check_text(data[name], field=name, max_length=None)
+    return out
+
+
+def api_session_rows(records: Iterable[SessionRecord], current_id: str) -> list[dict[str, Any]]:
+    """The API's sessions list: the newest client of each session or token family."""
+    rows = []
+    for r in records:
+        last = r.data.get("last_client") if isinstance(r.data, Mapping) else None
+        user_agent = last.get("user_agent", r.user_agent) if isinstance(last, Mapping) else r.user_agent
+        ip = last.get("ip", r.ip) if isinstance(last, Mapping) else r.ip
+        rows.append({
+            "id": r.id,
+            "kind": r.kind,
+            "device": describe_user_agent(str(user_agent)),
+            "address": str(ip),
+            "created_at": iso_utc(r.created_at),
+            "last_seen": iso_utc(r.last_seen),
+            "current": r.id == current_id,
+        })
+    return rows
+
+
+def web_session_rows(records: Iterable[SessionRecord], current_id: str) -> list[dict[str, Any]]:
+    """The sessions page's rows."""
+    return [
+        {"record": r, "device": describe_user_agent(r.user_agent), "current": r.id == current_id} for r in records
+    ]
+
+
+#: Settings that may also come from the environment (same name).
+ENV_SETTINGS = (
+    "SESSIONWARD_COOKIE_NAME",
+    "SESSIONWARD_COOKIE_SAMESITE",
+    "SESSIONWARD_SESSION_IDLE_TIMEOUT",
+    "SESSIONWARD_SESSION_ABSOLUTE_LIFETIME",
+    "SESSIONWARD_SESSION_TOUCH_INTERVAL",
+    "SESSIONWARD_SESSION_REAUTH_WINDOW",
+    "SESSIONWARD_ISSUER",
+    "SESSIONWARD_AUDIENCE",
+    "SESSIONWARD_ACCESS_TTL",
+    "SESSIONWARD_TOKEN_ALG",
+    "SESSIONWARD_TOKEN_CACHE_SIZE",
+    "SESSIONWARD_REFRESH_REUSE_GRACE",
+    "SESSIONWARD_REFRESH_IDLE",
+    "SESSIONWARD_REFRESH_ABSOLUTE",
+    "SESSIONWARD_KEYS_REFRESH_INTERVAL",
+    "SESSIONWARD_REDIS_PREFIX",
+    "SESSIONWARD_THROTTLE_ACCOUNT_FREE",
+    "SESSIONWARD_THROTTLE_ADDRESS_FREE",
+    "SESSIONWARD_THROTTLE_MAX_BACKOFF",
+    "SESSIONWARD_PURGE_INTERVAL",
+    "SESSIONWARD_LOCAL_CACHE",
+    "SESSIONWARD_HASH_CONCURRENCY",
+    "SESSIONWARD_HASH_QUEUE",
+    "SESSIONWARD_HASH_WAIT",
+)
+
+MAX_BODY = 64 * 1024
+
+
+def service_settings(path: Path, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The reference service's settings: the instance folder's secrets and database URLs, the `ENV_SETTINGS`
+    found in the environment, then `config`. Raises `ConfigError` (naming the setting); `DEBUG` is refused."""
+    keys = load_secrets(path)
+    store_url, database_url = database_urls(path)
+    settings: dict[str, Any] = {
+        "SESSIONWARD_STORE_URL": store_url,
+        "SESSIONWARD_DATABASE_URL": database_url,
+        "SESSIONWARD_CSRF_KEY": keys.csrf_key,
+        "SESSIONWARD_REFRESH_KEY": keys.refresh_key,
+        "SESSIONWARD_KEK": keys.kek,
+        "MAX_CONTENT_LENGTH": MAX_BODY,
+        "TRUSTED_PROXIES": 0,
+    }
+    settings.update({name: os.environ[name] for name in ENV_SETTINGS if name in os.environ})
+    settings.update(config or {})
+    if settings.get("DEBUG"):
+        raise ConfigError("DEBUG", "the reference service never runs Flask's debugger")
+    return settings
+
+
+def trusted_proxies(settings: Mapping[str, Any]) -> int:
+    """How many proxies in front are trusted for X-Forwarded-* (`SESSIONWARD_TRUSTED_PROXIES`, 0 = none)."""
+    proxies = os.environ.get("SESSIONWARD_TRUSTED_PROXIES", settings.get("TRUSTED_PROXIES", 0))
+    try:
+        return int(proxies)
+    except (TypeError, ValueError):
+        raise ConfigError("SESSIONWARD_TRUSTED_PROXIES", "must be the number of proxies in front (0 = none)") from None

@@ -1,0 +1,152 @@
+"""The one error shape on ASGI, answer for answer as on Flask (`sessionward.httpshape`): JSON
+`{"error": {"code", "message"}}` for API clients, the plain page for browsers, the RFC 6750 challenges with the
+realm, `Retry-After` on 429/503. Never a traceback, never a secret: unexpected errors are logged and answered 500."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from http import HTTPStatus
+
+from jinja2 import Environment
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from ..bearer import bearer_refusal
+from ..exceptions import ConfigError, Overloaded, SessionwardError, StoreUnavailable, Throttled, TokenError
+from ..httpshape import (
+    ERROR_PAGE,
+    STORE_RETRY_AFTER,
+    STORE_UNAVAILABLE,
+    TITLES,
+    bearer_challenge,
+    error_body,
+    http_error,
+    status_for,
+)
+from ..text import log_safe
+
+__all__ = ["SignInFirst", "error_response", "exception_response", "wants_json"]
+
+log = logging.getLogger("sessionward.asgi")
+_PAGE = Environment(autoescape=True).from_string(ERROR_PAGE)
+
+
+class SignInFirst(Exception):
+    """Raised by `login_required` for a browser without a session: a 303 to the login page with `?next=`."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+def _mimetype(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _quality(accept: str, wanted: str) -> float:
+    """The client's quality for `wanted` from an Accept header: the most specific matching range wins."""
+    best: tuple[int, float] = (-1, 0.0)
+    kind = wanted.split("/", 1)[0]
+    for item in accept.split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        media = media.lower()
+        specificity = 2 if media == wanted else 1 if media == f"{kind}/*" else 0 if media == "*/*" else -1
+        if specificity < 0:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        best = max(best, (specificity, q))
+    return best[1] if best[0] >= 0 else 0.0
+
+
+def wants_json(conn: HTTPConnection) -> bool:
+    """JSON for `/api/...`, a JSON request body, or an Accept header that prefers JSON over HTML."""
+    if conn.url.path.startswith("/api/"):
+        return True
+    mimetype = _mimetype(conn.headers.get("content-type"))
+    if mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json")):
+        return True
+    accept = conn.headers.get("accept")
+    if not accept:
+        return False
+    html, json = _quality(accept, "text/html"), _quality(accept, "application/json")
+    return json > 0 and json > html
+
+
+def error_response(
+    conn: HTTPConnection, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+) -> Response:
+    if wants_json(conn):
+        response: Response = JSONResponse(error_body(code, message), status_code=status)
+    else:
+        page = _PAGE.render(status=status, title=TITLES.get(status, "Error"), message=message)
+        response = HTMLResponse(page, status_code=status)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _sessionward_error(conn: HTTPConnection, exc: SessionwardError) -> Response:
+    refusal = bearer_refusal(exc)
+    if refusal is not None:
+        status, challenge = refusal
+        return error_response(conn, status, exc.code, str(exc), headers={"WWW-Authenticate": challenge})  # type: ignore[attr-defined]
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    code = getattr(exc, "code", "error")
+    message = str(exc)
+    if isinstance(exc, (Throttled, Overloaded)):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, StoreUnavailable):
+        from .. import events
+
+        log.warning("store unavailable: %s", exc)
+        with contextlib.suppress(Exception):  # logging must never turn a 503 into a 500
+            events.emit("store_unavailable", level=logging.WARNING, path=conn.url.path)
+        headers["Retry-After"] = str(STORE_RETRY_AFTER)
+        code, message = STORE_UNAVAILABLE
+    if isinstance(exc, TokenError):
+        headers["WWW-Authenticate"] = bearer_challenge(error="invalid_token")
+    elif status == HTTPStatus.UNAUTHORIZED:
+        headers["WWW-Authenticate"] = bearer_challenge() if wants_json(conn) else "Session"
+    if isinstance(exc, ConfigError):
+        status, message = 500, "Server misconfigured."
+    return error_response(conn, status, code, message, headers=headers)
+
+
+def exception_response(conn: HTTPConnection, exc: BaseException) -> Response:
+    """The answer for any exception a view or the middleware raised."""
+    if isinstance(exc, SignInFirst):
+        return RedirectResponse(exc.location, status_code=303)
+    if isinstance(exc, SessionwardError):
+        return _sessionward_error(conn, exc)
+    if isinstance(exc, HTTPException):
+        code, message = http_error(exc.status_code)
+        if exc.detail and exc.detail != HTTPStatus(exc.status_code).phrase:
+            message = exc.detail
+        kept = {k: v for k, v in (exc.headers or {}).items() if k.lower() in ("allow", "retry-after")}
+        return error_response(conn, exc.status_code, code, message, headers=kept)
+    with contextlib.suppress(ImportError):
+        from fastapi.exceptions import RequestValidationError
+
+        if isinstance(exc, RequestValidationError):
+            return error_response(conn, 422, "validation_failed", _validation_message(exc))
+    log.error("unhandled error on %s %s", conn.scope.get("method"), log_safe(conn.url.path), exc_info=exc)
+    return error_response(conn, 500, "internal_error", "Something went wrong on our side.")
+
+
+def _validation_message(exc: object) -> str:
+    errors = getattr(exc, "errors", list)()
+    if not errors:
+        return "The request is not acceptable."
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    return f"Field {where!r}: {first.get('msg', 'invalid')}." if where else "The request is not acceptable."
