@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from serverproc import ServerProcess
+from serverproc import ServerProcess, asgi_missing
 
 CHROMIUM_HINT = "install chromium (apt-get install chromium) or set CHROMIUM_PATH"
 CHROMIUM_ARGS = [
@@ -65,20 +65,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 # -- the real server ---------------------------------------------------------------------------
-
-def asgi_missing() -> str | None:
-    """Why the ASGI service cannot be served from this tree, or None."""
-    import importlib.util
-
-    from sessionward.server_asgi import ASGI_FACTORY
-
-    module = ASGI_FACTORY.partition(":")[0]
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        found = False
-    return None if found else f"the ASGI service ({module}) is not in this tree"
-
 
 @pytest.fixture(scope="module", params=["wsgi", "asgi"])
 def flavour(request: pytest.FixtureRequest) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "FLAVOURS",
     "ServerError",
     "ServerProcess",
+    "asgi_missing",
     "csrf_from",
     "free_port",
     "login",
@@ -54,6 +55,20 @@ _CSRF_RE = re.compile(r'name="csrf_token"\s+value="([^"]*)"')
 def shared_secrets_env() -> dict[str, str]:
     """Fresh keys for several instances of one deployment (they must agree on CSRF, refresh and KEK keys)."""
     return {f"SESSIONWARD_{name}": secrets.token_hex(32) for name in ("CSRF_KEY", "REFRESH_KEY", "KEK")}
+
+
+def asgi_missing() -> str | None:
+    """Why the ASGI service cannot be served from this tree, or None."""
+    import importlib.util
+
+    from sessionward.server_asgi import ASGI_FACTORY
+
+    module = ASGI_FACTORY.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    return None if found else f"the ASGI service ({module}) is not in this tree"
 
 
 class ServerError(RuntimeError):
