@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import uvicorn
 from uvicorn_worker import UvicornWorker
 
 from .exceptions import ConfigError
@@ -31,7 +32,9 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "lifespan": "on",  # a lifespan start-up failure (a store that cannot open) stops the worker
     "proxy_headers": False,  # X-Forwarded-* are the app's business (SESSIONWARD_TRUSTED_PROXIES)
     "server_header": False,
-    "timeout_graceful_shutdown": 5,  # gunicorn's graceful_timeout
+    # requests in flight get 4 s to finish, then the lifespan shutdown closes the stores, all within gunicorn's
+    # graceful_timeout (5 s), after which the master kills the worker
+    "timeout_graceful_shutdown": 4,
 }
 
 
@@ -59,8 +62,24 @@ class SafeAccessFilter(logging.Filter):
         return True
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, stopping as gunicorn's own workers do: idle keep-alive connections are dropped at once.
+    uvicorn closes them politely, and over TLS a polite close waits for the client's close_notify, which an
+    idle client never sends: every stop would then wait until the master kills the worker, skipping the
+    lifespan shutdown that closes the stores. Requests in flight still finish (uvicorn's graceful shutdown)."""
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        for connection in list(self.server_state.connections):
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            if transport is not None and (cycle is None or cycle.response_complete):
+                transport.abort()
+        await super().shutdown(sockets)
+
+
 class SessionwardUvicornWorker(UvicornWorker):  # type: ignore[misc]
-    """`uvicorn_worker.UvicornWorker` with the service's uvicorn settings (see the module's docstring)."""
+    """`uvicorn_worker.UvicornWorker` with the service's uvicorn settings and `Server` (see the module's
+    docstring)."""
 
     CONFIG_KWARGS: dict[str, Any] = {"loop": "auto", "http": "auto", **UVICORN_OPTIONS}
 
@@ -69,6 +88,18 @@ class SessionwardUvicornWorker(UvicornWorker):  # type: ignore[misc]
         access = logging.getLogger("uvicorn.access")
         if not any(isinstance(f, SafeAccessFilter) for f in access.filters):
             access.addFilter(SafeAccessFilter())
+
+    async def _serve(self) -> None:  # uvicorn_worker's, with our `Server`
+        import sys
+
+        from gunicorn.arbiter import Arbiter
+
+        self.config.app = self.wsgi
+        server = Server(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
 async def _lifespan(app: Any) -> None:
@@ -122,11 +153,16 @@ def run_uvicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: s
     """Serve with uvicorn alone until stopped: one process for `workers=1`, else uvicorn's supervisor with
     spawned workers sharing one socket (no per-worker sockets: use gunicorn for `reuse_port`). The instance
     folder reaches the factory through `SESSIONWARD_INSTANCE`. `before_serving` runs first, in this process."""
-    import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    if before_serving is not None:
-        before_serving()
-    uvicorn.run(
+    config = uvicorn.Config(
         ASGI_FACTORY, factory=True, host=host, port=port, workers=workers, ssl_certfile=certfile,
         ssl_keyfile=keyfile, timeout_keep_alive=5, log_config=uvicorn_log_config(), **UVICORN_OPTIONS,
     )
+    server = Server(config)
+    if before_serving is not None:
+        before_serving()
+    if workers > 1:  # as `uvicorn.run` does, with our `Server`
+        Multiprocess(config, target=server.run, sockets=[config.bind_socket()]).run()
+    else:
+        server.run()

@@ -1,7 +1,8 @@
 """How `sessionward serve --asgi` serves, tested with a stand-in ASGI app (`standin_asgi.py`) so the plumbing is
 checked on its own: TLS, one listening socket per uvicorn worker (reuse_port) with keep-alive connections
-spread, the app's lifespan once per worker at start and at a graceful stop, an in-flight request finished during
-that stop, and a failed lifespan start-up stopping the server instead of serving."""
+spread, the app's lifespan once per worker at start and at a graceful stop (also with idle keep-alive clients), an
+in-flight request finished during that stop, and a failed lifespan start-up stopping the server instead of
+serving."""
 
 from __future__ import annotations
 
@@ -155,6 +156,28 @@ def test_graceful_stop_finishes_the_request_in_flight_and_runs_the_lifespan_shut
         assert result == {"status": 200}
         assert f"shutdown {worker}" in server.lifespan()
     finally:
+        server.stop()
+
+
+def test_a_stop_with_idle_keepalive_clients_still_closes_the_stores(tmp_path: Path) -> None:
+    """An idle TLS keep-alive client never answers a polite close: the worker drops such connections at once,
+    so its lifespan shutdown (closing the stores) runs before gunicorn's graceful timeout kills it."""
+    server = Standin(tmp_path / "idle", workers=1)
+    sessions = [requests.Session() for _ in range(4)]
+    try:
+        server.wait_up()
+        [worker] = server.workers()
+        for s in sessions:
+            s.trust_env = False
+            assert s.get(server.url("/pid"), verify=server.verify, timeout=10).status_code == 200  # kept alive
+        assert server.stop() == 0
+        output = server.output()
+        assert f"shutdown {worker}" in server.lifespan(), output
+        # nobody was waited for until the graceful timeout ran out: the idle connections went at once
+        assert "timeout graceful shutdown exceeded" not in output and "Waiting for connections" not in output, output
+    finally:
+        for s in sessions:
+            s.close()
         server.stop()
 
 
