@@ -27,7 +27,7 @@ from test_multi_instance import _api, api_login, profile_status, refresh
 
 pytestmark = [pytest.mark.server, pytest.mark.redis, pytest.mark.postgres]
 
-REDIS_DB = 13  # preferred Redis database number of this module (see cluster.claimed_redis_db)
+REDIS_DB = 14  # preferred Redis database number of this module (see cluster.claimed_redis_db)
 DIRECTIONS = [pytest.param(("wsgi", "asgi"), id="wsgi-to-asgi"), pytest.param(("asgi", "wsgi"), id="asgi-to-wsgi")]
 
 
