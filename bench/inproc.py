@@ -200,7 +200,7 @@ def token_cache(app: Any) -> Any:
     from sessionward.flask.extension import EXTENSION_KEY
 
     st = app.extensions.get(EXTENSION_KEY)
-    service = (st.extras.get("tokens") if st is not None else None) or app.extensions.get("bench_tokens")
+    service = (st.tokens if st is not None else None) or app.extensions.get("bench_tokens")
     return getattr(service, "_cache", None)
 
 

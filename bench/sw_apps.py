@@ -35,12 +35,11 @@ def _sw_store_config(workdir: Path, backend: str, cache: bool) -> dict[str, Any]
 
 
 def _sw_open_store(workdir: Path, backend: str, cache: bool) -> Any:
-    """`open_store` with the options the extension derives from the same settings (`store_options`)."""
-    from sessionward.stores import open_store, store_options
+    """The store the extension opens from the same settings (`Settings.from_mapping`)."""
+    from sessionward.assembly import open_settings_store
+    from sessionward.settings import Settings
 
-    cfg = _sw_store_config(workdir, backend, cache)
-    url = cfg["SESSIONWARD_STORE_URL"]
-    return open_store(url, **store_options(url, cfg))
+    return open_settings_store(Settings.from_mapping(_sw_store_config(workdir, backend, cache)))
 
 
 def ready_store(store: Any, cache: bool) -> None:

@@ -6,7 +6,7 @@ twin at the same path without `aio/` (`aio/sessions.py` -> `sessionward/sessions
 `sessionward/stores/sql.py`) by `unasync` (the tool httpcore and elasticsearch-py use): `async`/`await` go,
 `AsyncFoo` names become `Foo`, `__aenter__` becomes `__enter__` and so on, plus the module and name renames
 below. Then imports are sorted again (ruff's isort), since `sessionward.aio.x` sorts elsewhere than
-`sessionward.x`.
+`sessionward.x`, and nested `with` statements (from `with ...: async with ...:`) are joined (ruff's SIM117).
 
 Conventions for the async sources:
 - import sessionward modules absolutely (`from sessionward.aio.stores.protocol import AsyncSessionStore`,
@@ -49,6 +49,7 @@ REPLACEMENTS = {
 #: Module paths, replaced in the generated text (longest first).
 MODULES = {
     "sessionward.aio.": "sessionward.",
+    "from sessionward.aio import ": "from sessionward import ",
     "sqlalchemy.ext.asyncio": "sqlalchemy",
     "redis.asyncio": "redis",
 }
@@ -81,7 +82,7 @@ def _rename_modules(text: str) -> str:
 
 def _sort_imports(text: str, filename: Path) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--quiet", "--fix", "--select", "I", "--exit-zero",
+        [sys.executable, "-m", "ruff", "check", "--quiet", "--fix", "--select", "I,SIM117", "--exit-zero",
          "--stdin-filename", str(filename), "-"],
         input=text, capture_output=True, text=True, cwd=ROOT, check=True,
     )

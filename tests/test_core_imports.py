@@ -10,6 +10,8 @@ CORE = [
     "sessionward", "sessionward.sessions", "sessionward.csrf", "sessionward.passwords", "sessionward.users",
     "sessionward.throttle", "sessionward.auth", "sessionward.stores.sql", "sessionward.stores.redis",
     "sessionward.tokens", "sessionward.events", "sessionward.metrics",
+    "sessionward.settings", "sessionward.assembly", "sessionward.extras", "sessionward.web", "sessionward.web.state",
+    "sessionward.web.context", "sessionward.app.instance", "sessionward.cli", "sessionward.cli_keys",
     "sessionward.audit", "sessionward.audit.cli", "sessionward.audit.report", "sessionward.audit.probes",
 ]
 

@@ -1,28 +1,37 @@
+# GENERATED from src/sessionward/aio/auth.py by scripts/gen_sync.py: edit that file, not this one.
 """Password checks: throttling first, then one code path whose cost and answer do not depend on whether the
 username exists (ASVS 6.3.8), rehash on login when the argon2 parameters changed (ASVS 11.4.2), and a
 security event for each outcome (ASVS 16).
 
 Every place that checks a password (login on the web and the API, re-authentication, password change)
-calls `Authenticator.authenticate`, so every check is throttled and logged alike (A7); `purpose` only tells
+calls the authenticator's `authenticate`, so every check is throttled and logged alike (A7); `purpose` only tells
 the log which it was. The attempt is counted before the password is verified (A6, see `sessionward.throttle`).
 
 Logs name the user for known accounts; for an unknown username only a short digest is logged, since people
 sometimes type their password into the username field. Passwords are never logged.
+
+Written once, for asyncio, in src/sessionward/aio/auth.py; src/sessionward/auth.py is generated from it
+(scripts/gen_sync.py). On asyncio every argon2 computation runs in a worker thread (aio/passwords.py),
+so a login never holds up the other requests of its event loop.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import logging
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from . import events
-from .clock import Clock
-from .exceptions import InvalidCredentials, Throttled
-from .passwords import Argon2idHasher
-from .throttle import LoginThrottle
-from .users import User, UserStore
+from sessionward import events
+from sessionward.accounts import User
+from sessionward.clock import Clock
+from sessionward.exceptions import InvalidCredentials, Throttled
+from sessionward.passwords import Argon2idHasher
+from sessionward.throttle import LoginThrottle
+
+if TYPE_CHECKING:
+    from sessionward.users import UserStore
 
 __all__ = ["MAX_PASSWORD_INPUT", "MAX_USERNAME_INPUT", "PURPOSES", "Authenticator"]
 
@@ -52,7 +61,9 @@ class Authenticator:
     """Checks a username and password. Raises `Throttled` (429) or `InvalidCredentials` (401, one message
     for unknown user, wrong password and disabled account), or `StoreUnavailable` (503)."""
 
-    def __init__(self, *, users: UserStore, hasher: Argon2idHasher, throttle: LoginThrottle, clock: Clock) -> None:
+    def __init__(
+        self, *, users: UserStore, hasher: Argon2idHasher, throttle: LoginThrottle, clock: Clock
+    ) -> None:
         self._users = users
         self._hasher = hasher
         self._throttle = throttle
@@ -99,7 +110,7 @@ class Authenticator:
         if self._hasher.needs_rehash(user.password_hash):
             new_hash = self._hasher.hash(password)
             if self._users.update_hash(user.id, new_hash, expected_hash=user.password_hash):
-                user = User(user.id, user.username, new_hash, user.disabled, user.created_at, user.password_changed_at)
+                user = dataclasses.replace(user, password_hash=new_hash)
         self._throttle.succeeded(attempt)
         events.emit("login_succeeded", user_id=user.id, username=user.username, ip=_client(ip), purpose=purpose)
         return user

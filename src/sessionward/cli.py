@@ -37,25 +37,42 @@ class Services:
     clock: Any
     database_url: str
     secrets: Any
+    settings: Any  #: the validated `sessionward.settings.Settings` the server would run with
+
+
+def instance_settings(path: Path, secrets: Any) -> Any:
+    """The `Settings` of the instance at `path`: the environment's `SESSIONWARD_*` settings with the instance's
+    database URLs and secrets (the environment winning there too), exactly as the server builds them."""
+    from .app.instance import database_urls
+    from .settings import Settings, environment_settings
+
+    store_url, database_url = database_urls(path)
+    return Settings.from_mapping({
+        **environment_settings(),
+        "SESSIONWARD_STORE_URL": store_url,
+        "SESSIONWARD_DATABASE_URL": database_url,
+        "SESSIONWARD_CSRF_KEY": secrets.csrf_key,
+        "SESSIONWARD_REFRESH_KEY": secrets.refresh_key,
+        "SESSIONWARD_KEK": secrets.kek,
+    })
 
 
 def open_services(instance: str | None) -> Services:
-    """The core objects over the instance's data (the same stores the server uses; no Flask app is built)."""
-    from .app.instance import database_urls, instance_path, load_secrets
+    """The core objects over the instance's data (the same stores the server uses; no web framework is loaded)."""
+    from .app.instance import instance_path, load_secrets
+    from .assembly import open_settings_store, open_user_store
     from .clock import SystemClock
-    from .db import make_engine
-    from .passwords import Argon2idHasher, PasswordPolicy
+    from .passwords import Argon2idHasher
     from .sessions import SessionManager
-    from .stores import open_store, store_options
-    from .users import UserStore
 
     path = instance_path(instance)
     keys = load_secrets(path)
-    store_url, database_url = database_urls(path)
+    settings = instance_settings(path, keys)
     clock = SystemClock()
-    store = open_store(store_url, **store_options(store_url, os.environ))  # publishes revocations on Redis
-    users = UserStore(make_engine(database_url), hasher=Argon2idHasher(), policy=PasswordPolicy(), clock=clock)
-    return Services(store, users, SessionManager(store=store, clock=clock), clock, database_url, keys)
+    store = open_settings_store(settings)  # publishes revocations on Redis
+    users = open_user_store(settings, hasher=Argon2idHasher(), clock=clock)
+    sessions = SessionManager(store=store, policy=settings.session, clock=clock)
+    return Services(store, users, sessions, clock, settings.database_url, keys, settings)
 
 
 def _user_by_name(svc: Services, name: str) -> Any:
@@ -82,6 +99,10 @@ def ensure_admin(svc: Services, out: Callable[[str], None] = print) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # Before anything imports prometheus_client: workers must inherit the multiprocess mode.
+    from .extras import require
+
+    require("flask", "server")  # the reference service runs Flask under gunicorn: `pip install 'sessionward[server]'`
+    require("gunicorn", "server")
     _metrics_dir(Path(args.instance or os.environ.get("SESSIONWARD_INSTANCE") or "instance").resolve())
     from .app.instance import check_private, database_urls, ensure_certificate, instance_path, private_paths
 
@@ -90,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise CLIError("--workers must be at least 1")
-    if not 0 <= args.management_port <= MAX_PORT:
+    if args.management_port is not None and not 0 <= args.management_port <= MAX_PORT:
         raise CLIError("--management-port must be 0 (off) or a port number")
     if bool(args.certfile) != bool(args.keyfile):
         raise CLIError("--certfile and --keyfile go together")
@@ -137,11 +158,13 @@ def _build_app(path: Path, *, asgi: bool) -> None:
 
 def _management_listener(args: argparse.Namespace, svc: Services) -> Any:
     """The loopback listener for /metrics and the detailed /healthz (bound now, served once gunicorn is up)."""
-    if not args.management_port:
+    management = svc.settings.management  # SESSIONWARD_MANAGEMENT_PORT / _HOST, unless the flags say otherwise
+    port = management.port if args.management_port is None else args.management_port
+    host = management.host if args.management_host is None else args.management_host
+    if not port:
         return None
     from .app.management import ManagementServer, health_checks, management_app
 
-    host, port = args.management_host, args.management_port
     try:
         server = ManagementServer(host, port, management_app(health_checks(svc.store, svc.users)))
     except OSError as exc:
@@ -270,11 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=2)
     serve.add_argument("--certfile")
     serve.add_argument("--keyfile")
-    serve.add_argument("--management-port", type=int, default=DEFAULT_MANAGEMENT_PORT, metavar="PORT",
-                       help="plain-HTTP port for /metrics and the detailed /healthz "
-                            f"(default {DEFAULT_MANAGEMENT_PORT}; 0: off)")
-    serve.add_argument("--management-host", default="127.0.0.1", metavar="HOST",
-                       help="address of the management listener (default 127.0.0.1: loopback only)")
+    serve.add_argument("--management-port", type=int, default=None, metavar="PORT",
+                       help="plain-HTTP port for /metrics and the detailed /healthz (default "
+                            f"$SESSIONWARD_MANAGEMENT_PORT, else {DEFAULT_MANAGEMENT_PORT}; 0: off)")
+    serve.add_argument("--management-host", default=None, metavar="HOST",
+                       help="address of the management listener (default $SESSIONWARD_MANAGEMENT_HOST, else "
+                            "127.0.0.1: loopback only)")
     serve.set_defaults(func=cmd_serve)
 
     users = sub.add_parser("users", help="manage users").add_subparsers(

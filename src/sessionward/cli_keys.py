@@ -21,15 +21,9 @@ __all__ = ["add_key_commands"]
 
 def _token_service(svc: Any) -> Any:
     """The same `TokenService` the server builds: settings from the environment, keys from the instance."""
-    from .flask.jwt_config import build_token_service
+    from .assembly import build_token_service
 
-    config = {k: v for k, v in os.environ.items() if k.startswith("SESSIONWARD_")}
-    config.update(
-        SESSIONWARD_DATABASE_URL=svc.database_url,
-        SESSIONWARD_KEK=svc.secrets.kek,
-        SESSIONWARD_REFRESH_KEY=svc.secrets.refresh_key,
-    )
-    return build_token_service(config, store=svc.store, clock=svc.clock)
+    return build_token_service(svc.settings, store=svc.store, clock=svc.clock)
 
 
 def add_key_commands(
@@ -42,9 +36,11 @@ def add_key_commands(
 
         if args.alg is not None and args.alg not in ALGORITHMS:
             raise cli_error(f"--alg must be one of {ALGORITHM_CHOICES}")
-        tokens = _token_service(open_services(args.instance))  # validates SESSIONWARD_TOKEN_ALG
-        # --alg, else SESSIONWARD_TOKEN_ALG when set (the way to move to another algorithm), else the current key's
-        key = tokens.rotate_keys(alg=args.alg or os.environ.get("SESSIONWARD_TOKEN_ALG") or None)
+        svc = open_services(args.instance)  # validates SESSIONWARD_TOKEN_ALG
+        tokens = _token_service(svc)
+        # --alg, else SESSIONWARD_TOKEN_ALG when set (validated with the other settings), else the current key's
+        configured = svc.settings.tokens.algorithm if os.environ.get("SESSIONWARD_TOKEN_ALG") else None
+        key = tokens.rotate_keys(alg=args.alg or configured)
         # retire_keys ran inside rotate_keys; list what is left
         print(f"new signing key {key.kid} ({key.alg}) signs from {iso_utc(key.activates_at)}; "
               f"older keys keep verifying until their tokens have expired")
@@ -52,13 +48,12 @@ def add_key_commands(
 
     def list_keys(args: argparse.Namespace) -> int:
         from .db import make_engine
-        from .flask.jwt_config import token_policy
         from .tokens import SQLKeyRepository
 
         svc = open_services(args.instance)
         now = svc.clock.now()
         repo = SQLKeyRepository(make_engine(svc.database_url), svc.secrets.kek)
-        repo.bind_token_lifetime(token_policy(os.environ).max_token_lifetime)  # as the server works it out
+        repo.bind_token_lifetime(svc.settings.tokens.policy.max_token_lifetime)  # as the server works it out
         print(f"{'KID':<24} {'ALG':<6} {'STATUS':<10} {'CREATED (UTC)':<20} {'ACTIVATES (UTC)':<20} UNTIL (UTC)")
         for info in repo.describe(now=now):
             until = {"verifying": "retires ", "retired": "retired ", "revoked": "revoked "}.get(info.status, "")

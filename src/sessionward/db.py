@@ -1,6 +1,11 @@
+# GENERATED from src/sessionward/aio/db.py by scripts/gen_sync.py: edit that file, not this one.
 """SQL plumbing shared by the SQL store, the users table and the key set: one engine per URL,
 SQLite tuned for a single machine (WAL), PostgreSQL through psycopg 3, a versioned schema, and driver
 errors turned into `StoreUnavailable` so that callers fail closed.
+
+Async (this module, SQLAlchemy's async engine: SQLite through aiosqlite, PostgreSQL through psycopg 3's async
+connections) and sync (the generated `sessionward.db`). Each flavour has its own `metadata`, so that both
+flavours of a module can define the same tables in one process.
 """
 
 from __future__ import annotations
@@ -9,9 +14,10 @@ import contextlib
 from collections.abc import Iterator
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Connection, Engine, create_engine
 
-from .exceptions import ConfigError, StoreUnavailable
+from sessionward._sqlflavour import SQLITE_SCHEME, run_sync, sync_engine
+from sessionward.exceptions import ConfigError, StoreUnavailable
 
 #: Bump when a table changes; `ensure_schema` records it so a later release can migrate.
 SCHEMA_VERSION = 1
@@ -28,11 +34,14 @@ schema_version = sa.Table(
 
 
 def normalize_url(url: str) -> str:
-    """Map `postgres://` and `postgresql://` to the psycopg 3 driver; leave SQLite URLs alone."""
+    """Map `postgres://` and `postgresql://` to the psycopg 3 driver (sync and async alike) and `sqlite://` to
+    this flavour's SQLite driver; leave URLs that name a driver alone."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite://"):
+        url = SQLITE_SCHEME + url[len("sqlite") :]
     return url
 
 
@@ -46,14 +55,14 @@ def make_engine(url: str, *, connect_timeout: float = 5.0) -> Engine:
         raise ConfigError("SESSIONWARD_DATABASE_URL", f"not a database URL: {exc}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = sa.create_engine(
+        engine = _create(
             parsed,
             connect_args={"timeout": 30, "check_same_thread": False},
             pool_pre_ping=False,
             hide_parameters=True,  # a driver error's message (and traceback) never carries client text (O5)
         )
 
-        @sa.event.listens_for(engine, "connect")
+        @sa.event.listens_for(sync_engine(engine), "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
             if parsed.database not in (None, "", ":memory:"):
@@ -65,7 +74,7 @@ def make_engine(url: str, *, connect_timeout: float = 5.0) -> Engine:
 
         return engine
     if backend == "postgresql":
-        return sa.create_engine(
+        return _create(
             parsed,
             connect_args={"connect_timeout": max(1, int(connect_timeout))},
             pool_pre_ping=True,
@@ -75,6 +84,13 @@ def make_engine(url: str, *, connect_timeout: float = 5.0) -> Engine:
             pool_timeout=connect_timeout,
         )
     raise ConfigError("SESSIONWARD_DATABASE_URL", f"unsupported database {backend!r}; use sqlite or postgresql")
+
+
+def _create(url: sa.engine.URL, **options: object) -> Engine:
+    try:
+        return create_engine(url, **options)  # type: ignore[arg-type]
+    except (sa.exc.ArgumentError, sa.exc.InvalidRequestError, ImportError) as exc:  # e.g. a sync-only driver
+        raise ConfigError("SESSIONWARD_DATABASE_URL", f"cannot use {url.drivername!r}: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -100,14 +116,15 @@ def ensure_schema(engine: Engine, component: str, tables: list[sa.Table]) -> Non
     with unavailable_on_error():
         for attempt in range(1, _CREATE_ATTEMPTS + 1):
             try:
-                metadata.create_all(engine, tables=[schema_version, *tables], checkfirst=True)
+                with engine.begin() as conn:
+                    run_sync(conn, metadata.create_all, tables=[schema_version, *tables], checkfirst=True)
                 break
             except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
                 if attempt == _CREATE_ATTEMPTS:
                     raise
         with engine.begin() as conn:
-            row = conn.execute(
-                sa.select(schema_version.c.version).where(schema_version.c.component == component)
+            row = (
+                conn.execute(sa.select(schema_version.c.version).where(schema_version.c.component == component))
             ).first()
             if row is None:
                 try:

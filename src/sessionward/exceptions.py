@@ -20,6 +20,18 @@ class ConfigError(SessionwardError, ValueError):
         self.setting = setting
 
 
+class MissingExtra(ConfigError, ImportError):
+    """An optional dependency is not installed. The message names the extra that brings it; `setting` is
+    `"extra"`, `extra` the extra's name (`redis`, `postgres`, `flask`, `asgi`, `server`)."""
+
+    def __init__(self, module: str, extra: str, purpose: str) -> None:
+        message = f"{purpose} needs {module!r}, which is not installed: pip install 'sessionward[{extra}]'"
+        Exception.__init__(self, message)
+        self.setting = "extra"
+        self.extra = extra
+        self.name = module  # ImportError's attribute
+
+
 class StoreError(SessionwardError):
     """A store could not do what was asked."""
 

@@ -5,6 +5,9 @@ DB-API cursor: for SQLite on a connection kept per thread (about 6 us a lookup i
 a pooled SQLAlchemy connection with BEGIN/COMMIT), for PostgreSQL on a pooled raw connection returned at
 once. Only reads go this way; every write keeps the transactional path in `sql.py`.
 Driver errors that mean "cannot reach the database" become `StoreUnavailable`.
+
+Hand-written for each flavour (this is the sync one; `sessionward/aio/hotsql.py` is the async twin with the same
+names, which runs this module's SQLite reader on a worker thread).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class HotReads:
         on_disk = engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:")
         self._sqlite_path = url.database if on_disk else None
         self._errors: tuple[type[BaseException], ...] = _driver_errors(engine)
+        self._opened: list[sqlite3.Connection] = []  # every thread's SQLite connection, for `close`
+        self._opened_lock = threading.Lock()
 
     def one(self, compiled: Compiled, values: dict[str, Any]) -> Row | None:
         return self._run(lambda cur: _execute(cur, compiled, values).fetchone())
@@ -90,7 +95,7 @@ class HotReads:
                     cur.close()
             except sqlite3.Error as exc:
                 self._local.conn = None
-                conn.close()
+                self._forget(conn)
                 raise StoreUnavailable(f"{self._what} unavailable: {type(exc).__name__}") from exc
         try:
             raw = self._engine.raw_connection()
@@ -118,7 +123,23 @@ class HotReads:
             conn.execute("PRAGMA query_only=ON")  # this connection only ever reads
             self._local.conn = conn
             self._local.cache, self._local.version = None, None  # data_version numbers are per connection
+            with self._opened_lock:
+                self._opened.append(conn)
         return conn
+
+    def _forget(self, conn: sqlite3.Connection) -> None:
+        with self._opened_lock:
+            if conn in self._opened:
+                self._opened.remove(conn)
+        conn.close()
+
+    def close(self) -> None:
+        """Close every thread's SQLite connection (a thread that reads afterwards gets `StoreUnavailable`).
+        Pooled PostgreSQL connections belong to the engine."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
 
 
 def _execute(cur: Any, compiled: Compiled, values: dict[str, Any]) -> Any:

@@ -61,25 +61,38 @@ DEFAULT_HASH_CONCURRENCY = max(1, min(4, os.cpu_count() or 1))
 MAX_HASH_WAIT = 60
 
 
+def gate_bounds(max_concurrent: int, *, max_waiting: int | None, max_wait: float) -> tuple[int, int, float]:
+    """The checked bounds of a hash gate (this module's `HashGate` and its asyncio twin in `sessionward.aio`):
+    `max_waiting` defaults to 4 * `max_concurrent`. Raises `ConfigError` naming SESSIONWARD_HASH_CONCURRENCY,
+    _QUEUE or _WAIT."""
+    if max_waiting is None:
+        max_waiting = 4 * max_concurrent if isinstance(max_concurrent, int) else 0
+    for setting, value in (("SESSIONWARD_HASH_CONCURRENCY", max_concurrent),
+                           ("SESSIONWARD_HASH_QUEUE", max_waiting)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if "CONC" in setting else 0):
+            raise ConfigError(setting, f"must be a whole number >= {1 if 'CONC' in setting else 0}, got {value!r}")
+    if not isinstance(max_wait, (int, float)) or isinstance(max_wait, bool) or not 0 < max_wait <= MAX_HASH_WAIT:
+        raise ConfigError(
+            "SESSIONWARD_HASH_WAIT", f"must be a number of seconds in (0, {MAX_HASH_WAIT}], got {max_wait!r}"
+        )
+    return max_concurrent, max_waiting, float(max_wait)
+
+
+def overloaded(why: str, *, retry_after: int) -> Overloaded:
+    """The `Overloaded` (503) a hash gate raises when it refuses, logged once."""
+    log.warning("password hashing overloaded (%s): refusing with 503", why)
+    return Overloaded("Too many sign-ins in progress. Please try again shortly.", retry_after=retry_after)
+
+
 class HashGate:
     """A counting semaphore with a bounded queue: `max_concurrent` holders, `max_waiting` waiters, each waiting
     at most `max_wait` seconds. `slot()` raises `Overloaded` when the queue is full or the wait runs out.
     Raises `ConfigError` (naming SESSIONWARD_HASH_CONCURRENCY / _QUEUE / _WAIT) for bad bounds."""
 
     def __init__(self, max_concurrent: int, *, max_waiting: int | None = None, max_wait: float = 5.0) -> None:
-        if max_waiting is None:
-            max_waiting = 4 * max_concurrent if isinstance(max_concurrent, int) else 0
-        for setting, value in (("SESSIONWARD_HASH_CONCURRENCY", max_concurrent),
-                               ("SESSIONWARD_HASH_QUEUE", max_waiting)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < (1 if "CONC" in setting else 0):
-                raise ConfigError(setting, f"must be a whole number >= {1 if 'CONC' in setting else 0}, got {value!r}")
-        if not isinstance(max_wait, (int, float)) or isinstance(max_wait, bool) or not 0 < max_wait <= MAX_HASH_WAIT:
-            raise ConfigError(
-                "SESSIONWARD_HASH_WAIT", f"must be a number of seconds in (0, {MAX_HASH_WAIT}], got {max_wait!r}"
-            )
-        self.max_concurrent = max_concurrent
-        self.max_waiting = max_waiting
-        self.max_wait = float(max_wait)
+        self.max_concurrent, self.max_waiting, self.max_wait = gate_bounds(
+            max_concurrent, max_waiting=max_waiting, max_wait=max_wait
+        )
         self._sem = threading.BoundedSemaphore(max_concurrent)
         self._lock = threading.Lock()
         self._waiting = 0
@@ -92,8 +105,7 @@ class HashGate:
     def _refuse(self, why: str) -> Overloaded:
         with self._lock:
             self.refused += 1
-        log.warning("password hashing overloaded (%s): refusing with 503", why)
-        return Overloaded("Too many sign-ins in progress. Please try again shortly.", retry_after=self.retry_after)
+        return overloaded(why, retry_after=self.retry_after)
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
@@ -117,7 +129,12 @@ class HashGate:
             self._sem.release()
 
 
-def _encode(password: str) -> bytes:
+def _unverifiable(exc: Exception) -> bool:
+    log.warning("password hash could not be verified: %s", type(exc).__name__)
+    return False
+
+
+def encode_password(password: str) -> bytes:
     """The bytes that get hashed: NFKC form, UTF-8, lone surrogates kept (so distinct inputs stay distinct
     and odd input never raises). Raises TypeError if `password` is not text."""
     if not isinstance(password, str):
@@ -194,7 +211,7 @@ class Argon2idHasher:
 
     def hash(self, password: str) -> str:
         """The argon2id hash (PHC string, `$argon2id$...`) of `password`. Raises TypeError for non-text."""
-        encoded = _encode(password)
+        encoded = encode_password(password)
         with self.gate.slot():
             return self._ph.hash(encoded)
 
@@ -202,14 +219,21 @@ class Argon2idHasher:
         """True if `password` matches `password_hash`. A mismatch, or a hash that is malformed (logged),
         gives False; never raises for bad input."""
         try:
-            encoded = _encode(password)
-            with self.gate.slot():
-                return self._ph.verify(password_hash, encoded)
+            encoded = encode_password(password)
+        except TypeError as exc:
+            return _unverifiable(exc)
+        with self.gate.slot():
+            return self.verify_ungated(password_hash, encoded)
+
+    def verify_ungated(self, password_hash: str, encoded: bytes) -> bool:
+        """`verify` of an already encoded password (`encode_password`) by a caller that holds a slot of the
+        gate (the asyncio hasher's worker thread). Never raises for bad input."""
+        try:
+            return self._ph.verify(password_hash, encoded)
         except VerifyMismatchError:
             return False
         except (InvalidHashError, VerificationError, TypeError, ValueError) as exc:
-            log.warning("password hash could not be verified: %s", type(exc).__name__)
-            return False
+            return _unverifiable(exc)
 
     def needs_rehash(self, password_hash: str) -> bool:
         """True if `password_hash` was made with other parameters than the current ones (or is unreadable)."""
@@ -221,11 +245,20 @@ class Argon2idHasher:
     def dummy_verify(self, password: str) -> None:
         """Spend the time of one `verify` with the current parameters, for a user that does not exist."""
         try:
-            encoded = _encode(password)
-            with self.gate.slot():
-                self._ph.verify(self._dummy_hash, encoded)
-        except (VerificationError, TypeError, ValueError):
-            pass
+            encoded = encode_password(password)
+        except TypeError:
+            encoded = b""
+        with self.gate.slot():
+            self.dummy_verify_ungated(encoded)
+
+    def dummy_verify_ungated(self, encoded: bytes) -> None:
+        """`dummy_verify` of an already encoded password, by a caller that holds a slot of the gate."""
+        with contextlib.suppress(VerificationError, TypeError, ValueError):
+            self._ph.verify(self._dummy_hash, encoded)
+
+    def hash_ungated(self, encoded: bytes) -> str:
+        """`hash` of an already encoded password, by a caller that holds a slot of the gate."""
+        return self._ph.hash(encoded)
 
 
 # -- the policy ------------------------------------------------------------------------------

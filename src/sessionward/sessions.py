@@ -1,3 +1,4 @@
+# GENERATED from src/sessionward/aio/sessions.py by scripts/gen_sync.py: edit that file, not this one.
 """Server-side sessions: create, load, rotate, touch, revoke; idle and absolute expiry on the server.
 
 The cookie carries only a 256-bit secret from `secrets`; the store keeps its SHA-256 (C1). A secret the server
@@ -5,6 +6,9 @@ did not issue is never adopted and loading it writes nothing (C2). Login and eve
 secret and delete the old record (C3). Expiry is decided here and in the store from the injected clock (C4).
 A user's revocation epoch (shared with access tokens) is checked on every load, so "log out everywhere",
 password change and account disable end every session at once (C6).
+
+Written once, for asyncio, in src/sessionward/aio/sessions.py; src/sessionward/sessions.py is generated from
+it (scripts/gen_sync.py).
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import events
-from .clock import Clock, SystemClock
-from .config import SessionPolicy
-from .exceptions import CreateError, ReauthenticationRequired
-from .ids import hash_secret, looks_like_secret, new_public_id, new_secret
-from .stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord
-from .stores.protocol import SessionStore
+from sessionward import events
+from sessionward.clock import Clock, SystemClock
+from sessionward.config import SessionPolicy
+from sessionward.exceptions import CreateError, ReauthenticationRequired
+from sessionward.ids import hash_secret, looks_like_secret, new_public_id, new_secret
+from sessionward.stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord
+from sessionward.stores.protocol import SessionStore
 
 __all__ = ["Session", "SessionManager"]
 
@@ -41,9 +45,11 @@ class Session:
 
 
 class SessionManager:
-    """Cookie sessions over a `SessionStore`. Every method may raise `StoreUnavailable` (fail closed)."""
+    """Cookie sessions over a session store. Every method may raise `StoreUnavailable` (fail closed)."""
 
-    def __init__(self, *, store: SessionStore, policy: SessionPolicy | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self, *, store: SessionStore, policy: SessionPolicy | None = None, clock: Clock | None = None
+    ) -> None:
         self.store = store
         self.policy = policy or SessionPolicy()
         self.clock = clock or SystemClock()

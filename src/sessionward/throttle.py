@@ -1,3 +1,4 @@
+# GENERATED from src/sessionward/aio/throttle.py by scripts/gen_sync.py: edit that file, not this one.
 """Login throttling per account and per client address (ASVS 6.3.1), without letting an attacker lock a
 victim out indefinitely, and without letting concurrent requests slip past the allowance (A6).
 
@@ -50,6 +51,9 @@ A success resets `acct`, `acctnew` and the pair, never the address counter (an a
 their own account must not clear it). A victim who shares an address with the attacker (NAT) is held back
 by the address counter until the attacker stops (sessionward has no per-device allowance that would let
 them through).
+
+Written once, for asyncio, in src/sessionward/aio/throttle.py; src/sessionward/throttle.py is generated from
+it (scripts/gen_sync.py).
 """
 
 from __future__ import annotations
@@ -59,12 +63,12 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
-from .clock import Clock
-from .config import ThrottlePolicy
-from .exceptions import Throttled
-from .stores.base import ThrottleState
-from .stores.protocol import SessionStore
-from .users import normalize_username
+from sessionward.accounts import normalize_username
+from sessionward.clock import Clock
+from sessionward.config import ThrottlePolicy
+from sessionward.exceptions import Throttled
+from sessionward.stores.base import ThrottleState
+from sessionward.stores.protocol import SessionStore
 
 __all__ = ["Attempt", "LoginThrottle", "address_key"]
 
@@ -91,7 +95,7 @@ def address_key(ip: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """A counted login attempt, from `LoginThrottle.attempt`: pass it to `succeeded` if the password was right.
+    """A counted login attempt, from the throttle's `attempt`: pass it to `succeeded` if the password was right.
     Dropped otherwise: it already counts as the failure."""
 
     keys: tuple[str, str, str, str]  #: address, account, account-new and pair counter keys

@@ -1,30 +1,38 @@
+# GENERATED from src/sessionward/aio/users.py by scripts/gen_sync.py: edit that file, not this one.
 """Users in SQL (table `sw_users`): argon2id password hashes, a unique normalized username, account disable.
 
 Usernames are shown as given but looked up by `normalize_username` (NFKC + casefold), so "Alice",
-"ALICE" and "Ａｌｉｃｅ" are one account. Every method raises `StoreUnavailable` when the database cannot be
-reached, never a raw driver error.
+"ALICE" and "Ａｌｉｃｅ" are one account (`User` and the username rules are in `sessionward.accounts`). Every
+method raises `StoreUnavailable` when the database cannot be reached, never a raw driver error.
+
+Written once, for asyncio, in src/sessionward/aio/users.py (`AsyncUserStore`, on SQLAlchemy's async engine,
+password hashing in worker threads); src/sessionward/users.py (`UserStore`) is generated from it
+(scripts/gen_sync.py).
 """
 
 from __future__ import annotations
 
 import builtins
-import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy import Engine
 
-from . import db, events
-from .clock import Clock
-from .exceptions import NotFound, ValidationError
-from .hotsql import Compiled, HotReads
-from .ids import new_public_id
-from .passwords import Argon2idHasher, PasswordPolicy
+from sessionward import db, events
+from sessionward._sqlflavour import construct_now
+from sessionward.accounts import MAX_USERNAME_LENGTH, User, normalize_username, validate_username
+from sessionward.clock import Clock
+from sessionward.exceptions import NotFound, ValidationError
+from sessionward.hotsql import Compiled, HotReads
+from sessionward.ids import new_public_id
+from sessionward.passwords import Argon2idHasher, PasswordPolicy
 
-__all__ = ["MAX_USERNAME_LENGTH", "User", "UserStore", "normalize_username", "validate_username", "users_table"]
+__all__ = ["MAX_USERNAME_LENGTH", "RecentUsers", "User", "UserStore", "normalize_username",
+           "validate_username", "users_table"]
 
-MAX_USERNAME_LENGTH = 64
 _MAX_ID_LENGTH = 64  # longer input is no user id: answered without a query
+_WHAT = "users database"
+_COMPONENT = "users"
 
 users_table = sa.Table(
     "sw_users",
@@ -40,35 +48,6 @@ users_table = sa.Table(
 )
 
 
-def normalize_username(username: str) -> str:
-    """The lookup form of a username: NFKC, then casefold (and NFKC again, as casefold can denormalize)."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
-
-
-def validate_username(username: str) -> str:
-    """Return `username` unchanged if acceptable: 1-64 printable characters, no control characters, no
-    leading/trailing whitespace. Raises `ValidationError` (field "username") otherwise."""
-    if not isinstance(username, str):
-        raise ValidationError("Username must be text.", field="username")
-    if not 1 <= len(username) <= MAX_USERNAME_LENGTH:
-        raise ValidationError(f"Username must be 1 to {MAX_USERNAME_LENGTH} characters long.", field="username")
-    if not username.isprintable():
-        raise ValidationError("Username must not contain control or invisible characters.", field="username")
-    if username != username.strip():
-        raise ValidationError("Username must not start or end with a space.", field="username")
-    return username
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: str  #: random public id (128 bits), never the username
-    username: str  #: as given at creation, for display
-    password_hash: str = field(repr=False)
-    disabled: bool
-    created_at: float
-    password_changed_at: float
-
-
 def _row_to_user(row: sa.Row) -> User:  # type: ignore[type-arg]
     return User(
         id=row.id,
@@ -81,18 +60,40 @@ def _row_to_user(row: sa.Row) -> User:  # type: ignore[type-arg]
 
 
 class UserStore:
-    """The users table. Creates it (component "users") on construction."""
+    """The users table. Creates it (component "users") on construction; on asyncio, where a constructor cannot
+    await, in `open` (or `ensure_schema`) instead."""
 
-    def __init__(self, engine: Engine, *, hasher: Argon2idHasher, policy: PasswordPolicy, clock: Clock) -> None:
+    def __init__(
+        self, engine: Engine, *, hasher: Argon2idHasher, policy: PasswordPolicy, clock: Clock
+    ) -> None:
         self._engine = engine
         self._hasher = hasher
         self._policy = policy
         self._clock = clock
-        db.ensure_schema(engine, "users", [users_table])
-        self.writes = 0  #: changes made through this object (see RecentUsers)
+        self._schema_pending = not construct_now(db.ensure_schema, engine, _COMPONENT, [users_table])
+        self.writes = 0  #: changes made through this object (see the recent-users cache below)
         # The per-request read (the signed-in user's row) skips SQLAlchemy's per-call work; see hotsql.
-        self._hot = HotReads(engine, what="users database")
+        self._hot = HotReads(engine, what=_WHAT)
         self._get_sql = Compiled(sa.select(*users_table.c).where(users_table.c.id == sa.bindparam("id")), engine)
+
+    @classmethod
+    def open(
+        cls, engine: Engine, *, hasher: Argon2idHasher, policy: PasswordPolicy, clock: Clock
+    ) -> UserStore:
+        """The users table on `engine`, created if missing. Raises `StoreUnavailable`, `ConfigError`."""
+        users = cls(engine, hasher=hasher, policy=policy, clock=clock)
+        users.ensure_schema()
+        return users
+
+    def ensure_schema(self) -> None:
+        """Create the table if it is missing and the constructor did not (idempotent)."""
+        if self._schema_pending:
+            db.ensure_schema(self._engine, _COMPONENT, [users_table])
+            self._schema_pending = False
+
+    def close(self) -> None:
+        """Close the per-request reader's connections (the engine is the caller's)."""
+        self._hot.close()
 
     @property
     def hasher(self) -> Argon2idHasher:
@@ -117,7 +118,7 @@ class UserStore:
             password_changed_at=now,
         )
         try:
-            with db.begin(self._engine, "users database") as conn:
+            with db.begin(self._engine, _WHAT) as conn:
                 conn.execute(
                     users_table.insert().values(
                         id=user.id,
@@ -156,24 +157,26 @@ class UserStore:
         if not isinstance(username, str) or not 1 <= len(username) <= MAX_USERNAME_LENGTH:
             return None
         key = normalize_username(username)
-        with db.begin(self._engine, "users database") as conn:
-            row = conn.execute(sa.select(users_table).where(users_table.c.username_key == key)).first()
+        with db.begin(self._engine, _WHAT) as conn:
+            row = (conn.execute(sa.select(users_table).where(users_table.c.username_key == key))).first()
         return None if row is None else _row_to_user(row)
 
     def list(self) -> builtins.list[User]:
         """Every user, oldest first."""
-        with db.begin(self._engine, "users database") as conn:
-            rows = conn.execute(sa.select(users_table).order_by(users_table.c.created_at, users_table.c.id)).all()
+        with db.begin(self._engine, _WHAT) as conn:
+            rows = (
+                conn.execute(sa.select(users_table).order_by(users_table.c.created_at, users_table.c.id))
+            ).all()
         return [_row_to_user(r) for r in rows]
 
     def ping(self) -> None:
         """Raise `StoreUnavailable` if the users database cannot be reached."""
-        with db.begin(self._engine, "users database") as conn:
+        with db.begin(self._engine, _WHAT) as conn:
             conn.execute(sa.text("SELECT 1"))
 
     def count(self) -> int:
-        with db.begin(self._engine, "users database") as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(users_table)).scalar_one())
+        with db.begin(self._engine, _WHAT) as conn:
+            return int((conn.execute(sa.select(sa.func.count()).select_from(users_table))).scalar_one())
 
     def set_password(self, user_id: str, new_password: str) -> User:
         """Check `new_password` against the policy and store its hash. Raises `NotFound`,
@@ -203,8 +206,8 @@ class UserStore:
         stmt = users_table.update().where(users_table.c.id == user_id).values(password_hash=new_hash)
         if expected_hash is not None:
             stmt = stmt.where(users_table.c.password_hash == expected_hash)
-        with db.begin(self._engine, "users database") as conn:
-            return conn.execute(stmt).rowcount == 1
+        with db.begin(self._engine, _WHAT) as conn:
+            return (conn.execute(stmt)).rowcount == 1
 
     def _require(self, user_id: str) -> User:
         user = self.get(user_id)
@@ -213,9 +216,11 @@ class UserStore:
         return user
 
     def _update(self, user_id: str, **values: object) -> None:
-        self.writes += 1  # RecentUsers drops its rows: a change made in this process is seen at once
-        with db.begin(self._engine, "users database") as conn:
-            changed = conn.execute(users_table.update().where(users_table.c.id == user_id).values(**values)).rowcount
+        self.writes += 1  # the recent-users cache drops its rows: a change made in this process is seen at once
+        with db.begin(self._engine, _WHAT) as conn:
+            changed = (
+                conn.execute(users_table.update().where(users_table.c.id == user_id).values(**values))
+            ).rowcount
         if changed != 1:
             raise NotFound("no such user")
 
@@ -224,7 +229,7 @@ class RecentUsers:
     """A small per-process cache of user rows for the per-request `current_user`, keyed by (user id, the user's
     revocation epoch). Disabling an account or "log out everywhere" bumps the epoch, which both kills the
     session/token and misses this cache, so a cached row never outlives a revocation. A change made through
-    the same `UserStore` empties the cache at once; a change made by another process without a revocation
+    the same user store empties the cache at once; a change made by another process without a revocation
     (e.g. a bare `set_disabled`) is seen within `ttl` seconds."""
 
     def __init__(self, users: UserStore, *, clock: Clock, ttl: float = 5.0, max_entries: int = 10_000) -> None:

@@ -25,7 +25,7 @@ from sessionward.flask import (
     verify_jwt_in_request,
 )
 from sessionward.flask.jwt import ACCESS_COOKIE, CSRF_ACCESS_COOKIE
-from sessionward.flask.jwt_config import token_policy
+from sessionward.settings import Settings
 from sessionward.tokens import TokenService
 
 PASSWORD = "correct horse battery staple"
@@ -110,9 +110,9 @@ def get(app: Flask, path: str, *, headers: dict[str, str] | None = None, method:
 
 # -- start-up ------------------------------------------------------------------------------------
 
-def test_service_built_at_start_up_into_extras(app: Flask) -> None:
+def test_service_built_at_start_up_into_the_state(app: Flask) -> None:
     with app.app_context():
-        service = state().extras["tokens"]
+        service = state().tokens
         assert isinstance(service, TokenService)
         assert service.policy.issuer == "sessionward"
         assert service.jwks()["keys"][0]["alg"] == "ES256"  # the default (RFC 9864: no deprecated name)
@@ -169,7 +169,7 @@ def test_settings_from_environment_text(tmp_path: Any) -> None:
         assert (policy.access_ttl, policy.issuer, policy.audience, policy.reuse_grace) == (120, "https://id.example", "lab", 2)
         assert token_service().jwks()["keys"][0]["alg"] == "Ed25519"
         assert token_service()._cache.size == 10  # type: ignore[attr-defined]
-    assert token_policy({}).issuer == "sessionward"
+    assert Settings.from_mapping({}).tokens.policy.issuer == "sessionward"
 
 
 def test_kek_without_refresh_key_is_an_error_and_no_keys_means_no_tokens(tmp_path: Any) -> None:
@@ -191,7 +191,7 @@ def test_kek_without_refresh_key_is_an_error_and_no_keys_means_no_tokens(tmp_pat
         return "never"
 
     with plain.app_context():
-        assert "tokens" not in state().extras
+        assert state().tokens is None
     r = plain.test_client().get("/x", base_url=BASE, headers={"Authorization": "Bearer a.b.c"})
     assert r.status_code == 500 and "never" not in r.get_data(as_text=True)  # loud, not a silent pass
 

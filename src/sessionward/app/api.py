@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from ..exceptions import InvalidCredentials, NotFound, TokenError
-from ..flask import csrf_exempt, get_jwt_claims, get_user, jwt_required, state, token_service
+from ..flask import csrf_exempt, get_jwt_claims, get_user, jwt_required, request_state, state, token_service
 from ..flask.jwt import FreshTokenRequired
 from ..ids import looks_like_public_id
 from ..tokens import TokenPair
@@ -62,12 +62,12 @@ def _client() -> tuple[str, str]:
 
 
 def _pair_response(pair: TokenPair) -> Response:
-    g._sw_authenticated = True  # Cache-Control: no-store (RFC 6749 5.1)
+    request_state().authenticated = True  # Cache-Control: no-store (RFC 6749 5.1)
     return jsonify(pair.as_dict())
 
 
 def _no_content() -> Response:
-    g._sw_authenticated = True
+    request_state().authenticated = True
     return Response(status=204)
 
 
@@ -104,7 +104,7 @@ def refresh() -> Response:
 def profile() -> Response:
     user = get_user()
     assert user is not None  # jwt_required refuses a token whose user is gone or disabled
-    g._sw_authenticated = True
+    request_state().authenticated = True
     return jsonify({"logged_in_as": user.username})
 
 
@@ -140,7 +140,7 @@ def sessions() -> Response:
     claims = get_jwt_claims()
     assert claims is not None
     rows = api_session_rows(state().sessions.list_for_user(claims.sub), claims.sid)
-    g._sw_authenticated = True
+    request_state().authenticated = True
     return jsonify({"sessions": rows})
 
 

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..asgi import Sessionward
 from ..clock import Clock
-from .common import MAX_BODY, service_settings, trusted_proxies
+from .common import MAX_BODY, service_settings
 from .instance import instance_path
 
 __all__ = ["create_asgi_app"]
@@ -34,15 +35,24 @@ def create_asgi_app(
     settings = service_settings(path, config)
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.router.redirect_slashes = False
-    Sessionward(app, settings, clock=clock, max_body=int(settings.get("MAX_CONTENT_LENGTH") or MAX_BODY))
+    sw = Sessionward(app, settings, clock=clock, max_body=int(settings.get("MAX_CONTENT_LENGTH") or MAX_BODY))
 
     from . import asgi_api, asgi_web
 
     app.include_router(asgi_web.router)
     app.include_router(asgi_api.router)
-    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
-    proxies = trusted_proxies(settings)
+    app.mount("/static", _Static(directory=Path(__file__).with_name("static")), name="static")
+    proxies = sw.state.settings.service.trusted_proxies
     return ProxyFix(app, proxies) if proxies > 0 else app
+
+
+class _Static(StaticFiles):
+    """Static files revalidated on every use (`Cache-Control: no-cache`, with the ETag), as Flask serves them."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.setdefault("Cache-Control", "no-cache")
+        return response
 
 
 class ProxyFix:
@@ -52,6 +62,11 @@ class ProxyFix:
     def __init__(self, app: ASGIApp, proxies: int) -> None:
         self.app = app
         self.proxies = proxies
+
+    @property
+    def state(self) -> Any:
+        """The wrapped app's state (`state.sessionward`)."""
+        return self.app.state  # type: ignore[attr-defined]
 
     def _trusted(self, scope: Scope, name: bytes) -> str | None:
         values = [v.decode("latin-1") for k, v in scope["headers"] if k == name]

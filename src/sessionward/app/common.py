@@ -4,7 +4,6 @@ targets, form and JSON body checks, the API's errors and the rows of the session
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,9 @@ from .devices import describe_user_agent
 from .instance import database_urls, load_secrets
 
 __all__ = [
-    "ENV_SETTINGS", "JWKS_MAX_AGE", "MAX_BODY", "MAX_FIELD", "MAX_NEXT", "MalformedJSON", "WrongPassword",
+    "JWKS_MAX_AGE", "MAX_BODY", "MAX_FIELD", "MAX_NEXT", "MalformedJSON", "WrongPassword",
     "api_session_rows", "form_field", "is_json_mimetype", "isotime", "parse_json", "safe_next", "service_settings",
-    "string_fields", "trusted_proxies", "web_session_rows",
+    "string_fields", "web_session_rows",
 ]
 
 MAX_FIELD = 1024
@@ -127,40 +126,15 @@ def web_session_rows(records: Iterable[SessionRecord], current_id: str) -> list[
     ]
 
 
-#: Settings that may also come from the environment (same name).
-ENV_SETTINGS = (
-    "SESSIONWARD_COOKIE_NAME",
-    "SESSIONWARD_COOKIE_SAMESITE",
-    "SESSIONWARD_SESSION_IDLE_TIMEOUT",
-    "SESSIONWARD_SESSION_ABSOLUTE_LIFETIME",
-    "SESSIONWARD_SESSION_TOUCH_INTERVAL",
-    "SESSIONWARD_SESSION_REAUTH_WINDOW",
-    "SESSIONWARD_ISSUER",
-    "SESSIONWARD_AUDIENCE",
-    "SESSIONWARD_ACCESS_TTL",
-    "SESSIONWARD_TOKEN_ALG",
-    "SESSIONWARD_TOKEN_CACHE_SIZE",
-    "SESSIONWARD_REFRESH_REUSE_GRACE",
-    "SESSIONWARD_REFRESH_IDLE",
-    "SESSIONWARD_REFRESH_ABSOLUTE",
-    "SESSIONWARD_KEYS_REFRESH_INTERVAL",
-    "SESSIONWARD_REDIS_PREFIX",
-    "SESSIONWARD_THROTTLE_ACCOUNT_FREE",
-    "SESSIONWARD_THROTTLE_ADDRESS_FREE",
-    "SESSIONWARD_THROTTLE_MAX_BACKOFF",
-    "SESSIONWARD_PURGE_INTERVAL",
-    "SESSIONWARD_LOCAL_CACHE",
-    "SESSIONWARD_HASH_CONCURRENCY",
-    "SESSIONWARD_HASH_QUEUE",
-    "SESSIONWARD_HASH_WAIT",
-)
-
 MAX_BODY = 64 * 1024
 
 
 def service_settings(path: Path, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The reference service's settings: the instance folder's secrets and database URLs, the `ENV_SETTINGS`
-    found in the environment, then `config`. Raises `ConfigError` (naming the setting); `DEBUG` is refused."""
+    """The reference service's settings, for the Flask and the ASGI app alike: the instance folder's database
+    URLs and secrets (the environment winning), the other known `SESSIONWARD_*` names of the environment, then
+    `config` (tests). Raises `ConfigError` (naming the setting); `DEBUG` is refused."""
+    from ..settings import environment_settings
+
     keys = load_secrets(path)
     store_url, database_url = database_urls(path)
     settings: dict[str, Any] = {
@@ -170,19 +144,10 @@ def service_settings(path: Path, config: Mapping[str, Any] | None = None) -> dic
         "SESSIONWARD_REFRESH_KEY": keys.refresh_key,
         "SESSIONWARD_KEK": keys.kek,
         "MAX_CONTENT_LENGTH": MAX_BODY,
-        "TRUSTED_PROXIES": 0,
     }
-    settings.update({name: os.environ[name] for name in ENV_SETTINGS if name in os.environ})
+    for name, value in environment_settings().items():
+        settings.setdefault(name, value)  # the instance's URLs and secrets already took the environment's
     settings.update(config or {})
     if settings.get("DEBUG"):
         raise ConfigError("DEBUG", "the reference service never runs Flask's debugger")
     return settings
-
-
-def trusted_proxies(settings: Mapping[str, Any]) -> int:
-    """How many proxies in front are trusted for X-Forwarded-* (`SESSIONWARD_TRUSTED_PROXIES`, 0 = none)."""
-    proxies = os.environ.get("SESSIONWARD_TRUSTED_PROXIES", settings.get("TRUSTED_PROXIES", 0))
-    try:
-        return int(proxies)
-    except (TypeError, ValueError):
-        raise ConfigError("SESSIONWARD_TRUSTED_PROXIES", "must be the number of proxies in front (0 = none)") from None

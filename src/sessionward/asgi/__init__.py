@@ -3,6 +3,7 @@ FastAPI dependencies and the same calls as on Flask, awaited."""
 
 from __future__ import annotations
 
+from ..web import RequestState
 from .context import (
     context,
     csrf_token,
@@ -26,7 +27,7 @@ from .dependencies import (
 from .errors import error_response, wants_json
 from .extension import Sessionward
 from .middleware import SessionwardMiddleware, csrf_exempt
-from .state import RequestContext, SessionwardState
+from .state import SessionwardState
 from .tokens import (
     RequireToken,
     bearer_scheme,
@@ -41,7 +42,7 @@ __all__ = [
     "CurrentUser",
     "OptionalSession",
     "OptionalUser",
-    "RequestContext",
+    "RequestState",
     "RequireToken",
     "Sessionward",
     "SessionwardMiddleware",

@@ -14,20 +14,23 @@ from ..exceptions import CSRFError
 from ..metrics import SESSION_LATENCY
 from ..sessions import Session
 from ..users import User
-from .state import UNSET, RequestContext, SessionwardState
+from ..web import UNSET, RequestState
+from .state import SessionwardState
 
 __all__ = [
-    "LOGIN_CSRF_COOKIE", "check_origin", "client_address", "context", "cookie_values", "csrf_failed", "csrf_token",
+    "LOGIN_CSRF_COOKIE", "SCOPE_KEY", "STATE_KEY",
+    "check_origin", "client_address", "context", "cookie_values", "csrf_failed", "csrf_token",
     "get_session", "get_user", "login_user", "logout_user", "own_origin", "replace_session", "verify_login_csrf",
 ]
 
 LOGIN_CSRF_COOKIE = "__Host-login-csrf"
 MAX_LOGIN_NONCE = 64  # a longer pre-session cookie value was not ours: make a new one
-SCOPE_KEY = "sessionward"
+SCOPE_KEY = "sessionward"  #: the request's `RequestState` in the ASGI scope
+STATE_KEY = "sessionward.state"  #: the app's `SessionwardState`
 
 
-def context(conn: HTTPConnection) -> RequestContext:
-    """This request's context. Raises RuntimeError when `SessionwardMiddleware` is not installed."""
+def context(conn: HTTPConnection) -> RequestState:
+    """This request's `RequestState`. Raises RuntimeError when `SessionwardMiddleware` is not installed."""
     ctx = conn.scope.get(SCOPE_KEY)
     if ctx is None:
         raise RuntimeError("SessionwardMiddleware is not installed on this app (use Sessionward(app, settings))")
@@ -35,7 +38,9 @@ def context(conn: HTTPConnection) -> RequestContext:
 
 
 def state(conn: HTTPConnection) -> SessionwardState:
-    return context(conn).state
+    """The app's `SessionwardState`. Raises RuntimeError when `SessionwardMiddleware` is not installed."""
+    context(conn)
+    return conn.scope[STATE_KEY]  # type: ignore[no-any-return]
 
 
 def cookie_values(conn: HTTPConnection, name: str) -> list[str]:
@@ -80,7 +85,7 @@ async def get_session(conn: HTTPConnection) -> Session | None:
         if value is not None:
             started = perf_counter()
             try:
-                session = await ctx.state.sessions.load(value)
+                session = await state(conn).sessions.load(value)
             finally:
                 SESSION_LATENCY.observe(perf_counter() - started)
             if session is None:
@@ -95,13 +100,13 @@ async def get_user(conn: HTTPConnection) -> User | None:
     ctx = context(conn)
     if ctx.user is UNSET:
         user: User | None = None
-        if ctx.jwt_claims is not None:
-            user_id, epoch = ctx.jwt_claims.sub, ctx.jwt_claims.epoch
+        if ctx.claims is not None:
+            user_id, epoch = ctx.claims.sub, ctx.claims.epoch
         else:
             session = await get_session(conn)
             user_id, epoch = (session.user_id, session.record.epoch) if session is not None else (None, 0)
         if user_id is not None:
-            found = await ctx.state.recent_users.get(user_id, epoch=epoch)
+            found = await state(conn).recent_users.get(user_id, epoch=epoch)
             if found is not None and not found.disabled:
                 user = found
         ctx.user = user
@@ -112,21 +117,21 @@ async def login_user(conn: HTTPConnection, user: User, *, data: Any = None) -> S
     """Start a new session for `user` (after a successful `authenticate`). The previous session of this browser,
     if any, is deleted: its id stops working (fixation, C3). Raises `StoreUnavailable`."""
     ctx = context(conn)
-    session: Session = await ctx.state.sessions.login(
+    session: Session = await state(conn).sessions.login(
         user.id,
         previous_secret=session_cookie_value(conn),
         user_agent=conn.headers.get("user-agent", ""),
         ip=client_address(conn),
         **({"data": data} if data is not None else {}),
     )
-    ctx.session, ctx.user, ctx.new_cookie, ctx.logout = session, user, session.secret, False
+    ctx.logged_in(session, user)
+    ctx.logout = False
     return session
 
 
 def replace_session(conn: HTTPConnection, session: Session) -> None:
     """Make `session` (just rotated or re-issued, with its secret) the one this response sends."""
-    ctx = context(conn)
-    ctx.session, ctx.new_cookie, ctx.user = session, session.secret, UNSET
+    context(conn).logged_in(session, None)
 
 
 async def logout_user(conn: HTTPConnection) -> None:
@@ -134,8 +139,9 @@ async def logout_user(conn: HTTPConnection) -> None:
     ctx = context(conn)
     session = await get_session(conn)
     if session is not None:
-        await ctx.state.sessions.logout(session)
-    ctx.session, ctx.user, ctx.logout, ctx.new_cookie = None, None, True, None
+        await state(conn).sessions.logout(session)
+    ctx.logged_out()
+    ctx.new_cookie = None
 
 
 async def csrf_token(conn: HTTPConnection) -> str:
@@ -144,14 +150,14 @@ async def csrf_token(conn: HTTPConnection) -> str:
     ctx = context(conn)
     session = await get_session(conn)
     if session is not None and session.record.secret_hash:
-        return ctx.state.csrf.session_token(session.record.secret_hash)
+        return state(conn).csrf.session_token(session.record.secret_hash)
     cookies = cookie_values(conn, LOGIN_CSRF_COOKIE)
     nonce = ctx.login_nonce or (cookies[0] if cookies else None)
     if not nonce or len(nonce) > MAX_LOGIN_NONCE:
         nonce = secrets.token_urlsafe(32)
         ctx.new_login_nonce = nonce
     ctx.login_nonce = nonce
-    return ctx.state.csrf.login_token(nonce)
+    return state(conn).csrf.login_token(nonce)
 
 
 def check_origin(conn: HTTPConnection) -> None:

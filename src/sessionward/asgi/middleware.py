@@ -22,10 +22,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..csrf import UNSAFE_METHODS
 from ..exceptions import CSRFError
 from ..httpshape import HSTS, STATIC_HEADERS
+from ..web import RequestState
 from ._routes import ExemptTable
-from .context import LOGIN_CSRF_COOKIE, SCOPE_KEY, check_origin, csrf_failed, get_session, submitted_csrf_token
+from .context import (
+    LOGIN_CSRF_COOKIE,
+    SCOPE_KEY,
+    STATE_KEY,
+    check_origin,
+    csrf_failed,
+    get_session,
+    submitted_csrf_token,
+)
 from .errors import exception_response
-from .state import RequestContext, SessionwardState
+from .state import SessionwardState
 
 __all__ = ["DEFAULT_MAX_BODY", "SessionwardMiddleware", "csrf_exempt"]
 
@@ -64,8 +73,9 @@ class SessionwardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        ctx = RequestContext(self.state)
+        ctx = RequestState()
         scope[SCOPE_KEY] = ctx
+        scope[STATE_KEY] = self.state
         conn = HTTPConnection(scope)
         started = False
         https = scope.get("scheme") == "https"
@@ -78,6 +88,7 @@ class SessionwardMiddleware:
             await send(message)
 
         try:
+            await self.state.open()  # once: at lifespan start-up, or here when the server runs no lifespan
             if scope["method"] in UNSAFE_METHODS or _has_body(scope):
                 receive = await self._read_body(scope, receive)
             if scope["method"] in UNSAFE_METHODS and not self._is_exempt(scope):
@@ -134,15 +145,15 @@ class SessionwardMiddleware:
 
     # -- the response ------------------------------------------------------------------------------
     def _finish(
-        self, ctx: RequestContext, headers: list[tuple[bytes, bytes]], https: bool
+        self, ctx: RequestState, headers: list[tuple[bytes, bytes]], https: bool
     ) -> list[tuple[bytes, bytes]]:
-        st = ctx.state
+        st = self.state
         st.maybe_purge()
         cookie = st.cookie
         jar = Response()
         jar.raw_headers.clear()
         if ctx.new_cookie:
-            jar.set_cookie(cookie.name, ctx.new_cookie, max_age=int(st.sessions.policy.absolute_lifetime), path="/",
+            jar.set_cookie(cookie.name, ctx.new_cookie, max_age=int(st.settings.session.absolute_lifetime), path="/",
                            secure=cookie.secure, httponly=cookie.httponly, samesite=cookie.samesite.lower())  # type: ignore[arg-type]
         elif ctx.logout or ctx.dead_cookie:
             jar.delete_cookie(cookie.name, path="/", secure=cookie.secure, httponly=True,
@@ -159,7 +170,7 @@ class SessionwardMiddleware:
         extra = [(k, v) for k, v in _STATIC if k not in present]
         if https and _HSTS[0] not in present:
             extra.append(_HSTS)
-        if ctx.new_cookie or ctx.authenticated or _is_session(ctx):
+        if ctx.no_store:
             vary = b""
             kept = []
             for name, value in headers:
@@ -172,12 +183,6 @@ class SessionwardMiddleware:
                 vary = vary + b", Cookie" if vary else b"Cookie"
             headers = [*kept, *_NO_STORE, (b"vary", vary)]
         return headers + extra
-
-
-def _is_session(ctx: RequestContext) -> bool:
-    from ..sessions import Session
-
-    return isinstance(ctx.session, Session)
 
 
 def _has_body(scope: Scope) -> bool:
@@ -235,7 +240,7 @@ async def _check_csrf(conn: HTTPConnection) -> None:
         check_origin(conn)
         session = await get_session(conn)
         if session is not None and session.record.secret_hash:
-            conn.scope[SCOPE_KEY].state.csrf.verify_session_token(session.record.secret_hash,
+            conn.scope[STATE_KEY].csrf.verify_session_token(session.record.secret_hash,
                                                                   submitted_csrf_token(conn))
     except CSRFError:
         csrf_failed(conn)

@@ -1,5 +1,5 @@
-"""What the adapter built at start-up (`SessionwardState`, one per app) and what it knows about one request
-(`RequestContext`, one per request, kept in the ASGI scope)."""
+"""What the adapter builds for one app (`SessionwardState`, in `app.state.sessionward`): the validated settings
+at once, the async core objects when the app's event loop starts (`open`), closed when it ends (`aclose`)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from ..clock import Clock
 from ..config import CookiePolicy
 from ..csrf import CSRFProtector
 from ..exceptions import ConfigError
-from ..sessions import Session
-from ..tokens import Claims
-from ..users import User
+from ..settings import Settings
 
-__all__ = ["FIRST_PURGE_DELAY", "RequestContext", "SessionwardState"]
+__all__ = ["FIRST_PURGE_DELAY", "SessionwardState"]
 
 FIRST_PURGE_DELAY = 60.0  #: seconds after start-up before the first purge of expired records
 log = logging.getLogger("sessionward.asgi")
@@ -25,24 +23,47 @@ log = logging.getLogger("sessionward.asgi")
 
 @dataclass(eq=False)
 class SessionwardState:
-    """The core objects of one app (`app.state.sessionward`). The I/O-touching ones have the async API:
-    `store`, `users`, `recent_users`, `sessions`, `authenticator`, `tokens` (None when tokens are not configured)."""
+    """The app's sessionward objects. `store`, `users`, `recent_users`, `sessions`, `authenticator` and `tokens`
+    (None when tokens are not configured) are the async classes of `sessionward.aio`, set by `open()`."""
 
+    settings: Settings
     clock: Clock
-    store: Any
-    users: Any
-    recent_users: Any
-    sessions: Any
-    authenticator: Any
     csrf: CSRFProtector
     cookie: CookiePolicy
+    tokens_enabled: bool
+    given: dict[str, Any] = field(default_factory=dict)  #: objects passed in instead of built (tests, benchmarks)
+    store: Any = None
+    users: Any = None
+    recent_users: Any = None
+    sessions: Any = None
+    authenticator: Any = None
     tokens: Any = None
-    purge_interval: float = 600.0
+    engines: list[Any] = field(default_factory=list)  #: database engines `open()` made, disposed by `aclose()`
+    _opened: bool = field(default=False, init=False)
+    _opening: asyncio.Lock | None = field(default=None, init=False)
     _next_purge: float = field(init=False)
     _purging: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._next_purge = self.clock.now() + FIRST_PURGE_DELAY  # not during start-up
+
+    @property
+    def purge_interval(self) -> float:
+        return self.settings.purge_interval
+
+    async def open(self) -> None:
+        """Open the stores and build the services, once (later calls return at once). Raises `ConfigError`,
+        `StoreUnavailable` (retried at the next call)."""
+        if self._opened:
+            return
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if not self._opened:
+                from ._core import open_core
+
+                await open_core(self)
+                self._opened = True
 
     def token_service(self) -> Any:
         """The token service. Raises `ConfigError` if tokens were not configured."""
@@ -54,7 +75,7 @@ class SessionwardState:
         """Delete expired records now and then (at most once per `purge_interval`), in a background task so that
         no request waits for it. Redis expires keys by itself; SQL needs this."""
         now = self.clock.now()
-        if now < self._next_purge or (self._purging is not None and not self._purging.done()):
+        if not self._opened or now < self._next_purge or (self._purging is not None and not self._purging.done()):
             return
         self._next_purge = now + self.purge_interval
         self._purging = asyncio.get_running_loop().create_task(self._purge(now))
@@ -66,33 +87,17 @@ class SessionwardState:
             log.warning("purge of expired sessions failed", exc_info=True)
 
     async def aclose(self) -> None:
-        """Close the stores (lifespan shutdown)."""
+        """Close what `open()` opened (lifespan shutdown); objects passed in belong to the caller."""
         if self._purging is not None:
             self._purging.cancel()
-        for closable in (self.store,):
+        if not self._opened:
+            return
+        self._opened = False
+        for name in ("store", "users"):
+            if name not in self.given and getattr(self, name) is not None:
+                with contextlib.suppress(Exception):
+                    await getattr(self, name).close()
+        for engine in self.engines:
             with contextlib.suppress(Exception):
-                await closable.close()
-
-
-class _Unset:
-    pass
-
-
-UNSET: Any = _Unset()
-
-
-@dataclass(eq=False, slots=True)
-class RequestContext:
-    """Per-request state, typed (`scope["sessionward"]`): what was loaded, and what the response must send."""
-
-    state: SessionwardState
-    session: Session | None | _Unset = UNSET  #: loaded once, when first asked
-    user: User | None | _Unset = UNSET
-    new_cookie: str | None = None  #: a session secret to send (login, rotation)
-    logout: bool = False
-    dead_cookie: bool = False  #: the browser sent a session cookie that is no longer alive
-    login_nonce: str | None = None
-    new_login_nonce: str | None = None
-    authenticated: bool = False  #: the answer is for one user: Cache-Control: no-store
-    jwt_claims: Claims | None = None
-    jwt_results: dict[str, Claims | Exception] = field(default_factory=dict)
+                await engine.dispose()
+        self.engines.clear()

@@ -25,8 +25,7 @@ from ..csrf import UNSAFE_METHODS
 from ..exceptions import CSRFError, TokenError
 from ..metrics import TOKEN_LATENCY
 from ..tokens import Claims
-from .context import check_origin, context, cookie_values, csrf_failed, get_user
-from .state import UNSET
+from .context import check_origin, context, cookie_values, csrf_failed, get_user, state
 
 __all__ = [
     "ACCESS_COOKIE", "CSRF_ACCESS_COOKIE", "RequireToken", "TokenDependency", "bearer_scheme", "get_claims",
@@ -69,16 +68,16 @@ def _find_token(conn: HTTPConnection, where: frozenset[str]) -> tuple[str | None
 async def _verify(conn: HTTPConnection, token: str) -> Claims:
     """`verify_access`, at most once per token per request."""
     ctx = context(conn)
-    result = ctx.jwt_results.get(token)
+    result = ctx.token_results.get(token)
     if result is None:
         started = perf_counter()
         try:
-            result = await ctx.state.token_service().verify_access(token)
+            result = await state(conn).token_service().verify_access(token)
         except TokenError as exc:
             result = exc
         finally:
             TOKEN_LATENCY.observe(perf_counter() - started)
-        ctx.jwt_results[token] = result
+        ctx.token_results[token] = result
     if isinstance(result, Exception):
         raise result
     return result
@@ -93,7 +92,7 @@ def _check_cookie_csrf(conn: HTTPConnection, claims: Claims) -> None:
             sent.encode("utf-8", "surrogatepass"), cookies[0].encode("utf-8", "surrogatepass")
         ):
             raise CSRFError("CSRF token missing or invalid.")
-        context(conn).state.csrf.verify_access_cookie_token(claims.jti, sent)
+        state(conn).csrf.verify_access_cookie_token(claims.jti, sent)
     except CSRFError:
         csrf_failed(conn)
         raise
@@ -115,12 +114,9 @@ async def verify_token(
     claims = await _verify(conn, token)
     if source == "cookies" and conn.scope.get("method") in UNSAFE_METHODS:
         _check_cookie_csrf(conn, claims)
-    if ctx.jwt_claims is not claims:
-        ctx.jwt_claims = claims
-        ctx.user = UNSET  # current_user is now the token's user
-    ctx.authenticated = True  # Cache-Control: no-store on the response
+    ctx.identify(claims)  # current user is now the token's user; Cache-Control: no-store on the response
     if await get_user(conn) is None:
-        ctx.jwt_claims = None  # a refused token is no identity, not even for error handlers
+        ctx.claims = None  # a refused token is no identity, not even for error handlers
         raise TokenError("user gone or disabled")
     if fresh and not claims.fresh:
         raise FreshTokenRequired()
@@ -130,7 +126,7 @@ async def verify_token(
 
 def get_claims(conn: HTTPConnection) -> Claims | None:
     """The `Claims` of the token verified in this request, or None."""
-    return context(conn).jwt_claims
+    return context(conn).claims
 
 
 class TokenDependency:
@@ -166,7 +162,7 @@ def RequireToken(  # noqa: N802 - reads as a type in `Annotated[Claims, RequireT
 async def set_access_cookies(conn: HTTPConnection, response: Response, access_token: str) -> Response:
     """Put `access_token` in the HttpOnly `__Host-access` cookie and its double-submit CSRF value in the readable
     `__Host-csrf_access` cookie (both Secure, SameSite=Strict, Path=/, no Domain). Raises `TokenError`."""
-    st = context(conn).state
+    st = state(conn)
     tokens = st.token_service()
     claims = await tokens.verify_access(access_token)
     max_age = max(0, int(tokens.policy.access_ttl))

@@ -1,13 +1,19 @@
-"""The thin Flask extension over sessionward's core."""
+"""The thin Flask extension over sessionward's core. Needs the `flask` extra (`pip install 'sessionward[flask]'`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from werkzeug.local import LocalProxy
+from ..extras import require
 
-from .decorators import login_required
-from .extension import (
+require("flask", "flask")  # a clear error naming the extra, before anything imports Flask
+
+from werkzeug.local import LocalProxy  # noqa: E402
+
+from ..web import RequestState  # noqa: E402
+from .context import request_state  # noqa: E402
+from .decorators import login_required  # noqa: E402
+from .extension import (  # noqa: E402
     Sessionward,
     SessionwardState,
     csrf_exempt,
@@ -20,7 +26,7 @@ from .extension import (
     state,
     verify_login_csrf,
 )
-from .jwt import (
+from .jwt import (  # noqa: E402
     get_jwt,
     get_jwt_claims,
     get_jwt_identity,
@@ -39,6 +45,7 @@ current_user: User | None = LocalProxy(get_user)  # type: ignore[assignment]
 current_session: Session | None = LocalProxy(get_session)  # type: ignore[assignment]
 
 __all__ = [
+    "RequestState",
     "Sessionward",
     "SessionwardState",
     "csrf_exempt",
@@ -55,6 +62,7 @@ __all__ = [
     "login_user",
     "logout_user",
     "replace_session",
+    "request_state",
     "set_access_cookies",
     "state",
     "token_service",

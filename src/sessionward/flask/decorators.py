@@ -10,8 +10,8 @@ from urllib.parse import quote
 from flask import redirect, request
 
 from ..exceptions import AuthenticationError
+from .context import get_user
 from .errors import wants_json
-from .extension import get_user
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,10 +1,10 @@
 """Bearer tokens in Flask: the names lab users know from Flask-JWT-Extended, on sessionward's `TokenService`.
 
-- `init_tokens(app, state)` builds the `TokenService` once, at start-up, from `SESSIONWARD_*` settings
-  (`jwt_config.py`; a wrong one raises `ConfigError` naming it) and keeps it in `state.extras["tokens"]`.
+- The `TokenService` is built once, at start-up, from `SESSIONWARD_*` settings (`sessionward.settings`; a wrong
+  one raises `ConfigError` naming it) into `state().tokens` (None without `SESSIONWARD_REFRESH_KEY`).
 - `jwt_required(fresh=False, optional=False, locations=("headers",), scopes=())`, `verify_jwt_in_request()`,
   `get_jwt()`, `get_jwt_identity()`; `current_user` (from the extension) is the token's user once verified.
-- Each token is verified at most once per request (results kept in `flask.g`).
+- Each token is verified at most once per request (results kept in the request's `RequestState`).
 
 Locations: `Authorization: Bearer <token>` (exactly one header, scheme case-insensitive, one space, nothing
 else; never the query string or a form field), and, for browser apps, the `__Host-access` cookie. A cookie is
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import Any, TypeVar
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 from ..bearer import (
     FreshTokenRequired,
@@ -49,10 +49,10 @@ from ..exceptions import (
     TokenError,
 )
 from ..metrics import TOKEN_LATENCY
-from ..tokens import Claims, KeySource, TokenService
-from . import extension as _ext  # extension imports this module; its names are read at call time
+from ..tokens import Claims, TokenService
+from ..web import RequestState
+from .context import check_origin, csrf_failed, get_user, request_state, state
 from .errors import bearer_challenge, error_response
-from .jwt_config import build_token_service
 
 __all__ = [
     "ACCESS_COOKIE",
@@ -65,8 +65,8 @@ __all__ = [
     "get_jwt",
     "get_jwt_claims",
     "get_jwt_identity",
-    "init_tokens",
     "jwt_required",
+    "register_token_errors",
     "set_access_cookies",
     "token_service",
     "unset_access_cookies",
@@ -82,7 +82,8 @@ LOCATIONS = frozenset({"headers", "cookies"})
 
 
 
-def _register_error_handlers(app: Flask) -> None:
+def register_token_errors(app: Flask) -> None:
+    """Register the bearer refusals (RFC 6750 challenges)."""
     # Flask picks the handler of the most specific class, so these win over the generic SessionwardError one.
     def handler(status: int, challenge: Callable[[Any], str]) -> Callable[[SessionwardError], Response]:
         def handle(exc: SessionwardError) -> Response:
@@ -105,25 +106,12 @@ def _register_error_handlers(app: Flask) -> None:
     )
 
 
-def init_tokens(app: Flask, state: Any, *, keys: KeySource | None = None) -> TokenService | None:
-    """Build the token service into `state.extras["tokens"]` if `SESSIONWARD_REFRESH_KEY` is set (or `keys` is
-    given), and register the bearer error responses. Raises `ConfigError` naming a bad setting."""
-    _register_error_handlers(app)
-    if keys is None and not app.config.get("SESSIONWARD_REFRESH_KEY"):
-        if app.config.get("SESSIONWARD_KEK"):
-            raise ConfigError("SESSIONWARD_REFRESH_KEY", "is required for tokens (32+ random bytes)")
-        return None
-    service = build_token_service(app.config, store=state.store, clock=state.clock, keys=keys)
-    state.extras["tokens"] = service
-    return service
-
-
 def token_service() -> TokenService:
     """This app's `TokenService`. Raises `ConfigError` if tokens were not configured."""
-    service = _ext.state().extras.get("tokens")
+    service = state().tokens
     if service is None:
         raise ConfigError("SESSIONWARD_REFRESH_KEY", "tokens are not configured for this app")
-    return service  # type: ignore[no-any-return]
+    return service
 
 
 # -- finding the token ---------------------------------------------------------------------------
@@ -146,28 +134,28 @@ def _cookie_token() -> str | None:
 
 def csrf_value(claims: Claims) -> str:
     """The double-submit value for a cookie-carried token: an HMAC of its `jti` under the CSRF key."""
-    return _ext.state().csrf.access_cookie_token(claims.jti)
+    return state().csrf.access_cookie_token(claims.jti)
 
 
 def _check_cookie_csrf(claims: Claims) -> None:
-    state, _csrf_failed = _ext.state, _ext._csrf_failed
+    st = state()
     try:
-        _ext._check_origin(state())
+        check_origin(st)
         sent = request.headers.get(CSRF_HEADER)
         cookies = request.cookies.getlist(CSRF_ACCESS_COOKIE)
         if not sent or len(cookies) != 1 or not hmac.compare_digest(
             sent.encode("utf-8", "surrogatepass"), cookies[0].encode("utf-8", "surrogatepass")
         ):
             raise CSRFError("CSRF token missing or invalid.")
-        state().csrf.verify_access_cookie_token(claims.jti, sent)
+        st.csrf.verify_access_cookie_token(claims.jti, sent)
     except CSRFError:
-        _csrf_failed()
+        csrf_failed()
         raise
 
 
-def _verify(token: str, flags: dict[str, Any]) -> Claims:
+def _verify(token: str, rs: RequestState) -> Claims:
     """`TokenService.verify_access`, at most once per token per request."""
-    results: dict[str, Claims | TokenError] = flags.setdefault("_sw_jwt_results", {})
+    results = rs.token_results
     result = results.get(token)
     if result is None:
         try:
@@ -195,16 +183,13 @@ def verify_jwt_in_request(
         if optional:
             return None
         raise NoAuthorization()
-    flags = vars(g._get_current_object())  # one context lookup for the flags below
-    claims = _verify(token, flags)
+    rs = request_state()
+    claims = _verify(token, rs)
     if source == "cookies" and request.method in UNSAFE_METHODS:
         _check_cookie_csrf(claims)
-    if flags.get("_sw_jwt_claims") is not claims:
-        flags["_sw_jwt_claims"] = claims
-        flags.pop("_sw_user", None)  # current_user is now the token's user
-    flags["_sw_authenticated"] = True  # Cache-Control: no-store on the response
-    if _ext.get_user() is None:
-        flags.pop("_sw_jwt_claims", None)  # a refused token is no identity, not even for error handlers
+    rs.identify(claims)  # current_user is now the token's user; Cache-Control: no-store on the response
+    if get_user() is None:
+        rs.claims = None  # a refused token is no identity, not even for error handlers
         raise TokenError("user gone or disabled")
     if fresh and not claims.fresh:
         raise FreshTokenRequired()
@@ -265,7 +250,7 @@ def jwt_required(
 
 def get_jwt() -> dict[str, Any]:
     """The claims of the token verified in this request as a dict (empty if none), like Flask-JWT-Extended."""
-    claims: Claims | None = g.get("_sw_jwt_claims")
+    claims = request_state().claims
     if claims is None:
         return {}
     return {
@@ -277,13 +262,13 @@ def get_jwt() -> dict[str, Any]:
 
 def get_jwt_identity() -> str | None:
     """The `sub` (user id) of the token verified in this request, or None."""
-    claims: Claims | None = g.get("_sw_jwt_claims")
+    claims = request_state().claims
     return None if claims is None else claims.sub
 
 
 def get_jwt_claims() -> Claims | None:
     """The verified `Claims` object of this request, or None."""
-    return g.get("_sw_jwt_claims")  # type: ignore[no-any-return]
+    return request_state().claims
 
 
 # -- cookies for browser apps -------------------------------------------------------------------

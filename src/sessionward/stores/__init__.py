@@ -18,19 +18,24 @@ def open_store(url: str, **options: object) -> SessionStore:
     store in a started `CachedStore` (per-request reads from memory, kept current by pub/sub).
     `publish_invalidations=True` only publishes the invalidations of its writes, caching nothing: for
     processes that write next to cached instances (the CLI); a no-op on SQL, where no cache exists.
-    Raises `ConfigError` for an unknown scheme, or `local_cache` on a non-Redis URL."""
+    Raises `ConfigError` for an unknown scheme, or `local_cache` on a non-Redis URL; `MissingExtra` (naming
+    `sessionward[redis]` or `sessionward[postgres]`) when the URL's driver is not installed."""
     from ..exceptions import ConfigError
+    from ..extras import require
 
     local_cache = bool(options.pop("local_cache", False))
     publish = bool(options.pop("publish_invalidations", False))
     scheme = url.split(":", 1)[0].lower()
     if scheme.startswith("sqlite") or scheme.startswith("postgres"):
-        from .sql import SQLStore
-
         if local_cache:
             raise ConfigError("SESSIONWARD_LOCAL_CACHE", "needs a Redis store URL (it is kept current by pub/sub)")
+        if scheme.startswith("postgres"):
+            require("psycopg", "postgres")
+        from .sql import SQLStore
+
         return SQLStore.from_url(url, **options)  # type: ignore[arg-type]
     if scheme in REDIS_SCHEMES:
+        require("redis", "redis")
         from .redis import RedisStore
 
         store = RedisStore.from_url(url, **options)  # type: ignore[arg-type]
@@ -43,32 +48,9 @@ def open_store(url: str, **options: object) -> SessionStore:
     raise ConfigError("SESSIONWARD_STORE_URL", f"unknown store URL scheme {scheme!r}; use sqlite, postgresql or redis")
 
 
-def _config_error(name: str, message: str) -> Exception:
-    from ..exceptions import ConfigError
-
-    return ConfigError(name, message)
-
-
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value or "").strip().lower()
-    if text in ("", "0", "false", "no", "off"):
-        return False
-    if text in ("1", "true", "yes", "on"):
-        return True
-    raise _config_error(name, f"must be true or false, got {value!r}")
-
-
 def store_options(url: str, config: Any) -> dict[str, Any]:
-    """`open_store` options from settings. On Redis every writer publishes invalidations, so instances that
-    keep a local cache (`SESSIONWARD_LOCAL_CACHE`) hear of every revocation, whoever made it."""
-    local_cache = _flag("SESSIONWARD_LOCAL_CACHE", config.get("SESSIONWARD_LOCAL_CACHE"))
-    if str(url).split(":", 1)[0].lower() not in REDIS_SCHEMES:
-        if local_cache:
-            raise _config_error("SESSIONWARD_LOCAL_CACHE", "needs a Redis store URL (it is kept current by pub/sub)")
-        return {}
-    options: dict[str, Any] = {"local_cache": local_cache, "publish_invalidations": True}
-    if config.get("SESSIONWARD_REDIS_PREFIX"):
-        options["prefix"] = str(config["SESSIONWARD_REDIS_PREFIX"])
-    return options
+    """`open_store` options from the `SESSIONWARD_*` settings in `config` (any mapping), as
+    `Settings.from_mapping(config, unknown="ignore").store.options(url)`. Raises `ConfigError` naming the key."""
+    from ..settings import Settings
+
+    return Settings.from_mapping(config, unknown="ignore").store.options(url)

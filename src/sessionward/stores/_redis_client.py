@@ -1,18 +1,23 @@
-"""Redis store URLs and clients: standalone (redis://, rediss://, unix://), Sentinel and Cluster."""
+# GENERATED from src/sessionward/aio/stores/_redis_client.py by scripts/gen_sync.py: edit that file, not this one.
+"""Redis store URLs and clients: standalone (redis://, rediss://, unix://), Sentinel and Cluster.
+
+One source for both flavours: the async clients here, the sync ones in the module generated from it."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-import redis
 import redis.exceptions as rex
+from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..exceptions import ConfigError, StoreUnavailable
+from sessionward.exceptions import ConfigError, StoreUnavailable
+from sessionward.stores._flavour import ready_cluster
 
 _UNAVAILABLE = (
     rex.ConnectionError,  # includes AuthenticationError, BusyLoadingError, MasterNotFoundError
@@ -114,7 +119,7 @@ def make_client(
     health_check_interval: int = 30,
     ssl_ca_certs: str | None = None,
 ) -> Any:
-    """A redis-py client for a store URL (see `RedisStore.from_url`), with redis-py's own retries off (the
+    """A redis-py client for a store URL (see the store's `from_url`), with redis-py's own retries off (the
     store retries reads itself). Raises `ConfigError`; `StoreUnavailable` if a cluster cannot be reached."""
     parsed = parse_redis_url(url)
     common: dict[str, Any] = {
@@ -127,7 +132,7 @@ def make_client(
         if ssl_ca_certs is not None and url.lower().startswith("rediss://"):
             common["ssl_ca_certs"] = ssl_ca_certs
         try:
-            return redis.Redis.from_url(url, max_connections=max_connections, **common)
+            return Redis.from_url(url, max_connections=max_connections, **common)
         except ValueError as exc:
             raise ConfigError("SESSIONWARD_STORE_URL", f"bad Redis URL {_redact(url)}: {exc}") from None
     auth = {"username": parsed.username, "password": parsed.password}
@@ -138,10 +143,16 @@ def make_client(
         return sentinel.master_for(parsed.service_name, db=parsed.db, max_connections=max_connections, **auth)
     from redis.cluster import ClusterNode, RedisCluster
 
+    client = None
     try:
-        return RedisCluster(
+        client = RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in parsed.hosts], max_connections=max_connections,
             **auth, **common,
         )
+        ready_cluster(client)
     except _UNAVAILABLE as exc:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
         raise StoreUnavailable(f"Redis cluster unavailable: {type(exc).__name__}") from exc
+    return client

@@ -1,26 +1,22 @@
-"""Reading the Redis store's version-1 layout (before 0.2) and converting it, record by record, to the compact one.
+"""Reading the Redis store's version-1 layout (before 0.2), for converting it, record by record, to the compact one.
 
 Version 1 kept each session in a hash of 15 fields under ``P{u:U}:s:S`` with a user index ``P{u:U}:idx``
 (scored by created_at) and two pointers, ``P id:S -> U`` and ``P h:<secret hash> -> "U S"``. A record of that
 layout is converted when it is first looked up (by id, by secret, or for its user's list or revocation) and by
 `RedisStore.purge_expired` (the periodic purge): `LEGACY_TAKE` reads and deletes it atomically, then the new
 keys are written with the time it had left. Nothing else reads the old keys, which expire on their own.
+
+Pure and shared by both flavours; the conversion itself (I/O) is in `_redis_convert` (generated from
+`sessionward/aio/stores/_redis_convert.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..exceptions import CreateError
-from . import _redis_record as fmt
 from .base import SessionRecord
-
-if TYPE_CHECKING:
-    from .redis import RedisStore
 
 # KEYS: old record hash, old user index   ARGV: member
 # Returns {PTTL, HGETALL...} and deletes both the record and its index entry, or false if it is gone.
@@ -62,50 +58,3 @@ def hash_fields(record: SessionRecord) -> dict[str, str]:
     if record.secret_hash is not None:
         fields["secret_hash"] = record.secret_hash
     return fields
-
-
-def convert(store: RedisStore, u: str, m: str) -> bool:
-    """Move one version-1 record (encoded user U, member m) to the current layout, keeping the time it had
-    left. False if there was none (gone, or converted meanwhile by another process)."""
-    p = store._p
-    with store._errors():
-        taken = store._lua_legacy_take(keys=[f"{p}{{u:{u}}}:s:{m}", f"{p}{{u:{u}}}:idx"], args=[m])
-    if not taken:
-        return False
-    rec_ttl, record = int(taken[0]), parse_hash(taken[1:])
-    end_ttl = rec_ttl + max(0, math.ceil((record.expires_at - record.live_until()) * 1000))
-    now = record.live_until() - rec_ttl / 1000  # the time Redis and the record agree on
-    with contextlib.suppress(CreateError):  # converted meanwhile by another instance
-        store._write_new(record, fmt.pack(record), now=now, rec_ttl=rec_ttl, end_ttl=end_ttl)
-    old_secret = f"{p}h:{_enc(record.secret_hash)}" if record.secret_hash else ""
-    store._drop(f"{p}id:{m}", old_secret)
-    return True
-
-
-def convert_by_id(store: RedisStore, session_id: str) -> bool:
-    u = store._read(lambda: store.client.get(f"{store._p}id:{_enc(session_id)}"))
-    return u is not None and convert(store, _s(u), _enc(session_id))
-
-
-def convert_by_secret(store: RedisStore, secret_hash: str) -> bool:
-    v = store._read(lambda: store.client.get(f"{store._p}h:{_enc(secret_hash)}"))
-    if v is None:
-        return False
-    u, _, m = _s(v).partition(" ")
-    return convert(store, u, m)
-
-
-def convert_user(store: RedisStore, u: str) -> None:
-    old_idx = f"{store._p}{{u:{u}}}:idx"
-    for m in store._read(lambda: store.client.zrange(old_idx, 0, -1)):
-        convert(store, u, _s(m))
-
-
-def _enc(value: str) -> str:
-    from .redis import _enc as enc
-
-    return enc(value)
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,3 +1,4 @@
+# GENERATED from src/sessionward/aio/stores/cache.py by scripts/gen_sync.py: edit that file, not this one.
 """A bounded in-process cache in front of a store, kept current by Redis pub/sub (no round trip per request).
 
 `CachedStore` wraps a store (normally a `RedisStore`) and answers the per-request reads -- `load_by_secret`,
@@ -40,6 +41,10 @@ Bounds: at most `max_entries` records and `max_entries` epochs (least recently u
 `max_age` seconds old; a cached record is still checked against the caller's `now` (and a record that
 reads as expired is asked of the inner store again, never answered "gone" from memory). Denylist entries
 end at their `until`. Records handed out are shared: callers must not mutate `record.data`.
+
+Flavours. `AsyncCachedStore` (asyncio) and `CachedStore` (sync) are generated from one source; the subscriber
+and the denylist loader are asyncio tasks in the one and daemon threads in the other (`_flavour`). The async
+flavour needs no lock: its locked sections never await, so nothing runs between their steps.
 """
 
 from __future__ import annotations
@@ -48,17 +53,17 @@ import contextlib
 import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import redis.exceptions as rex
 
-from ..exceptions import StoreUnavailable
-from ._memory import DENY_GRACE, Memory
-from .base import SessionRecord, ThrottleDecision, ThrottleState, TokenState
-from .protocol import SessionStore
+from sessionward.exceptions import StoreUnavailable
+from sessionward.stores._flavour import Event, Lock, Worker, sleep, start_worker, stop_worker
+from sessionward.stores._memory import DENY_GRACE, Memory
+from sessionward.stores.base import SessionRecord, ThrottleDecision, ThrottleState, TokenState
+from sessionward.stores.protocol import SessionStore
 
 __all__ = ["CachedStore"]
 
@@ -72,11 +77,13 @@ class _Unhealthy(Exception):
 
 
 class CachedStore:
-    """`SessionStore` that answers per-request reads from a local cache kept current by Redis pub/sub.
+    """A session store that answers per-request reads from a local cache kept current by Redis pub/sub
+    (`AsyncCachedStore` for asyncio, `CachedStore` sync).
 
     `redis_client` is the client the inner store uses (for PUBLISH and the pubsub connection);
-    `clock_for_heartbeat` a monotonic clock in seconds (default `time.monotonic`). Call `start()` once;
-    until the subscription is up every read goes to the inner store. Raises `ValueError` for bad bounds."""
+    `clock_for_heartbeat` a monotonic clock in seconds (default `time.monotonic`). Call `start()` once (async:
+    from a coroutine, on the loop that will use the store); until the subscription is up every read goes to the
+    inner store. Raises `ValueError` for bad bounds."""
 
     def __init__(
         self,
@@ -102,14 +109,14 @@ class CachedStore:
         self._hb_interval = float(heartbeat_interval)
         self._hb_timeout = float(heartbeat_timeout)
         self._resync = float(resync_interval if resync_interval is not None else max_age)
-        self._list_denied: Callable[..., Mapping[str, float]] | None = getattr(inner, "list_denied", None)
+        self._list_denied: Callable[..., Any] | None = getattr(inner, "list_denied", None)
         # a RedisStore on this very client publishes from its write scripts (same server as our subscription)
         hook = getattr(inner, "publish_invalidations_to", None)
         self._inner_publishes = hook is not None and getattr(inner, "client", None) is redis_client
         if self._inner_publishes:
             hook(self.channel)  # type: ignore[misc]
 
-        self._lock = threading.Lock()
+        self._lock = Lock()
         self._gen = 0  # moved by every invalidation and reset (see `_insert_ok`)
         self._live = False  # a subscription is established ...
         self._last_pong = 0.0  # ... and the newest PING answered was sent at this time (`_mono`)
@@ -117,27 +124,26 @@ class CachedStore:
         self._session = 0  # counts subscriptions, so a stale denylist load is dropped
         self._mem = Memory(max_entries=max_entries, max_age=float(max_age))
 
-        self._stop = threading.Event()
-        self._load_wanted = threading.Event()
+        self._stop = Event()
+        self._load_wanted = Event()
         self._reconnected = False
-        self._threads: list[threading.Thread] = []
+        self._workers: list[Worker] = []
 
     # -- life cycle -----------------------------------------------------------------------------
     def start(self) -> CachedStore:
-        """Start the subscriber and denylist-loader threads (daemons). Returns self; never raises."""
-        if not self._threads:
+        """Start the subscriber and the denylist loader (sync: daemon threads; async: tasks). Returns self;
+        never raises."""
+        if not self._workers:
             for target, name in ((self._listen, "sessionward-cache-sub"), (self._loader, "sessionward-cache-deny")):
-                t = threading.Thread(target=target, name=name, daemon=True)
-                t.start()
-                self._threads.append(t)
+                self._workers.append(start_worker(target, name))
         return self
 
     def close(self) -> None:
-        """Stop the threads, forget the cache and close the inner store."""
+        """Stop the subscriber and the loader, forget the cache and close the inner store."""
         self._stop.set()
         self._load_wanted.set()
-        for t in self._threads:
-            t.join(timeout=5)
+        for worker in self._workers:
+            stop_worker(worker, 5)
         self._reset(live=False)
         self._inner.close()
 
@@ -157,7 +163,7 @@ class CachedStore:
         while time.monotonic() < deadline:
             if self.healthy and (self._mem.deny_complete or self._list_denied is None):
                 return True
-            time.sleep(0.01)
+            sleep(0.01)
         return False
 
     # -- cached reads ---------------------------------------------------------------------------
@@ -240,8 +246,10 @@ class CachedStore:
     def advance(
         self, session_id: str, *, expected_generation: int, last_seen: float, idle_expires_at: float, now: float
     ) -> bool:
-        ok = self._inner.advance(session_id, expected_generation=expected_generation, last_seen=last_seen,
-                                 idle_expires_at=idle_expires_at, now=now)
+        ok = self._inner.advance(
+            session_id, expected_generation=expected_generation, last_seen=last_seen,
+            idle_expires_at=idle_expires_at, now=now,
+        )
         if ok:
             self._announce(["drop", session_id])
         return ok
@@ -387,7 +395,7 @@ class CachedStore:
                     with contextlib.suppress(Exception):
                         if pubsub.connection is not None:
                             pubsub.connection.deregister_connect_callback(self._on_pubsub_reconnect)
-                        pubsub.reset()
+                        pubsub.close()
             self._stop.wait(backoff)
             backoff = min(backoff * 2, 1.0)
 

@@ -1,3 +1,4 @@
+# GENERATED from src/sessionward/aio/stores/redis.py by scripts/gen_sync.py: edit that file, not this one.
 """The Redis store (redis-py): standalone, TLS, unix socket, Sentinel and Cluster.
 
 Key layout (P = prefix, default ``sw:``; U, S, J, K = user id, session id, jti, throttle key, kept as they are
@@ -39,6 +40,9 @@ and by `purge_expired`.
 
 Connection errors, timeouts, cluster-down and read-only replicas raise `StoreUnavailable`. redis-py's own
 retries are switched off; reads are retried once, writes never.
+
+One source for both flavours: `AsyncRedisStore` (asyncio) and `RedisStore` (sync, generated from it).
+The Lua scripts and the record format are shared, hand-written modules.
 """
 
 from __future__ import annotations
@@ -48,17 +52,18 @@ import json
 import math
 import random
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import redis.exceptions as rex
 
-from ..exceptions import ConfigError, CreateError, StoreError, StoreUnavailable
-from . import _redis_legacy as legacy
-from . import _redis_record as fmt
-from ._redis_client import _UNAVAILABLE, RedisURL, _is_cluster, make_client, parse_redis_url
-from ._redis_lua import (
+from sessionward.exceptions import ConfigError, CreateError, StoreError, StoreUnavailable
+from sessionward.stores import _redis_convert as conversion
+from sessionward.stores import _redis_legacy as legacy
+from sessionward.stores import _redis_record as fmt
+from sessionward.stores._flavour import sleep
+from sessionward.stores._redis_client import _UNAVAILABLE, RedisURL, _is_cluster, make_client, parse_redis_url
+from sessionward.stores._redis_lua import (
     _ADVANCE,
     _BUMP_EPOCH,
     _DELETE,
@@ -68,11 +73,9 @@ from ._redis_lua import (
     _THROTTLE_SWAP,
     _UPDATE,
 )
-from .base import UPDATABLE_FIELDS, SessionRecord, ThrottleDecision, ThrottleState, TokenState
+from sessionward.stores.base import UPDATABLE_FIELDS, SessionRecord, ThrottleDecision, ThrottleState, TokenState
 
-__all__ = ["PRUNE_LIMIT", "RedisStore", "RedisURL", "parse_redis_url"]
-
-T = TypeVar("T")
+__all__ = ["PRUNE_LIMIT", "RedisStore", "RedisURL", "make_client", "parse_redis_url"]
 
 #: Index members past their absolute end removed per login, at most (creation stays O(1) amortized).
 PRUNE_LIMIT = 32
@@ -104,8 +107,9 @@ def _s(value: Any) -> str:
 
 # -- the store -------------------------------------------------------------------------------------
 class RedisStore:
-    """`SessionStore` on Redis. `client` is a `redis.Redis` (standalone or Sentinel-managed) or a
-    `redis.cluster.RedisCluster`; build one with `RedisStore.from_url`. Raises `ConfigError` for a prefix
+    """The session store on Redis (`AsyncRedisStore` for asyncio, `RedisStore` sync). `client` is a Redis
+    client (standalone or Sentinel-managed) or a Redis Cluster client, of the same flavour (async or sync);
+    build one with `from_url`. Raises `ConfigError` for a prefix
     with hash-tag braces, `StoreUnavailable` whenever Redis cannot be reached. `convert_legacy=False` stops
     looking for records of the version-1 layout (one round trip saved per miss once none are left)."""
 
@@ -195,7 +199,7 @@ class RedisStore:
         except rex.RedisError as exc:
             raise StoreError(f"Redis error: {type(exc).__name__}") from exc
 
-    def _read(self, fn: Callable[[], T]) -> T:
+    def _read(self, fn: Callable[[], Any]) -> Any:
         """Run an idempotent read, retrying once after a connection-level failure."""
         with self._errors():
             try:
@@ -243,8 +247,10 @@ class RedisStore:
 
     # -- the session registry ---------------------------------------------------------------
     def create(self, record: SessionRecord, *, now: float) -> None:
-        self._write_new(record, fmt.pack(record), now=now, rec_ttl=_ttl_ms(record.live_until(), now),
-                        end_ttl=_ttl_ms(record.expires_at, now))
+        self._write_new(
+            record, fmt.pack(record), now=now, rec_ttl=_ttl_ms(record.live_until(), now),
+            end_ttl=_ttl_ms(record.expires_at, now),
+        )
 
     def _write_new(self, record: SessionRecord, blob: bytes, *, now: float, rec_ttl: int, end_ttl: int) -> None:
         """Pointer (SET NX), then index, then record (SET NX). Raises `CreateError` on a collision, leaving
@@ -255,8 +261,9 @@ class RedisStore:
             if ptr and not self._client.set(ptr, f"{u} {m}", nx=True, px=end_ttl):
                 raise CreateError("a session with this secret exists already")
             try:
-                self._lua_index_add(keys=[self._idx(u)],
-                                    args=[_num(record.expires_at), m, end_ttl, _num(now), PRUNE_LIMIT])
+                self._lua_index_add(
+                    keys=[self._idx(u)], args=[_num(record.expires_at), m, end_ttl, _num(now), PRUNE_LIMIT]
+                )
                 created = self._client.set(self._rec(record.id), blob, nx=True, px=rec_ttl)
             except BaseException:
                 self._drop(ptr)
@@ -278,7 +285,8 @@ class RedisStore:
         return self._live(session_id, self._get_blob(session_id), now)
 
     def get_by_secret(self, secret_hash: str, *, now: float) -> SessionRecord | None:
-        return self.load_by_secret(secret_hash, now=now)[0]
+        record, _epoch = self.load_by_secret(secret_hash, now=now)
+        return record
 
     def load_by_secret(self, secret_hash: str, *, now: float) -> tuple[SessionRecord | None, int]:
         """Two round trips: the secret pointer, then the record and the user's epoch in one pipeline."""
@@ -318,13 +326,13 @@ class RedisStore:
             family = None
         return TokenState(denied=denied is not None and float(denied) > now, epoch=int(epoch or 0), family=family)
 
-    def _retry_legacy(self, session_id: str, fn: Callable[[], bool]) -> bool:
+    def _retry_legacy(self, session_id: str, fn: Callable[[], Any]) -> bool:
         """Run a write script; if it found nothing, convert a version-1 record of that id and run it again."""
         with self._errors():
-            ok = fn()
+            ok = bool(fn())
         if not ok and self._legacy and self._convert_by_id(session_id):
             with self._errors():
-                ok = fn()
+                ok = bool(fn())
         return ok
 
     def update(self, session_id: str, changes: Mapping[str, Any], *, now: float) -> bool:
@@ -338,7 +346,7 @@ class RedisStore:
         args += ["" if k not in changes else _num(changes[k]) for k in ("last_seen", "idle_expires_at", "auth_at")]
         args += ["1", fmt.data_json(changes["data"])] if "data" in changes else ["", ""]
         key = self._rec(session_id)
-        return self._retry_legacy(session_id, lambda: bool(self._lua_update(keys=[key], args=args)))
+        return self._retry_legacy(session_id, lambda: self._lua_update(keys=[key], args=args))
 
     def advance(
         self, session_id: str, *, expected_generation: int, last_seen: float, idle_expires_at: float, now: float
@@ -346,9 +354,11 @@ class RedisStore:
         args = [_num(now), self._chan, self._drop_msg(session_id), str(int(expected_generation)), _num(last_seen),
                 _num(idle_expires_at)]
         key = self._rec(session_id)
-        return self._retry_legacy(session_id, lambda: bool(self._lua_advance(keys=[key], args=args)))
+        return self._retry_legacy(session_id, lambda: self._lua_advance(keys=[key], args=args))
 
-    def _delete_script(self, session_id: str, *, now: float | None, user_id: str = "", mode: str = "") -> bytes | None:
+    def _delete_script(
+        self, session_id: str, *, now: float | None, user_id: str = "", mode: str = ""
+    ) -> bytes | None:
         args = ["" if now is None else _num(now), user_id, self._chan, self._drop_msg(session_id), mode]
         with self._errors():
             return self._lua_delete(keys=[self._rec(session_id)], args=args)  # type: ignore[no-any-return]
@@ -360,8 +370,9 @@ class RedisStore:
         if self.get(old_id, now=now) is None:
             return False
         blob = fmt.pack(new)
-        self._write_new(new, blob, now=now, rec_ttl=_ttl_ms(new.live_until(), now),
-                        end_ttl=_ttl_ms(new.expires_at, now))
+        self._write_new(
+            new, blob, now=now, rec_ttl=_ttl_ms(new.live_until(), now), end_ttl=_ttl_ms(new.expires_at, now)
+        )
         try:
             old_blob = self._delete_script(old_id, now=now)
         except BaseException:
@@ -402,7 +413,7 @@ class RedisStore:
 
     def _each(self, session_ids: list[str], call: Callable[[str, Any], Any]) -> list[Any]:
         """`call(item, client_or_pipeline)` for each item (a session or user id): pipelined in batches
-        outside Cluster."""
+        outside Cluster. (Async: what `call` returns is awaited, which queues it on a pipeline.)"""
         out: list[Any] = []
         if self._cluster:
             with self._errors():
@@ -445,7 +456,11 @@ class RedisStore:
 
     def _scan(self, suffix: str) -> list[str]:
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._p) + suffix
-        return self._read(lambda: [_s(k) for k in self._client.scan_iter(match=pattern, count=1000)])
+
+        def keys() -> list[str]:
+            return [_s(k) for k in self._client.scan_iter(match=pattern, count=1000)]
+
+        return self._read(keys)  # type: ignore[no-any-return]
 
     def _users(self, suffix: str = "ix") -> list[str]:
         start = len(self._p) + 3  # P{u:
@@ -453,7 +468,9 @@ class RedisStore:
 
     def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
         """Scans every user index (for the admin CLI, not for requests)."""
-        records = [r for u in self._users() for r in self.list_for_user(_dec(u), now=now)]
+        records: list[SessionRecord] = []
+        for u in self._users():
+            records += self.list_for_user(_dec(u), now=now)
         return sorted(records, key=lambda r: (-r.created_at, r.id))[:limit]
 
     # -- access-token denylist --------------------------------------------------------------
@@ -509,7 +526,8 @@ class RedisStore:
             return pipe.execute()  # type: ignore[no-any-return]
 
         out = []
-        for f, last in self._read(read) if keys else []:
+        rows = self._read(read) if keys else []
+        for f, last in rows:
             if f is None or int(f) == 0 or float(last) <= now - window:
                 out.append(ThrottleState())
             else:
@@ -533,7 +551,7 @@ class RedisStore:
     ) -> tuple[list[ThrottleState], list[ThrottleState] | None]:
         for tries in range(self.THROTTLE_TRIES):
             if tries:
-                time.sleep(random.uniform(0, 0.001 * 2 ** min(tries, 5)))  # contention backoff, not expiry
+                sleep(random.uniform(0, 0.001 * 2 ** min(tries, 5)))  # contention backoff, not expiry
             states = self.throttle_read(keys, now=now, window=window)
             new = decide(states)
             if new is None:
@@ -587,15 +605,20 @@ class RedisStore:
         self._read(self._client.ping)
 
     def close(self) -> None:
-        with contextlib.suppress(rex.RedisError, rex.RedisClusterException):
+        """Close the client's connections (and, for Sentinel, those to the sentinels)."""
+        manager = getattr(getattr(self._client, "connection_pool", None), "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            with contextlib.suppress(rex.RedisError, OSError):
+                sentinel.close()
+        with contextlib.suppress(rex.RedisError, rex.RedisClusterException, OSError):
             self._client.close()
 
     # -- the version-1 layout (see `_redis_legacy`) ------------------------------------------
     def _convert_by_id(self, session_id: str) -> bool:
-        return legacy.convert_by_id(self, session_id)
+        return conversion.convert_by_id(self, session_id)
 
     def _convert_by_secret(self, secret_hash: str) -> bool:
-        return legacy.convert_by_secret(self, secret_hash)
+        return conversion.convert_by_secret(self, secret_hash)
 
     def _convert_user(self, u: str) -> None:
-        legacy.convert_user(self, u)
+        conversion.convert_user(self, u)

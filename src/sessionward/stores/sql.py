@@ -1,3 +1,4 @@
+# GENERATED from src/sessionward/aio/stores/sql.py by scripts/gen_sync.py: edit that file, not this one.
 """The SQL store: SQLite (the default, one machine) and PostgreSQL (several machines), with the same
 SQLAlchemy Core code for both.
 
@@ -16,6 +17,9 @@ Every statement that may read or change a session carries the liveness condition
 (`expires_at > now AND idle_expires_at > now`), so an expired row is never returned or changed and
 `update`/`advance`/`replace` never resurrect one. `data` is stored as JSON text, never pickled.
 Driver errors that mean "cannot reach the database" become `StoreUnavailable` (see `sessionward.db`).
+
+Async (`AsyncSQLStore`, this module, on SQLAlchemy's async engine) and sync (`SQLStore`, generated from it).
+The per-request reads skip SQLAlchemy's per-call work (`sessionward.hotsql`, one hand-written module per flavour).
 """
 
 from __future__ import annotations
@@ -25,13 +29,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
 
-from .. import db
-from ..exceptions import CreateError, StoreUnavailable
-from ..hotsql import Compiled, HotReads
-from .base import MAX_IP, UPDATABLE_FIELDS, SessionRecord, ThrottleDecision, ThrottleState, TokenState
+from sessionward import db
+from sessionward._sqlflavour import construct_now
+from sessionward.exceptions import CreateError, StoreUnavailable
+from sessionward.hotsql import Compiled, HotReads
+from sessionward.stores.base import (
+    MAX_IP,
+    UPDATABLE_FIELDS,
+    SessionRecord,
+    ThrottleDecision,
+    ThrottleState,
+    TokenState,
+)
 
 __all__ = ["SQLStore"]
 
@@ -211,32 +223,48 @@ def _update_values(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class SQLStore:
-    """`SessionStore` on SQLite or PostgreSQL.
+    """The session store on SQLite or PostgreSQL (`AsyncSQLStore` for asyncio, `SQLStore` sync).
 
-    `SQLStore(engine)` uses an engine from `sessionward.db.make_engine` (shared with the users table and key
-    set if wanted); `SQLStore.from_url(url)` makes its own and disposes of it on `close()`. Both create the
-    tables on first start (`create_schema=False` skips that). Raises `StoreUnavailable` if the database
-    cannot be reached, `ConfigError` for a bad URL or a schema newer than this release.
+    `open(engine)` (sync: also the constructor) uses an engine from `make_engine` (`sessionward.db` or
+    `sessionward.db`, shared with the users table and key set if wanted); `from_url(url)` makes its own and
+    disposes of it on `close()`. Both create the tables on first start (`create_schema=False` skips that).
+    Raises `StoreUnavailable` if the database cannot be reached, `ConfigError` for a bad URL or a schema newer
+    than this release. An async constructor cannot await: `AsyncSQLStore(engine)` leaves the tables to `open`,
+    `from_url` or `ensure_schema`.
     """
 
     def __init__(self, engine: Engine, *, create_schema: bool = True, _owns_engine: bool = False) -> None:
         self._engine = engine
         self._owns_engine = _owns_engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        if create_schema:
-            db.ensure_schema(engine, _COMPONENT, _TABLES)
+        self._schema_pending = create_schema and not construct_now(db.ensure_schema, engine, _COMPONENT, _TABLES)
         self._hot = HotReads(engine, what=_WHAT)
         self._by_secret_sql, self._token_sql = _hot_statements(engine)
+
+    @classmethod
+    def open(cls, engine: Engine, *, create_schema: bool = True) -> SQLStore:
+        """A store on `engine` (not disposed of by `close()`), its tables created. Raises `StoreUnavailable`."""
+        store = cls(engine, create_schema=create_schema)
+        store.ensure_schema()
+        return store
 
     @classmethod
     def from_url(cls, url: str, *, connect_timeout: float = 5.0, create_schema: bool = True) -> SQLStore:
         """Open `sqlite:///path` or `postgresql://...`. Raises `ConfigError`, `StoreUnavailable`."""
         engine = db.make_engine(url, connect_timeout=connect_timeout)
         try:
-            return cls(engine, create_schema=create_schema, _owns_engine=True)
+            store = cls(engine, create_schema=create_schema, _owns_engine=True)
+            store.ensure_schema()
         except BaseException:
             engine.dispose()
             raise
+        return store
+
+    def ensure_schema(self) -> None:
+        """Create the tables if they are missing and the constructor did not (idempotent)."""
+        if self._schema_pending:
+            db.ensure_schema(self._engine, _COMPONENT, _TABLES)
+            self._schema_pending = False
 
     @property
     def engine(self) -> Engine:
@@ -255,7 +283,7 @@ class SQLStore:
 
     def _get_where(self, cond: sa.ColumnElement[bool], now: float) -> SessionRecord | None:
         with self._begin() as conn:
-            row = conn.execute(sa.select(sessions).where(cond, _live(now))).first()
+            row = (conn.execute(sa.select(sessions).where(cond, _live(now)))).first()
         return None if row is None else _row_to_record(row)
 
     def get(self, session_id: str, *, now: float) -> SessionRecord | None:
@@ -297,7 +325,8 @@ class SQLStore:
         if not values:
             return self.get(session_id, now=now) is not None
         with self._begin() as conn:
-            result = conn.execute(sessions.update().where(sessions.c.id == session_id, _live(now)).values(**values))
+            stmt = sessions.update().where(sessions.c.id == session_id, _live(now)).values(**values)
+            result = conn.execute(stmt)
         return result.rowcount == 1
 
     def replace(self, old_id: str, new: SessionRecord, *, now: float) -> bool:
@@ -305,9 +334,9 @@ class SQLStore:
         try:
             with self._begin() as conn:
                 # The DELETE comes first so that SQLite takes its write lock at once (no upgrade deadlock).
-                old = conn.execute(
+                old = (conn.execute(
                     sessions.delete().where(sessions.c.id == old_id, _live(now)).returning(sessions.c.secret_hash)
-                ).first()
+                )).first()
                 if old is None:
                     return False  # nothing was written; the empty transaction commits
                 same_secret = new.secret_hash is not None and _hash_bytes(new.secret_hash) == old.secret_hash
@@ -334,18 +363,18 @@ class SQLStore:
             .values(generation=sessions.c.generation + 1, last_seen=last_seen, idle_expires_at=idle_expires_at)
         )
         with self._begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+            return (conn.execute(stmt)).rowcount == 1
 
     def delete(self, session_id: str) -> bool:
         with self._begin() as conn:
-            return conn.execute(sessions.delete().where(sessions.c.id == session_id)).rowcount > 0
+            return (conn.execute(sessions.delete().where(sessions.c.id == session_id))).rowcount > 0
 
     def delete_for_user(self, user_id: str, *, except_id: str | None = None) -> int:
         stmt = sessions.delete().where(sessions.c.user_id == user_id)
         if except_id is not None:
             stmt = stmt.where(sessions.c.id != except_id)
         with self._begin() as conn:
-            return int(conn.execute(stmt).rowcount)
+            return int((conn.execute(stmt)).rowcount)
 
     def list_for_user(self, user_id: str, *, now: float) -> list[SessionRecord]:
         stmt = (
@@ -379,12 +408,12 @@ class SQLStore:
     def is_denied(self, jti: str, *, now: float) -> bool:
         stmt = sa.select(denylist.c.jti).where(denylist.c.jti == jti, denylist.c.until > now)
         with self._begin() as conn:
-            return conn.execute(stmt).first() is not None
+            return (conn.execute(stmt)).first() is not None
 
     # -- per-user revocation epoch ----------------------------------------------------------
     def get_epoch(self, user_id: str) -> int:
         with self._begin() as conn:
-            value = conn.execute(sa.select(epochs.c.epoch).where(epochs.c.user_id == user_id)).scalar()
+            value = (conn.execute(sa.select(epochs.c.epoch).where(epochs.c.user_id == user_id))).scalar()
         return int(value or 0)
 
     def bump_epoch(self, user_id: str) -> int:
@@ -393,7 +422,7 @@ class SQLStore:
             index_elements=[epochs.c.user_id], set_={"epoch": epochs.c.epoch + 1}
         ).returning(epochs.c.epoch)
         with self._begin() as conn:
-            return int(conn.execute(stmt).scalar_one())
+            return int((conn.execute(stmt)).scalar_one())
 
     # -- throttling counters ----------------------------------------------------------------
     def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
@@ -443,9 +472,9 @@ class SQLStore:
     # -- maintenance ------------------------------------------------------------------------
     def purge_expired(self, *, now: float) -> int:
         with self._begin() as conn:
-            n = conn.execute(sessions.delete().where(sa.not_(_live(now)))).rowcount
-            n += conn.execute(denylist.delete().where(denylist.c.until <= now)).rowcount
-            n += conn.execute(throttle.delete().where(throttle.c.expires_at <= now)).rowcount
+            n = (conn.execute(sessions.delete().where(sa.not_(_live(now))))).rowcount
+            n += (conn.execute(denylist.delete().where(denylist.c.until <= now))).rowcount
+            n += (conn.execute(throttle.delete().where(throttle.c.expires_at <= now))).rowcount
         return int(n)
 
     def ping(self) -> None:
@@ -453,5 +482,6 @@ class SQLStore:
             conn.execute(sa.text("SELECT 1"))
 
     def close(self) -> None:
+        self._hot.close()
         if self._owns_engine:
             self._engine.dispose()

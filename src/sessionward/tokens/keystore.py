@@ -1,3 +1,4 @@
+# GENERATED from src/sessionward/aio/tokens/keystore.py by scripts/gen_sync.py: edit that file, not this one.
 """The shared key set: signing keys in SQL, private parts sealed with AES-GCM under a key-encryption key.
 
 Every instance reads the same table, so a key rotated on one host is verified by all of them within
@@ -7,6 +8,10 @@ Retired keys (superseded longer than the token lifetime ago) leave every instanc
 instance works the retirement out from the rows and its clock (`bind_token_lifetime`); the rows are deleted at
 the next rotation. A revoked key (`revoke`) is deleted at once and leaves a tombstone in `sw_signing_keys_revoked`
 (no key material), for `describe` and the count of families it signed.
+
+Written once, for asyncio, in src/sessionward/aio/tokens/keystore.py (`AsyncSQLKeyRepository`);
+src/sessionward/tokens/keystore.py (`SQLKeyRepository`) is generated from it (scripts/gen_sync.py). The sealing
+and the report types are shared (`sessionward.tokens.keyrows`).
 """
 
 from __future__ import annotations
@@ -14,25 +19,24 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Connection, Engine
 
-from .. import db, events
-from ..config import check_key
-from ..exceptions import ConfigError, NotFound, ValidationError
-from .keys import ALGORITHM_CHOICES, ALGORITHMS, DEFAULT_ALG, KeySet, PrivateKey, SigningKey, superseded_at
+from sessionward import db, events
+from sessionward._sqlflavour import construct_now
+from sessionward.exceptions import ConfigError, NotFound, ValidationError
+from sessionward.tokens.keyrows import KEK_SETTING, KeyInfo, KeyRevocation, KeySealer
+from sessionward.tokens.keys import ALGORITHM_CHOICES, ALGORITHMS, DEFAULT_ALG, KeySet, SigningKey, superseded_at
 
 __all__ = ["KEK_SETTING", "KeyInfo", "KeyRevocation", "SQLKeyRepository", "keys_revoked_table", "keys_table",
            "keys_version_table"]
+
+_WHAT = "key store"
+_COMPONENT = "keys"
 
 
 keys_table = sa.Table(
@@ -66,41 +70,7 @@ keys_revoked_table = sa.Table(
     sa.Column("revoked_at", sa.Double, nullable=False),
 )
 
-KEK_SETTING = "SESSIONWARD_KEY_ENCRYPTION_KEY"
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRevocation:
-    """A revoked key: it signed the tokens issued from `activates_at` until `superseded_at` (None: never)."""
-
-    kid: str
-    alg: str
-    activates_at: float
-    superseded_at: float | None
-    revoked_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """One line of `keys list`: status is signing, pending, verifying, retired or revoked; `until` is when a
-    verifying key retires (None when no token lifetime is bound), when a retired key did, or when a revoked key
-    was revoked."""
-
-    kid: str
-    alg: str
-    status: str
-    created_at: float
-    activates_at: float
-    until: float | None
-
-
-_NONCE_BYTES = 12
-_KEK_BYTES = 32  # AES-256
-
-
-def _aad(kid: str, alg: str) -> bytes:
-    # The kid and the algorithm are bound to the ciphertext: a row whose kid or alg was edited fails to open.
-    return f"sessionward-signing-key|{kid}|{alg}".encode("ascii")
+_TABLES = [keys_table, keys_version_table, keys_revoked_table]
 
 
 class SQLKeyRepository:
@@ -114,7 +84,8 @@ class SQLKeyRepository:
     read back from the database.
 
     Raises `ConfigError` for a bad `kek` (or one that cannot open the stored keys), `StoreUnavailable` when
-    the database cannot be reached.
+    the database cannot be reached. The constructor creates the tables; on asyncio, where a constructor cannot
+    await, `open`, `from_url` or `ensure_schema` do.
     """
 
     def __init__(
@@ -125,15 +96,13 @@ class SQLKeyRepository:
         refresh_interval: float = 5.0,
         default_alg: str = DEFAULT_ALG,
     ) -> None:
-        check_key(KEK_SETTING, kek)
-        if len(kek) != _KEK_BYTES:
-            raise ConfigError(KEK_SETTING, "must be exactly 32 random bytes (AES-256)")
+        sealer = KeySealer(kek)
         if not isinstance(refresh_interval, (int, float)) or refresh_interval <= 0:
             raise ConfigError("TOKEN_KEYS_REFRESH_INTERVAL", "must be a positive number of seconds")
         if default_alg not in ALGORITHMS:
             raise ConfigError("TOKEN_ALGORITHM", f"unsupported algorithm {default_alg!r}; use {ALGORITHM_CHOICES}")
         self._engine = engine
-        self._aead = AESGCM(bytes(kek))
+        self._sealer = sealer
         self.refresh_interval = float(refresh_interval)
         self.default_alg = default_alg
         self._lock = threading.RLock()
@@ -143,74 +112,55 @@ class SQLKeyRepository:
         self._handed_out = 0  # the version of the last set `current` handed out
         self._checked_at = 0.0
         self.token_lifetime: float | None = None
-        db.ensure_schema(engine, "keys", [keys_table, keys_version_table, keys_revoked_table])
+        self._schema_pending = not construct_now(db.ensure_schema, engine, _COMPONENT, _TABLES)
+
+    @classmethod
+    def open(cls, engine: Engine, kek: bytes, **options: Any) -> SQLKeyRepository:
+        """The key set on `engine`, its tables created. Raises `ConfigError`, `StoreUnavailable`."""
+        keys = cls(engine, kek, **options)
+        keys.ensure_schema()
+        return keys
 
     @classmethod
     def from_url(cls, url: str, kek: bytes, **options: Any) -> SQLKeyRepository:
-        return cls(db.make_engine(url), kek, **options)
+        return cls.open(db.make_engine(url), kek, **options)
 
-    # -- sealing -------------------------------------------------------------------------------------
-    def _seal(self, key: SigningKey) -> bytes:
-        if isinstance(key.private, bytes):
-            plain = key.private
-        else:
-            plain = key.private.private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        nonce = os.urandom(_NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, plain, _aad(key.kid, key.alg))
+    def ensure_schema(self) -> None:
+        """Create the tables if they are missing and the constructor did not (idempotent)."""
+        if self._schema_pending:
+            db.ensure_schema(self._engine, _COMPONENT, _TABLES)
+            self._schema_pending = False
 
-    def _open(self, row: Any) -> SigningKey:
-        sealed = bytes(row.sealed)
-        try:
-            plain = self._aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], _aad(row.kid, row.alg))
-        except (InvalidTag, ValueError):
-            raise ConfigError(
-                KEK_SETTING, f"cannot open signing key {row.kid!r}: wrong key-encryption key or altered row"
-            ) from None
-        private: PrivateKey = plain if row.alg == "HS256" else serialization.load_der_private_key(plain, None)  # type: ignore[assignment]
-        return SigningKey(
-            kid=row.kid,
-            alg=row.alg,
-            private=private,
-            created_at=row.created_at,
-            activates_at=row.activates_at,
-            serial=row.serial,
-        )
+    def cached_keyset(self, now: float) -> KeySet | None:
+        """The key set as last read (no I/O), or None if it was never read."""
+        del now
+        return self._set
 
     # -- reading -------------------------------------------------------------------------------------
     def _read_version(self, conn: Connection) -> int | None:
-        return conn.execute(sa.select(keys_version_table.c.version).where(keys_version_table.c.id == 1)).scalar()
+        return (
+            conn.execute(sa.select(keys_version_table.c.version).where(keys_version_table.c.id == 1))
+        ).scalar()
 
     def _read(self) -> KeySet | None:
-        with db.begin(self._engine, "key store") as conn:
+        with db.begin(self._engine, _WHAT) as conn:
             version = self._read_version(conn)
-            rows = conn.execute(sa.select(keys_table)).all()
+            rows = (conn.execute(sa.select(keys_table))).all()
         if version is None or not rows:
             return None
-        return KeySet([self._open(r) for r in rows], version=version, read_only=True)
+        return KeySet([self._sealer.open(r) for r in rows], version=version, read_only=True)
 
     def _bootstrap(self, now: float) -> None:
         """First start: one key, active at once (nobody can have signed anything yet). Two instances
         starting together: the version row's primary key lets exactly one of them win."""
         key = SigningKey.generate(self.default_alg, now=now, serial=1)
         try:
-            with db.begin(self._engine, "key store") as conn:
+            with db.begin(self._engine, _WHAT) as conn:
                 conn.execute(keys_version_table.insert().values(id=1, version=1))
-                conn.execute(keys_table.insert().values(**self._row(key)))
+                conn.execute(keys_table.insert().values(**self._sealer.row(key)))
         except sa.exc.IntegrityError:
             return  # another instance made the first key; read theirs
         events.emit("key_rotated", new_kid=key.kid, alg=key.alg)
-
-    def _row(self, key: SigningKey) -> dict[str, Any]:
-        return {
-            "kid": key.kid,
-            "alg": key.alg,
-            "created_at": key.created_at,
-            "activates_at": key.activates_at,
-            "serial": key.serial,
-            "sealed": self._seal(key),
-        }
 
     def bind_token_lifetime(self, seconds: float) -> None:
         """Leave keys superseded more than `seconds` ago out of `current` (the longest lifetime bound wins)."""
@@ -221,8 +171,10 @@ class SQLKeyRepository:
     def _install(self, full: KeySet, now: float) -> KeySet:
         """Keep `full` and hand out its keys that are not retired at `now`, as a new set whose version is
         higher than that of any set handed out before (caches keyed by a set's id and version never mistake
-        it for an older one)."""
+        it for an older one). A set read before the one installed (two loads at once) is not installed."""
         with self._lock:
+            if self._full is not None and self._set is not None and full.version < self._full.version:
+                return self._set  # a read that overtook this one installed a newer set: keep that one
             lifetime = self.token_lifetime
             self._handed_out += 1
             if lifetime is None:
@@ -236,13 +188,13 @@ class SQLKeyRepository:
 
     def load(self, *, now: float) -> KeySet:
         """Read the key set (making the first key if there is none). Raises `ConfigError`, `StoreUnavailable`."""
-        with self._lock:
+        keyset = self._read()
+        if keyset is None:
+            self._bootstrap(now)
             keyset = self._read()
             if keyset is None:
-                self._bootstrap(now)
-                keyset = self._read()
-                if keyset is None:
-                    raise ConfigError("TOKEN_SIGNING_KEY", "the key store holds no keys")
+                raise ConfigError("TOKEN_SIGNING_KEY", "the key store holds no keys")
+        with self._lock:  # held only between two reads, never across one (see `_install`)
             self._checked_at = now
             return self._install(keyset, now)
 
@@ -256,7 +208,7 @@ class SQLKeyRepository:
             if now <= self._retire_at:
                 return keyset
             return self._install(full, now)  # a key's last token has just expired: no read needed
-        with db.begin(self._engine, "key store") as conn:
+        with db.begin(self._engine, _WHAT) as conn:
             version = self._read_version(conn)
         if version != full.version:
             return self.load(now=now)
@@ -267,10 +219,12 @@ class SQLKeyRepository:
     @staticmethod
     def _bump_version(conn: Connection) -> None:
         """Move the version on; the row lock it takes serialises concurrent changes."""
-        updated = conn.execute(
-            keys_version_table.update()
-            .where(keys_version_table.c.id == 1)
-            .values(version=keys_version_table.c.version + 1)
+        updated = (
+            conn.execute(
+                keys_version_table.update()
+                .where(keys_version_table.c.id == 1)
+                .values(version=keys_version_table.c.version + 1)
+            )
         ).rowcount
         if updated != 1:
             conn.execute(keys_version_table.insert().values(id=1, version=1))
@@ -279,11 +233,11 @@ class SQLKeyRepository:
         """One transaction: bump the version (the row lock serialises concurrent changes), add and delete.
         An added key's `serial` becomes the new version, so keys made at the same instant still have one
         order that every instance agrees on."""
-        with db.begin(self._engine, "key store") as conn:
+        with db.begin(self._engine, _WHAT) as conn:
             self._bump_version(conn)
             if add is not None:
                 add = dataclasses.replace(add, serial=self._read_version(conn) or 1)
-                conn.execute(keys_table.insert().values(**self._row(add)))
+                conn.execute(keys_table.insert().values(**self._sealer.row(add)))
             kids = list(delete)
             if kids:
                 conn.execute(keys_table.delete().where(keys_table.c.kid.in_(kids)))
@@ -295,7 +249,7 @@ class SQLKeyRepository:
         if activate_after is None:
             activate_after = 2 * self.refresh_interval
         if alg is None:
-            alg = self.current(now).signing_key(now).alg
+            alg = (self.current(now)).signing_key(now).alg
         key = SigningKey.generate(alg, now=now, activates_at=now + activate_after)
         key = self._commit(add=key) or key
         self.load(now=now)
@@ -312,16 +266,20 @@ class SQLKeyRepository:
         if gone:
             self._commit(delete=gone)
             self.load(now=now)
-        with db.begin(self._engine, "key store") as conn:
-            conn.execute(keys_revoked_table.delete().where(keys_revoked_table.c.revoked_at + max_token_lifetime < now))
+        with db.begin(self._engine, _WHAT) as conn:
+            conn.execute(
+                keys_revoked_table.delete().where(keys_revoked_table.c.revoked_at + max_token_lifetime < now)
+            )
         return gone
 
     # -- revocation ------------------------------------------------------------------------------------
     def _revocation(self, conn: Connection, kid: str, now: float) -> tuple[KeyRevocation, Any]:
         """What revoking `kid` now would record, after the checks (see `revoke`)."""
-        rows = conn.execute(
-            sa.select(keys_table.c.kid, keys_table.c.alg, keys_table.c.created_at, keys_table.c.activates_at,
-                      keys_table.c.serial)
+        rows = (
+            conn.execute(
+                sa.select(keys_table.c.kid, keys_table.c.alg, keys_table.c.created_at, keys_table.c.activates_at,
+                          keys_table.c.serial)
+            )
         ).all()
         ordered = sorted(rows, key=lambda r: (r.activates_at, r.serial, r.kid))
         row = next((r for r in ordered if r.kid == kid), None)
@@ -350,8 +308,8 @@ class SQLKeyRepository:
 
     def check_revocable(self, kid: str, *, now: float) -> KeyRevocation:
         """What `revoke(kid, now=now)` would do, changing nothing. Raises as `revoke` does."""
-        with db.begin(self._engine, "key store") as conn:
-            return self._revocation(conn, kid, now)[0]
+        with db.begin(self._engine, _WHAT) as conn:
+            return (self._revocation(conn, kid, now))[0]
 
     def revoke(self, kid: str, *, now: float) -> KeyRevocation:
         """Withdraw a (compromised) key: delete it and keep a tombstone (no key material), in one transaction;
@@ -361,7 +319,7 @@ class SQLKeyRepository:
         Refused with `ValidationError` for the key that signs now and for a pending key that starts signing
         within `refresh_interval` (an instance that has not re-read the set would sign with it): rotate first,
         and revoke it once the new key signs. Raises `NotFound` for an unknown kid, `StoreUnavailable`."""
-        with db.begin(self._engine, "key store") as conn:
+        with db.begin(self._engine, _WHAT) as conn:
             self._bump_version(conn)
             revocation, row = self._revocation(conn, kid, now)
             conn.execute(keys_table.delete().where(keys_table.c.kid == kid))
@@ -393,7 +351,9 @@ class SQLKeyRepository:
             else:
                 status = "verifying"
             out.append(KeyInfo(key.kid, key.alg, status, key.created_at, key.activates_at, retires))
-        with db.begin(self._engine, "key store") as conn:
-            tombstones = conn.execute(sa.select(keys_revoked_table).order_by(keys_revoked_table.c.revoked_at)).all()
+        with db.begin(self._engine, _WHAT) as conn:
+            tombstones = (
+                conn.execute(sa.select(keys_revoked_table).order_by(keys_revoked_table.c.revoked_at))
+            ).all()
         out += [KeyInfo(t.kid, t.alg, "revoked", t.created_at, t.activates_at, t.revoked_at) for t in tombstones]
         return out

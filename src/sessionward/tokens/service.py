@@ -1,3 +1,4 @@
+# GENERATED from src/sessionward/aio/tokens/service.py by scripts/gen_sync.py: edit that file, not this one.
 """The token service: issue access/refresh pairs, verify access tokens, rotate refresh tokens, revoke.
 
 `verify_access` is the one place that verifies an access token, in this order:
@@ -13,6 +14,9 @@ Refresh tokens are opaque: `<family_id>.<generation>.<mac>` with
 `mac = HMAC-SHA256(refresh_key, family_id|generation|salt)`. The store never holds a token, only the family
 (a `SessionRecord(kind="token")`) and its current generation. Each use advances the generation with one
 atomic compare-and-set; a spent generation that comes back revokes the whole family (RFC 9700 4.14.2).
+
+Written once, for asyncio, in src/sessionward/aio/tokens/service.py; src/sessionward/tokens/service.py is
+generated from it (scripts/gen_sync.py).
 """
 
 from __future__ import annotations
@@ -26,14 +30,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import events, metrics
-from ..clock import Clock, SystemClock
-from ..config import check_key
-from ..exceptions import ConfigError, RefreshTokenReused, TokenError
-from ..ids import new_public_id, new_secret
-from ..stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord
-from ..stores.protocol import SessionStore
-from .claims import (
+from sessionward import events, metrics
+from sessionward.clock import Clock, SystemClock
+from sessionward.config import check_key
+from sessionward.exceptions import ConfigError, RefreshTokenReused, TokenError
+from sessionward.ids import new_public_id, new_secret
+from sessionward.stores.base import MAX_IP, MAX_USER_AGENT, SessionRecord
+from sessionward.stores.protocol import SessionStore
+from sessionward.tokens._source import KeySource, initial_keyset, key_source
+from sessionward.tokens.claims import (
     ACCESS_TOKEN_TYPE,
     Claims,
     TokenPolicy,
@@ -42,9 +47,9 @@ from .claims import (
     check_time,
     validate_claims,
 )
-from .jws import HeaderCache, VerifiedCache, sign_compact, verify_compact
-from .keys import KeySet, KeySource, SigningKey, revoked_key_marker
-from .keystore import KeyRevocation
+from sessionward.tokens.jws import HeaderCache, VerifiedCache, sign_compact, verify_compact
+from sessionward.tokens.keyrows import KeyRevocation
+from sessionward.tokens.keys import KeySet, SigningKey, revoked_key_marker
 
 __all__ = ["TokenPair", "TokenService"]
 
@@ -81,7 +86,7 @@ class TokenPair:
 class TokenService:
     """Access and refresh tokens for one issuer/audience.
 
-    `keys` is a `KeySet` (one process) or a `SQLKeyRepository` (several instances). `refresh_key` is the HMAC
+    `keys` is a `KeySet` (one process) or the SQL key repository (several instances). `refresh_key` is the HMAC
     key of refresh tokens (>= 256 random bits, used for nothing else). `cache_size` bounds the cache of
     verified tokens (entries of about 1 KB; 0 turns it off, and every request then verifies a signature).
     Raises `ConfigError` at construction for a bad key or cache size; methods raise
@@ -92,7 +97,7 @@ class TokenService:
         self,
         *,
         store: SessionStore,
-        keys: KeySource,
+        keys: KeySource | KeySet,
         refresh_key: bytes,
         policy: TokenPolicy,
         clock: Clock | None = None,
@@ -103,7 +108,7 @@ class TokenService:
                 "TOKEN_CACHE_SIZE", f"must be a whole number from 0 to {MAX_CACHE_SIZE}, got {cache_size!r}"
             )
         self._store = store
-        self._keys = keys
+        self._keys = keys = key_source(keys)
         self._refresh_key = check_key("TOKEN_REFRESH_KEY", refresh_key)
         self.policy = policy
         self._clock: Clock = clock or SystemClock()
@@ -111,14 +116,14 @@ class TokenService:
         keys.bind_token_lifetime(policy.max_token_lifetime)  # superseded keys retire by themselves (T14)
         self._headers = HeaderCache()
         metrics.watch_token_cache(self._cache)
-        keyset = keys.current(self._clock.now())
-        for key in keyset.keys:
+        keyset = initial_keyset(keys, self._clock.now())  # on asyncio: None if the keys were never read
+        for key in keyset.keys if keyset is not None else ():
             if isinstance(key.private, bytes) and hmac.compare_digest(key.private, self._refresh_key):
                 raise ConfigError("TOKEN_REFRESH_KEY", "must differ from every signing key (one key per purpose)")
 
     # -- access tokens --------------------------------------------------------------------------
     def _sign(self, record: SessionRecord, *, epoch: int, fresh: bool, now: float) -> str:
-        key: SigningKey = self._keys.current(now).signing_key(now)
+        key: SigningKey = (self._keys.current(now)).signing_key(now)
         extra = record.data.get("claims") if isinstance(record.data, Mapping) else None
         payload = build_access_claims(
             self.policy,
@@ -176,7 +181,9 @@ class TokenService:
             raise TokenError("token family ended")
         # A revoked key is refused at once on every instance, before each one re-reads the key set (T14). The
         # signing key is never revoked, so only tokens of an older key pay for this one read.
-        if claims.kid != keyset.signing_kid(now) and self._store.is_denied(revoked_key_marker(claims.kid), now=now):
+        if claims.kid != keyset.signing_kid(now) and self._store.is_denied(
+            revoked_key_marker(claims.kid), now=now
+        ):
             raise TokenError("revoked signing key")
 
     # -- refresh tokens -------------------------------------------------------------------------
@@ -235,7 +242,9 @@ class TokenService:
         )
         self._store.create(record, now=now)
         events.emit("token_issued", user_id=user_id, family=record.id, fresh=bool(fresh))
-        return self._pair(record, generation=0, epoch=epoch, fresh=fresh, now=now, idle_until=record.idle_expires_at)
+        return self._pair(
+            record, generation=0, epoch=epoch, fresh=fresh, now=now, idle_until=record.idle_expires_at
+        )
 
     def _parse_refresh(self, refresh_token: object) -> tuple[str, int, str]:
         if not isinstance(refresh_token, str) or len(refresh_token) > _MAX_REFRESH_CHARS:
@@ -349,7 +358,7 @@ class TokenService:
     # -- keys --------------------------------------------------------------------------------------
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public signing keys as a JWK Set (no HMAC key, no private member)."""
-        return self._keys.current(self._clock.now()).jwks()
+        return (self._keys.current(self._clock.now())).jwks()
 
     def rotate_keys(self, *, alg: str | None = None, activate_after: float | None = None) -> SigningKey:
         """Make a new signing key and retire keys that no live token can carry. Old keys keep verifying
@@ -363,7 +372,7 @@ class TokenService:
         return key
 
     def revoke_key(self, kid: str) -> tuple[KeyRevocation, int]:
-        """Revoke a signing key believed leaked (`SQLKeyRepository.revoke`, which refuses the key that signs
+        """Revoke a signing key believed leaked (the SQL key repository's `revoke`, which refuses the key that signs
         now): its tokens are refused at once on every instance (a denylist entry in the shared store, checked
         for every token not signed by the current key), and it leaves every key set and JWKS within the key
         refresh interval. Returns the `KeyRevocation` and how many live token families got their latest
@@ -372,7 +381,7 @@ class TokenService:
         `ValidationError`, `ConfigError` (a key source that cannot revoke), `StoreUnavailable`."""
         keys: Any = self._keys
         if not hasattr(keys, "revoke"):
-            raise ConfigError("TOKEN_SIGNING_KEY", "this key source cannot revoke keys; use SQLKeyRepository")
+            raise ConfigError("TOKEN_SIGNING_KEY", "this key source cannot revoke keys; use the SQL key repository")
         now = self._clock.now()
         keys.check_revocable(kid, now=now)  # refused (the key that signs now) before anything is written
         # Denied first (fail closed: if the store is down nothing is revoked and the command fails), until no

@@ -1,0 +1,486 @@
+"""The SQL store: SQLite (the default, one machine) and PostgreSQL (several machines), with the same
+SQLAlchemy Core code for both.
+
+Atomicity comes from single statements or from row locks held for one transaction, never from an unlocked
+read-then-write in Python:
+- `advance` is one `UPDATE ... WHERE generation = :expected` (the row count says who won);
+- `replace` deletes the old row (only if live) and inserts the new one in one transaction;
+- `bump_epoch` and `deny` are one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`, which both SQLite
+  (>= 3.35) and PostgreSQL run atomically;
+- `throttle_update` is one transaction with row locks: it first makes sure every counter row exists
+  (`INSERT ... ON CONFLICT DO NOTHING`, a write, so SQLite takes its write lock at once and never upgrades a
+  read), locks the rows in key order (`SELECT ... FOR UPDATE` on PostgreSQL: no deadlock), reads, decides,
+  writes and commits; a refused decision rolls back. Concurrent updates queue on the locks: no retries.
+
+Every statement that may read or change a session carries the liveness condition
+(`expires_at > now AND idle_expires_at > now`), so an expired row is never returned or changed and
+`update`/`advance`/`replace` never resurrect one. `data` is stored as JSON text, never pickled.
+Driver errors that mean "cannot reach the database" become `StoreUnavailable` (see `sessionward.db`).
+
+Async (`AsyncSQLStore`, this module, on SQLAlchemy's async engine) and sync (`SQLStore`, generated from it).
+The per-request reads skip SQLAlchemy's per-call work (`sessionward.hotsql`, one hand-written module per flavour).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sessionward.aio import db
+from sessionward.aio._sqlflavour import construct_now
+from sessionward.aio.hotsql import AsyncHotReads, Compiled
+from sessionward.exceptions import CreateError, StoreUnavailable
+from sessionward.stores.base import (
+    MAX_IP,
+    UPDATABLE_FIELDS,
+    SessionRecord,
+    ThrottleDecision,
+    ThrottleState,
+    TokenState,
+)
+
+__all__ = ["AsyncSQLStore"]
+
+_COMPONENT = "store"
+
+sessions = sa.Table(
+    "sw_sessions",
+    db.metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("user_id", sa.String(255), nullable=False, index=True),
+    # SHA-256 as 32 raw bytes, not 64 hex characters: half the size in the row and in its unique index
+    sa.Column("secret_hash", sa.LargeBinary(32), nullable=True, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("last_seen", sa.Double, nullable=False),
+    sa.Column("auth_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+    sa.Column("idle_expires_at", sa.Double, nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False, default=0),
+    sa.Column("salt", sa.String(128), nullable=False, default=""),
+    sa.Column("user_agent", sa.Text, nullable=False, default=""),
+    sa.Column("ip", sa.String(MAX_IP), nullable=False, default=""),
+    sa.Column("data", sa.Text, nullable=False, default="{}"),
+)
+
+denylist = sa.Table(
+    "sw_denylist",
+    db.metadata,
+    sa.Column("jti", sa.String(255), primary_key=True),
+    sa.Column("until", sa.Double, nullable=False, index=True),
+)
+
+epochs = sa.Table(
+    "sw_epochs",
+    db.metadata,
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("epoch", sa.Integer, nullable=False),
+)
+
+throttle = sa.Table(
+    "sw_throttle",
+    db.metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_failure_at", sa.Double, nullable=False),
+    #: last_failure_at + window: when the counter reads as zero again (for `purge_expired`)
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+)
+
+_TABLES = [sessions, denylist, epochs, throttle]
+_WHAT = "session store (SQL)"
+
+
+class _Refused(Exception):
+    """The throttle decision writes nothing: roll back the placeholder rows."""
+
+
+def _state(row: Any, now: float, window: float) -> ThrottleState:
+    """A throttle row as the counter it reads as at `now` (zero if absent, empty or stale)."""
+    if row is None or row.failures == 0 or row.last_failure_at <= now - window:
+        return ThrottleState()
+    return ThrottleState(failures=int(row.failures), last_failure_at=float(row.last_failure_at))
+
+
+def _live(now: float) -> sa.ColumnElement[bool]:
+    return sa.and_(sessions.c.expires_at > now, sessions.c.idle_expires_at > now)
+
+
+def _row_to_record(row: sa.Row[Any]) -> SessionRecord:
+    return SessionRecord(
+        id=row.id,
+        kind=row.kind,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        last_seen=row.last_seen,
+        auth_at=row.auth_at,
+        expires_at=row.expires_at,
+        idle_expires_at=row.idle_expires_at,
+        epoch=row.epoch,
+        secret_hash=_hash_text(row.secret_hash),
+        generation=row.generation,
+        salt=row.salt,
+        user_agent=row.user_agent,
+        ip=row.ip,
+        data=json.loads(row.data),
+    )
+
+
+_COLUMNS = tuple(c.name for c in sessions.c)
+
+
+def _hash_bytes(secret_hash: str | None) -> bytes | None:
+    """The stored form of a hex secret hash; None for None or for text that is no hex (it matches nothing)."""
+    if secret_hash is None:
+        return None
+    try:
+        return bytes.fromhex(secret_hash)
+    except (ValueError, TypeError):
+        return None
+
+
+def _hash_text(raw: bytes | None) -> str | None:
+    return None if raw is None else bytes(raw).hex()
+
+
+def _tuple_to_record(values: Any) -> SessionRecord:
+    """A record from the session columns in table order (the hot path's raw rows)."""
+    row = dict(zip(_COLUMNS, values, strict=True))
+    return SessionRecord(
+        id=row["id"], kind=row["kind"], user_id=row["user_id"], created_at=row["created_at"],
+        last_seen=row["last_seen"], auth_at=row["auth_at"], expires_at=row["expires_at"],
+        idle_expires_at=row["idle_expires_at"], epoch=row["epoch"], secret_hash=_hash_text(row["secret_hash"]),
+        generation=row["generation"], salt=row["salt"], user_agent=row["user_agent"], ip=row["ip"],
+        data=json.loads(row["data"]),
+    )
+
+
+def _hot_statements(engine: AsyncEngine) -> tuple[Compiled, Compiled]:
+    """The per-request reads. They do not depend on the time (expiry is applied to their answers), so
+    that their answers can be remembered while the database is unchanged (`HotReads.one_cached`)."""
+    by_secret = (
+        sa.select(*sessions.c, sa.func.coalesce(epochs.c.epoch, 0))
+        .select_from(sessions.outerjoin(epochs, epochs.c.user_id == sessions.c.user_id))
+        .where(sessions.c.secret_hash == sa.bindparam("secret_hash"))
+    )
+    denied_until = (
+        sa.select(sa.func.max(denylist.c.until)).where(denylist.c.jti == sa.bindparam("jti")).scalar_subquery()
+    )
+    epoch = sa.select(epochs.c.epoch).where(epochs.c.user_id == sa.bindparam("user_id")).scalar_subquery()
+    one = sa.select(sa.literal(1).label("one")).subquery()
+    token = sa.select(denied_until, epoch, *sessions.c).select_from(
+        one.outerjoin(sessions, sessions.c.id == sa.bindparam("family_id"))
+    )
+    return Compiled(by_secret, engine), Compiled(token, engine)
+
+
+def _by_secret_answer(row: Any) -> tuple[SessionRecord | None, int]:
+    return (None, 0) if row is None else (_tuple_to_record(row[:-1]), int(row[-1]))
+
+
+def _token_answer(row: Any) -> tuple[float | None, int, SessionRecord | None]:
+    if row is None:  # the outer join always yields one row: a database that answers none cannot be trusted
+        raise StoreUnavailable("token state query returned no row")
+    family = None if row[2] is None else _tuple_to_record(row[2:])
+    return row[0], int(row[1] or 0), family
+
+
+def _record_to_row(record: SessionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "kind": record.kind,
+        "user_id": record.user_id,
+        "secret_hash": _hash_bytes(record.secret_hash),
+        "created_at": record.created_at,
+        "last_seen": record.last_seen,
+        "auth_at": record.auth_at,
+        "expires_at": record.expires_at,
+        "idle_expires_at": record.idle_expires_at,
+        "epoch": record.epoch,
+        "generation": record.generation,
+        "salt": record.salt,
+        "user_agent": record.user_agent,
+        "ip": record.ip,
+        "data": json.dumps(dict(record.data), separators=(",", ":"), sort_keys=True),
+    }
+
+
+def _update_values(changes: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(changes) - UPDATABLE_FIELDS
+    if unknown:
+        raise ValueError(f"fields {sorted(unknown)} cannot be updated; allowed: {sorted(UPDATABLE_FIELDS)}")
+    values = dict(changes)
+    if "data" in values:
+        values["data"] = json.dumps(dict(values["data"]), separators=(",", ":"), sort_keys=True)
+    return values
+
+
+class AsyncSQLStore:
+    """The session store on SQLite or PostgreSQL (`AsyncSQLStore` for asyncio, `SQLStore` sync).
+
+    `open(engine)` (sync: also the constructor) uses an engine from `make_engine` (`sessionward.aio.db` or
+    `sessionward.db`, shared with the users table and key set if wanted); `from_url(url)` makes its own and
+    disposes of it on `close()`. Both create the tables on first start (`create_schema=False` skips that).
+    Raises `StoreUnavailable` if the database cannot be reached, `ConfigError` for a bad URL or a schema newer
+    than this release. An async constructor cannot await: `AsyncSQLStore(engine)` leaves the tables to `open`,
+    `from_url` or `ensure_schema`.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, create_schema: bool = True, _owns_engine: bool = False) -> None:
+        self._engine = engine
+        self._owns_engine = _owns_engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._schema_pending = create_schema and not construct_now(db.ensure_schema, engine, _COMPONENT, _TABLES)
+        self._hot = AsyncHotReads(engine, what=_WHAT)
+        self._by_secret_sql, self._token_sql = _hot_statements(engine)
+
+    @classmethod
+    async def open(cls, engine: AsyncEngine, *, create_schema: bool = True) -> AsyncSQLStore:
+        """A store on `engine` (not disposed of by `close()`), its tables created. Raises `StoreUnavailable`."""
+        store = cls(engine, create_schema=create_schema)
+        await store.ensure_schema()
+        return store
+
+    @classmethod
+    async def from_url(cls, url: str, *, connect_timeout: float = 5.0, create_schema: bool = True) -> AsyncSQLStore:
+        """Open `sqlite:///path` or `postgresql://...`. Raises `ConfigError`, `StoreUnavailable`."""
+        engine = db.make_engine(url, connect_timeout=connect_timeout)
+        try:
+            store = cls(engine, create_schema=create_schema, _owns_engine=True)
+            await store.ensure_schema()
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    async def ensure_schema(self) -> None:
+        """Create the tables if they are missing and the constructor did not (idempotent)."""
+        if self._schema_pending:
+            await db.ensure_schema(self._engine, _COMPONENT, _TABLES)
+            self._schema_pending = False
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def _begin(self) -> Any:
+        return db.begin(self._engine, _WHAT)
+
+    # -- the session registry ---------------------------------------------------------------
+    async def create(self, record: SessionRecord, *, now: float) -> None:
+        try:
+            async with self._begin() as conn:
+                await conn.execute(sessions.insert().values(**_record_to_row(record)))
+        except sa.exc.IntegrityError:
+            raise CreateError("a session with this id or secret exists already") from None
+
+    async def _get_where(self, cond: sa.ColumnElement[bool], now: float) -> SessionRecord | None:
+        async with self._begin() as conn:
+            row = (await conn.execute(sa.select(sessions).where(cond, _live(now)))).first()
+        return None if row is None else _row_to_record(row)
+
+    async def get(self, session_id: str, *, now: float) -> SessionRecord | None:
+        return await self._get_where(sessions.c.id == session_id, now)
+
+    async def get_by_secret(self, secret_hash: str, *, now: float) -> SessionRecord | None:
+        raw = _hash_bytes(secret_hash)
+        return None if raw is None else await self._get_where(sessions.c.secret_hash == raw, now)
+
+    async def load_by_secret(self, secret_hash: str, *, now: float) -> tuple[SessionRecord | None, int]:
+        """One statement: the record joined with its user's epoch (answered from memory while the
+        database is unchanged; see `HotReads.one_cached`)."""
+        raw = _hash_bytes(secret_hash)
+        if raw is None:
+            return None, 0
+        record, epoch = await self._hot.one_cached(
+            self._by_secret_sql, {"secret_hash": raw}, ("secret", raw), _by_secret_answer
+        )
+        if record is None or not record.is_live(now):
+            return None, 0
+        return record, epoch
+
+    async def token_state(self, *, jti: str, user_id: str, family_id: str, now: float) -> TokenState:
+        """One statement: denylist entry and epoch as scalar subqueries beside the (outer-joined) family
+        (answered from memory while the database is unchanged)."""
+        until, epoch, family = await self._hot.one_cached(
+            self._token_sql,
+            {"jti": jti, "user_id": user_id, "family_id": family_id},
+            ("token", jti, user_id, family_id),
+            _token_answer,
+        )
+        if family is not None and (family.user_id != user_id or not family.is_live(now)):
+            family = None
+        return TokenState(denied=until is not None and until > now, epoch=epoch, family=family)
+
+    async def update(self, session_id: str, changes: Mapping[str, Any], *, now: float) -> bool:
+        """Raises `ValueError` for a field outside `UPDATABLE_FIELDS`."""
+        values = _update_values(changes)
+        if not values:
+            return await self.get(session_id, now=now) is not None
+        async with self._begin() as conn:
+            stmt = sessions.update().where(sessions.c.id == session_id, _live(now)).values(**values)
+            result = await conn.execute(stmt)
+        return result.rowcount == 1
+
+    async def replace(self, old_id: str, new: SessionRecord, *, now: float) -> bool:
+        """Raises `CreateError` (and keeps the old record) if `new`'s id or secret exists already."""
+        try:
+            async with self._begin() as conn:
+                # The DELETE comes first so that SQLite takes its write lock at once (no upgrade deadlock).
+                old = (await conn.execute(
+                    sessions.delete().where(sessions.c.id == old_id, _live(now)).returning(sessions.c.secret_hash)
+                )).first()
+                if old is None:
+                    return False  # nothing was written; the empty transaction commits
+                same_secret = new.secret_hash is not None and _hash_bytes(new.secret_hash) == old.secret_hash
+                if new.id == old_id or same_secret:
+                    # a rotation that keeps the id or secret is no rotation; raising rolls the DELETE back
+                    raise CreateError("the new session must have a new id and a new secret")
+                await conn.execute(sessions.insert().values(**_record_to_row(new)))
+        except sa.exc.IntegrityError:
+            raise CreateError("a session with this id or secret exists already") from None
+        return True
+
+    async def advance(
+        self,
+        session_id: str,
+        *,
+        expected_generation: int,
+        last_seen: float,
+        idle_expires_at: float,
+        now: float,
+    ) -> bool:
+        stmt = (
+            sessions.update()
+            .where(sessions.c.id == session_id, sessions.c.generation == expected_generation, _live(now))
+            .values(generation=sessions.c.generation + 1, last_seen=last_seen, idle_expires_at=idle_expires_at)
+        )
+        async with self._begin() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
+
+    async def delete(self, session_id: str) -> bool:
+        async with self._begin() as conn:
+            return (await conn.execute(sessions.delete().where(sessions.c.id == session_id))).rowcount > 0
+
+    async def delete_for_user(self, user_id: str, *, except_id: str | None = None) -> int:
+        stmt = sessions.delete().where(sessions.c.user_id == user_id)
+        if except_id is not None:
+            stmt = stmt.where(sessions.c.id != except_id)
+        async with self._begin() as conn:
+            return int((await conn.execute(stmt)).rowcount)
+
+    async def list_for_user(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        stmt = (
+            sa.select(sessions)
+            .where(sessions.c.user_id == user_id, _live(now))
+            .order_by(sessions.c.created_at.desc(), sessions.c.id)
+        )
+        async with self._begin() as conn:
+            return [_row_to_record(row) for row in await conn.execute(stmt)]
+
+    async def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
+        stmt = sa.select(sessions).where(_live(now)).order_by(sessions.c.created_at.desc(), sessions.c.id).limit(limit)
+        async with self._begin() as conn:
+            return [_row_to_record(row) for row in await conn.execute(stmt)]
+
+    # -- access-token denylist --------------------------------------------------------------
+    async def deny(self, jti: str, *, until: float, now: float) -> None:
+        if until <= now:
+            return  # already expired: nothing to deny
+        ins = self._insert(denylist).values(jti=jti, until=until)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[denylist.c.jti],
+            # Never shorten an existing entry.
+            set_={
+                "until": sa.case((ins.excluded.until > denylist.c.until, ins.excluded.until), else_=denylist.c.until)
+            },
+        )
+        async with self._begin() as conn:
+            await conn.execute(stmt)
+
+    async def is_denied(self, jti: str, *, now: float) -> bool:
+        stmt = sa.select(denylist.c.jti).where(denylist.c.jti == jti, denylist.c.until > now)
+        async with self._begin() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    # -- per-user revocation epoch ----------------------------------------------------------
+    async def get_epoch(self, user_id: str) -> int:
+        async with self._begin() as conn:
+            value = (await conn.execute(sa.select(epochs.c.epoch).where(epochs.c.user_id == user_id))).scalar()
+        return int(value or 0)
+
+    async def bump_epoch(self, user_id: str) -> int:
+        ins = self._insert(epochs).values(user_id=user_id, epoch=1)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[epochs.c.user_id], set_={"epoch": epochs.c.epoch + 1}
+        ).returning(epochs.c.epoch)
+        async with self._begin() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    # -- throttling counters ----------------------------------------------------------------
+    async def throttle_read(self, keys: Sequence[str], *, now: float, window: float) -> list[ThrottleState]:
+        stmt = sa.select(throttle.c.key, throttle.c.failures, throttle.c.last_failure_at).where(
+            throttle.c.key.in_(list(keys)), throttle.c.last_failure_at > now - window
+        )
+        async with self._begin() as conn:
+            rows = {row.key: row for row in await conn.execute(stmt)}
+        return [_state(rows.get(key), now, window) for key in keys]
+
+    async def throttle_update(
+        self, keys: Sequence[str], decide: ThrottleDecision, *, now: float, window: float
+    ) -> tuple[list[ThrottleState], list[ThrottleState] | None]:
+        keys = list(keys)
+        ordered = sorted(keys)
+        placeholders = [{"key": k, "failures": 0, "last_failure_at": 0.0, "expires_at": now} for k in ordered]
+        locked = (
+            sa.select(throttle.c.key, throttle.c.failures, throttle.c.last_failure_at)
+            .where(throttle.c.key.in_(ordered)).order_by(throttle.c.key).with_for_update()
+        )
+        states: list[ThrottleState] = []
+        try:
+            async with self._begin() as conn:
+                await conn.execute(self._insert(throttle).values(placeholders).on_conflict_do_nothing(
+                    index_elements=[throttle.c.key]))
+                rows = {row.key: row for row in await conn.execute(locked)}
+                states = [_state(rows.get(k), now, window) for k in keys]
+                new = decide(states)
+                if new is None:
+                    raise _Refused
+                for key, old, state in zip(keys, states, new, strict=True):
+                    if state.failures == 0:
+                        await conn.execute(throttle.delete().where(throttle.c.key == key))
+                    elif state != old:
+                        await conn.execute(throttle.update().where(throttle.c.key == key).values(
+                            failures=state.failures, last_failure_at=state.last_failure_at,
+                            expires_at=state.last_failure_at + window))
+        except _Refused:
+            return states, None
+        return states, list(new)
+
+    async def throttle_reset(self, *keys: str) -> None:
+        if keys:
+            async with self._begin() as conn:
+                await conn.execute(throttle.delete().where(throttle.c.key.in_(list(keys))))
+
+    # -- maintenance ------------------------------------------------------------------------
+    async def purge_expired(self, *, now: float) -> int:
+        async with self._begin() as conn:
+            n = (await conn.execute(sessions.delete().where(sa.not_(_live(now))))).rowcount
+            n += (await conn.execute(denylist.delete().where(denylist.c.until <= now))).rowcount
+            n += (await conn.execute(throttle.delete().where(throttle.c.expires_at <= now))).rowcount
+        return int(n)
+
+    async def ping(self) -> None:
+        async with self._begin() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self._hot.close()
+        if self._owns_engine:
+            await self._engine.dispose()

@@ -1,0 +1,107 @@
+"""This app's `SessionwardState` and this request's `RequestState` (kept in `flask.g`), and the reads of the
+request that both the cookie-session side (`extension.py`) and the token side (`jwt.py`) need. Importing only
+downwards, so neither of those imports the other."""
+
+from __future__ import annotations
+
+from time import perf_counter
+
+from flask import current_app, g, request
+
+from ..metrics import SESSION_LATENCY
+from ..sessions import Session
+from ..users import User
+from ..web import UNSET, RequestState, SessionwardState
+
+__all__ = [
+    "EXTENSION_KEY", "check_origin", "csrf_failed", "get_session", "get_user", "own_origin", "request_state",
+    "session_cookie_value", "state",
+]
+
+EXTENSION_KEY = "sessionward"
+_G_KEY = "_sessionward"  #: the attribute of `flask.g` holding this request's `RequestState`
+
+
+def state() -> SessionwardState:
+    """This app's `SessionwardState`."""
+    return current_app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+
+
+def request_state() -> RequestState:
+    """This request's `RequestState`, made on first use (one context lookup)."""
+    namespace = vars(g._get_current_object())
+    current = namespace.get(_G_KEY)
+    if current is None:
+        current = namespace[_G_KEY] = RequestState()
+    return current  # type: ignore[no-any-return]
+
+
+def session_cookie_value(st: SessionwardState | None = None) -> str | None:
+    """The session cookie, or None. Two cookies with the session's name (cookie tossing) count as none (C9);
+    the id is only ever read from the Cookie header, never from the URL or a form."""
+    values = request.cookies.getlist((st or state()).cookie.name)
+    if len(values) != 1:
+        return None
+    return values[0]
+
+
+def get_session() -> Session | None:
+    """The live session of this request, loaded once and only when asked (public pages pay nothing)."""
+    rs = request_state()
+    session = rs.session
+    if session is UNSET:
+        st = state()
+        value = session_cookie_value(st)
+        if value is None:
+            session = None
+        else:
+            started = perf_counter()
+            try:
+                session = st.sessions.load(value)
+            finally:
+                SESSION_LATENCY.observe(perf_counter() - started)
+            if session is None:
+                rs.dead_cookie = True  # expire it in the response
+        rs.session = session
+    return session
+
+
+def get_user() -> User | None:
+    """The signed-in user of this request: the access token's user once one was verified in this request
+    (`jwt_required`), else the cookie session's; or None. A disabled account is no user."""
+    rs = request_state()
+    user = rs.user
+    if user is UNSET:
+        user = None
+        claims = rs.claims
+        if claims is not None:
+            user_id, epoch = claims.sub, claims.epoch
+        else:
+            session = get_session()
+            user_id, epoch = (session.user_id, session.record.epoch) if session is not None else (None, 0)
+        if user_id is not None:
+            found = state().recent_users.get(user_id, epoch=epoch)
+            if found is not None and not found.disabled:
+                user = found
+        rs.user = user
+    return user
+
+
+def own_origin() -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def check_origin(st: SessionwardState) -> None:
+    """The Origin / Sec-Fetch-Site check of an unsafe request. Raises CSRFError."""
+    st.csrf.check_origin(
+        own_origin=own_origin(),
+        origin=request.headers.get("Origin"),
+        sec_fetch_site=request.headers.get("Sec-Fetch-Site"),
+    )
+
+
+def csrf_failed() -> None:
+    from .. import events
+
+    events.emit("csrf_failed", path=request.path, method=request.method)
+
