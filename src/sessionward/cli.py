@@ -101,8 +101,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Before anything imports prometheus_client: workers must inherit the multiprocess mode.
     from .extras import require
 
-    require("flask", "server")  # the reference service runs Flask under gunicorn: `pip install 'sessionward[server]'`
-    require("gunicorn", "server")
+    asgi = args.asgi or args.server == "uvicorn"
+    if asgi:  # the ASGI service under uvicorn (workers): `pip install 'sessionward[asgi]'`
+        for module in ("fastapi", "uvicorn", *(("gunicorn", "uvicorn_worker") if args.server == "gunicorn" else ())):
+            require(module, "asgi")
+    else:
+        require("flask", "server")  # the Flask service under gunicorn: `pip install 'sessionward[server]'`
+        require("gunicorn", "server")
     _metrics_dir(Path(args.instance or os.environ.get("SESSIONWARD_INSTANCE") or "instance").resolve())
     from .app.instance import check_private, database_urls, ensure_certificate, instance_path, private_paths
 
@@ -119,7 +124,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if f and not os.path.isfile(f):
             raise CLIError(f"no such file: {f}")
     check_private(private_paths(path, database_urls(path), args.keyfile))  # O6: refuse a loose instance
-    asgi = args.asgi or args.server == "uvicorn"
     _build_app(path, asgi=asgi)  # validates every setting and creates the schema before any worker starts
     svc = open_services(str(path))
     ensure_admin(svc)
