@@ -117,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                 from . import asgi_bench
 
                 wanted = [n for n in args.variants.split(",") if n] or None
-                extra.append(asgi_bench.markdown(asgi_bench.run_asgi(
-                    workdir, rounds=cfg["rounds"], n=cfg["n"], http_s=cfg["http_s"], http_rounds=cfg["http_rounds"],
-                    log=log, names=wanted)))
+                asgi = asgi_bench.run_asgi(workdir, rounds=cfg["rounds"], n=cfg["n"], http_s=cfg["http_s"],
+                                           http_rounds=cfg["http_rounds"], log=log, names=wanted)
+                extra.append(asgi_bench.markdown(asgi))
+                args.out.mkdir(parents=True, exist_ok=True)
+                asgi_bench.chart(args.out / "asgi.png", asgi)
     finally:
         cleanup_redis()
     elapsed = time.perf_counter() - t0

@@ -83,6 +83,12 @@ INPROC_GOALS = (
     ("asgi_cookie_redis", "ASGI cookie session on Redis vs starsessions + Redis",
      ("sw_asgi_cookie_redis_cache",), "starsessions_redis", 0.3),
 )
+#: no goal in the issue: shown for comparison (sessionward's tokens against fastapi-users')
+INFO_RATIOS = (
+    ("sw_asgi_jwt_sqlite", "fastapi_users_jwt"),
+    ("sw_asgi_jwt_redis_cache", "fastapi_users_jwt"),
+    ("sw_asgi_jwt_redis_cache", "fastapi_users_redis"),
+)
 HTTP_LIMIT = 0.85
 NOISY = 1.05  #: an HTTP ratio above this means the round's bare runs were disturbed: no verdict
 
@@ -325,6 +331,13 @@ def markdown(result: AsgiResult) -> str:
         lines += [f"| {g.text} ({names[g.config].label}) | {g.shown} | {g.better} {g.limit:g} | {_verdict(g)} |"
                   for g in gs]
         lines.append("")
+    info = [(ours, theirs) for ours, theirs in INFO_RATIOS if ours in result.overhead and theirs in result.overhead]
+    if info:
+        lines += ["Tokens, no goal (for comparison): " + "; ".join(
+            f"{names[o].label} / {names[t].label}: {result.overhead[o].median:.0f} / "
+            f"{result.overhead[t].median:.0f} us = {result.overhead[o].median / result.overhead[t].median:.2f}x"
+            for o, t in info if result.overhead[t].median > 0) + ".", ""]
+    lines += ["![ASGI part](asgi.png)", ""]
     lines += ["| variant | framework | us/request | overhead us | HTTP req/s | HTTP ratio to bare |",
               "|---|---|---|---|---|---|"]
     for name, absolute in result.absolute.items():
@@ -336,3 +349,41 @@ def markdown(result: AsgiResult) -> str:
             + (f"{statistics.median(rps):.0f}" if rps else "-") + " | "
             + (f"{statistics.median(ratio):.2f} ({min(ratio):.2f}..{max(ratio):.2f})" if ratio else "-") + " |")
     return "\n".join(lines)
+
+
+def chart(path: Path, result: AsgiResult) -> None:
+    """In-process overhead and HTTP ratio per variant (red: anchors, blue: sessionward), as `bench.report`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import _COLORS
+
+    names = by_name()
+    rows = [n for n in result.overhead if names[n].group != "bare"]
+    if not rows:
+        return
+    panels = 2 if result.http_ratio else 1
+    fig, axes = plt.subplots(1, panels, figsize=(10 * panels, 6), squeeze=False)
+    ax = axes[0][0]
+    med = [result.overhead[n].median for n in rows]
+    err = [[m - result.overhead[n].lo for n, m in zip(rows, med, strict=True)],
+           [result.overhead[n].hi - m for n, m in zip(rows, med, strict=True)]]
+    ax.barh([names[n].label for n in rows], med, xerr=err, color=[_COLORS[names[n].family] for n in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("overhead over the bare app of the same framework, us/request (median, min..max)")
+    ax.set_title("ASGI in-process overhead (red: anchors, blue: sessionward)", fontsize=10)
+    if result.http_ratio:
+        ax = axes[0][1]
+        shown = [n for n in rows if n in result.http_ratio]
+        ax.barh([names[n].label for n in shown], [statistics.median(result.http_ratio[n]) for n in shown],
+                color=[_COLORS[names[n].family] for n in shown])
+        ax.axvline(1.0, color="black", lw=0.8)
+        ax.axvline(HTTP_LIMIT, color="grey", lw=0.8, ls="--")
+        ax.invert_yaxis()
+        ax.set_xlabel(f"HTTP requests/s relative to bare ({result.generator})")
+        ax.set_title(f"HTTP, gunicorn + {WORKERS} uvicorn workers", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
