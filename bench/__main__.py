@@ -1,4 +1,4 @@
-"""`python -m bench --quick | --full [--only inproc,login,http,scale,profile,...] [--variants a,b] [--out DIR]`
+"""`python -m bench --quick | --full [--only inproc,login,http,scale,profile,...,asgi] [--variants a,b] [--out DIR]`
 
 Runs by hand, never in the test suite. Needs Redis at 127.0.0.1:6379 (db 15, keys `bench:<run id>:*` only, removed
 afterwards; `BENCH_REDIS_URL` overrides). Writes `results.md` and `results.png` to `bench/results/` (or `--out`),
@@ -31,10 +31,12 @@ MODES = {
 #: (SESSIONWARD_TOKEN_CACHE_SIZE), so its least-recently-used cache never hits.
 COLD_TOKENS = DEFAULT_CACHE_SIZE + DEFAULT_CACHE_SIZE // 4
 QUICK_HTTP_SKIP = {"sw_cookie_sqlite_user", "sw_jwt_hs256_core", "sw_jwt_hs256_core_redis_cache"}
-PARTS = ("inproc", "login", "http", "scale", "profile", "login_scale", "cache_window", "https", "storm")
+PARTS = ("inproc", "login", "http", "scale", "profile", "login_scale", "cache_window", "https", "storm", "asgi")
 #: parts of the Redis and serving work (issue 9): their own modules and sections of results.md
 EXTRA = {"login_scale": dict(quick=100, full=1000), "cache_window": dict(quick=100, full=500),
          "https": dict(quick=3.0, full=10.0), "storm": dict(quick=5.0, full=15.0)}
+#: the parts that measure the WSGI variants (`bench.apps`); the others set up only what they use
+WSGI_PARTS = {"inproc", "profile", "http"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="sw-bench-") as tmp:
             workdir = Path(tmp)
-            log(f"[{mode_name}] setting up {len(variants)} variants in {workdir}")
-            headers = {v.name: v.setup(workdir) for v in variants}
+            headers = {}
+            if parts & WSGI_PARTS:
+                log(f"[{mode_name}] setting up {len(variants)} variants in {workdir}")
+                headers = {v.name: v.setup(workdir) for v in variants}
             if "inproc" in parts:
                 log(f"cold tokens: {COLD_TOKENS} distinct credentials per token variant")
                 cold = {v.name: v.tokens(workdir, COLD_TOKENS) for v in variants if v.tokens is not None}
@@ -109,6 +113,15 @@ def main(argv: list[str] | None = None) -> int:
                 scale.append(scale_mod.run_sqlite(workdir, cfg["scale_n"], api_sample=cfg["api"], log=log))
                 scale.append(scale_mod.run_redis(cfg["scale_n"], api_sample=cfg["api"], log=log))
             extra = _run_extra(parts, mode_name, workdir, log)
+            if "asgi" in parts:
+                from . import asgi_bench
+
+                wanted = [n for n in args.variants.split(",") if n] or None
+                asgi = asgi_bench.run_asgi(workdir, rounds=cfg["rounds"], n=cfg["n"], http_s=cfg["http_s"],
+                                           http_rounds=cfg["http_rounds"], log=log, names=wanted)
+                extra.append(asgi_bench.markdown(asgi))
+                args.out.mkdir(parents=True, exist_ok=True)
+                asgi_bench.chart(args.out / "asgi.png", asgi)
     finally:
         cleanup_redis()
     elapsed = time.perf_counter() - t0

@@ -101,12 +101,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Before anything imports prometheus_client: workers must inherit the multiprocess mode.
     from .extras import require
 
-    require("flask", "server")  # the reference service runs Flask under gunicorn: `pip install 'sessionward[server]'`
-    require("gunicorn", "server")
+    asgi = args.asgi or args.server == "uvicorn"
+    if asgi:  # the ASGI service under uvicorn (workers): `pip install 'sessionward[asgi]'`
+        for module in ("fastapi", "uvicorn", *(("gunicorn", "uvicorn_worker") if args.server == "gunicorn" else ())):
+            require(module, "asgi")
+    else:
+        require("flask", "server")  # the Flask service under gunicorn: `pip install 'sessionward[server]'`
+        require("gunicorn", "server")
     _metrics_dir(Path(args.instance or os.environ.get("SESSIONWARD_INSTANCE") or "instance").resolve())
-    from .app import create_app
     from .app.instance import check_private, database_urls, ensure_certificate, instance_path, private_paths
-    from .server import run_gunicorn
 
     path = instance_path(args.instance)
     os.environ["SESSIONWARD_INSTANCE"] = str(path)
@@ -121,17 +124,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if f and not os.path.isfile(f):
             raise CLIError(f"no such file: {f}")
     check_private(private_paths(path, database_urls(path), args.keyfile))  # O6: refuse a loose instance
-    create_app(path)  # validates every setting and creates the schema before any worker starts
+    _build_app(path, asgi=asgi)  # validates every setting and creates the schema before any worker starts
     svc = open_services(str(path))
     ensure_admin(svc)
     certfile, keyfile = (args.certfile, args.keyfile) if args.certfile else ensure_certificate(path, hosts=(args.host,))
     management = _management_listener(args, svc)
-    print(f"sessionward serving https://{args.host}:{args.port}/ (instance {path})", flush=True)
+    kind = "ASGI, uvicorn" if args.server == "uvicorn" else "ASGI, gunicorn + uvicorn workers" if asgi else "WSGI"
+    print(f"sessionward serving https://{args.host}:{args.port}/ ({kind}; instance {path})", flush=True)
+    ready = management.start if management is not None else None
+    if args.server == "uvicorn":
+        from .server_asgi import run_uvicorn
+
+        run_uvicorn(host=args.host, port=args.port, workers=args.workers, certfile=str(certfile),
+                    keyfile=str(keyfile), before_serving=ready)
+        return 0
+    from .server import run_gunicorn
+
     run_gunicorn(
         host=args.host, port=args.port, workers=args.workers, certfile=str(certfile), keyfile=str(keyfile),
-        instance=str(path), when_ready=management.start if management is not None else None,
+        instance=str(path), when_ready=ready, asgi=asgi,
     )
     return 0
+
+
+def _build_app(path: Path, *, asgi: bool) -> None:
+    """Build the service once in this process: its settings are validated, and its schema and first signing
+    key are made, before any worker starts (the ASGI app runs its lifespan once: stores open and close)."""
+    if not asgi:
+        from .app import create_app
+
+        create_app(path)
+        return
+    from .server_asgi import check_lifespan, load_asgi_factory
+
+    check_lifespan(load_asgi_factory()(path))
 
 
 def _management_listener(args: argparse.Namespace, svc: Services) -> Any:
@@ -262,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = sub.add_parser("serve", parents=[common], help="run the reference service over HTTPS (gunicorn)")
+    serve.add_argument("--asgi", action="store_true",
+                       help="serve the ASGI (Starlette) service: gunicorn with uvicorn workers")
+    serve.add_argument("--server", choices=("gunicorn", "uvicorn"), default="gunicorn",
+                       help="gunicorn (default; the master keeps per-worker sockets) or uvicorn alone (implies --asgi)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--workers", type=int, default=2)

@@ -1,4 +1,5 @@
-"""Run the reference service under gunicorn (a real WSGI server) over TLS. Never Flask's debugger."""
+"""Run the reference service under gunicorn over TLS: the Flask app on gthread workers, or the ASGI app on
+uvicorn workers (`asgi=True`, see `server_asgi`). Never Flask's debugger."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ class SafeLogger(Logger):
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, options: dict[str, Any], instance: str) -> None:
+    def __init__(self, options: dict[str, Any], instance: str, factory: Callable[[str], Any] | None) -> None:
         self.options = options
         self.instance = instance
+        self.factory = factory
         super().__init__()
 
     def load_config(self) -> None:
@@ -37,9 +39,11 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        if self.factory is not None:
+            return self.factory(self.instance)  # each worker builds its own engines and connections
         from .app import create_app
 
-        return create_app(self.instance)  # each worker builds its own engines and connections
+        return create_app(self.instance)
 
 
 def _known_settings() -> set[str]:
@@ -58,9 +62,11 @@ def _mark_worker_dead(_arbiter: Any, worker: Any) -> None:
 
 def run_gunicorn(
     *, host: str, port: int, workers: int, certfile: str, keyfile: str, instance: str,
-    when_ready: Callable[[], None] | None = None,
+    when_ready: Callable[[], None] | None = None, asgi: bool = False, factory: Callable[[str], Any] | None = None,
 ) -> None:
-    """Serve until stopped. `when_ready` runs once in the master when it listens (the management listener)."""
+    """Serve until stopped. `when_ready` runs once in the master when it listens (the management listener).
+    `asgi`: uvicorn workers serving `factory(instance)` (default: the ASGI reference service); otherwise gthread
+    workers serving `factory(instance)` (default: the Flask reference service)."""
     options: dict[str, Any] = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
@@ -88,8 +94,14 @@ def run_gunicorn(
         "logger_class": SafeLogger,
         "child_exit": _mark_worker_dead,
     }
+    if asgi:
+        from .server_asgi import SessionwardUvicornWorker, load_asgi_factory
+
+        options["worker_class"] = SessionwardUvicornWorker
+        del options["threads"]
+        factory = factory or load_asgi_factory()
     if when_ready is not None:
         options["when_ready"] = lambda _arbiter: when_ready()
     if "control_socket_disable" in _known_settings():
         options["control_socket_disable"] = True  # no shared control socket between instances
-    _Gunicorn(options, instance).run()
+    _Gunicorn(options, instance, factory).run()

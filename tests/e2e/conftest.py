@@ -1,8 +1,12 @@
 """Fixtures for end-to-end tests: the real `sessionward serve` command and a real Chromium.
 
+- `flavour` (module, parametrized "wsgi" / "asgi"): every test that uses a server runs against both the Flask
+  service (gunicorn gthread workers) and the ASGI service (`serve --asgi`: gunicorn with uvicorn workers), so
+  the two cannot drift apart. pytest groups a module's tests by flavour, so each flavour's servers start once
+  per module. `-k wsgi` / `-k asgi` picks one.
 - `server` (module): one `sessionward serve` over HTTPS on a free port with a temporary instance folder.
-- `start_server` (module): factory for further servers in the module (e.g. other settings); all are stopped
-  at the end of the module.
+- `start_server` (module): factory for further servers in the module (e.g. other settings), of the module's
+  flavour unless `flavour=` says otherwise; all are stopped at the end of the module's flavour.
 - `playwright_instance`, `browser` (session): Debian's Chromium driven by Playwright (see shared/BROWSER.md);
   `CHROMIUM_PATH` overrides the binary. Missing Chromium skips, or fails when `CI` is set.
 - `context`, `page` (function): a fresh browser context that ignores the self-signed certificate.
@@ -17,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from serverproc import ServerProcess
+from serverproc import ServerProcess, asgi_missing
 
 CHROMIUM_HINT = "install chromium (apt-get install chromium) or set CHROMIUM_PATH"
 CHROMIUM_ARGS = [
@@ -62,13 +66,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 # -- the real server ---------------------------------------------------------------------------
 
+@pytest.fixture(scope="module", params=["wsgi", "asgi"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    """How the module's servers serve: "wsgi" (Flask) or "asgi" (Starlette under uvicorn workers)."""
+    if request.param != "wsgi":
+        reason = asgi_missing()
+        if reason:
+            pytest.skip(reason)
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServerProcess]]:
+def start_server(tmp_path_factory: pytest.TempPathFactory, flavour: str) -> Iterator[Callable[..., ServerProcess]]:
     """`start_server(env={...}, workers=1)` -> a started `ServerProcess` with a fresh instance folder."""
     started: list[ServerProcess] = []
 
     def start(**options: Any) -> ServerProcess:
         options.setdefault("instance", tmp_path_factory.mktemp("instance"))
+        options.setdefault("flavour", flavour)
         proc = ServerProcess(**options)
         started.append(proc)
         return proc.start()

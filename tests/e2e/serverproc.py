@@ -33,8 +33,10 @@ from typing import Mapping, Sequence
 import requests
 
 __all__ = [
+    "FLAVOURS",
     "ServerError",
     "ServerProcess",
+    "asgi_missing",
     "csrf_from",
     "free_port",
     "login",
@@ -44,6 +46,8 @@ __all__ = [
     "shared_secrets_env",
 ]
 
+#: how `sessionward serve` is told to serve each flavour
+FLAVOURS: dict[str, tuple[str, ...]] = {"wsgi": (), "asgi": ("--asgi",), "uvicorn": ("--server", "uvicorn")}
 ADMIN_BANNER = "First start: created user 'admin' with password:"
 _CSRF_RE = re.compile(r'name="csrf_token"\s+value="([^"]*)"')
 
@@ -51,6 +55,20 @@ _CSRF_RE = re.compile(r'name="csrf_token"\s+value="([^"]*)"')
 def shared_secrets_env() -> dict[str, str]:
     """Fresh keys for several instances of one deployment (they must agree on CSRF, refresh and KEK keys)."""
     return {f"SESSIONWARD_{name}": secrets.token_hex(32) for name in ("CSRF_KEY", "REFRESH_KEY", "KEK")}
+
+
+def asgi_missing() -> str | None:
+    """Why the ASGI service cannot be served from this tree, or None."""
+    import importlib.util
+
+    from sessionward.server_asgi import ASGI_FACTORY
+
+    module = ASGI_FACTORY.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    return None if found else f"the ASGI service ({module}) is not in this tree"
 
 
 class ServerError(RuntimeError):
@@ -119,7 +137,13 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
         management_port: int | None = None,
+        flavour: str = "wsgi",
     ) -> None:
+        if flavour not in FLAVOURS:
+            raise ValueError(f"flavour must be one of {sorted(FLAVOURS)}")
+        #: "wsgi" (the Flask app, gunicorn gthread workers), "asgi" (the ASGI app, gunicorn + uvicorn workers)
+        #: or "uvicorn" (the ASGI app under uvicorn alone)
+        self.flavour = flavour
         self.instance = Path(instance)
         self.host = host
         self.port = port or free_port(host)
@@ -184,7 +208,7 @@ class ServerProcess:
             "--host", self.host, "--port", str(self.port),
             "--instance", str(self.instance), "--workers", str(self.workers),
             "--management-port", str(self.management_port),
-            *self.extra_args,
+            *FLAVOURS[self.flavour], *self.extra_args,
         ]
         self._proc = subprocess.Popen(
             cmd,
@@ -272,7 +296,8 @@ class ServerProcess:
         return self._proc.pid if self._proc is not None else None
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers of the running server: processes of its group whose parent is the master."""
+        """The workers of the running server: processes of its group whose parent is the master (gunicorn's
+        workers, or uvicorn's supervised workers)."""
         master = self.pgid
         if master is None:
             return []
@@ -304,7 +329,7 @@ class ServerProcess:
     def describe(self, lines: int = 40) -> str:
         """A few lines for a failure report: address, state, and the tail of the output."""
         state = "running" if self.running else f"stopped (exit {self._last_exit})"
-        return f"{self.base_url} instance={self.instance} {state}\n{self._tail(lines)}"
+        return f"{self.base_url} ({self.flavour}) instance={self.instance} {state}\n{self._tail(lines)}"
 
     def _tail(self, lines: int = 40) -> str:
         with self._lock:

@@ -83,9 +83,10 @@ class Edge:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def edge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+def edge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, flavour: str) -> Iterator[Edge]:
     with _database(request.param, request) as env:
-        server = ServerProcess(instance=tmp_path_factory.mktemp(f"edge-{request.param}"), env={**env, **NO_THROTTLE})
+        server = ServerProcess(instance=tmp_path_factory.mktemp(f"edge-{flavour}-{request.param}"),
+                               env={**env, **NO_THROTTLE}, flavour=flavour)
         with server:
             yield Edge(server)
             output = server.output_text()

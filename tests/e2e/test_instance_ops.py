@@ -16,7 +16,7 @@ import pytest
 import requests
 from cryptography import x509
 
-from serverproc import ServerProcess, free_port, new_http_session, run_cli, sessionward_command
+from serverproc import FLAVOURS, ServerProcess, free_port, new_http_session, run_cli, sessionward_command
 
 pytestmark = pytest.mark.server
 
@@ -52,17 +52,17 @@ def test_O6_cli_under_umask_022_creates_only_private_files(tmp_path: Path) -> No
     assert loose(instance) == []
 
 
-def start_failure(instance: Path) -> subprocess.CompletedProcess[str]:
+def start_failure(instance: Path, flavour: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*sessionward_command(), "serve", "--instance", str(instance), "--port", str(free_port()),
-         "--management-port", str(free_port())],
+         "--management-port", str(free_port()), *FLAVOURS[flavour]],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARD_")},
     )
 
 
 @pytest.mark.parametrize("name", [".", "sessionward.db", "secrets.json", "tls-key.pem"])
-def test_O6_serve_refuses_a_loose_instance_naming_the_path(tmp_path: Path, name: str) -> None:
+def test_O6_serve_refuses_a_loose_instance_naming_the_path(tmp_path: Path, name: str, flavour: str) -> None:
     instance = tmp_path / "inst"
     made = run_cli("users", "add", "dave", "--password-stdin", instance=instance, input="o6-" + os.urandom(8).hex() + "\n")
     assert made.returncode == 0, made.stderr
@@ -71,7 +71,7 @@ def test_O6_serve_refuses_a_loose_instance_naming_the_path(tmp_path: Path, name:
     key.chmod(0o600)
     target = (instance / name).resolve()
     target.chmod(0o755 if target.is_dir() else 0o644)
-    result = start_failure(instance)
+    result = start_failure(instance, flavour)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(target) in lines[0], result.stderr
@@ -91,10 +91,11 @@ def non_loopback_address() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def public_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def public_server(tmp_path_factory: pytest.TempPathFactory, flavour: str) -> Iterator[ServerProcess]:
     # the service on every address (the last --host wins); the tests talk to it on loopback
     # two workers: the management listener (in the master) must see what either of them counted
-    with ServerProcess(instance=tmp_path_factory.mktemp("ops"), workers=2, extra_args=["--host", "0.0.0.0"]) as server:
+    with ServerProcess(instance=tmp_path_factory.mktemp("ops"), workers=2, extra_args=["--host", "0.0.0.0"],
+                       flavour=flavour) as server:
         yield server
 
 
@@ -157,14 +158,14 @@ def test_login_nonce_cookie_response_is_not_cacheable(public_server: ServerProce
     assert "no-store" in r.headers.get("Cache-Control", ""), r.headers
 
 
-def test_a_taken_management_port_stops_serve_with_one_line(tmp_path: Path) -> None:
+def test_a_taken_management_port_stops_serve_with_one_line(tmp_path: Path, flavour: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
             [*sessionward_command(), "serve", "--instance", str(tmp_path / "inst"), "--port", str(free_port()),
-             "--management-port", str(port)],
+             "--management-port", str(port), *FLAVOURS[flavour]],
             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
             env={k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARD_")},
         )

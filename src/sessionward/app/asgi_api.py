@@ -9,9 +9,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ..asgi import RequireToken, context, csrf_exempt, get_user, state
+from ..asgi.errors import JSONResponse
 from ..bearer import FreshTokenRequired
 from ..exceptions import InvalidCredentials, NotFound, StoreUnavailable, TokenError
 from ..ids import looks_like_public_id

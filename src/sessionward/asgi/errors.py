@@ -11,7 +11,8 @@ from http import HTTPStatus
 from jinja2 import Environment
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse as _JSONResponse
 
 from ..bearer import bearer_refusal
 from ..exceptions import ConfigError, Overloaded, SessionwardError, StoreUnavailable, Throttled, TokenError
@@ -27,7 +28,15 @@ from ..httpshape import (
 )
 from ..text import log_safe
 
-__all__ = ["SignInFirst", "error_response", "exception_response", "wants_json"]
+__all__ = ["JSONResponse", "SignInFirst", "error_response", "exception_response", "wants_json"]
+
+
+class JSONResponse(_JSONResponse):
+    """Starlette's compact JSON answer ending in a newline, as Flask's `jsonify` ends it: both services send the
+    same bytes (a shell script that prints two answers in a row sees two lines from either)."""
+
+    def render(self, content: object) -> bytes:
+        return super().render(content) + b"\n"
 
 log = logging.getLogger("sessionward.asgi")
 _PAGE = Environment(autoescape=True).from_string(ERROR_PAGE)
