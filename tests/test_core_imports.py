@@ -11,6 +11,7 @@ CORE = [
     "sessionward.throttle", "sessionward.auth", "sessionward.stores.sql", "sessionward.stores.redis",
     "sessionward.tokens", "sessionward.events", "sessionward.metrics",
     "sessionward.audit", "sessionward.audit.cli", "sessionward.audit.report", "sessionward.audit.probes",
+    "sessionward.dpop", "sessionward.dbsc", "sessionward.popkeys", "sessionward.timedmac", "sessionward.sfv",
 ]
 
 
