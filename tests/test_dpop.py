@@ -316,6 +316,7 @@ def nonce_verifier() -> DPoPVerifier:
 
 def test_T15_nonce_missing_gives_use_dpop_nonce(nonce_verifier: DPoPVerifier, client: DPoPClient) -> None:
     err = refused(nonce_verifier, client.proof("GET", URL, now=NOW), error=UseDPoPNonce)
+    assert err.reason == "nonce missing"
     assert err.nonce and err.resource_headers()["DPoP-Nonce"] == err.nonce
     assert err.resource_headers()["WWW-Authenticate"] == (
         'DPoP error="use_dpop_nonce", error_description="Server requires nonce in DPoP proof", '

@@ -15,6 +15,7 @@ the client sent it (the raw request target, not a decoded `PATH_INFO`).
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlsplit
 
@@ -66,9 +67,16 @@ def _remove_dot_segments(path: str) -> str:
 
 
 def normalize_htu(url: object) -> str:
-    """`url` normalised for comparison as an `htu` (module docstring). Raises `ValueError`."""
+    """`url` normalised for comparison as an `htu` (module docstring). Raises `ValueError`.
+
+    Results are remembered (bounded LRU): a server sees the same few URLs, a client sends the same `htu`."""
     if not isinstance(url, str) or len(url) > MAX_URL_CHARS or _PRINTABLE.fullmatch(url) is None:
         raise ValueError("not a printable ASCII URL of bounded length")
+    return _normalize(url)
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalize(url: str) -> str:
     parts = urlsplit(url)  # ValueError for a bad IPv6 literal
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
