@@ -136,6 +136,14 @@ def test_C15_registration_challenge_stale(server: DBSCServer) -> None:
     assert exc.value.reason == "registration challenge expired"
 
 
+def test_C15_bare_jwt_response_accepted_as_chromium_sends_it(server: DBSCServer) -> None:
+    """The draft makes `Secure-Session-Response` an sf-string; Chromium 156 sends the bare JWT (an sf-token)."""
+    browser = DBSCBrowser()
+    headers = browser.register(server.registration_header(binding=LOGIN, now=NOW))
+    bare = headers["Secure-Session-Response"].strip('"')
+    assert server.verify_registration(responses=[bare], binding=LOGIN, now=NOW).key.jwk == browser.public_jwk
+
+
 def test_C15_registration_authorization_must_match(server: DBSCServer) -> None:
     browser = DBSCBrowser()
     headers = browser.register(server.registration_header(binding=LOGIN, now=NOW, authorization="code-1"))
@@ -322,9 +330,10 @@ def test_C15_refresh_payload_not_json_refused(server: DBSCServer) -> None:
     assert exc.value.reason == "refresh payload malformed"
 
 
-@pytest.mark.parametrize("values", [[], ['"a"', '"b"'], ["token"], ['"has space"'], ['"' + "a" * 65 + '"']])
+@pytest.mark.parametrize("values", [[], ['"a"', '"b"'], ["a b"], ["tok;x"], ['"has space"'], ['"' + "a" * 65 + '"']])
 def test_C15_session_id_header(server: DBSCServer, values: list[str]) -> None:
     assert server.session_identifier([f'"{SID}";x=1']) == SID
+    assert server.session_identifier([f" {SID}"]) == SID  # Chromium 156 sends the bare identifier
     with pytest.raises(DBSCError):
         server.session_identifier(values)
 

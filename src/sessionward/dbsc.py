@@ -10,7 +10,8 @@ The protocol, exactly as implemented:
   `Secure-Session-Registration: (ES256 RS256);path="/dbsc/register";challenge="<c>"` (an RFC 9651 list of
   inner lists of algorithm tokens, parameters `path` (required), `challenge`, `authorization` (optional)).
 - The browser makes a key and POSTs to `path` with `Secure-Session-Response: "<JWT>"` (an sf-string; its
-  parameters ignored), and `Authorization: <authorization>` when the offer had one. The JWT ("DBSC proof"):
+  parameters ignored; Chromium 156 sends the bare JWT, an sf-token, which is accepted too), and
+  `Authorization: <authorization>` when the offer had one. The JWT ("DBSC proof"):
   header `{"alg": "ES256"|"RS256", "typ": "dbsc+jwt", "jwk": <public JWK>}`, payload
   `{"jti": "<challenge>", "authorization": "<authorization>"}` (`authorization` only if offered), signed by
   the new key. The draft also allows alg `none` (no key): sessionward never offers or accepts it.
@@ -19,9 +20,10 @@ The protocol, exactly as implemented:
   "scope_specification": []}, "credentials": [{"type": "cookie", "name": "<short cookie>",
   "attributes": "Path=/; Secure; HttpOnly; SameSite=Lax"}], "allowed_refresh_initiators": []}` (optional
   `continue`, default true; `scope.origin` defaults to the registration URL's origin), plus the short cookie.
-- Refresh: when the short cookie is missing the browser POSTs to `refresh_url` with
-  `Sec-Secure-Session-Id: "<id>"` and, if it has a cached challenge, `Secure-Session-Response: "<JWT>"`
-  with header `{"alg", "typ": "dbsc+jwt"}` (no `jwk`: its presence is an error) and payload `{"jti": "<c>"}`.
+- Refresh: when the short cookie is missing (or about to expire) the browser POSTs to `refresh_url` with
+  `Sec-Secure-Session-Id: "<id>"` (Chromium 156 sends the bare `<id>`; both are accepted) and, if it has a
+  cached challenge, `Secure-Session-Response: "<JWT>"` with header `{"alg", "typ": "dbsc+jwt"}` (no `jwk`:
+  its presence is an error) and payload `{"jti": "<c>"}`.
   The server answers 403 with `Secure-Session-Challenge: "<c>";id="<id>"` to ask for a (new) proof (the
   browser retries with it), 200 with the new short cookie (and optionally instructions) on success, any other
   4xx to end the session in the browser. `Secure-Session-Challenge` may also ride on any response to cache the
@@ -260,6 +262,9 @@ class DBSCServer:
         `DBSCError` (400, an unknown session for the browser)."""
         if isinstance(values, str) or len(values) != 1:
             raise DBSCError("exactly one Sec-Secure-Session-Id is needed")
+        value = values[0].strip(" \t") if isinstance(values[0], str) else values[0]
+        if isinstance(value, str) and _ID.fullmatch(value):
+            return value  # Chromium 156 sends the bare identifier, not the draft's sf-string
         try:
             return _check_id(parse_string_item(values[0]))
         except ValueError:
@@ -306,7 +311,9 @@ class DBSCServer:
         """The one `Secure-Session-Response` JWT, header checked (and its key parsed on registration)."""
         if isinstance(responses, str) or len(responses) != 1:
             raise ProofFormatError("exactly one Secure-Session-Response is needed")
-        jws = split_compact(parse_string_item(responses[0]), max_bytes=self.policy.max_proof_bytes)
+        # The draft makes the value an sf-string; Chromium 156 sends the bare JWT, which parses as an sf-token.
+        proof = parse_string_item(responses[0], allow_token=True)
+        jws = split_compact(proof, max_bytes=self.policy.max_proof_bytes)
         header = jws.header
         if header.get("typ") != DBSC_TYPE:
             raise ProofFormatError("typ is not dbsc+jwt")

@@ -20,6 +20,7 @@ _BARE = "|".join((
 _PARAMS = re.compile(rf"(?:;[ ]*{_KEY}(?:=(?:{_BARE}))?)*")
 _STRING = re.compile(r'"((?:[\x20-\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
 _UNESCAPE = re.compile(r"\\([\"\\])")
+_TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+.^_`|~0-9A-Za-z:/-]*")
 
 
 def serialize_string(value: str) -> str:
@@ -34,13 +35,17 @@ def serialize_string_item(value: str, **params: str) -> str:
     return serialize_string(value) + "".join(f";{key}={serialize_string(v)}" for key, v in params.items())
 
 
-def parse_string_item(field: str) -> str:
+def parse_string_item(field: str, *, allow_token: bool = False) -> str:
     """The string of a field value that is one sf-string item with (ignored) parameters, surrounding spaces
-    allowed. Raises ValueError for anything else (another item type, a list, bad escapes, too long)."""
+    allowed; with `allow_token`, an sf-token item is accepted too and its text returned. Raises ValueError for
+    anything else (another item type, a list, bad escapes, too long)."""
     if not isinstance(field, str) or len(field) > MAX_FIELD_CHARS:
         raise ValueError("not a bounded string field")
     text = field.strip(" \t")
     match = _STRING.match(text)
-    if match is None or _PARAMS.fullmatch(text, match.end()) is None:
-        raise ValueError("not an sf-string item")
-    return _UNESCAPE.sub(r"\1", match[1])
+    if match is not None and _PARAMS.fullmatch(text, match.end()) is not None:
+        return _UNESCAPE.sub(r"\1", match[1])
+    token = _TOKEN.match(text) if allow_token else None
+    if token is not None and _PARAMS.fullmatch(text, token.end()) is not None:
+        return token[0]
+    raise ValueError("not an sf-string item")
