@@ -290,6 +290,8 @@ def test_T15_replay_key_is_per_key_and_jti(verifier: DPoPVerifier, client: DPoPC
     other = accepted(verifier, DPoPClient().proof("GET", URL, now=NOW, jti="abc"))
     assert one.replay_key == again.replay_key != other.replay_key
     assert one.replay_key.startswith("dpop-jti:") and len(one.replay_key) == 73
+    err = verifier.replayed(again)
+    assert err.reason == "jti replayed" and err.code == "invalid_dpop_proof"
     # remembered exactly as long as the proof could pass the iat check
     late = accepted(verifier, client.proof("GET", URL, now=NOW - 30, jti="old"))
     assert late.replay_until == NOW - 30 + verifier.policy.max_age

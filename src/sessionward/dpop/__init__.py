@@ -6,7 +6,7 @@ a JWS signed by the key over the request's method and URL (and the token's hash)
 Wiring (the adapters do only this):
 - token endpoint (`/api/login`, `/api/refresh`): `verifier.verify(method=, url=, proofs=, now=)` when the
   request has a `DPoP` header -> `DPoPProof`; `store.use_once(proof.replay_key, proof.replay_until, now)`
-  (False -> `InvalidDPoPProof("jti replayed")`); issue tokens with `proof.confirmation` as extra claims,
+  (False -> `raise verifier.replayed(proof)`); issue tokens with `proof.confirmation` as extra claims,
   `token_type: "DPoP"`; on refresh, `check_refresh_binding(verifier, bound_jkt=, proof=)` first;
 - protected resource: `parse_authorization(values, algs=)` -> `(scheme, token)`; verify the token as today;
   `check_token_binding(verifier, scheme=, access_token=, jkt=token_jkt(claims.extra), method=, url=,

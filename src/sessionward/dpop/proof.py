@@ -139,6 +139,10 @@ class DPoPVerifier:
             return None
         return self.new_nonce(now=now)
 
+    def replayed(self, proof: DPoPProof) -> InvalidDPoPProof:
+        """The error to raise when the store's `use_once(proof.replay_key, ...)` returned False."""
+        return self._refuse("jti replayed")
+
     def challenge(self) -> str:
         """The `WWW-Authenticate` value of a 401 for a request without any token (no error code)."""
         return f'DPoP algs="{self.policy.algs_value}"'
