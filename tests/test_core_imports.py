@@ -16,6 +16,7 @@ CORE = [
     "sessionward.audit", "sessionward.audit.cli", "sessionward.audit.report", "sessionward.audit.probes",
     "sessionward.aio.stores", "sessionward.aio.stores.sql", "sessionward.aio.stores.redis",
     "sessionward.aio.stores.cache",
+    "sessionward.dpop", "sessionward.dbsc", "sessionward.popkeys", "sessionward.timedmac", "sessionward.sfv",
 ]
 
 
