@@ -190,7 +190,10 @@ def test_redis_killed_mid_run_fails_closed_then_recovers(
     assert any(o.status == 200 for o in valid if o.ended < killed), "no successful request before the kill"
     late = [o for o in valid if o.started > killed and o.status == 200]
     assert not late, late[:3]
-    assert any(o.status == 303 for o in valid if o.started > up), "the old session must be gone after restart"
+    # ... and after the restart it is refused (a login redirect), asked of each instance once the run is over
+    # (under load the clients may have made no dashboard request between recovery and stop)
+    for s in servers:
+        assert dashboard_status(s, cookie) == 303, "the old session must be gone after restart"
     # the access token is signed and checked against the denylist/epoch in Redis: no 200 while it was down
     assert not [o for o in outcomes if o.kind == "profile-valid" and o.started > killed and o.ended < restarting
                 and o.status == 200]
