@@ -106,6 +106,8 @@ TABLE: tuple[Setting, ...] = (
        aliases=("THROTTLE_ACCOUNT_FREE",)),
     _s("THROTTLE_ADDRESS_FREE", "whole", 20, "throttle",
        "failed logins allowed per client address before backoff starts", aliases=("THROTTLE_ADDRESS_FREE",)),
+    _s("THROTTLE_BASE_BACKOFF", "seconds", 2.0, "throttle", "the wait after the first throttled failure, doubled "
+       "with each further one", aliases=("THROTTLE_BASE_BACKOFF",)),
     _s("THROTTLE_MAX_BACKOFF", "seconds", 900.0, "throttle",
        "the longest any client waits after its last failure (no permanent lockout)", aliases=("THROTTLE_MAX_BACKOFF",)),
     _s("HASH_CONCURRENCY", "whole", None, "hashing", "password hashes (argon2id, 64 MiB each) running at once per "

@@ -276,6 +276,7 @@ def _build(r: Reader) -> Settings:
     throttle = _policy(lambda: ThrottlePolicy(
         account_free=r.whole("SESSIONWARD_THROTTLE_ACCOUNT_FREE"),
         address_free=r.whole("SESSIONWARD_THROTTLE_ADDRESS_FREE"),
+        base_backoff=r.seconds("SESSIONWARD_THROTTLE_BASE_BACKOFF"),
         max_backoff=r.seconds("SESSIONWARD_THROTTLE_MAX_BACKOFF"),
     ))
     store_url = r.text("SESSIONWARD_STORE_URL")
