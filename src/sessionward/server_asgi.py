@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -148,11 +149,26 @@ def uvicorn_log_config() -> dict[str, Any]:
     return config
 
 
+def _stop_resource_tracker() -> None:
+    """End and reap multiprocessing's resource tracker (started for the spawned workers) before `serve` exits,
+    so no child of it outlives it, as gunicorn's master reaps every worker."""
+    import contextlib
+    from multiprocessing import resource_tracker
+
+    with contextlib.suppress(Exception):
+        resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
+
+
+def _exit_zero(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def run_uvicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: str,
                 before_serving: Callable[[], None] | None = None) -> None:
-    """Serve with uvicorn alone until stopped: one process for `workers=1`, else uvicorn's supervisor with
-    spawned workers sharing one socket (no per-worker sockets: use gunicorn for `reuse_port`). The instance
-    folder reaches the factory through `SESSIONWARD_INSTANCE`. `before_serving` runs first, in this process."""
+    """Serve with uvicorn alone until stopped: one process (our `Server`) for `workers=1`, else uvicorn's
+    supervisor with spawned workers sharing one socket (no per-worker sockets, and a stop waits up to 4 s for
+    idle keep-alive clients: gunicorn does both better). The instance folder reaches the factory through
+    `SESSIONWARD_INSTANCE`. `before_serving` runs first, in this process."""
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(
@@ -162,7 +178,10 @@ def run_uvicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: s
     server = Server(config)
     if before_serving is not None:
         before_serving()
-    if workers > 1:  # as `uvicorn.run` does, with our `Server`
-        Multiprocess(config, target=server.run, sockets=[config.bind_socket()]).run()
+    # uvicorn stops gracefully on SIGTERM, then raises it again for the handler it found: end with 0, as gunicorn
+    signal.signal(signal.SIGTERM, _exit_zero)
+    if workers > 1:  # as `uvicorn.run` does; uvicorn's supervisor runs its own `uvicorn.Server` in each worker
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        _stop_resource_tracker()
     else:
         server.run()
