@@ -11,6 +11,8 @@ CORE = [
     "sessionward.throttle", "sessionward.auth", "sessionward.stores.sql", "sessionward.stores.redis",
     "sessionward.tokens", "sessionward.events", "sessionward.metrics",
     "sessionward.audit", "sessionward.audit.cli", "sessionward.audit.report", "sessionward.audit.probes",
+    "sessionward.aio.stores", "sessionward.aio.stores.sql", "sessionward.aio.stores.redis",
+    "sessionward.aio.stores.cache",
 ]
 
 

@@ -202,3 +202,22 @@ def test_burst_throttle_update_loses_no_count_and_bump_epoch_is_atomic(any_sql_u
             await store.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.postgres
+def test_O5_async_driver_errors_never_carry_the_parameters(postgres_url: str) -> None:
+    """As the sync engine's: a value the driver refuses (NUL on PostgreSQL) raises an error whose text does not
+    contain it."""
+    secret_text = "typed-by-a-user-\x00-secret"
+
+    async def main() -> None:
+        engine = aio_db.make_engine(postgres_url)
+        try:
+            with pytest.raises(Exception) as info:  # noqa: PT011 - any driver error; its text is the point
+                async with engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT :v"), {"v": secret_text})
+            assert "typed-by-a-user" not in str(info.value)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())

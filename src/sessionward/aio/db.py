@@ -2,9 +2,9 @@
 SQLite tuned for a single machine (WAL), PostgreSQL through psycopg 3, a versioned schema, and driver
 errors turned into `StoreUnavailable` so that callers fail closed.
 
-Async (this module, SQLAlchemy's async engine: SQLite through aiosqlite, PostgreSQL through psycopg 3's async
-connections) and sync (the generated `sessionward.db`). Each flavour has its own `metadata`, so that both
-flavours of a module can define the same tables in one process.
+One source for both flavours: the async module (SQLAlchemy's async engine: SQLite through aiosqlite, PostgreSQL
+through psycopg 3's async connections) and the sync one generated from it (sqlite3, psycopg 3). Each flavour has
+its own `metadata`, so that both flavours of a module can define the same tables in one process.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """unasync: hand-written. The per-request SQL reads for asyncio (the async twin of `sessionward/hotsql.py`,
-same names; the flavours differ in kind: a worker thread here, the caller's thread there).
+same names; the flavours differ in kind: worker threads here, the caller's thread there).
 
-- SQLite on disk: the sync `HotReads` (a raw sqlite3 connection, answers remembered while `PRAGMA data_version`
-  is unchanged) runs on one worker thread of this store: one hop off the event loop per read, the version check
-  and the query included. Measured faster here than aiosqlite's connection thread (`bench/aio_sqlite.py`; see the
-  README's design notes).
+- SQLite on disk: the sync `HotReads` (a raw sqlite3 connection per thread, answers remembered while
+  `PRAGMA data_version` is unchanged) runs on the store's own worker threads: one hop off the event loop per read,
+  the version check and the query included. Measured faster here than aiosqlite (`python -m bench.aio_sqlite`; see
+  the README's design notes); own threads, so that work queued on the loop's default executor (password hashing)
+  never delays a session read.
 - PostgreSQL: the statement runs on the pooled psycopg 3 async connection itself (no SQLAlchemy result layer);
   the pool's reset on return ends the read transaction.
 - anything else (in-memory SQLite): through the pooled connection's `exec_driver_sql`.
@@ -28,6 +29,9 @@ __all__ = ["AsyncHotReads", "Compiled"]
 
 T = TypeVar("T")
 
+#: worker threads per store for SQLite reads (see the README's design notes for the measurement)
+WORKERS = 4
+
 _CONNECT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError, sa.exc.TimeoutError)
 
 
@@ -35,14 +39,15 @@ class AsyncHotReads:
     """Run `Compiled` reads without blocking the event loop. Raises `StoreUnavailable` when the database
     cannot be reached (or after `close`)."""
 
-    def __init__(self, engine: AsyncEngine, *, what: str) -> None:
+    def __init__(self, engine: AsyncEngine, *, what: str, workers: int = WORKERS) -> None:
         self._engine = engine
         self._what = what
         url = engine.url
         on_disk = engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:")
         # the sync reader only uses the engine's URL and dialect, which the async engine shares
         self._reader = HotReads(engine, what=what) if on_disk else None  # type: ignore[arg-type]
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="sessionward-sql-reads") if on_disk else None
+        # each worker thread has its own read-only connection and remembered answers (as each sync caller's thread)
+        self._worker = ThreadPoolExecutor(workers, thread_name_prefix="sessionward-sql-reads") if on_disk else None
         self._psycopg = engine.dialect.driver == "psycopg"
         self._errors: tuple[type[BaseException], ...] = _driver_errors(engine)  # type: ignore[arg-type]
 
@@ -84,11 +89,18 @@ class AsyncHotReads:
             raise StoreUnavailable(f"{self._what} unavailable: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
-        """Close the worker thread's SQLite connection and stop the thread. Pooled connections belong to the
-        engine."""
-        if self._worker is not None and self._reader is not None:
-            try:
-                await asyncio.get_running_loop().run_in_executor(self._worker, self._reader.close)
-            except RuntimeError:  # closed already
-                return
-            self._worker.shutdown(wait=False)
+        """Stop the worker threads (after the reads already queued) and close their SQLite connections, off the
+        loop. Pooled connections belong to the engine."""
+        worker, reader = self._worker, self._reader
+        if worker is None or reader is None:
+            return
+        try:
+            worker.submit(int)  # refused once shut down: closed already
+        except RuntimeError:
+            return
+
+        def stop() -> None:
+            worker.shutdown(wait=True)
+            reader.close()
+
+        await asyncio.to_thread(stop)

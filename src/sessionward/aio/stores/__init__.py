@@ -60,18 +60,13 @@ async def open_async_store(url: str, **options: object) -> AsyncSessionStore:
     raise ConfigError("SESSIONWARD_STORE_URL", f"unknown store URL scheme {scheme!r}; use sqlite, postgresql or redis")
 
 
+_CLASSES = {"AsyncSQLStore": "sql", "AsyncRedisStore": "redis", "AsyncCachedStore": "cache"}
+
+
 def __getattr__(name: str) -> object:
     """The store classes, imported when first named (`from sessionward.aio.stores import AsyncSQLStore`)."""
-    if name == "AsyncSQLStore":
-        from sessionward.aio.stores.sql import AsyncSQLStore
+    if name in _CLASSES:
+        import importlib
 
-        return AsyncSQLStore
-    if name == "AsyncRedisStore":
-        from sessionward.aio.stores.redis import AsyncRedisStore
-
-        return AsyncRedisStore
-    if name == "AsyncCachedStore":
-        from sessionward.aio.stores.cache import AsyncCachedStore
-
-        return AsyncCachedStore
+        return getattr(importlib.import_module(f"sessionward.aio.stores.{_CLASSES[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
