@@ -87,7 +87,9 @@ def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
 
 # -- the real browser --------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an asyncio loop on the main thread while it is open, and
+# the asyncio tests (tests/aio, tests/stores/test_aio_*) cannot run their own loops there meanwhile.
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Any]:
     path = chromium_path()
     if path is None:
@@ -101,7 +103,7 @@ def playwright_instance() -> Iterator[Any]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance: Any) -> Iterator[Any]:
     path = chromium_path()
     try:
