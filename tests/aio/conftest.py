@@ -8,6 +8,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import pytest_asyncio
@@ -36,13 +37,32 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+def aio_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of the async tests' own (beside the session's `postgres_url`, on the same server),
+    dropped at the end: what they leave behind (key rows sealed under their own key-encryption keys, users,
+    counters) never meets the sync tests."""
+    import psycopg
+
+    admin_url = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    name = f"sw_test_aio_{secrets.token_hex(6)}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(admin_url)
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The SQL database of the test (the users table and the key set; the store too unless it is Redis): the
-    session's PostgreSQL test database on "postgres", else a fresh SQLite file. Records of different tests
-    never meet in the shared one: every id is random."""
+    async tests' PostgreSQL database on "postgres", else a fresh SQLite file. Records of different tests never
+    meet in the shared one: every id is random."""
     if backend == "postgres":
-        return str(request.getfixturevalue("postgres_url"))
+        return str(request.getfixturevalue("aio_postgres_url"))
     return f"sqlite:///{tmp_path / 'store.db'}"
 
 

@@ -1,5 +1,5 @@
 """unasync: hand-written. The per-request SQL reads for asyncio (the async twin of `sessionward/hotsql.py`,
-same names; the flavours differ in kind: a worker thread here, the caller's thread there).
+same names; the flavours differ in kind: worker threads here, the caller's thread there).
 
 - SQLite on disk: the sync `HotReads` (a raw sqlite3 connection per thread, answers remembered while
   `PRAGMA data_version` is unchanged) runs on the store's own worker threads: one hop off the event loop per read,

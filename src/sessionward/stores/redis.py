@@ -61,6 +61,7 @@ from sessionward.exceptions import ConfigError, CreateError, StoreError, StoreUn
 from sessionward.stores import _redis_convert as conversion
 from sessionward.stores import _redis_legacy as legacy
 from sessionward.stores import _redis_record as fmt
+from sessionward.stores import _redis_scan as scan
 from sessionward.stores._flavour import sleep
 from sessionward.stores._redis_client import _UNAVAILABLE, RedisURL, _is_cluster, make_client, parse_redis_url
 from sessionward.stores._redis_lua import (
@@ -454,24 +455,9 @@ class RedisStore:
         records = [r for r in records if r.user_id == user_id]
         return sorted(records, key=lambda r: (-r.created_at, r.id))
 
-    def _scan(self, suffix: str) -> list[str]:
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._p) + suffix
-
-        def keys() -> list[str]:
-            return [_s(k) for k in self._client.scan_iter(match=pattern, count=1000)]
-
-        return self._read(keys)  # type: ignore[no-any-return]
-
-    def _users(self, suffix: str = "ix") -> list[str]:
-        start = len(self._p) + 3  # P{u:
-        return [k[start : -len("}:" + suffix)] for k in self._scan("{u:*}:" + suffix)]
-
     def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
         """Scans every user index (for the admin CLI, not for requests)."""
-        records: list[SessionRecord] = []
-        for u in self._users():
-            records += self.list_for_user(_dec(u), now=now)
-        return sorted(records, key=lambda r: (-r.created_at, r.id))[:limit]
+        return scan.list_all(self, now=now, limit=limit)
 
     # -- access-token denylist --------------------------------------------------------------
     def deny(self, jti: str, *, until: float, now: float) -> None:
@@ -486,24 +472,9 @@ class RedisStore:
         return v is not None and float(v) > now
 
     def list_denied(self, *, now: float) -> dict[str, float]:
-        """Every denylist entry in force at `now` (jti -> until), for `CachedStore` to load when it
+        """Every denylist entry in force at `now` (jti -> until), for the local cache to load when it
         (re)subscribes. Scans the key space: rare use only, never per request."""
-        keys = self._scan("d:*")
-        start = len(self._p) + 2
-        out: dict[str, float] = {}
-        for i in range(0, len(keys), 500):
-            batch = keys[i : i + 500]
-
-            def values(batch: list[str] = batch) -> list[Any]:
-                pipe = self._client.pipeline(transaction=False)
-                for key in batch:
-                    pipe.get(key)
-                return pipe.execute()  # type: ignore[no-any-return]
-
-            for key, v in zip(batch, self._read(values), strict=True):
-                if v is not None and float(v) > now:
-                    out[_dec(key[start:])] = float(v)
-        return out
+        return scan.list_denied(self, now=now)
 
     # -- per-user revocation epoch ----------------------------------------------------------
     def get_epoch(self, user_id: str) -> int:
@@ -568,38 +539,8 @@ class RedisStore:
     # -- maintenance ------------------------------------------------------------------------
     def purge_expired(self, *, now: float) -> int:
         """Redis TTLs already clean up; this also removes what is dead by the caller's clock, every index
-        member whose record is gone, and converts what is left of the version-1 layout. Pipelined over
-        batches of users outside Cluster."""
-        if self._legacy:
-            for u in self._users("idx"):
-                self._convert_user(u)
-        n = 0
-        users = [_dec(u) for u in self._users()]
-        for i in range(0, len(users), 100):
-            batch = users[i : i + 100]
-            member_lists = self._read(lambda batch=batch: self._each(
-                batch, lambda uid, c: c.zrange(self._idx(self._user(uid)), 0, -1)))
-            pairs = [(user_id, _dec(_s(m))) for user_id, ms in zip(batch, member_lists, strict=True) for m in ms]
-            results = self._each([sid for _, sid in pairs], lambda sid, c: self._lua_delete(
-                keys=[self._rec(sid)], args=[_num(now), "", self._chan, self._drop_msg(sid), "dead"], client=c))
-            gone: dict[str, list[str]] = {}
-            ptrs: list[str | bytes] = []
-            for (user_id, sid), result in zip(pairs, results, strict=True):
-                if isinstance(result, bytes):  # dead by `now`: deleted
-                    n += 1
-                    sh = fmt.unpack(sid, result).secret_hash
-                    if sh:
-                        ptrs.append(self._secret_ptr(sh))
-                if result is not None:  # deleted now, or gone already
-                    gone.setdefault(user_id, []).append(sid)
-            self._drop(*ptrs)
-            for user_id, sids in gone.items():
-                self._unindex(user_id, *sids)
-        with self._errors():
-            for suffix, field in (("d:*", ""), ("{t}:*", "x")):
-                for key in self._scan(suffix):
-                    n += int(self._lua_purge_one(keys=[key], args=[_num(now), field]))
-        return n
+        member whose record is gone, and converts what is left of the version-1 layout (see `_redis_scan`)."""
+        return scan.purge_expired(self, now=now)
 
     def ping(self) -> None:
         self._read(self._client.ping)

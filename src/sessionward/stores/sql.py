@@ -16,7 +16,8 @@ read-then-write in Python:
 Every statement that may read or change a session carries the liveness condition
 (`expires_at > now AND idle_expires_at > now`), so an expired row is never returned or changed and
 `update`/`advance`/`replace` never resurrect one. `data` is stored as JSON text, never pickled.
-Driver errors that mean "cannot reach the database" become `StoreUnavailable` (see `sessionward.db`).
+Driver errors that mean "cannot reach the database" become `StoreUnavailable` (see `db`). The tables and the
+mapping of records to rows are in `_sqltables`.
 
 Async (`AsyncSQLStore`, this module, on SQLAlchemy's async engine) and sync (`SQLStore`, generated from it).
 The per-request reads skip SQLAlchemy's per-call work (`sessionward.hotsql`, one hand-written module per flavour).
@@ -24,7 +25,6 @@ The per-request reads skip SQLAlchemy's per-call work (`sessionward.hotsql`, one
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,192 +34,34 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from sessionward import db
 from sessionward._sqlflavour import construct_now
-from sessionward.exceptions import CreateError, StoreUnavailable
-from sessionward.hotsql import Compiled, HotReads
-from sessionward.stores.base import (
-    MAX_IP,
-    UPDATABLE_FIELDS,
-    SessionRecord,
-    ThrottleDecision,
-    ThrottleState,
-    TokenState,
+from sessionward.exceptions import CreateError
+from sessionward.hotsql import HotReads
+from sessionward.stores._sqltables import (
+    TABLES,
+    _by_secret_answer,
+    _hash_bytes,
+    _hot_statements,
+    _live,
+    _record_to_row,
+    _row_to_record,
+    _state,
+    _token_answer,
+    _update_values,
+    denylist,
+    epochs,
+    sessions,
+    throttle,
 )
+from sessionward.stores.base import SessionRecord, ThrottleDecision, ThrottleState, TokenState
 
-__all__ = ["SQLStore"]
+__all__ = ["SQLStore", "denylist", "epochs", "sessions", "throttle"]
 
 _COMPONENT = "store"
-
-sessions = sa.Table(
-    "sw_sessions",
-    db.metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("user_id", sa.String(255), nullable=False, index=True),
-    # SHA-256 as 32 raw bytes, not 64 hex characters: half the size in the row and in its unique index
-    sa.Column("secret_hash", sa.LargeBinary(32), nullable=True, unique=True),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("last_seen", sa.Double, nullable=False),
-    sa.Column("auth_at", sa.Double, nullable=False),
-    sa.Column("expires_at", sa.Double, nullable=False, index=True),
-    sa.Column("idle_expires_at", sa.Double, nullable=False),
-    sa.Column("epoch", sa.Integer, nullable=False),
-    sa.Column("generation", sa.Integer, nullable=False, default=0),
-    sa.Column("salt", sa.String(128), nullable=False, default=""),
-    sa.Column("user_agent", sa.Text, nullable=False, default=""),
-    sa.Column("ip", sa.String(MAX_IP), nullable=False, default=""),
-    sa.Column("data", sa.Text, nullable=False, default="{}"),
-)
-
-denylist = sa.Table(
-    "sw_denylist",
-    db.metadata,
-    sa.Column("jti", sa.String(255), primary_key=True),
-    sa.Column("until", sa.Double, nullable=False, index=True),
-)
-
-epochs = sa.Table(
-    "sw_epochs",
-    db.metadata,
-    sa.Column("user_id", sa.String(255), primary_key=True),
-    sa.Column("epoch", sa.Integer, nullable=False),
-)
-
-throttle = sa.Table(
-    "sw_throttle",
-    db.metadata,
-    sa.Column("key", sa.String(255), primary_key=True),
-    sa.Column("failures", sa.Integer, nullable=False),
-    sa.Column("last_failure_at", sa.Double, nullable=False),
-    #: last_failure_at + window: when the counter reads as zero again (for `purge_expired`)
-    sa.Column("expires_at", sa.Double, nullable=False, index=True),
-)
-
-_TABLES = [sessions, denylist, epochs, throttle]
 _WHAT = "session store (SQL)"
 
 
 class _Refused(Exception):
     """The throttle decision writes nothing: roll back the placeholder rows."""
-
-
-def _state(row: Any, now: float, window: float) -> ThrottleState:
-    """A throttle row as the counter it reads as at `now` (zero if absent, empty or stale)."""
-    if row is None or row.failures == 0 or row.last_failure_at <= now - window:
-        return ThrottleState()
-    return ThrottleState(failures=int(row.failures), last_failure_at=float(row.last_failure_at))
-
-
-def _live(now: float) -> sa.ColumnElement[bool]:
-    return sa.and_(sessions.c.expires_at > now, sessions.c.idle_expires_at > now)
-
-
-def _row_to_record(row: sa.Row[Any]) -> SessionRecord:
-    return SessionRecord(
-        id=row.id,
-        kind=row.kind,
-        user_id=row.user_id,
-        created_at=row.created_at,
-        last_seen=row.last_seen,
-        auth_at=row.auth_at,
-        expires_at=row.expires_at,
-        idle_expires_at=row.idle_expires_at,
-        epoch=row.epoch,
-        secret_hash=_hash_text(row.secret_hash),
-        generation=row.generation,
-        salt=row.salt,
-        user_agent=row.user_agent,
-        ip=row.ip,
-        data=json.loads(row.data),
-    )
-
-
-_COLUMNS = tuple(c.name for c in sessions.c)
-
-
-def _hash_bytes(secret_hash: str | None) -> bytes | None:
-    """The stored form of a hex secret hash; None for None or for text that is no hex (it matches nothing)."""
-    if secret_hash is None:
-        return None
-    try:
-        return bytes.fromhex(secret_hash)
-    except (ValueError, TypeError):
-        return None
-
-
-def _hash_text(raw: bytes | None) -> str | None:
-    return None if raw is None else bytes(raw).hex()
-
-
-def _tuple_to_record(values: Any) -> SessionRecord:
-    """A record from the session columns in table order (the hot path's raw rows)."""
-    row = dict(zip(_COLUMNS, values, strict=True))
-    return SessionRecord(
-        id=row["id"], kind=row["kind"], user_id=row["user_id"], created_at=row["created_at"],
-        last_seen=row["last_seen"], auth_at=row["auth_at"], expires_at=row["expires_at"],
-        idle_expires_at=row["idle_expires_at"], epoch=row["epoch"], secret_hash=_hash_text(row["secret_hash"]),
-        generation=row["generation"], salt=row["salt"], user_agent=row["user_agent"], ip=row["ip"],
-        data=json.loads(row["data"]),
-    )
-
-
-def _hot_statements(engine: Engine) -> tuple[Compiled, Compiled]:
-    """The per-request reads. They do not depend on the time (expiry is applied to their answers), so
-    that their answers can be remembered while the database is unchanged (`HotReads.one_cached`)."""
-    by_secret = (
-        sa.select(*sessions.c, sa.func.coalesce(epochs.c.epoch, 0))
-        .select_from(sessions.outerjoin(epochs, epochs.c.user_id == sessions.c.user_id))
-        .where(sessions.c.secret_hash == sa.bindparam("secret_hash"))
-    )
-    denied_until = (
-        sa.select(sa.func.max(denylist.c.until)).where(denylist.c.jti == sa.bindparam("jti")).scalar_subquery()
-    )
-    epoch = sa.select(epochs.c.epoch).where(epochs.c.user_id == sa.bindparam("user_id")).scalar_subquery()
-    one = sa.select(sa.literal(1).label("one")).subquery()
-    token = sa.select(denied_until, epoch, *sessions.c).select_from(
-        one.outerjoin(sessions, sessions.c.id == sa.bindparam("family_id"))
-    )
-    return Compiled(by_secret, engine), Compiled(token, engine)
-
-
-def _by_secret_answer(row: Any) -> tuple[SessionRecord | None, int]:
-    return (None, 0) if row is None else (_tuple_to_record(row[:-1]), int(row[-1]))
-
-
-def _token_answer(row: Any) -> tuple[float | None, int, SessionRecord | None]:
-    if row is None:  # the outer join always yields one row: a database that answers none cannot be trusted
-        raise StoreUnavailable("token state query returned no row")
-    family = None if row[2] is None else _tuple_to_record(row[2:])
-    return row[0], int(row[1] or 0), family
-
-
-def _record_to_row(record: SessionRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "kind": record.kind,
-        "user_id": record.user_id,
-        "secret_hash": _hash_bytes(record.secret_hash),
-        "created_at": record.created_at,
-        "last_seen": record.last_seen,
-        "auth_at": record.auth_at,
-        "expires_at": record.expires_at,
-        "idle_expires_at": record.idle_expires_at,
-        "epoch": record.epoch,
-        "generation": record.generation,
-        "salt": record.salt,
-        "user_agent": record.user_agent,
-        "ip": record.ip,
-        "data": json.dumps(dict(record.data), separators=(",", ":"), sort_keys=True),
-    }
-
-
-def _update_values(changes: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(changes) - UPDATABLE_FIELDS
-    if unknown:
-        raise ValueError(f"fields {sorted(unknown)} cannot be updated; allowed: {sorted(UPDATABLE_FIELDS)}")
-    values = dict(changes)
-    if "data" in values:
-        values["data"] = json.dumps(dict(values["data"]), separators=(",", ":"), sort_keys=True)
-    return values
 
 
 class SQLStore:
@@ -237,7 +79,7 @@ class SQLStore:
         self._engine = engine
         self._owns_engine = _owns_engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        self._schema_pending = create_schema and not construct_now(db.ensure_schema, engine, _COMPONENT, _TABLES)
+        self._schema_pending = create_schema and not construct_now(db.ensure_schema, engine, _COMPONENT, TABLES)
         self._hot = HotReads(engine, what=_WHAT)
         self._by_secret_sql, self._token_sql = _hot_statements(engine)
 
@@ -263,7 +105,7 @@ class SQLStore:
     def ensure_schema(self) -> None:
         """Create the tables if they are missing and the constructor did not (idempotent)."""
         if self._schema_pending:
-            db.ensure_schema(self._engine, _COMPONENT, _TABLES)
+            db.ensure_schema(self._engine, _COMPONENT, TABLES)
             self._schema_pending = False
 
     @property

@@ -57,6 +57,7 @@ from typing import Any
 import redis.exceptions as rex
 
 from sessionward.aio.stores import _redis_convert as conversion
+from sessionward.aio.stores import _redis_scan as scan
 from sessionward.aio.stores._flavour import sleep
 from sessionward.aio.stores._redis_client import _UNAVAILABLE, RedisURL, _is_cluster, make_client, parse_redis_url
 from sessionward.exceptions import ConfigError, CreateError, StoreError, StoreUnavailable
@@ -453,24 +454,9 @@ class AsyncRedisStore:
         records = [r for r in records if r.user_id == user_id]
         return sorted(records, key=lambda r: (-r.created_at, r.id))
 
-    async def _scan(self, suffix: str) -> list[str]:
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._p) + suffix
-
-        async def keys() -> list[str]:
-            return [_s(k) async for k in self._client.scan_iter(match=pattern, count=1000)]
-
-        return await self._read(keys)  # type: ignore[no-any-return]
-
-    async def _users(self, suffix: str = "ix") -> list[str]:
-        start = len(self._p) + 3  # P{u:
-        return [k[start : -len("}:" + suffix)] for k in await self._scan("{u:*}:" + suffix)]
-
     async def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
         """Scans every user index (for the admin CLI, not for requests)."""
-        records: list[SessionRecord] = []
-        for u in await self._users():
-            records += await self.list_for_user(_dec(u), now=now)
-        return sorted(records, key=lambda r: (-r.created_at, r.id))[:limit]
+        return await scan.list_all(self, now=now, limit=limit)
 
     # -- access-token denylist --------------------------------------------------------------
     async def deny(self, jti: str, *, until: float, now: float) -> None:
@@ -485,24 +471,9 @@ class AsyncRedisStore:
         return v is not None and float(v) > now
 
     async def list_denied(self, *, now: float) -> dict[str, float]:
-        """Every denylist entry in force at `now` (jti -> until), for `CachedStore` to load when it
+        """Every denylist entry in force at `now` (jti -> until), for the local cache to load when it
         (re)subscribes. Scans the key space: rare use only, never per request."""
-        keys = await self._scan("d:*")
-        start = len(self._p) + 2
-        out: dict[str, float] = {}
-        for i in range(0, len(keys), 500):
-            batch = keys[i : i + 500]
-
-            async def values(batch: list[str] = batch) -> list[Any]:
-                pipe = self._client.pipeline(transaction=False)
-                for key in batch:
-                    pipe.get(key)
-                return await pipe.execute()  # type: ignore[no-any-return]
-
-            for key, v in zip(batch, await self._read(values), strict=True):
-                if v is not None and float(v) > now:
-                    out[_dec(key[start:])] = float(v)
-        return out
+        return await scan.list_denied(self, now=now)
 
     # -- per-user revocation epoch ----------------------------------------------------------
     async def get_epoch(self, user_id: str) -> int:
@@ -567,38 +538,8 @@ class AsyncRedisStore:
     # -- maintenance ------------------------------------------------------------------------
     async def purge_expired(self, *, now: float) -> int:
         """Redis TTLs already clean up; this also removes what is dead by the caller's clock, every index
-        member whose record is gone, and converts what is left of the version-1 layout. Pipelined over
-        batches of users outside Cluster."""
-        if self._legacy:
-            for u in await self._users("idx"):
-                await self._convert_user(u)
-        n = 0
-        users = [_dec(u) for u in await self._users()]
-        for i in range(0, len(users), 100):
-            batch = users[i : i + 100]
-            member_lists = await self._read(lambda batch=batch: self._each(
-                batch, lambda uid, c: c.zrange(self._idx(self._user(uid)), 0, -1)))
-            pairs = [(user_id, _dec(_s(m))) for user_id, ms in zip(batch, member_lists, strict=True) for m in ms]
-            results = await self._each([sid for _, sid in pairs], lambda sid, c: self._lua_delete(
-                keys=[self._rec(sid)], args=[_num(now), "", self._chan, self._drop_msg(sid), "dead"], client=c))
-            gone: dict[str, list[str]] = {}
-            ptrs: list[str | bytes] = []
-            for (user_id, sid), result in zip(pairs, results, strict=True):
-                if isinstance(result, bytes):  # dead by `now`: deleted
-                    n += 1
-                    sh = fmt.unpack(sid, result).secret_hash
-                    if sh:
-                        ptrs.append(self._secret_ptr(sh))
-                if result is not None:  # deleted now, or gone already
-                    gone.setdefault(user_id, []).append(sid)
-            await self._drop(*ptrs)
-            for user_id, sids in gone.items():
-                await self._unindex(user_id, *sids)
-        with self._errors():
-            for suffix, field in (("d:*", ""), ("{t}:*", "x")):
-                for key in await self._scan(suffix):
-                    n += int(await self._lua_purge_one(keys=[key], args=[_num(now), field]))
-        return n
+        member whose record is gone, and converts what is left of the version-1 layout (see `_redis_scan`)."""
+        return await scan.purge_expired(self, now=now)
 
     async def ping(self) -> None:
         await self._read(self._client.ping)
