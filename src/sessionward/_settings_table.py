@@ -141,6 +141,26 @@ TABLE: tuple[Setting, ...] = (
     _s("MANAGEMENT_PORT", "whole", 9000, "serve", "default of `serve --management-port`: plain-HTTP port for "
        "`/metrics` and the detailed `/healthz` (`0` = off)"),
     _s("MANAGEMENT_HOST", "text", "127.0.0.1", "serve", "default of `serve --management-host` (loopback only)"),
+    # -- device-bound cookie sessions (DBSC)
+    _s("DBSC", "flag", False, "dbsc", "offer Device Bound Session Credentials at login (see DBSC); browsers "
+       "without DBSC work as before", shown_default="`0` (the reference service: `1`)", aliases=("DBSC",)),
+    _s("DBSC_COOKIE_LIFETIME", "seconds", 600.0, "dbsc", "lifetime of the short device-bound cookie (30 s to "
+       "1 day); the browser renews it with a signature of its key", aliases=("DBSC_COOKIE_LIFETIME",)),
+    _s("DBSC_CHALLENGE_LIFETIME", "seconds", 120.0, "dbsc", "seconds a registration or refresh challenge stays "
+       "valid (10 to 3600)", aliases=("DBSC_CHALLENGE_LIFETIME",)),
+    _s("DBSC_ALGS", "text", "ES256 RS256", "dbsc", "key algorithms offered and accepted (`ES256`, `RS256`; "
+       "never `none`)", aliases=("DBSC_ALGS",)),
+    _s("DBSC_REGISTRATION_PATH", "text", "/dbsc/register", "dbsc", "path of the registration endpoint",
+       aliases=("DBSC_REGISTRATION_PATH",)),
+    _s("DBSC_REFRESH_PATH", "text", "/dbsc/refresh", "dbsc", "path of the refresh endpoint",
+       aliases=("DBSC_REFRESH_PATH",)),
+    _s("DBSC_COOKIE_NAME", "text", "__Host-sw_dbsc", "dbsc", "name of the short device-bound cookie "
+       "(`__Host-` prefix)", aliases=("DBSC_COOKIE_NAME",)),
+    _s("DBSC_CHALLENGE_KEY", "key", None, "dbsc", "hex, 32+ random bytes: DBSC challenges (required when `DBSC` "
+       "is on)", shown_default="generated into `secrets.json`", aliases=("DBSC_CHALLENGE_KEYS",)),
+    _s("DBSC_COOKIE_KEY", "key", None, "dbsc", "hex, 32+ random bytes: the short device-bound cookie (required "
+       "when `DBSC` is on; not the challenge key)", shown_default="generated into `secrets.json`",
+       aliases=("DBSC_COOKIE_KEYS",)),
 )
 
 

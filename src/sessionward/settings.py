@@ -27,11 +27,12 @@ from .config import CookiePolicy, SessionPolicy, ThrottlePolicy
 from .exceptions import ConfigError
 
 if TYPE_CHECKING:
+    from .dbsc import DBSCPolicy, DBSCServer
     from .passwords import HashGate
     from .tokens.claims import TokenPolicy
 
 __all__ = [
-    "PREFIX", "TABLE", "HashingSettings", "ManagementSettings", "ServiceSettings", "Setting", "Settings",
+    "PREFIX", "TABLE", "DBSCSettings", "HashingSettings", "ManagementSettings", "ServiceSettings", "Setting", "Settings",
     "StoreSettings", "TokenSettings", "UnknownSettingWarning", "environment_settings", "full_key_errors",
     "is_redis_url", "markdown_table",
 ]
@@ -119,6 +120,22 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DBSCSettings:
+    """Device Bound Session Credentials (`SESSIONWARD_DBSC` on): the policy and its two keys, one per purpose."""
+
+    policy: DBSCPolicy
+    challenge_key: bytes = field(repr=False)
+    cookie_key: bytes = field(repr=False)
+
+    def server(self) -> DBSCServer:
+        """The protocol object (`sessionward.dbsc.DBSCServer`). Raises `ConfigError` naming the full key."""
+        from .dbsc import DBSCServer
+
+        with full_key_errors():
+            return DBSCServer(self.policy, challenge_keys=[self.challenge_key], cookie_keys=[self.cookie_key])
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every `SESSIONWARD_*` setting, validated. Build with `Settings.from_mapping(...)`."""
 
@@ -134,6 +151,7 @@ class Settings:
     management: ManagementSettings
     service: ServiceSettings
     csrf_key: bytes | None = field(default=None, repr=False)
+    dbsc: DBSCSettings | None = None  #: None: DBSC is off (`SESSIONWARD_DBSC`)
 
     @property
     def store_url(self) -> str | None:
@@ -258,6 +276,35 @@ def _hashing(r: Reader) -> HashingSettings:
     return HashingSettings(concurrency=concurrency, queue=queue, wait=wait)
 
 
+def _dbsc(r: Reader) -> DBSCSettings | None:
+    """`SESSIONWARD_DBSC*`, validated even when off (a typo must not wait until DBSC is turned on)."""
+    from .dbsc import DBSCPolicy
+
+    algs = r.text("SESSIONWARD_DBSC_ALGS") or ""
+    policy = _policy(lambda: DBSCPolicy(
+        enabled=r.flag("SESSIONWARD_DBSC"),
+        algorithms=tuple(a for a in re.split(r"[\s,]+", algs) if a),
+        registration_path=r.text("SESSIONWARD_DBSC_REGISTRATION_PATH"),  # type: ignore[arg-type]
+        refresh_path=r.text("SESSIONWARD_DBSC_REFRESH_PATH"),  # type: ignore[arg-type]
+        challenge_lifetime=r.seconds("SESSIONWARD_DBSC_CHALLENGE_LIFETIME"),
+        cookie_name=r.text("SESSIONWARD_DBSC_COOKIE_NAME"),  # type: ignore[arg-type]
+        cookie_lifetime=r.seconds("SESSIONWARD_DBSC_COOKIE_LIFETIME"),
+    ))
+    challenge_key, cookie_key = r.key("SESSIONWARD_DBSC_CHALLENGE_KEY"), r.key("SESSIONWARD_DBSC_COOKIE_KEY")
+    if not policy.enabled:
+        return None
+    if challenge_key is None:
+        raise ConfigError("SESSIONWARD_DBSC_CHALLENGE_KEY", "is required when SESSIONWARD_DBSC is on (32+ random bytes)")
+    if cookie_key is None:
+        raise ConfigError("SESSIONWARD_DBSC_COOKIE_KEY", "is required when SESSIONWARD_DBSC is on (32+ random bytes)")
+    if challenge_key == cookie_key:
+        raise ConfigError("SESSIONWARD_DBSC_COOKIE_KEY", "must differ from SESSIONWARD_DBSC_CHALLENGE_KEY "
+                          "(one key per purpose)")
+    settings = DBSCSettings(policy=policy, challenge_key=challenge_key, cookie_key=cookie_key)
+    settings.server()  # the keys' own checks, now
+    return settings
+
+
 def _positive(name: str, value: float) -> float:
     if value <= 0:
         raise ConfigError(name, f"must be a positive number of seconds, got {value!r}")
@@ -305,6 +352,7 @@ def _build(r: Reader) -> Settings:
         service=ServiceSettings(instance=r.text("SESSIONWARD_INSTANCE"), kek_file=r.text("SESSIONWARD_KEK_FILE"),
                                 trusted_proxies=proxies),
         csrf_key=r.key("SESSIONWARD_CSRF_KEY"),
+        dbsc=_dbsc(r),
     )
 
 

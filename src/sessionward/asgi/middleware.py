@@ -160,6 +160,11 @@ class SessionwardMiddleware:
                               samesite=cookie.samesite.lower())  # type: ignore[arg-type]
             if ctx.logout:
                 headers.append((b"clear-site-data", b'"cache", "cookies", "storage"'))
+                if st.settings.dbsc is not None:
+                    jar.delete_cookie(st.settings.dbsc.policy.cookie_name, path="/", secure=True, httponly=True,
+                                      samesite=st.settings.dbsc.policy.cookie_samesite.lower())
+        if ctx.dbsc_offer:
+            headers.append((b"secure-session-registration", ctx.dbsc_offer.encode("ascii")))
         if ctx.new_login_nonce:
             jar.set_cookie(LOGIN_CSRF_COOKIE, ctx.new_login_nonce, max_age=3600, path="/", secure=True,
                            httponly=True, samesite="lax")

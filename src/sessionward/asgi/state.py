@@ -38,6 +38,7 @@ class SessionwardState:
     sessions: Any = None
     authenticator: Any = None
     tokens: Any = None
+    dbsc: Any = None  #: `AsyncDeviceBinding` when `SESSIONWARD_DBSC` is on
     engines: list[Any] = field(default_factory=list)  #: database engines `open()` made, disposed by `aclose()`
     _opened: bool = field(default=False, init=False)
     _opening: asyncio.Lock | None = field(default=None, init=False)

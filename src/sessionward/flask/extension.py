@@ -27,6 +27,7 @@ from ..tokens import KeySource
 from ..users import User, UserStore
 from ..web import SessionwardState, build_state
 from .body import bound_unframed_body
+from .dbsc import register_dbsc
 from .context import (
     EXTENSION_KEY,
     check_origin,
@@ -85,6 +86,8 @@ class Sessionward:
         app.after_request(_finish_response)
         app.jinja_env.globals["csrf_token"] = csrf_token
         register_error_handlers(app)
+        if st.dbsc is not None:
+            register_dbsc(app, st.dbsc.policy)
         return st
 
 
@@ -99,7 +102,11 @@ def login_user(user: User) -> Session:
         user_agent=request.headers.get("User-Agent", ""),
         ip=request.remote_addr or "",
     )
-    request_state().logged_in(session, user)
+    rs = request_state()
+    rs.logged_in(session, user)
+    binding = state().dbsc
+    if binding is not None:
+        rs.dbsc_offer = binding.offer(session)  # a DBSC browser answers by registering a key
     return session
 
 
@@ -195,6 +202,11 @@ def _finish_response(response: Response) -> Response:
         response.delete_cookie(cookie.name, path="/", secure=cookie.secure, httponly=True, samesite=cookie.samesite)
         if rs.logout:
             response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+            if st.dbsc is not None:
+                response.delete_cookie(st.dbsc.policy.cookie_name, path="/", secure=True, httponly=True,
+                                       samesite=st.dbsc.policy.cookie_samesite)
+    if rs.dbsc_offer:
+        response.headers["Secure-Session-Registration"] = rs.dbsc_offer
     if rs.new_login_nonce:
         response.set_cookie(
             LOGIN_CSRF_COOKIE, rs.new_login_nonce, max_age=3600, path="/", secure=True, httponly=True,

@@ -45,6 +45,7 @@ class RequestState:
     login_nonce: str | None = None
     new_login_nonce: str | None = None
     authenticated: bool = False
+    dbsc_offer: str | None = None  #: a `Secure-Session-Registration` value for this response (at login)
 
     def logged_in(self, session: Session, user: User | None) -> None:
         """A new session (login, rotation): its secret goes out in the response."""
