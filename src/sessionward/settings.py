@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from .tokens.claims import TokenPolicy
 
 __all__ = [
-    "PREFIX", "TABLE", "DBSCSettings", "HashingSettings", "ManagementSettings", "ServiceSettings", "Setting", "Settings",
-    "StoreSettings", "TokenSettings", "UnknownSettingWarning", "environment_settings", "full_key_errors",
+    "PREFIX", "TABLE", "DBSCSettings", "HashingSettings", "ManagementSettings", "ServiceSettings", "Setting",
+    "Settings", "StoreSettings", "TokenSettings", "UnknownSettingWarning", "environment_settings", "full_key_errors",
     "is_redis_url", "markdown_table",
 ]
 
@@ -293,10 +293,11 @@ def _dbsc(r: Reader) -> DBSCSettings | None:
     challenge_key, cookie_key = r.key("SESSIONWARD_DBSC_CHALLENGE_KEY"), r.key("SESSIONWARD_DBSC_COOKIE_KEY")
     if not policy.enabled:
         return None
+    needed = "is required when SESSIONWARD_DBSC is on (32+ random bytes)"
     if challenge_key is None:
-        raise ConfigError("SESSIONWARD_DBSC_CHALLENGE_KEY", "is required when SESSIONWARD_DBSC is on (32+ random bytes)")
+        raise ConfigError("SESSIONWARD_DBSC_CHALLENGE_KEY", needed)
     if cookie_key is None:
-        raise ConfigError("SESSIONWARD_DBSC_COOKIE_KEY", "is required when SESSIONWARD_DBSC is on (32+ random bytes)")
+        raise ConfigError("SESSIONWARD_DBSC_COOKIE_KEY", needed)
     if challenge_key == cookie_key:
         raise ConfigError("SESSIONWARD_DBSC_COOKIE_KEY", "must differ from SESSIONWARD_DBSC_CHALLENGE_KEY "
                           "(one key per purpose)")

@@ -1,7 +1,8 @@
 """The instance folder: generated secrets (mode 0600), the self-signed TLS certificate, database URLs.
 
 Secrets come from the environment when given (`SESSIONWARD_CSRF_KEY`, `SESSIONWARD_REFRESH_KEY`,
-`SESSIONWARD_KEK`, `SESSIONWARD_DBSC_CHALLENGE_KEY`, `SESSIONWARD_DBSC_COOKIE_KEY` as hex, or `SESSIONWARD_KEK_FILE`), else are generated once with `secrets` into
+`SESSIONWARD_KEK`, `SESSIONWARD_DBSC_CHALLENGE_KEY`, `SESSIONWARD_DBSC_COOKIE_KEY`
+as hex, or `SESSIONWARD_KEK_FILE`), else are generated once with `secrets` into
 `<instance>/secrets.json` with mode 0600 and kept. Never hard-coded, never derived from one another.
 """
 

@@ -10,8 +10,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..dbsc import DBSCError, DBSCPolicy, DBSCRefused
 from ..aio.device_binding import DeviceAnswer
+from ..dbsc import DBSCError, DBSCPolicy, DBSCRefused
 from .context import context, session_cookie_value, state
 from .middleware import csrf_exempt
 

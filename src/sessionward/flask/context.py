@@ -63,7 +63,9 @@ def get_session() -> Session | None:
                 SESSION_LATENCY.observe(perf_counter() - started)
             if session is None:
                 rs.dead_cookie = True  # expire it in the response
-            elif st.dbsc is not None and not st.dbsc.admits(session, request.cookies.getlist(st.dbsc.policy.cookie_name)):
+            elif st.dbsc is not None and not st.dbsc.admits(
+                session, request.cookies.getlist(st.dbsc.policy.cookie_name)
+            ):
                 session = None  # device-bound without its short cookie: signed out until the browser refreshes
         rs.session = session
     return session

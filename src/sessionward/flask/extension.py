@@ -27,7 +27,6 @@ from ..tokens import KeySource
 from ..users import User, UserStore
 from ..web import SessionwardState, build_state
 from .body import bound_unframed_body
-from .dbsc import register_dbsc
 from .context import (
     EXTENSION_KEY,
     check_origin,
@@ -39,6 +38,7 @@ from .context import (
     session_cookie_value,
     state,
 )
+from .dbsc import register_dbsc
 from .errors import register_error_handlers
 from .headers import AUTHENTICATED, SecurityHeadersMiddleware
 from .jwt import register_token_errors
