@@ -143,6 +143,7 @@ def service_settings(path: Path, config: Mapping[str, Any] | None = None) -> dic
         "SESSIONWARD_CSRF_KEY": keys.csrf_key,
         "SESSIONWARD_REFRESH_KEY": keys.refresh_key,
         "SESSIONWARD_KEK": keys.kek,
+        "SESSIONWARD_DPOP_NONCE_KEY": keys.dpop_nonce_key,
         "MAX_CONTENT_LENGTH": MAX_BODY,
     }
     for name, value in environment_settings().items():

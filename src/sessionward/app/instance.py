@@ -1,8 +1,8 @@
 """The instance folder: generated secrets (mode 0600), the self-signed TLS certificate, database URLs.
 
 Secrets come from the environment when given (`SESSIONWARD_CSRF_KEY`, `SESSIONWARD_REFRESH_KEY`,
-`SESSIONWARD_KEK` as hex, or `SESSIONWARD_KEK_FILE`), else are generated once with `secrets` into
-`<instance>/secrets.json` with mode 0600 and kept. Never hard-coded, never derived from one another.
+`SESSIONWARD_KEK`, `SESSIONWARD_DPOP_NONCE_KEY` as hex, or `SESSIONWARD_KEK_FILE`), else are generated once
+with `secrets` into `<instance>/secrets.json` with mode 0600 and kept. Never hard-coded, never derived from one another.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..exceptions import ConfigError
 
-SECRET_NAMES = ("csrf_key", "refresh_key", "kek")
+SECRET_NAMES = ("csrf_key", "refresh_key", "kek", "dpop_nonce_key")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class InstanceSecrets:
     csrf_key: bytes
     refresh_key: bytes
     kek: bytes  #: key-encryption key for the signing keys stored in the database
+    dpop_nonce_key: bytes  #: MAC key of the DPoP server nonces (`SESSIONWARD_DPOP_NONCE_KEY`)
 
 
 def instance_path(given: str | os.PathLike[str] | None = None) -> Path:
