@@ -115,14 +115,24 @@ def api_session_rows(records: Iterable[SessionRecord], current_id: str) -> list[
             "created_at": iso_utc(r.created_at),
             "last_seen": iso_utc(r.last_seen),
             "current": r.id == current_id,
+            "dpop_bound": _dpop_bound(r),
         })
     return rows
+
+
+def _dpop_bound(record: SessionRecord) -> bool:
+    """A token family bound to a client key (RFC 9449; the thumbprint stays server-side, in the record)."""
+    from ..tokens.service import family_jkt  # the token modules load late (see `sessionward.settings`)
+
+    return family_jkt(record) is not None
 
 
 def web_session_rows(records: Iterable[SessionRecord], current_id: str) -> list[dict[str, Any]]:
     """The sessions page's rows."""
     return [
-        {"record": r, "device": describe_user_agent(r.user_agent), "current": r.id == current_id} for r in records
+        {"record": r, "device": describe_user_agent(r.user_agent), "current": r.id == current_id,
+         "dpop_bound": _dpop_bound(r)}
+        for r in records
     ]
 
 

@@ -24,6 +24,7 @@ from ..throttle import LoginThrottle
 from ..users import RecentUsers, UserStore
 
 if TYPE_CHECKING:
+    from ..dpop import DPoPVerifier
     from ..tokens import KeySource, TokenService
 
 __all__ = ["FIRST_PURGE_DELAY", "SessionwardState", "build_state"]
@@ -46,6 +47,7 @@ class SessionwardState:
     hasher: Argon2idHasher
     settings: Settings
     tokens: TokenService | None = None
+    dpop: DPoPVerifier | None = None  #: DPoP proofs (RFC 9449) under `settings.dpop`
     recent_users: RecentUsers = field(init=False)
     purge_interval: float = 600.0
     _next_purge: float = field(init=False)
@@ -114,4 +116,5 @@ def build_state(
         tokens=tokens,
         settings=settings,
         purge_interval=settings.purge_interval,
+        dpop=settings.dpop.verifier(),
     )
