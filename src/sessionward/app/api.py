@@ -21,9 +21,9 @@ from ..dpop import DPoPError, DPoPProof, check_refresh_binding, token_jkt
 from ..exceptions import InvalidCredentials, NotFound, TokenError
 from ..flask import csrf_exempt, get_jwt_claims, get_user, jwt_required, request_state, state, token_service
 from ..flask.jwt import FreshTokenRequired, dpop_request_url, dpop_token_endpoint_error
-from ..web.dpop import token_endpoint_proof
 from ..ids import looks_like_public_id
 from ..tokens import TokenPair
+from ..web.dpop import token_endpoint_proof
 from .common import (
     JWKS_MAX_AGE,
     MalformedJSON,
