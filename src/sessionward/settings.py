@@ -28,11 +28,13 @@ from .exceptions import ConfigError
 
 if TYPE_CHECKING:
     from .dbsc import DBSCPolicy, DBSCServer
+    from .dpop import DPoPPolicy, DPoPVerifier
     from .passwords import HashGate
     from .tokens.claims import TokenPolicy
 
 __all__ = [
-    "PREFIX", "TABLE", "DBSCSettings", "HashingSettings", "ManagementSettings", "ServiceSettings", "Setting",
+    "PREFIX", "TABLE", "DBSCSettings", "DPoPSettings", "HashingSettings", "ManagementSettings", "ServiceSettings",
+    "Setting",
     "Settings", "StoreSettings", "TokenSettings", "UnknownSettingWarning", "environment_settings", "full_key_errors",
     "is_redis_url", "markdown_table",
 ]
@@ -103,6 +105,22 @@ class TokenSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DPoPSettings:
+    """DPoP-bound tokens (RFC 9449). `policy` is None when built without settings (then the default policy);
+    `verifier()` builds the checker the adapters use."""
+
+    policy: DPoPPolicy | None = None
+    nonce_key: bytes | None = field(default=None, repr=False)
+
+    def verifier(self) -> DPoPVerifier:
+        from .dpop import DPoPPolicy, DPoPVerifier
+
+        policy = self.policy or DPoPPolicy()
+        with full_key_errors():
+            return DPoPVerifier(policy, nonce_keys=[self.nonce_key] if self.nonce_key else None)
+
+
+@dataclass(frozen=True, slots=True)
 class ManagementSettings:
     """The loopback listener for /metrics and the detailed /healthz (`sessionward serve`)."""
 
@@ -151,6 +169,7 @@ class Settings:
     management: ManagementSettings
     service: ServiceSettings
     csrf_key: bytes | None = field(default=None, repr=False)
+    dpop: DPoPSettings = field(default_factory=DPoPSettings)
     dbsc: DBSCSettings | None = None  #: None: DBSC is off (`SESSIONWARD_DBSC`)
 
     @property
@@ -306,6 +325,27 @@ def _dbsc(r: Reader) -> DBSCSettings | None:
     return settings
 
 
+def _dpop(r: Reader) -> DPoPSettings:
+    from .dpop import DPoPPolicy
+
+    algs = tuple(a for a in re.split(r"[\s,]+", (r.text("SESSIONWARD_DPOP_ALGS") or "").strip()) if a)
+    policy = _policy(lambda: DPoPPolicy(
+        mode=r.choice("SESSIONWARD_DPOP"),  # type: ignore[arg-type]
+        algorithms=algs,
+        max_age=r.seconds("SESSIONWARD_DPOP_MAX_AGE"),
+        nonce=r.flag("SESSIONWARD_DPOP_NONCE"),
+        nonce_lifetime=r.seconds("SESSIONWARD_DPOP_NONCE_LIFETIME"),
+    ))
+    key = r.key("SESSIONWARD_DPOP_NONCE_KEY")
+    if policy.nonce and policy.enabled and key is None:
+        raise ConfigError("SESSIONWARD_DPOP_NONCE_KEY", "is required when SESSIONWARD_DPOP_NONCE is on (32+ random "
+                          "bytes)")
+    settings = DPoPSettings(policy=policy, nonce_key=key)
+    if policy.enabled:
+        settings.verifier()  # a bad key stops start-up now
+    return settings
+
+
 def _positive(name: str, value: float) -> float:
     if value <= 0:
         raise ConfigError(name, f"must be a positive number of seconds, got {value!r}")
@@ -353,6 +393,7 @@ def _build(r: Reader) -> Settings:
         service=ServiceSettings(instance=r.text("SESSIONWARD_INSTANCE"), kek_file=r.text("SESSIONWARD_KEK_FILE"),
                                 trusted_proxies=proxies),
         csrf_key=r.key("SESSIONWARD_CSRF_KEY"),
+        dpop=_dpop(r),
         dbsc=_dbsc(r),
     )
 

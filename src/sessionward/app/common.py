@@ -117,8 +117,16 @@ def api_session_rows(records: Iterable[SessionRecord], current_id: str) -> list[
             "last_seen": iso_utc(r.last_seen),
             "current": r.id == current_id,
             "device_bound": is_device_bound(r),
+            "dpop_bound": _dpop_bound(r),
         })
     return rows
+
+
+def _dpop_bound(record: SessionRecord) -> bool:
+    """A token family bound to a client key (RFC 9449; the thumbprint stays server-side, in the record)."""
+    from ..tokens.service import family_jkt  # the token modules load late (see `sessionward.settings`)
+
+    return family_jkt(record) is not None
 
 
 def web_session_rows(records: Iterable[SessionRecord], current_id: str) -> list[dict[str, Any]]:
@@ -126,6 +134,7 @@ def web_session_rows(records: Iterable[SessionRecord], current_id: str) -> list[
     return [
         {"record": r, "device": describe_user_agent(r.user_agent), "current": r.id == current_id,
          "device_bound": is_device_bound(r)}
+         "dpop_bound": _dpop_bound(r)}
         for r in records
     ]
 
@@ -149,6 +158,7 @@ def service_settings(path: Path, config: Mapping[str, Any] | None = None) -> dic
         "SESSIONWARD_KEK": keys.kek,
         "SESSIONWARD_DBSC_CHALLENGE_KEY": keys.dbsc_challenge_key,
         "SESSIONWARD_DBSC_COOKIE_KEY": keys.dbsc_cookie_key,
+        "SESSIONWARD_DPOP_NONCE_KEY": keys.dpop_nonce_key,
         "MAX_CONTENT_LENGTH": MAX_BODY,
     }
     for name, value in environment_settings().items():

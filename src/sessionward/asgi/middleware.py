@@ -171,6 +171,8 @@ class SessionwardMiddleware:
             headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
             headers.append((b"cache-control", b"no-store"))  # a shared cache must never hand one nonce to many
         headers.extend(jar.raw_headers)
+        if ctx.dpop_nonce:
+            headers.append((b"dpop-nonce", ctx.dpop_nonce.encode("ascii")))
         present = {k.lower() for k, _ in headers}
         extra = [(k, v) for k, v in _STATIC if k not in present]
         if https and _HSTS[0] not in present:

@@ -213,6 +213,8 @@ def _finish_response(response: Response) -> Response:
             samesite="Lax",
         )
         response.headers["Cache-Control"] = "no-store"  # a shared cache must never hand one nonce to many
+    if rs.dpop_nonce:
+        response.headers["DPoP-Nonce"] = rs.dpop_nonce
     if rs.no_store:
         request.environ[AUTHENTICATED] = True  # SecurityHeadersMiddleware: Cache-Control: no-store
     return response

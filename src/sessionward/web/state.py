@@ -25,6 +25,7 @@ from ..users import RecentUsers, UserStore
 
 if TYPE_CHECKING:
     from ..device_binding import DeviceBinding
+    from ..dpop import DPoPVerifier
     from ..tokens import KeySource, TokenService
 
 __all__ = ["FIRST_PURGE_DELAY", "SessionwardState", "build_state"]
@@ -48,6 +49,7 @@ class SessionwardState:
     settings: Settings
     tokens: TokenService | None = None
     dbsc: DeviceBinding | None = None  #: device-bound sessions, when `SESSIONWARD_DBSC` is on
+    dpop: DPoPVerifier | None = None  #: DPoP proofs (RFC 9449) under `settings.dpop`
     recent_users: RecentUsers = field(init=False)
     purge_interval: float = 600.0
     _next_purge: float = field(init=False)
@@ -123,4 +125,5 @@ def build_state(
         tokens=tokens,
         settings=settings,
         purge_interval=settings.purge_interval,
+        dpop=settings.dpop.verifier(),
     )
