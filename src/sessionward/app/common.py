@@ -133,8 +133,7 @@ def web_session_rows(records: Iterable[SessionRecord], current_id: str) -> list[
     """The sessions page's rows."""
     return [
         {"record": r, "device": describe_user_agent(r.user_agent), "current": r.id == current_id,
-         "device_bound": is_device_bound(r)}
-         "dpop_bound": _dpop_bound(r)}
+         "device_bound": is_device_bound(r), "dpop_bound": _dpop_bound(r)}
         for r in records
     ]
 

@@ -160,11 +160,7 @@ class SessionwardMiddleware:
                               samesite=cookie.samesite.lower())  # type: ignore[arg-type]
             if ctx.logout:
                 headers.append((b"clear-site-data", b'"cache", "cookies", "storage"'))
-                if st.settings.dbsc is not None:
-                    jar.delete_cookie(st.settings.dbsc.policy.cookie_name, path="/", secure=True, httponly=True,
-                                      samesite=st.settings.dbsc.policy.cookie_samesite.lower())
-        if ctx.dbsc_offer:
-            headers.append((b"secure-session-registration", ctx.dbsc_offer.encode("ascii")))
+        _dbsc_headers(st, ctx, jar, headers)
         if ctx.new_login_nonce:
             jar.set_cookie(LOGIN_CSRF_COOKIE, ctx.new_login_nonce, max_age=3600, path="/", secure=True,
                            httponly=True, samesite="lax")
@@ -190,6 +186,16 @@ class SessionwardMiddleware:
                 vary = vary + b", Cookie" if vary else b"Cookie"
             headers = [*kept, *_NO_STORE, (b"vary", vary)]
         return headers + extra
+
+
+def _dbsc_headers(st: SessionwardState, ctx: RequestState, jar: Response, headers: list[tuple[bytes, bytes]]) -> None:
+    """DBSC: the registration offer at login; the short cookie expired with the session at logout."""
+    if ctx.dbsc_offer:
+        headers.append((b"secure-session-registration", ctx.dbsc_offer.encode("ascii")))
+    dbsc = st.settings.dbsc
+    if ctx.logout and dbsc is not None:
+        jar.delete_cookie(dbsc.policy.cookie_name, path="/", secure=True, httponly=True,
+                          samesite=dbsc.policy.cookie_samesite.lower())  # type: ignore[arg-type]
 
 
 def _has_body(scope: Scope) -> bool:
