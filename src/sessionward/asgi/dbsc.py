@@ -63,7 +63,7 @@ def _answer(request: Request, answer: DeviceAnswer) -> Response:
                         media_type="application/json" if answer.body is not None else "text/plain",
                         headers={**_NO_STORE, "Secure-Session-Challenge": answer.challenge})
     cookie = answer.cookie
-    samesite = state(request).settings.dbsc.policy.cookie_samesite.lower()
+    samesite: Any = state(request).dbsc.policy.cookie_samesite.lower()
     response.set_cookie(cookie.name, cookie.value, max_age=cookie.max_age, path="/", secure=True, httponly=True,
                         samesite=samesite)
     return response

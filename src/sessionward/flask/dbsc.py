@@ -59,9 +59,10 @@ def _answer(answer: DeviceAnswer) -> Response:
     response = Response(body, status=200, mimetype="application/json" if answer.body is not None else "text/plain",
                         headers={**_NO_STORE, "Secure-Session-Challenge": answer.challenge})
     cookie = answer.cookie
-    policy = state().settings.dbsc.policy  # type: ignore[union-attr]
+    binding = state().dbsc
+    assert binding is not None  # noqa: S101 - registered only with DBSC on
     response.set_cookie(cookie.name, cookie.value, max_age=cookie.max_age, path="/", secure=True, httponly=True,
-                        samesite=policy.cookie_samesite)
+                        samesite=binding.policy.cookie_samesite)
     return response
 
 
