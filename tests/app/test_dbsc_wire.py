@@ -269,6 +269,15 @@ def test_dbsc_unbound_browser_works_as_before(d: Driver) -> None:
     assert "device-bound" not in page.text
 
 
+def test_dbsc_refresh_of_an_unbound_session_leaves_it_alone(d: Driver) -> None:
+    """A stray (or cross-site) POST to the refresh endpoint cannot sign an unbound browser out."""
+    login(d)
+    answer = d.send("POST", "/dbsc/refresh", headers={"Sec-Secure-Session-Id": '"abc"'})
+    assert answer.status == 401  # noqa: PLR2004
+    assert answer.header("clear-site-data") is None and LONG not in set_cookies(answer)
+    assert signed_in(d)
+
+
 def test_dbsc_off_offers_nothing(tmp_path: Any) -> None:
     flask, asgi = both(tmp_path, SESSIONWARD_DBSC=False)
     try:

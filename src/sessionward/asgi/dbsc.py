@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..aio.device_binding import DeviceAnswer
+from ..aio.device_binding import DeviceAnswer, is_device_bound
 from ..dbsc import DBSCError, DBSCPolicy, DBSCRefused
 from .context import context, session_cookie_value, state
 from .middleware import csrf_exempt
@@ -46,11 +46,13 @@ async def _register(request: Request) -> Response:
 
 async def _refresh(request: Request) -> Response:
     binding = state(request).dbsc
+    session = await _long_session(request)
     try:
-        answer = await binding.refresh(await _long_session(request), request.headers.getlist("sec-secure-session-id"),
+        answer = await binding.refresh(session, request.headers.getlist("sec-secure-session-id"),
                                        request.headers.getlist("secure-session-response"))
     except DBSCRefused as err:
-        context(request).logged_out()  # the server session is over: expire the long cookie too
+        if session is not None and is_device_bound(session.record):
+            context(request).logged_out()  # the server session was ended: expire the long cookie too
         return _refused(err)
     except DBSCError as err:
         return _refused(err)

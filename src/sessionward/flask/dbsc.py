@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask, Response, json, request
 
 from ..dbsc import DBSCError, DBSCPolicy, DBSCRefused
-from ..device_binding import DeviceAnswer
+from ..device_binding import DeviceAnswer, is_device_bound
 from ..sessions import Session
 from .context import request_state, session_cookie_value, state
 
@@ -43,11 +43,13 @@ def _register() -> Response:
 def _refresh() -> Response:
     binding = state().dbsc
     assert binding is not None  # noqa: S101 - registered only with DBSC on
+    session = _long_session()
     try:
-        answer = binding.refresh(_long_session(), request.headers.getlist("Sec-Secure-Session-Id"),
+        answer = binding.refresh(session, request.headers.getlist("Sec-Secure-Session-Id"),
                                  request.headers.getlist("Secure-Session-Response"))
     except DBSCRefused as err:
-        request_state().logged_out()  # the server session is over: expire the long cookie too
+        if session is not None and is_device_bound(session.record):
+            request_state().logged_out()  # the server session was ended: expire the long cookie too
         return _refused(err)
     except DBSCError as err:
         return _refused(err)
