@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,6 +30,17 @@ SHORT = "__Host-sw_dbsc"
 PASSWORD = "chromium-dbsc-" + "x" * 12
 
 
+def chromium() -> str:
+    """As `test_dbsc_chromium.py` finds it (not through `conftest`: which conftest that names depends on the
+    run)."""
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        from _services import missing_service  # type: ignore[import-not-found]
+
+        missing_service("install chromium (apt-get install chromium) or set CHROMIUM_PATH")
+    return path
+
+
 def spki_hash(certfile: Any) -> str:
     cert = x509.load_pem_x509_certificate(certfile.read_bytes())
     spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -43,11 +56,9 @@ def service(start_server: Callable[..., ServerProcess]) -> ServerProcess:
 
 @pytest.fixture(scope="module")
 def dbsc_browser(playwright_instance: Any, service: ServerProcess) -> Iterator[Any]:
-    from conftest import chromium_path  # type: ignore[import-not-found]
-
     args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic", f"--enable-features={FEATURES}",
             f"--ignore-certificate-errors-spki-list={spki_hash(service.certfile)}"]
-    b = playwright_instance.chromium.launch(executable_path=chromium_path(), args=args, timeout=30_000)
+    b = playwright_instance.chromium.launch(executable_path=chromium(), args=args, timeout=30_000)
     yield b
     b.close()
 
