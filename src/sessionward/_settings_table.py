@@ -138,11 +138,45 @@ TABLE: tuple[Setting, ...] = (
        "`sessionward_token_cache_lookups_total` in `/metrics`", aliases=("TOKEN_CACHE_SIZE",)),
     _s("KEYS_REFRESH_INTERVAL", "seconds", 5.0, "tokens", "seconds between checks for a rotated signing key; a new "
        "key signs only after twice this", aliases=("TOKEN_KEYS_REFRESH_INTERVAL",)),
+    # -- DPoP (RFC 9449): tokens bound to a client's key
+    _s("DPOP", "choice", "allowed", "dpop", "`off`: no DPoP (bound tokens refused); `allowed`: a client that sends a "
+       "`DPoP` proof at login gets key-bound tokens, Bearer clients work as before; `required`: every token is "
+       "bound", choices=("off", "allowed", "required"), aliases=("DPOP",)),
+    _s("DPOP_ALGS", "text", "ES256 Ed25519 EdDSA", "dpop", "JWS algorithms accepted in proofs (space- or "
+       "comma-separated; asymmetric only: `none` and HMAC cannot be named)", aliases=("DPOP_ALGS",)),
+    _s("DPOP_MAX_AGE", "seconds", 60.0, "dpop", "a proof's `iat` may be at most this old (1 to 600); its `jti` "
+       "is remembered as long, in the store, for every instance", aliases=("DPOP_MAX_AGE",)),
+    _s("DPOP_NONCE", "flag", False, "dpop", "require server nonces in proofs (`DPoP-Nonce`, RFC 9449 8, 9)",
+       shown_default="`0`", aliases=("DPOP_NONCE",)),
+    _s("DPOP_NONCE_LIFETIME", "seconds", 300.0, "dpop", "seconds a server nonce stays valid (10 to 3600)",
+       aliases=("DPOP_NONCE_LIFETIME",)),
+    _s("DPOP_NONCE_KEY", "key", None, "dpop", "hex, 32+ random bytes: MACs the server nonces; one key per purpose",
+       shown_default="generated into `secrets.json`", aliases=("DPOP_NONCE_KEYS",)),
     # -- the reference service
     _s("TRUSTED_PROXIES", "whole", 0, "service", "number of proxies whose `X-Forwarded-*` headers are trusted"),
     _s("MANAGEMENT_PORT", "whole", 9000, "serve", "default of `serve --management-port`: plain-HTTP port for "
        "`/metrics` and the detailed `/healthz` (`0` = off)"),
     _s("MANAGEMENT_HOST", "text", "127.0.0.1", "serve", "default of `serve --management-host` (loopback only)"),
+    # -- device-bound cookie sessions (DBSC)
+    _s("DBSC", "flag", False, "dbsc", "offer Device Bound Session Credentials at login (see DBSC); browsers "
+       "without DBSC work as before", shown_default="`0` (the reference service: `1`)", aliases=("DBSC",)),
+    _s("DBSC_COOKIE_LIFETIME", "seconds", 600.0, "dbsc", "lifetime of the short device-bound cookie (30 s to "
+       "1 day); the browser renews it with a signature of its key", aliases=("DBSC_COOKIE_LIFETIME",)),
+    _s("DBSC_CHALLENGE_LIFETIME", "seconds", 120.0, "dbsc", "seconds a registration or refresh challenge stays "
+       "valid (10 to 3600)", aliases=("DBSC_CHALLENGE_LIFETIME",)),
+    _s("DBSC_ALGS", "text", "ES256 RS256", "dbsc", "key algorithms offered and accepted (`ES256`, `RS256`; "
+       "never `none`)", aliases=("DBSC_ALGS",)),
+    _s("DBSC_REGISTRATION_PATH", "text", "/dbsc/register", "dbsc", "path of the registration endpoint",
+       aliases=("DBSC_REGISTRATION_PATH",)),
+    _s("DBSC_REFRESH_PATH", "text", "/dbsc/refresh", "dbsc", "path of the refresh endpoint",
+       aliases=("DBSC_REFRESH_PATH",)),
+    _s("DBSC_COOKIE_NAME", "text", "__Host-sw_dbsc", "dbsc", "name of the short device-bound cookie "
+       "(`__Host-` prefix)", aliases=("DBSC_COOKIE_NAME",)),
+    _s("DBSC_CHALLENGE_KEY", "key", None, "dbsc", "hex, 32+ random bytes: DBSC challenges (required when `DBSC` "
+       "is on)", shown_default="generated into `secrets.json`", aliases=("DBSC_CHALLENGE_KEYS",)),
+    _s("DBSC_COOKIE_KEY", "key", None, "dbsc", "hex, 32+ random bytes: the short device-bound cookie (required "
+       "when `DBSC` is on; not the challenge key)", shown_default="generated into `secrets.json`",
+       aliases=("DBSC_COOKIE_KEYS",)),
 )
 
 

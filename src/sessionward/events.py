@@ -38,6 +38,8 @@ EVENTS = frozenset(
         "key_rotated",
         "key_revoked",
         "store_unavailable",
+        "dbsc_registered",
+        "dbsc_refresh_refused",
     }
 )
 

@@ -27,12 +27,15 @@ from .config import CookiePolicy, SessionPolicy, ThrottlePolicy
 from .exceptions import ConfigError
 
 if TYPE_CHECKING:
+    from .dbsc import DBSCPolicy, DBSCServer
+    from .dpop import DPoPPolicy, DPoPVerifier
     from .passwords import HashGate
     from .tokens.claims import TokenPolicy
 
 __all__ = [
-    "PREFIX", "TABLE", "HashingSettings", "ManagementSettings", "ServiceSettings", "Setting", "Settings",
-    "StoreSettings", "TokenSettings", "UnknownSettingWarning", "environment_settings", "full_key_errors",
+    "PREFIX", "TABLE", "DBSCSettings", "DPoPSettings", "HashingSettings", "ManagementSettings", "ServiceSettings",
+    "Setting",
+    "Settings", "StoreSettings", "TokenSettings", "UnknownSettingWarning", "environment_settings", "full_key_errors",
     "is_redis_url", "markdown_table",
 ]
 
@@ -102,6 +105,22 @@ class TokenSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DPoPSettings:
+    """DPoP-bound tokens (RFC 9449). `policy` is None when built without settings (then the default policy);
+    `verifier()` builds the checker the adapters use."""
+
+    policy: DPoPPolicy | None = None
+    nonce_key: bytes | None = field(default=None, repr=False)
+
+    def verifier(self) -> DPoPVerifier:
+        from .dpop import DPoPPolicy, DPoPVerifier
+
+        policy = self.policy or DPoPPolicy()
+        with full_key_errors():
+            return DPoPVerifier(policy, nonce_keys=[self.nonce_key] if self.nonce_key else None)
+
+
+@dataclass(frozen=True, slots=True)
 class ManagementSettings:
     """The loopback listener for /metrics and the detailed /healthz (`sessionward serve`)."""
 
@@ -116,6 +135,22 @@ class ServiceSettings:
     instance: str | None
     kek_file: str | None
     trusted_proxies: int
+
+
+@dataclass(frozen=True, slots=True)
+class DBSCSettings:
+    """Device Bound Session Credentials (`SESSIONWARD_DBSC` on): the policy and its two keys, one per purpose."""
+
+    policy: DBSCPolicy
+    challenge_key: bytes = field(repr=False)
+    cookie_key: bytes = field(repr=False)
+
+    def server(self) -> DBSCServer:
+        """The protocol object (`sessionward.dbsc.DBSCServer`). Raises `ConfigError` naming the full key."""
+        from .dbsc import DBSCServer
+
+        with full_key_errors():
+            return DBSCServer(self.policy, challenge_keys=[self.challenge_key], cookie_keys=[self.cookie_key])
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +169,8 @@ class Settings:
     management: ManagementSettings
     service: ServiceSettings
     csrf_key: bytes | None = field(default=None, repr=False)
+    dpop: DPoPSettings = field(default_factory=DPoPSettings)
+    dbsc: DBSCSettings | None = None  #: None: DBSC is off (`SESSIONWARD_DBSC`)
 
     @property
     def store_url(self) -> str | None:
@@ -258,6 +295,57 @@ def _hashing(r: Reader) -> HashingSettings:
     return HashingSettings(concurrency=concurrency, queue=queue, wait=wait)
 
 
+def _dbsc(r: Reader) -> DBSCSettings | None:
+    """`SESSIONWARD_DBSC*`, validated even when off (a typo must not wait until DBSC is turned on)."""
+    from .dbsc import DBSCPolicy
+
+    algs = r.text("SESSIONWARD_DBSC_ALGS") or ""
+    policy = _policy(lambda: DBSCPolicy(
+        enabled=r.flag("SESSIONWARD_DBSC"),
+        algorithms=tuple(a for a in re.split(r"[\s,]+", algs) if a),
+        registration_path=r.text("SESSIONWARD_DBSC_REGISTRATION_PATH"),  # type: ignore[arg-type]
+        refresh_path=r.text("SESSIONWARD_DBSC_REFRESH_PATH"),  # type: ignore[arg-type]
+        challenge_lifetime=r.seconds("SESSIONWARD_DBSC_CHALLENGE_LIFETIME"),
+        cookie_name=r.text("SESSIONWARD_DBSC_COOKIE_NAME"),  # type: ignore[arg-type]
+        cookie_lifetime=r.seconds("SESSIONWARD_DBSC_COOKIE_LIFETIME"),
+    ))
+    challenge_key, cookie_key = r.key("SESSIONWARD_DBSC_CHALLENGE_KEY"), r.key("SESSIONWARD_DBSC_COOKIE_KEY")
+    if not policy.enabled:
+        return None
+    needed = "is required when SESSIONWARD_DBSC is on (32+ random bytes)"
+    if challenge_key is None:
+        raise ConfigError("SESSIONWARD_DBSC_CHALLENGE_KEY", needed)
+    if cookie_key is None:
+        raise ConfigError("SESSIONWARD_DBSC_COOKIE_KEY", needed)
+    if challenge_key == cookie_key:
+        raise ConfigError("SESSIONWARD_DBSC_COOKIE_KEY", "must differ from SESSIONWARD_DBSC_CHALLENGE_KEY "
+                          "(one key per purpose)")
+    settings = DBSCSettings(policy=policy, challenge_key=challenge_key, cookie_key=cookie_key)
+    settings.server()  # the keys' own checks, now
+    return settings
+
+
+def _dpop(r: Reader) -> DPoPSettings:
+    from .dpop import DPoPPolicy
+
+    algs = tuple(a for a in re.split(r"[\s,]+", (r.text("SESSIONWARD_DPOP_ALGS") or "").strip()) if a)
+    policy = _policy(lambda: DPoPPolicy(
+        mode=r.choice("SESSIONWARD_DPOP"),  # type: ignore[arg-type]
+        algorithms=algs,
+        max_age=r.seconds("SESSIONWARD_DPOP_MAX_AGE"),
+        nonce=r.flag("SESSIONWARD_DPOP_NONCE"),
+        nonce_lifetime=r.seconds("SESSIONWARD_DPOP_NONCE_LIFETIME"),
+    ))
+    key = r.key("SESSIONWARD_DPOP_NONCE_KEY")
+    if policy.nonce and policy.enabled and key is None:
+        raise ConfigError("SESSIONWARD_DPOP_NONCE_KEY", "is required when SESSIONWARD_DPOP_NONCE is on (32+ random "
+                          "bytes)")
+    settings = DPoPSettings(policy=policy, nonce_key=key)
+    if policy.enabled:
+        settings.verifier()  # a bad key stops start-up now
+    return settings
+
+
 def _positive(name: str, value: float) -> float:
     if value <= 0:
         raise ConfigError(name, f"must be a positive number of seconds, got {value!r}")
@@ -306,6 +394,8 @@ def _build(r: Reader) -> Settings:
         service=ServiceSettings(instance=r.text("SESSIONWARD_INSTANCE"), kek_file=r.text("SESSIONWARD_KEK_FILE"),
                                 trusted_proxies=proxies),
         csrf_key=r.key("SESSIONWARD_CSRF_KEY"),
+        dpop=_dpop(r),
+        dbsc=_dbsc(r),
     )
 
 

@@ -89,6 +89,7 @@ def every_method(store: SessionStore) -> list[Callable[[], Any]]:
         lambda: store.list_all(now=T0),
         lambda: store.deny("j", until=T0 + 1, now=T0),
         lambda: store.is_denied("j", now=T0),
+        lambda: store.use_once("u", until=T0 + 1, now=T0),
         lambda: store.get_epoch("alice"),
         lambda: store.bump_epoch("alice"),
         lambda: store.throttle_read(["k"], now=T0, window=1),
@@ -339,6 +340,38 @@ class StoreContract:
         assert store.is_denied("jti-1", now=T0 + 45) is True
         store.deny("jti-old", until=T0 - 1, now=T0)  # already expired: nothing to deny
         assert store.is_denied("jti-old", now=T0) is False
+
+    # -- one-time uses ---------------------------------------------------------------------------
+    def test_use_once_first_use_only_until_it_ends(self, store: SessionStore) -> None:
+        assert store.use_once("proof-1", until=T0 + 60, now=T0) is True
+        assert store.use_once("proof-1", until=T0 + 60, now=T0 + 1) is False
+        assert store.use_once("proof-1", until=T0 + 120, now=T0 + 59.5) is False  # a later until changes nothing
+        assert store.use_once("proof-2", until=T0 + 60, now=T0) is True  # keys are independent
+        # expiry: once the use ended the key may be used again, and is then guarded again
+        assert store.use_once("proof-1", until=T0 + 200, now=T0 + 60) is True
+        assert store.use_once("proof-1", until=T0 + 200, now=T0 + 150) is False
+        assert store.use_once("proof-1", until=T0 + 300, now=T0 + 200) is True
+        # keys of any text stay apart (no prefix/brace games)
+        odd = ["{t}:x", "once:proof-2", "a b\u00e9", "x" * 100]
+        assert [store.use_once(k, until=T0 + 60, now=T0) for k in odd] == [True] * 4
+        assert [store.use_once(k, until=T0 + 60, now=T0) for k in odd] == [False] * 4
+
+    def test_use_once_burst_has_exactly_one_winner(self, store: SessionStore) -> None:
+        for round_ in range(3):
+            results = run_concurrently(16, lambda i, r=round_: store.use_once(f"burst-{r}", until=T0 + 60, now=T0))
+            assert sorted(results) == [False] * 15 + [True]
+        # after expiry, a burst on a used key again has exactly one winner
+        results = run_concurrently(16, lambda i: store.use_once("burst-0", until=T0 + 200, now=T0 + 100))
+        assert sorted(results) == [False] * 15 + [True]
+
+    def test_use_once_is_purged_after_it_ends(self, store: SessionStore) -> None:
+        store.use_once("gone", until=T0 + 10, now=T0)
+        store.use_once("kept", until=T0 + 1000, now=T0)
+        before = self.stored_count(store)
+        assert store.purge_expired(now=T0 + 20) >= 1
+        assert self.stored_count(store) == before - 1
+        assert store.use_once("kept", until=T0 + 1000, now=T0 + 20) is False
+        assert store.use_once("gone", until=T0 + 1000, now=T0 + 20) is True
 
     def test_epochs(self, store: SessionStore) -> None:
         assert store.get_epoch("alice") == 0

@@ -15,7 +15,7 @@ from sessionward.exceptions import ConfigError, StoreUnavailable
 from sessionward.stores import open_store
 from sessionward.stores.sql import SQLStore
 
-TABLES = ("sw_sessions", "sw_denylist", "sw_epochs", "sw_throttle")
+TABLES = ("sw_sessions", "sw_denylist", "sw_epochs", "sw_throttle", "sw_once")
 
 
 class SQLContract(StoreContract):

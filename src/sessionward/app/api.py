@@ -17,11 +17,13 @@ from collections.abc import Mapping
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import UnsupportedMediaType
 
+from ..dpop import DPoPError, DPoPProof, check_refresh_binding, token_jkt
 from ..exceptions import InvalidCredentials, NotFound, TokenError
 from ..flask import csrf_exempt, get_jwt_claims, get_user, jwt_required, request_state, state, token_service
-from ..flask.jwt import FreshTokenRequired
+from ..flask.jwt import FreshTokenRequired, dpop_request_url, dpop_token_endpoint_error
 from ..ids import looks_like_public_id
 from ..tokens import TokenPair
+from ..web.dpop import token_endpoint_proof
 from .common import (
     JWKS_MAX_AGE,
     MalformedJSON,
@@ -71,6 +73,22 @@ def _no_content() -> Response:
     return Response(status=204)
 
 
+def _dpop_proof() -> DPoPProof | None:
+    """The checked and spent DPoP proof of a token request (RFC 9449 5), or None (a plain Bearer client)."""
+    st = state()
+    verifier = st.dpop
+    if verifier is None:
+        return None
+    now = st.clock.now()
+    proof = token_endpoint_proof(verifier, method=request.method, url=dpop_request_url(),
+                                 proofs=request.headers.getlist("DPoP"), now=now)
+    if proof is not None:
+        if not st.store.use_once(proof.replay_key, until=proof.replay_until, now=now):
+            raise verifier.replayed(proof)
+        request_state().dpop_nonce = verifier.nonce_to_send(proof, now=now)
+    return proof
+
+
 # -- endpoints ----------------------------------------------------------------------------------
 
 @bp.post("/login")
@@ -78,8 +96,14 @@ def _no_content() -> Response:
 def login() -> Response:
     body = json_body({"username": True, "password": True})
     user_agent, ip = _client()
+    try:
+        proof = _dpop_proof()  # before the password: a bad proof costs no password attempt
+    except DPoPError as exc:
+        return dpop_token_endpoint_error(exc)
     user = state().authenticator.authenticate(body["username"], body["password"], ip=ip)  # 401 / 429
-    return _pair_response(token_service().issue(user.id, fresh=True, user_agent=user_agent, ip=ip))
+    pair = token_service().issue(user.id, fresh=True, user_agent=user_agent, ip=ip,
+                                 dpop_jkt=None if proof is None else proof.jkt)
+    return _pair_response(pair)
 
 
 @bp.post("/refresh")
@@ -88,7 +112,18 @@ def refresh() -> Response:
     body = json_body({"refresh_token": True})
     user_agent, ip = _client()
     tokens = token_service()
-    pair = tokens.refresh(body["refresh_token"], user_agent=user_agent, ip=ip)  # 401, reuse revokes the family
+    try:
+        proof = _dpop_proof()
+        verifier = state().dpop
+
+        def bind(bound_jkt: str | None) -> str | None:
+            if verifier is not None:
+                check_refresh_binding(verifier, bound_jkt=bound_jkt, proof=proof)  # no downgrade to Bearer
+            return None if proof is None else proof.jkt
+
+        pair = tokens.refresh(body["refresh_token"], user_agent=user_agent, ip=ip, bind=bind)  # 401; reuse revokes
+    except DPoPError as exc:
+        return dpop_token_endpoint_error(exc)
     # The user from the pair itself, not by verifying the new access token or reading the family again: a
     # concurrent reuse (the race's loser) may already have ended the family, and the winner must still get
     # its answer (T8: exactly one 200), though the tokens in it die with the family.
@@ -175,7 +210,9 @@ def change_password() -> Response:
     st.users.set_password(user.id, body["new_password"])  # 422 weak_password
     tokens = token_service()
     tokens.revoke_all(user.id)  # every other token family and cookie session ends (C6)
-    return _pair_response(tokens.issue(user.id, fresh=True, user_agent=user_agent, ip=ip))
+    claims = get_jwt_claims()
+    jkt = None if claims is None else token_jkt(claims.extra)  # a key-bound client stays bound to its key
+    return _pair_response(tokens.issue(user.id, fresh=True, user_agent=user_agent, ip=ip, dpop_jkt=jkt))
 
 
 @bp.get("/openapi.json")

@@ -13,10 +13,13 @@ from starlette.responses import Response
 
 from ..asgi import RequireToken, context, csrf_exempt, get_user, state
 from ..asgi.errors import JSONResponse
+from ..asgi.tokens import dpop_request_url
 from ..bearer import FreshTokenRequired
+from ..dpop import DPoPError, DPoPProof, check_refresh_binding, token_jkt
 from ..exceptions import InvalidCredentials, NotFound, StoreUnavailable, TokenError
 from ..ids import looks_like_public_id
 from ..tokens import Claims, TokenPair
+from ..web.dpop import token_endpoint_proof
 from .common import JWKS_MAX_AGE, WrongPassword, api_session_rows, is_json_mimetype, parse_json
 from .openapi import openapi_document
 
@@ -53,14 +56,40 @@ def _no_content(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def dpop_token_endpoint_error(exc: DPoPError) -> Response:
+    """A DPoP refusal at the token endpoint: 400 `{"error", "error_description"}` (RFC 9449 5, 8), as on Flask."""
+    return JSONResponse(exc.token_endpoint_body(), status_code=exc.token_endpoint_status,
+                        headers=exc.token_endpoint_headers())
+
+
+async def _dpop_proof(request: Request) -> DPoPProof | None:
+    """The checked and spent DPoP proof of a token request, or None (a plain Bearer client)."""
+    st = state(request)
+    verifier = st.dpop
+    now = st.clock.now()
+    proof = token_endpoint_proof(verifier, method=request.method, url=dpop_request_url(request),
+                                 proofs=request.headers.getlist("dpop"), now=now)
+    if proof is not None:
+        if not await st.store.use_once(proof.replay_key, until=proof.replay_until, now=now):
+            raise verifier.replayed(proof)
+        context(request).dpop_nonce = verifier.nonce_to_send(proof, now=now)
+    return proof
+
+
 @router.post("/api/login")
 @csrf_exempt
 async def login(request: Request) -> Response:
     body = await json_body(request, {"username": True, "password": True})
     user_agent, ip = _client(request)
     st = state(request)
+    try:
+        proof = await _dpop_proof(request)  # before the password: a bad proof costs no password attempt
+    except DPoPError as exc:
+        return dpop_token_endpoint_error(exc)
     user = await st.authenticator.authenticate(body["username"], body["password"], ip=ip)  # 401 / 429
-    return _pair_response(request, await st.token_service().issue(user.id, fresh=True, user_agent=user_agent, ip=ip))
+    pair = await st.token_service().issue(user.id, fresh=True, user_agent=user_agent, ip=ip,
+                                          dpop_jkt=None if proof is None else proof.jkt)
+    return _pair_response(request, pair)
 
 
 @router.post("/api/refresh")
@@ -70,7 +99,16 @@ async def refresh(request: Request) -> Response:
     user_agent, ip = _client(request)
     st = state(request)
     tokens = st.token_service()
-    pair = await tokens.refresh(body["refresh_token"], user_agent=user_agent, ip=ip)  # 401, reuse revokes the family
+    try:
+        proof = await _dpop_proof(request)
+
+        def bind(bound_jkt: str | None) -> str | None:
+            check_refresh_binding(st.dpop, bound_jkt=bound_jkt, proof=proof)  # no downgrade to Bearer
+            return None if proof is None else proof.jkt
+
+        pair = await tokens.refresh(body["refresh_token"], user_agent=user_agent, ip=ip, bind=bind)  # 401; reuse
+    except DPoPError as exc:
+        return dpop_token_endpoint_error(exc)
     # The user from the pair itself (T8: the race's winner gets its answer though a concurrent reuse ended the family)
     user = await st.users.get(pair.user_id)
     if user is None or user.disabled:
@@ -140,7 +178,9 @@ async def change_password(request: Request, claims: FreshToken) -> Response:
     await st.users.set_password(user.id, body["new_password"])  # 422 weak_password
     tokens = st.token_service()
     await tokens.revoke_all(user.id)  # every other token family and cookie session ends (C6)
-    return _pair_response(request, await tokens.issue(user.id, fresh=True, user_agent=user_agent, ip=ip))
+    jkt = token_jkt(claims.extra)  # a key-bound client stays bound to its key
+    return _pair_response(request, await tokens.issue(user.id, fresh=True, user_agent=user_agent, ip=ip,
+                                                      dpop_jkt=jkt))
 
 
 @router.get("/api/openapi.json")

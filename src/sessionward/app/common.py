@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..clock import iso_utc
+from ..device_binding import is_device_bound
 from ..exceptions import ConfigError, PermissionDenied, SessionwardError, ValidationError
 from ..jsontext import strict_loads
 from ..stores import SessionRecord
@@ -115,14 +116,25 @@ def api_session_rows(records: Iterable[SessionRecord], current_id: str) -> list[
             "created_at": iso_utc(r.created_at),
             "last_seen": iso_utc(r.last_seen),
             "current": r.id == current_id,
+            "device_bound": is_device_bound(r),
+            "dpop_bound": _dpop_bound(r),
         })
     return rows
+
+
+def _dpop_bound(record: SessionRecord) -> bool:
+    """A token family bound to a client key (RFC 9449; the thumbprint stays server-side, in the record)."""
+    from ..tokens.service import family_jkt  # the token modules load late (see `sessionward.settings`)
+
+    return family_jkt(record) is not None
 
 
 def web_session_rows(records: Iterable[SessionRecord], current_id: str) -> list[dict[str, Any]]:
     """The sessions page's rows."""
     return [
-        {"record": r, "device": describe_user_agent(r.user_agent), "current": r.id == current_id} for r in records
+        {"record": r, "device": describe_user_agent(r.user_agent), "current": r.id == current_id,
+         "device_bound": is_device_bound(r), "dpop_bound": _dpop_bound(r)}
+        for r in records
     ]
 
 
@@ -143,10 +155,14 @@ def service_settings(path: Path, config: Mapping[str, Any] | None = None) -> dic
         "SESSIONWARD_CSRF_KEY": keys.csrf_key,
         "SESSIONWARD_REFRESH_KEY": keys.refresh_key,
         "SESSIONWARD_KEK": keys.kek,
+        "SESSIONWARD_DBSC_CHALLENGE_KEY": keys.dbsc_challenge_key,
+        "SESSIONWARD_DBSC_COOKIE_KEY": keys.dbsc_cookie_key,
+        "SESSIONWARD_DPOP_NONCE_KEY": keys.dpop_nonce_key,
         "MAX_CONTENT_LENGTH": MAX_BODY,
     }
     for name, value in environment_settings().items():
         settings.setdefault(name, value)  # the instance's URLs and secrets already took the environment's
+    settings.setdefault("SESSIONWARD_DBSC", True)  # the reference service binds sessions where browsers can
     settings.update(config or {})
     if settings.get("DEBUG"):
         raise ConfigError("DEBUG", "the reference service never runs Flask's debugger")

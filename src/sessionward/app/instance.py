@@ -1,8 +1,9 @@
 """The instance folder: generated secrets (mode 0600), the self-signed TLS certificate, database URLs.
 
 Secrets come from the environment when given (`SESSIONWARD_CSRF_KEY`, `SESSIONWARD_REFRESH_KEY`,
-`SESSIONWARD_KEK` as hex, or `SESSIONWARD_KEK_FILE`), else are generated once with `secrets` into
-`<instance>/secrets.json` with mode 0600 and kept. Never hard-coded, never derived from one another.
+`SESSIONWARD_KEK`, `SESSIONWARD_DPOP_NONCE_KEY`, `SESSIONWARD_DBSC_CHALLENGE_KEY`, `SESSIONWARD_DBSC_COOKIE_KEY`
+as hex, or `SESSIONWARD_KEK_FILE`), else are generated once with `secrets` into `<instance>/secrets.json` with
+mode 0600 and kept. Never hard-coded, never derived from one another.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from ..exceptions import ConfigError
 
-SECRET_NAMES = ("csrf_key", "refresh_key", "kek")
+SECRET_NAMES = ("csrf_key", "refresh_key", "kek", "dpop_nonce_key", "dbsc_challenge_key", "dbsc_cookie_key")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class InstanceSecrets:
     csrf_key: bytes
     refresh_key: bytes
     kek: bytes  #: key-encryption key for the signing keys stored in the database
+    dbsc_challenge_key: bytes  #: DBSC registration and refresh challenges
+    dbsc_cookie_key: bytes  #: the short device-bound cookie of DBSC
+    dpop_nonce_key: bytes  #: MAC key of the DPoP server nonces (`SESSIONWARD_DPOP_NONCE_KEY`)
 
 
 def instance_path(given: str | os.PathLike[str] | None = None) -> Path:

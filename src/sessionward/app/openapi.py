@@ -214,6 +214,10 @@ def _document() -> dict[str, Any]:
                         "created_at": {"type": "string", "format": "date-time"},
                         "last_seen": {"type": "string", "format": "date-time"},
                         "current": {"type": "boolean"},
+                        "device_bound": {"type": "boolean", "description": "a cookie session whose browser holds "
+                                         "its key (DBSC): its cookies are useless off that device"},
+                        "dpop_bound": {"type": "boolean", "description": "a token family bound to a client key "
+                                       "(DPoP, RFC 9449)"},
                     },
                 },
                 "SessionList": {

@@ -68,5 +68,9 @@ async def open_core(state: SessionwardState) -> None:
     state.store, state.users, state.tokens = store, users, tokens
     state.recent_users = AsyncRecentUsers(users, clock=clock)
     state.sessions = AsyncSessionManager(store=store, policy=settings.session, clock=clock)
+    if settings.dbsc is not None:
+        from ..aio.device_binding import AsyncDeviceBinding
+
+        state.dbsc = AsyncDeviceBinding(server=settings.dbsc.server(), sessions=state.sessions)
     state.authenticator = AsyncAuthenticator(users=users, hasher=hasher,
                                              throttle=AsyncLoginThrottle(store, settings.throttle, clock), clock=clock)

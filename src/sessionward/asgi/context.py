@@ -76,8 +76,8 @@ def own_origin(conn: HTTPConnection) -> str:
 
 
 async def get_session(conn: HTTPConnection) -> Session | None:
-    """The live session of this request, loaded once and only when asked (public pages pay nothing).
-    Raises `StoreUnavailable`."""
+    """The live session of this request, loaded once and only when asked (public pages pay nothing). A
+    device-bound session counts only with its valid short cookie (DBSC). Raises `StoreUnavailable`."""
     ctx = context(conn)
     if ctx.session is UNSET:
         value = session_cookie_value(conn)
@@ -90,6 +90,10 @@ async def get_session(conn: HTTPConnection) -> Session | None:
                 SESSION_LATENCY.observe(perf_counter() - started)
             if session is None:
                 ctx.dead_cookie = True  # expire it in the response
+            else:
+                binding = state(conn).dbsc
+                if binding is not None and not binding.admits(session, cookie_values(conn, binding.policy.cookie_name)):
+                    session = None  # device-bound without its short cookie: signed out until the browser refreshes
         ctx.session = session
     return ctx.session  # type: ignore[return-value]
 
@@ -126,6 +130,9 @@ async def login_user(conn: HTTPConnection, user: User, *, data: Any = None) -> S
     )
     ctx.logged_in(session, user)
     ctx.logout = False
+    binding = state(conn).dbsc
+    if binding is not None:
+        ctx.dbsc_offer = binding.offer(session)  # a DBSC browser answers by registering a key
     return session
 
 

@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.responses import JSONResponse as _JSONResponse
 
 from ..bearer import bearer_refusal
+from ..dpop import DPoPError
 from ..exceptions import ConfigError, Overloaded, SessionwardError, StoreUnavailable, Throttled, TokenError
 from ..httpshape import (
     ERROR_PAGE,
@@ -104,6 +105,8 @@ def error_response(
 
 
 def _sessionward_error(conn: HTTPConnection, exc: SessionwardError) -> Response:
+    if isinstance(exc, DPoPError):  # at a protected resource: 401 and the core's WWW-Authenticate: DPoP ...
+        return error_response(conn, exc.status, exc.error, exc.description, headers=exc.resource_headers())
     refusal = bearer_refusal(exc)
     if refusal is not None:
         status, challenge = refusal

@@ -81,6 +81,10 @@ class Sessionward:
 
             app.add_exception_handler(RequestValidationError, _handle)
         app.router.lifespan_context = _lifespan(app.router.lifespan_context, self.state)
+        if settings_.dbsc is not None:
+            from .dbsc import add_dbsc_routes
+
+            add_dbsc_routes(app, settings_.dbsc.policy)
 
 
 def _lifespan(inner: Callable[[Any], Any], state: SessionwardState) -> Callable[[Any], Any]:

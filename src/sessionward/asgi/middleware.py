@@ -160,12 +160,15 @@ class SessionwardMiddleware:
                               samesite=cookie.samesite.lower())  # type: ignore[arg-type]
             if ctx.logout:
                 headers.append((b"clear-site-data", b'"cache", "cookies", "storage"'))
+        _dbsc_headers(st, ctx, jar, headers)
         if ctx.new_login_nonce:
             jar.set_cookie(LOGIN_CSRF_COOKIE, ctx.new_login_nonce, max_age=3600, path="/", secure=True,
                            httponly=True, samesite="lax")
             headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
             headers.append((b"cache-control", b"no-store"))  # a shared cache must never hand one nonce to many
         headers.extend(jar.raw_headers)
+        if ctx.dpop_nonce:
+            headers.append((b"dpop-nonce", ctx.dpop_nonce.encode("ascii")))
         present = {k.lower() for k, _ in headers}
         extra = [(k, v) for k, v in _STATIC if k not in present]
         if https and _HSTS[0] not in present:
@@ -183,6 +186,16 @@ class SessionwardMiddleware:
                 vary = vary + b", Cookie" if vary else b"Cookie"
             headers = [*kept, *_NO_STORE, (b"vary", vary)]
         return headers + extra
+
+
+def _dbsc_headers(st: SessionwardState, ctx: RequestState, jar: Response, headers: list[tuple[bytes, bytes]]) -> None:
+    """DBSC: the registration offer at login; the short cookie expired with the session at logout."""
+    if ctx.dbsc_offer:
+        headers.append((b"secure-session-registration", ctx.dbsc_offer.encode("ascii")))
+    dbsc = st.settings.dbsc
+    if ctx.logout and dbsc is not None:
+        jar.delete_cookie(dbsc.policy.cookie_name, path="/", secure=True, httponly=True,
+                          samesite=dbsc.policy.cookie_samesite.lower())  # type: ignore[arg-type]
 
 
 def _has_body(scope: Scope) -> bool:

@@ -38,6 +38,8 @@ class SessionwardState:
     sessions: Any = None
     authenticator: Any = None
     tokens: Any = None
+    dbsc: Any = None  #: `AsyncDeviceBinding` when `SESSIONWARD_DBSC` is on
+    dpop: Any = None  #: the `DPoPVerifier` (RFC 9449) under `settings.dpop`, set in `__post_init__`
     engines: list[Any] = field(default_factory=list)  #: database engines `open()` made, disposed by `aclose()`
     _opened: bool = field(default=False, init=False)
     _opening: asyncio.Lock | None = field(default=None, init=False)
@@ -45,6 +47,7 @@ class SessionwardState:
     _purging: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        self.dpop = self.settings.dpop.verifier()
         self._next_purge = self.clock.now() + FIRST_PURGE_DELAY  # not during start-up
 
     @property

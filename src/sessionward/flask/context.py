@@ -46,7 +46,8 @@ def session_cookie_value(st: SessionwardState | None = None) -> str | None:
 
 
 def get_session() -> Session | None:
-    """The live session of this request, loaded once and only when asked (public pages pay nothing)."""
+    """The live session of this request, loaded once and only when asked (public pages pay nothing). A
+    device-bound session counts only with its valid short cookie (DBSC); its long cookie is kept for the refresh."""
     rs = request_state()
     session = rs.session
     if session is UNSET:
@@ -62,6 +63,10 @@ def get_session() -> Session | None:
                 SESSION_LATENCY.observe(perf_counter() - started)
             if session is None:
                 rs.dead_cookie = True  # expire it in the response
+            elif st.dbsc is not None and not st.dbsc.admits(
+                session, request.cookies.getlist(st.dbsc.policy.cookie_name)
+            ):
+                session = None  # device-bound without its short cookie: signed out until the browser refreshes
         rs.session = session
     return session
 

@@ -38,6 +38,7 @@ from .context import (
     session_cookie_value,
     state,
 )
+from .dbsc import register_dbsc
 from .errors import register_error_handlers
 from .headers import AUTHENTICATED, SecurityHeadersMiddleware
 from .jwt import register_token_errors
@@ -85,6 +86,8 @@ class Sessionward:
         app.after_request(_finish_response)
         app.jinja_env.globals["csrf_token"] = csrf_token
         register_error_handlers(app)
+        if st.dbsc is not None:
+            register_dbsc(app, st.dbsc.policy)
         return st
 
 
@@ -99,7 +102,11 @@ def login_user(user: User) -> Session:
         user_agent=request.headers.get("User-Agent", ""),
         ip=request.remote_addr or "",
     )
-    request_state().logged_in(session, user)
+    rs = request_state()
+    rs.logged_in(session, user)
+    binding = state().dbsc
+    if binding is not None:
+        rs.dbsc_offer = binding.offer(session)  # a DBSC browser answers by registering a key
     return session
 
 
@@ -195,12 +202,19 @@ def _finish_response(response: Response) -> Response:
         response.delete_cookie(cookie.name, path="/", secure=cookie.secure, httponly=True, samesite=cookie.samesite)
         if rs.logout:
             response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+            if st.dbsc is not None:
+                response.delete_cookie(st.dbsc.policy.cookie_name, path="/", secure=True, httponly=True,
+                                       samesite=st.dbsc.policy.cookie_samesite)
+    if rs.dbsc_offer:
+        response.headers["Secure-Session-Registration"] = rs.dbsc_offer
     if rs.new_login_nonce:
         response.set_cookie(
             LOGIN_CSRF_COOKIE, rs.new_login_nonce, max_age=3600, path="/", secure=True, httponly=True,
             samesite="Lax",
         )
         response.headers["Cache-Control"] = "no-store"  # a shared cache must never hand one nonce to many
+    if rs.dpop_nonce:
+        response.headers["DPoP-Nonce"] = rs.dpop_nonce
     if rs.no_store:
         request.environ[AUTHENTICATED] = True  # SecurityHeadersMiddleware: Cache-Control: no-store
     return response

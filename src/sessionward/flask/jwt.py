@@ -20,6 +20,13 @@ Refusals (RFC 6750 3.1; RFC 9470 for step-up):
 - `fresh=True` and the token is not fresh: 401 `insufficient_user_authentication` (RFC 9470: the token is
   valid, but the login behind it is not recent enough; the cure is a new password login, not more rights);
 - `scopes` the token's `scope` claim lacks: 403 `insufficient_scope` (RFC 6750: valid but insufficient).
+
+DPoP (RFC 9449; `sessionward.web.dpop`): `Authorization: DPoP <token>` with a `DPoP: <proof>` header. A token
+bound to a key (`cnf.jkt`) is accepted on any route only with a fresh proof from that key, whose `jti` the store
+has never seen (`use_once`, shared by every instance); `jwt_required(dpop=True)` also refuses unbound tokens.
+Refusals: 401 with the core's `WWW-Authenticate: DPoP error="invalid_token" | "invalid_dpop_proof" |
+"use_dpop_nonce", error_description=..., algs="..."` (and `DPoP-Nonce`). With server nonces on, a successful
+answer carries a fresh `DPoP-Nonce` when the client's is missing or half-way through its lifetime.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import Any, TypeVar
 
-from flask import Flask, Response, request
+from flask import Flask, Response, jsonify, request
 
 from ..bearer import (
     FreshTokenRequired,
@@ -42,6 +49,7 @@ from ..bearer import (
     header_token,
 )
 from ..csrf import UNSAFE_METHODS
+from ..dpop import DPoPError
 from ..exceptions import (
     ConfigError,
     CSRFError,
@@ -51,6 +59,7 @@ from ..exceptions import (
 from ..metrics import TOKEN_LATENCY
 from ..tokens import Claims, TokenService
 from ..web import RequestState
+from ..web.dpop import authorization, check_resource, path_from_wsgi, request_url
 from .context import check_origin, csrf_failed, get_user, request_state, state
 from .errors import bearer_challenge, error_response
 
@@ -62,6 +71,9 @@ __all__ = [
     "InvalidAuthorizationHeader",
     "NoAuthorization",
     "csrf_value",
+    "dpop_request_url",
+    "dpop_resource_error",
+    "dpop_token_endpoint_error",
     "get_jwt",
     "get_jwt_claims",
     "get_jwt_identity",
@@ -104,6 +116,28 @@ def register_token_errors(app: Flask) -> None:
         InsufficientScope,
         handler(403, lambda e: bearer_challenge(error="insufficient_scope", scope=" ".join(e.scopes))),
     )
+    app.register_error_handler(DPoPError, dpop_resource_error)
+
+
+def dpop_resource_error(exc: DPoPError) -> Response:
+    """A DPoP refusal at a protected resource: 401 and the core's `WWW-Authenticate: DPoP ...` (RFC 9449 7.1)."""
+    return error_response(exc.status, exc.error, exc.description, headers=exc.resource_headers())
+
+
+def dpop_token_endpoint_error(exc: DPoPError) -> Response:
+    """A DPoP refusal at the token endpoint (login, refresh): 400 `{"error": ..., "error_description": ...}`
+    (RFC 9449 5, 8; RFC 6749 5.2) with `DPoP-Nonce` when the client must use one."""
+    response = jsonify(exc.token_endpoint_body())
+    response.status_code = exc.token_endpoint_status
+    for name, value in exc.token_endpoint_headers().items():
+        response.headers[name] = value
+    return response
+
+
+def dpop_request_url() -> str:
+    """The URL a proof's `htu` must name: scheme and host as the app sees them (behind trusted proxies, from
+    the forwarded headers ProxyFix applied), the path as the client sent it."""
+    return request_url(request.scheme, request.host, path_from_wsgi(request.environ))
 
 
 def token_service() -> TokenService:
@@ -116,11 +150,16 @@ def token_service() -> TokenService:
 
 # -- finding the token ---------------------------------------------------------------------------
 
-def _header_token() -> str | None:
-    """The bearer token from the one Authorization header; None if there is no bearer credential."""
+def _header_token() -> tuple[str, str] | None:
+    """(scheme, token) from the one Authorization header (`Bearer` or `DPoP`); None without such credentials."""
     # WSGI gives one HTTP_AUTHORIZATION (servers join repeated headers with commas, which no token68
     # contains, so two headers fail the shape check below); reading it directly skips a scan of the environ.
-    return header_token(request.environ.get("HTTP_AUTHORIZATION"))
+    value = request.environ.get("HTTP_AUTHORIZATION")
+    verifier = state().dpop
+    if verifier is None:
+        token = header_token(value)
+        return None if token is None else ("Bearer", token)
+    return authorization(value, verifier)
 
 
 def _cookie_token() -> str | None:
@@ -172,19 +211,41 @@ def _verify(token: str, rs: RequestState) -> Claims:
     return result
 
 
+def _check_dpop(token: str, scheme: str, claims: Claims, rs: RequestState, *, require: bool) -> None:
+    """The DPoP rules for a verified token (see the module docstring), once per token per request."""
+    if token in rs.dpop_checked:
+        return
+    st = state()
+    verifier = st.dpop
+    if verifier is None:
+        return
+    now = st.clock.now()
+    proof = check_resource(verifier, scheme=scheme, token=token, claims=claims, method=request.method,
+                           url=dpop_request_url, proofs=lambda: request.headers.getlist("DPoP"), now=now,
+                           require=require)
+    if proof is not None:
+        if not st.store.use_once(proof.replay_key, until=proof.replay_until, now=now):
+            raise verifier.replayed(proof)
+        rs.dpop_nonce = verifier.nonce_to_send(proof, now=now)
+    rs.dpop_checked.add(token)
+
+
 def verify_jwt_in_request(
-    *, optional: bool = False, fresh: bool = False, locations: Iterable[str] = ("headers",), scopes: Iterable[str] = ()
+    *, optional: bool = False, fresh: bool = False, locations: Iterable[str] = ("headers",), scopes: Iterable[str] = (),
+    dpop: bool = False,
 ) -> Claims | None:
     """Verify this request's access token and make it the request's identity. Returns its `Claims`, or None
-    when `optional` and no token came. Raises `NoAuthorization`, `InvalidAuthorizationHeader`, `TokenError`,
-    `CSRFError`, `FreshTokenRequired`, `InsufficientScope`, `StoreUnavailable`."""
-    token, source = _find_token(_check_locations(locations))
+    when `optional` and no token came. `dpop=True` accepts DPoP-bound tokens only. Raises `NoAuthorization`,
+    `InvalidAuthorizationHeader`, `TokenError`, `DPoPError`, `CSRFError`, `FreshTokenRequired`,
+    `InsufficientScope`, `StoreUnavailable`."""
+    token, source, scheme = _find_token(_check_locations(locations))
     if token is None:
         if optional:
             return None
         raise NoAuthorization()
     rs = request_state()
     claims = _verify(token, rs)
+    _check_dpop(token, scheme, claims, rs, require=dpop)
     if source == "cookies" and request.method in UNSAFE_METHODS:
         _check_cookie_csrf(claims)
     rs.identify(claims)  # current_user is now the token's user; Cache-Control: no-store on the response
@@ -197,17 +258,18 @@ def verify_jwt_in_request(
     return claims
 
 
-def _find_token(where: frozenset[str]) -> tuple[str | None, str | None]:
-    """(token, "headers" or "cookies") from the first location in `where` that has one; (None, None)."""
+def _find_token(where: frozenset[str]) -> tuple[str | None, str | None, str]:
+    """(token, "headers" or "cookies", scheme) from the first location in `where` that has one; a cookie
+    counts as `Bearer`."""
     if "headers" in where:
-        token = _header_token()
-        if token is not None:
-            return token, "headers"
+        found = _header_token()
+        if found is not None:
+            return found[1], "headers", found[0]
     if "cookies" in where:
         token = _cookie_token()
         if token is not None:
-            return token, "cookies"
-    return None, None
+            return token, "cookies", "Bearer"
+    return None, None, "Bearer"
 
 
 def _check_locations(locations: Iterable[str]) -> frozenset[str]:
@@ -227,18 +289,20 @@ def jwt_required(
     optional: bool = False,
     locations: Iterable[str] = ("headers",),
     scopes: Iterable[str] = (),
+    dpop: bool = False,
 ) -> Any:
-    """Decorator: the view runs only with a valid access token (see `verify_jwt_in_request`). Usable as
-    `@jwt_required()` (Flask-JWT-Extended style) and `@jwt_required`. Raises ValueError for bad `locations`
-    or scopes at decoration time. A non-optional view is exempt from the cookie-session CSRF check: with a
-    header token no CSRF is possible, and a cookie token gets its own double-submit check."""
+    """Decorator: the view runs only with a valid access token (see `verify_jwt_in_request`; `dpop=True`: only
+    a DPoP-bound one, with its proof). Usable as `@jwt_required()` (Flask-JWT-Extended style) and
+    `@jwt_required`. Raises ValueError for bad `locations` or scopes at decoration time. A non-optional view is
+    exempt from the cookie-session CSRF check: with a header token no CSRF is possible, and a cookie token gets
+    its own double-submit check."""
     where = _check_locations(locations)
     needed = check_scope_names(scopes)
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            verify_jwt_in_request(optional=optional, fresh=fresh, locations=where, scopes=needed)
+            verify_jwt_in_request(optional=optional, fresh=fresh, locations=where, scopes=needed, dpop=dpop)
             return view(*args, **kwargs)
 
         if not optional:

@@ -106,6 +106,15 @@ announce(ARGV[3], ARGV[4])
 return 1
 """
 
+# A one-time use (`use_once`): refused while the stored `until` is later than the caller's `now`.
+# KEYS: once   ARGV: now, until, ttl ms
+_USE_ONCE = """
+local cur = redis.call('GET', KEYS[1])
+if cur and tonumber(cur) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
 # KEYS: e   ARGV: chan, message prefix ('["epoch",<user>,')
 _BUMP_EPOCH = _REC + """
 local n = redis.call('INCR', KEYS[1])

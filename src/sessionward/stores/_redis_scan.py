@@ -86,7 +86,7 @@ def purge_expired(store: RedisStore, *, now: float) -> int:
         for user_id, sids in gone.items():
             store._unindex(user_id, *sids)
     with store._errors():
-        for suffix, field in (("d:*", ""), ("{t}:*", "x")):
+        for suffix, field in (("d:*", ""), ("once:*", ""), ("{t}:*", "x")):
             for key in keys_matching(store, suffix):
                 n += int(store._lua_purge_one(keys=[key], args=[_num(now), field]))
     return n

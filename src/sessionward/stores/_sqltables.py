@@ -63,7 +63,15 @@ throttle = sa.Table(
     sa.Column("expires_at", sa.Double, nullable=False, index=True),
 )
 
-TABLES = [sessions, denylist, epochs, throttle]
+#: one-time uses (`use_once`): DPoP proof ids, DBSC challenges; a row whose `until` has passed is dead
+once = sa.Table(
+    "sw_once",
+    db.metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("until", sa.Double, nullable=False, index=True),
+)
+
+TABLES = [sessions, denylist, epochs, throttle, once]
 
 
 def _state(row: Any, now: float, window: float) -> ThrottleState:

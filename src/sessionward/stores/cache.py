@@ -287,6 +287,9 @@ class CachedStore:
     def list_all(self, *, now: float, limit: int = 1000) -> list[SessionRecord]:
         return self._inner.list_all(now=now, limit=limit)
 
+    def use_once(self, key: str, *, until: float, now: float) -> bool:
+        return self._inner.use_once(key, until=until, now=now)  # never cached: the use is shared
+
     # Throttle counters are never cached: every read and update goes straight to the inner store,
     # so the count stays atomic across every instance (a cached counter would let each instance's
     # requests pass on a stale count).

@@ -89,6 +89,15 @@ class SessionStore(Protocol):
     def is_denied(self, jti: str, *, now: float) -> bool:
         ...
 
+    # -- one-time uses (DPoP proof ids, DBSC challenges) ------------------------------------
+    def use_once(self, key: str, *, until: float, now: float) -> bool:
+        """Record the single use of `key` until `until`: True for the first use, False while an earlier use
+        is still in force (its `until` later than `now`). Atomic across every instance sharing the store:
+        of many concurrent callers with one key exactly one gets True. A key whose use ended (`until <= now`)
+        may be used again. `until <= now` stores nothing and returns True (nothing left to guard).
+        Raises `StoreUnavailable` when the backend cannot be reached (callers refuse: fail closed)."""
+        ...
+
     # -- per-user revocation epoch ----------------------------------------------------------
     def get_epoch(self, user_id: str) -> int:
         """The user's current epoch (0 if never bumped). Sessions and tokens from an older epoch are dead."""
@@ -121,7 +130,7 @@ class SessionStore(Protocol):
 
     # -- maintenance ------------------------------------------------------------------------
     def purge_expired(self, *, now: float) -> int:
-        """Delete expired records, denylist entries and counters. Returns how many rows/keys went."""
+        """Delete expired records, denylist entries, one-time uses and counters. Returns how many rows/keys went."""
         ...
 
     def ping(self) -> None:

@@ -31,20 +31,25 @@ class RequestState:
     """What one request has learnt and what its response must carry.
 
     Found: `session` (the cookie session, loaded lazily), `user` (its user, or the access token's), `claims`
-    (the access token verified in this request), `token_results` (each token verified at most once).
+    (the access token verified in this request), `token_results` (each token verified at most once),
+    `dpop_checked` (each DPoP proof checked and spent at most once).
     For the response: `new_cookie` (a new session secret to set), `logout` / `dead_cookie` (expire the cookie),
-    `login_nonce` / `new_login_nonce` (the login-CSRF pre-session cookie), `authenticated` (no-store)."""
+    `login_nonce` / `new_login_nonce` (the login-CSRF pre-session cookie), `authenticated` (no-store),
+    `dpop_nonce` (a `DPoP-Nonce` header)."""
 
     session: Session | None | Literal[Unset.UNSET] = UNSET
     user: User | None | Literal[Unset.UNSET] = UNSET
     claims: Claims | None = None
     token_results: dict[str, Claims | TokenError] = field(default_factory=dict)
+    dpop_checked: set[str] = field(default_factory=set)  #: tokens whose DPoP proof was checked and spent
+    dpop_nonce: str | None = None  #: a fresh `DPoP-Nonce` for the response
     new_cookie: str | None = None
     logout: bool = False
     dead_cookie: bool = False
     login_nonce: str | None = None
     new_login_nonce: str | None = None
     authenticated: bool = False
+    dbsc_offer: str | None = None  #: a `Secure-Session-Registration` value for this response (at login)
 
     def logged_in(self, session: Session, user: User | None) -> None:
         """A new session (login, rotation): its secret goes out in the response."""

@@ -24,6 +24,8 @@ from ..throttle import LoginThrottle
 from ..users import RecentUsers, UserStore
 
 if TYPE_CHECKING:
+    from ..device_binding import DeviceBinding
+    from ..dpop import DPoPVerifier
     from ..tokens import KeySource, TokenService
 
 __all__ = ["FIRST_PURGE_DELAY", "SessionwardState", "build_state"]
@@ -46,6 +48,8 @@ class SessionwardState:
     hasher: Argon2idHasher
     settings: Settings
     tokens: TokenService | None = None
+    dbsc: DeviceBinding | None = None  #: device-bound sessions, when `SESSIONWARD_DBSC` is on
+    dpop: DPoPVerifier | None = None  #: DPoP proofs (RFC 9449) under `settings.dpop`
     recent_users: RecentUsers = field(init=False)
     purge_interval: float = 600.0
     _next_purge: float = field(init=False)
@@ -102,11 +106,18 @@ def build_state(
     tokens = None
     if token_keys is not None or settings.tokens.enabled:
         tokens = build_token_service(settings, store=store, clock=clock, keys=token_keys)
+    sessions = SessionManager(store=store, policy=settings.session, clock=clock)
+    dbsc = None
+    if settings.dbsc is not None:
+        from ..device_binding import DeviceBinding
+
+        dbsc = DeviceBinding(server=settings.dbsc.server(), sessions=sessions)
     return SessionwardState(
         clock=clock,
         store=store,
         users=users,
-        sessions=SessionManager(store=store, policy=settings.session, clock=clock),
+        sessions=sessions,
+        dbsc=dbsc,
         authenticator=Authenticator(users=users, hasher=hasher, throttle=throttle, clock=clock),
         csrf=csrf,
         cookie=settings.cookie,
@@ -114,4 +125,5 @@ def build_state(
         tokens=tokens,
         settings=settings,
         purge_interval=settings.purge_interval,
+        dpop=settings.dpop.verifier(),
     )

@@ -85,7 +85,7 @@ async def purge_expired(store: AsyncRedisStore, *, now: float) -> int:
         for user_id, sids in gone.items():
             await store._unindex(user_id, *sids)
     with store._errors():
-        for suffix, field in (("d:*", ""), ("{t}:*", "x")):
+        for suffix, field in (("d:*", ""), ("once:*", ""), ("{t}:*", "x")):
             for key in await keys_matching(store, suffix):
                 n += int(await store._lua_purge_one(keys=[key], args=[_num(now), field]))
     return n

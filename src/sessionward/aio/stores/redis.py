@@ -9,6 +9,7 @@ another kind or break out of a hash tag; H16 = the first 16 bytes of the secret 
     P{u:U}:ix    zset    the user's session ids, scored by expires_at    TTL = the longest expires_at
     P d:J        string  denied until (seconds)                          TTL = until - now
     P{t}:K       hash    throttle counter f, l, x                        TTL = window after the last failure
+    P once:O     string  a one-time use, until (seconds)                TTL = until - now
     P e:U        string  revocation epoch                                no TTL: one small key per user ever
                                                                           revoked; expiring it would revive
                                                                           old sessions
@@ -72,6 +73,7 @@ from sessionward.stores._redis_lua import (
     _PURGE_ONE,
     _THROTTLE_SWAP,
     _UPDATE,
+    _USE_ONCE,
 )
 from sessionward.stores.base import UPDATABLE_FIELDS, SessionRecord, ThrottleDecision, ThrottleState, TokenState
 
@@ -126,6 +128,7 @@ class AsyncRedisStore:
         self._lua_index_add, self._lua_deny, self._lua_bump = s(_INDEX_ADD), s(_DENY), s(_BUMP_EPOCH)
         self._lua_throttle_swap, self._lua_purge_one = s(_THROTTLE_SWAP), s(_PURGE_ONE)
         self._lua_legacy_take = s(legacy.LEGACY_TAKE)
+        self._lua_use_once = s(_USE_ONCE)
 
     @classmethod
     async def from_url(
@@ -182,6 +185,9 @@ class AsyncRedisStore:
 
     def _deny_key(self, jti: str) -> str:
         return f"{self._p}d:{_enc(jti)}"
+
+    def _once_key(self, key: str) -> str:
+        return f"{self._p}once:{_enc(key)}"  # one key per use: any slot; `_enc` keeps braces out of it
 
     def _throttle_key(self, key: str) -> str:
         return f"{self._p}{{t}}:{_enc(key)}"  # one slot for all counters: see `throttle_update`
@@ -474,6 +480,16 @@ class AsyncRedisStore:
         """Every denylist entry in force at `now` (jti -> until), for the local cache to load when it
         (re)subscribes. Scans the key space: rare use only, never per request."""
         return await scan.list_denied(self, now=now)
+
+    # -- one-time uses ------------------------------------------------------------------------
+    async def use_once(self, key: str, *, until: float, now: float) -> bool:
+        """One script on one key (atomic, any Cluster slot); the caller's `now` decides, the TTL cleans."""
+        if until <= now:
+            return True
+        with self._errors():
+            args = [_num(now), _num(until), _ttl_ms(until, now)]
+            done = await self._lua_use_once(keys=[self._once_key(key)], args=args)
+        return int(done) == 1
 
     # -- per-user revocation epoch ----------------------------------------------------------
     async def get_epoch(self, user_id: str) -> int:

@@ -7,6 +7,8 @@ read-then-write in Python:
 - `replace` deletes the old row (only if live) and inserts the new one in one transaction;
 - `bump_epoch` and `deny` are one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`, which both SQLite
   (>= 3.35) and PostgreSQL run atomically;
+- `use_once` is one `INSERT ... ON CONFLICT DO UPDATE ... WHERE until <= :now` `RETURNING` (a row comes back only
+  when this call made the use: a live row is left alone);
 - `throttle_update` is one transaction with row locks: it first makes sure every counter row exists
   (`INSERT ... ON CONFLICT DO NOTHING`, a write, so SQLite takes its write lock at once and never upgrades a
   read), locks the rows in key order (`SELECT ... FOR UPDATE` on PostgreSQL: no deadlock), reads, decides,
@@ -47,13 +49,14 @@ from sessionward.aio.stores._sqltables import (
     _update_values,
     denylist,
     epochs,
+    once,
     sessions,
     throttle,
 )
 from sessionward.exceptions import CreateError
 from sessionward.stores.base import SessionRecord, ThrottleDecision, ThrottleState, TokenState
 
-__all__ = ["AsyncSQLStore", "denylist", "epochs", "sessions", "throttle"]
+__all__ = ["AsyncSQLStore", "denylist", "epochs", "once", "sessions", "throttle"]
 
 _COMPONENT = "store"
 _WHAT = "session store (SQL)"
@@ -251,6 +254,17 @@ class AsyncSQLStore:
         async with self._begin() as conn:
             return (await conn.execute(stmt)).first() is not None
 
+    # -- one-time uses ------------------------------------------------------------------------
+    async def use_once(self, key: str, *, until: float, now: float) -> bool:
+        if until <= now:
+            return True  # nothing left to guard (see the Protocol)
+        ins = self._insert(once).values(key=key, until=until)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[once.c.key], set_={"until": ins.excluded.until}, where=once.c.until <= now
+        ).returning(once.c.key)  # a row comes back iff this call wrote it (rowcount is -1 on some drivers)
+        async with self._begin() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
     # -- per-user revocation epoch ----------------------------------------------------------
     async def get_epoch(self, user_id: str) -> int:
         async with self._begin() as conn:
@@ -316,6 +330,7 @@ class AsyncSQLStore:
             n = (await conn.execute(sessions.delete().where(sa.not_(_live(now))))).rowcount
             n += (await conn.execute(denylist.delete().where(denylist.c.until <= now))).rowcount
             n += (await conn.execute(throttle.delete().where(throttle.c.expires_at <= now))).rowcount
+            n += (await conn.execute(once.delete().where(once.c.until <= now))).rowcount
         return int(n)
 
     async def ping(self) -> None:

@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +50,7 @@ from sessionward.tokens.jws import HeaderCache, VerifiedCache, sign_compact, ver
 from sessionward.tokens.keyrows import KeyRevocation
 from sessionward.tokens.keys import KeySet, SigningKey, revoked_key_marker
 
-__all__ = ["TokenPair", "AsyncTokenService"]
+__all__ = ["AsyncTokenService", "TokenPair", "family_jkt"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,14 @@ class TokenPair:
             "expires_in": self.expires_in,
             "refresh_token": self.refresh_token,
         }
+
+
+def family_jkt(record: SessionRecord) -> str | None:
+    """The DPoP key thumbprint a token family is bound to (kept server-side in its record), or None."""
+    claims = record.data.get("claims") if isinstance(record.data, Mapping) else None
+    cnf = claims.get("cnf") if isinstance(claims, Mapping) else None
+    jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+    return jkt if isinstance(jkt, str) else None
 
 
 class AsyncTokenService:
@@ -198,6 +206,7 @@ class AsyncTokenService:
         self, record: SessionRecord, *, generation: int, epoch: int, fresh: bool, now: float, idle_until: float
     ) -> TokenPair:
         return TokenPair(
+            token_type="DPoP" if family_jkt(record) else "Bearer",
             access_token=await self._sign(record, epoch=epoch, fresh=fresh, now=now),
             refresh_token=self._refresh_token(record, generation),
             expires_in=int(self.policy.access_ttl),
@@ -214,12 +223,17 @@ class AsyncTokenService:
         user_agent: str = "",
         ip: str = "",
         extra_claims: Mapping[str, Any] | None = None,
+        dpop_jkt: str | None = None,
     ) -> TokenPair:
         """Start a token family for `user_id` (after a login) and return its first pair. `fresh` marks a
-        password login. Raises ValueError for reserved `extra_claims`; `StoreUnavailable`."""
+        password login. `dpop_jkt` (a checked DPoP proof's key thumbprint) binds the family: every access token
+        carries `cnf.jkt` (RFC 9449 6.1), the pair's `token_type` is `DPoP`, and the family remembers the key
+        server-side (see `refresh(bind=...)`). Raises ValueError for reserved `extra_claims`; `StoreUnavailable`."""
         now = self._clock.now()
         policy = self.policy
         extra = check_extra_claims(extra_claims)
+        if dpop_jkt is not None:
+            extra["cnf"] = {"jkt": dpop_jkt}
         if not isinstance(user_id, str) or not user_id:
             raise ValueError("user_id must be a non-empty string")
         epoch = await self._store.get_epoch(user_id)
@@ -253,7 +267,14 @@ class AsyncTokenService:
             raise TokenError("malformed refresh token")
         return m.group(1), int(m.group(2)), m.group(3)
 
-    async def refresh(self, refresh_token: str, *, user_agent: str = "", ip: str = "") -> TokenPair:
+    async def refresh(
+        self,
+        refresh_token: str,
+        *,
+        user_agent: str = "",
+        ip: str = "",
+        bind: Callable[[str | None], str | None] | None = None,
+    ) -> TokenPair:
         """Spend `refresh_token` and return a new pair (the access token is never `fresh`).
 
         Raises `TokenError` for a malformed, forged, unknown, expired or revoked token, and
@@ -262,6 +283,11 @@ class AsyncTokenService:
         With `policy.reuse_grace` > 0, the token spent last may come back within that many seconds of its
         rotation (a client retrying after a lost response): it gets the family's *current* refresh token
         again (the one the first call returned) and a new access token; nothing is rotated or revoked.
+
+        `bind(bound_jkt)` (DPoP) is called with the family's key thumbprint (None if unbound) once the token's
+        MAC and epoch have checked, before anything is spent: it raises to refuse (a bound family refreshed
+        without its key: nothing changes, so a thief cannot even burn the family) and returns the thumbprint
+        the new tokens carry; an unbound family refreshed with a proof becomes bound.
         """
         now = self._clock.now()
         family_id, generation, mac = self._parse_refresh(refresh_token)
@@ -276,6 +302,8 @@ class AsyncTokenService:
         if record.epoch < epoch:
             await self._store.delete(family_id)
             raise TokenError("revoked (user epoch)")
+        if bind is not None:
+            record = await self._bind(record, bind(family_jkt(record)), now=now)
         if generation == record.generation:
             idle_until = now + self.policy.refresh_idle
             if await self._store.advance(
@@ -314,6 +342,17 @@ class AsyncTokenService:
             current_generation=record.generation,
         )
         raise RefreshTokenReused("spent refresh token reused; family revoked")
+
+    async def _bind(self, record: SessionRecord, jkt: str | None, *, now: float) -> SessionRecord:
+        """`record` bound to `jkt` (written once, when an unbound family gets bound; a binding is never undone)."""
+        if jkt is None or family_jkt(record) == jkt:
+            return record
+        claims = dict(record.data.get("claims") or {})
+        claims["cnf"] = {"jkt": jkt}
+        data = {**record.data, "claims": claims}
+        if not await self._store.update(record.id, {"data": data}, now=now):
+            raise TokenError("unknown or expired token family")
+        return record.replace(data=data)
 
     def _in_grace(self, record: SessionRecord, generation: int, now: float) -> bool:
         grace = self.policy.reuse_grace

@@ -1,0 +1,234 @@
+"""DPoP (RFC 9449) on the reference service, through both adapters (Flask test client, Starlette TestClient) and
+the protocol client of tests/dpop_client.py, which holds a real key. Every refusal is checked byte for byte
+(the `WWW-Authenticate: DPoP ...` challenge with `algs=`), the Flask and the ASGI answers are compared, and the
+plain Bearer client keeps working under the reference service's `allowed` policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from asgiweb import BASE, PASSWORD, AsgiDriver, FlaskDriver, both, summary  # type: ignore[import-not-found]
+from dpop_client import DPoPClient  # type: ignore[import-not-found]
+
+T0 = 1_800_000_000.0  # the drivers' ManualClock start
+ALGS = 'algs="ES256 Ed25519 EdDSA"'
+BINDING = f'DPoP error="invalid_token", error_description="Invalid DPoP key binding", {ALGS}'
+BAD_PROOF = f'DPoP error="invalid_dpop_proof", error_description="Invalid DPoP proof", {ALGS}'
+NONCE = f'DPoP error="use_dpop_nonce", error_description="Server requires nonce in DPoP proof", {ALGS}'
+Driver = FlaskDriver | AsgiDriver
+
+
+@pytest.fixture(scope="module")
+def pair_of_drivers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FlaskDriver, AsgiDriver]]:
+    flask, asgi = both(tmp_path_factory.mktemp("dpop"))
+    for d in (flask, asgi):
+        d.add_user("alice")
+    yield flask, asgi
+    asgi.close()
+
+
+@pytest.fixture(params=["flask", "asgi"])
+def d(request: pytest.FixtureRequest, pair_of_drivers: tuple[FlaskDriver, AsgiDriver]) -> Driver:
+    driver = pair_of_drivers[0] if request.param == "flask" else pair_of_drivers[1]
+    driver.forget_cookies()
+    return driver
+
+
+def url(path: str) -> str:
+    return BASE + path
+
+
+def dpop_login(d: Driver, client: DPoPClient, **proof_args: Any) -> Any:
+    return d.send("POST", "/api/login", json={"username": "alice", "password": PASSWORD},
+                  headers={"DPoP": client.proof("POST", url("/api/login"), now=T0, **proof_args)})
+
+
+def get(d: Driver, path: str, client: DPoPClient | None, token: str, *, scheme: str = "DPoP",
+        proof: str | None = None) -> Any:
+    headers = {"Authorization": f"{scheme} {token}"}
+    if proof is None and client is not None:
+        proof = client.proof("GET", url(path), access_token=token, now=T0)
+    if proof is not None:
+        headers["DPoP"] = proof
+    return d.send("GET", path, headers=headers)
+
+
+def tokens(d: Driver, client: DPoPClient) -> dict[str, Any]:
+    r = dpop_login(d, client)
+    assert r.status == 200, r.body
+    return r.json()  # type: ignore[no-any-return]
+
+
+# -- binding at login and on use ---------------------------------------------------------------------------
+
+def test_dpop_login_binds_the_tokens_to_the_clients_key(d: Driver) -> None:
+    client = DPoPClient()
+    body = tokens(d, client)
+    assert body["token_type"] == "DPoP"
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["cnf"] == {"jkt": client.jkt}
+    r = get(d, "/api/profile", client, body["access_token"])
+    assert r.status == 200 and r.json() == {"logged_in_as": "alice"}
+
+
+def test_plain_bearer_client_unchanged_under_allowed(d: Driver) -> None:
+    r = d.send("POST", "/api/login", json={"username": "alice", "password": PASSWORD})
+    body = r.json()
+    assert r.status == 200 and body["token_type"] == "Bearer"
+    assert "cnf" not in jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert get(d, "/api/profile", None, body["access_token"], scheme="Bearer").status == 200
+    r = d.send("POST", "/api/refresh", json={"refresh_token": body["refresh_token"]})
+    assert r.status == 200 and r.json()["token_type"] == "Bearer"
+
+
+def test_dpop_stolen_access_token_as_bearer_is_refused(d: Driver) -> None:
+    body = tokens(d, DPoPClient())
+    r = get(d, "/api/profile", None, body["access_token"], scheme="Bearer")
+    assert r.status == 401 and r.header("www-authenticate") == BINDING
+
+
+def test_dpop_stolen_access_token_without_proof_is_refused(d: Driver) -> None:
+    body = tokens(d, DPoPClient())
+    r = get(d, "/api/profile", None, body["access_token"])
+    assert r.status == 401 and r.header("www-authenticate") == BINDING
+
+
+def test_dpop_proof_from_another_key_is_refused(d: Driver) -> None:
+    body = tokens(d, DPoPClient())
+    r = get(d, "/api/profile", DPoPClient(), body["access_token"])
+    assert r.status == 401 and r.header("www-authenticate") == BINDING
+
+
+def test_dpop_unbound_token_with_dpop_scheme_is_refused(d: Driver) -> None:
+    body = d.send("POST", "/api/login", json={"username": "alice", "password": PASSWORD}).json()
+    r = get(d, "/api/profile", DPoPClient(), body["access_token"])
+    assert r.status == 401 and r.header("www-authenticate") == BINDING
+
+
+def test_dpop_replayed_proof_is_refused(d: Driver) -> None:
+    client = DPoPClient()
+    token = tokens(d, client)["access_token"]
+    proof = client.proof("GET", url("/api/profile"), access_token=token, now=T0)
+    assert get(d, "/api/profile", client, token, proof=proof).status == 200
+    r = get(d, "/api/profile", client, token, proof=proof)
+    assert r.status == 401 and r.header("www-authenticate") == BAD_PROOF
+
+
+@pytest.mark.parametrize("override", [
+    {"htm": "POST"}, {"htu": url("/api/sessions")}, {"htu": "https://evil.example/api/profile"},
+    {"iat": int(T0 - 120)}, {"iat": int(T0 + 120)}, {"ath": "A" * 43}, {"ath": ...}, {"jti": ...},
+], ids=["htm", "htu-path", "htu-host", "stale-iat", "future-iat", "wrong-ath", "no-ath", "no-jti"])
+def test_dpop_proof_with_wrong_claims_is_refused(d: Driver, override: dict[str, Any]) -> None:
+    client = DPoPClient()
+    token = tokens(d, client)["access_token"]
+    r = get(d, "/api/profile", client, token,
+            proof=client.proof("GET", url("/api/profile"), access_token=token, now=T0, **override))
+    assert r.status == 401 and r.header("www-authenticate") == BAD_PROOF
+
+
+def test_dpop_htu_compared_after_normalisation(d: Driver) -> None:
+    client = DPoPClient()
+    token = tokens(d, client)["access_token"]
+    proof = client.proof("GET", url("/api/profile"), access_token=token, now=T0,
+                         htu="HTTPS://LOCALHOST:443/api/%70rofile?q=1")
+    assert get(d, "/api/profile", client, token, proof=proof).status == 200
+
+
+def test_dpop_login_with_a_bad_proof_is_refused_before_the_password(d: Driver) -> None:
+    r = dpop_login(d, DPoPClient(), htu=url("/api/refresh"))
+    assert r.status == 400
+    assert r.json() == {"error": "invalid_dpop_proof", "error_description": "Invalid DPoP proof"}
+
+
+# -- refresh -----------------------------------------------------------------------------------------------
+
+def refresh(d: Driver, refresh_token: str, client: DPoPClient | None) -> Any:
+    headers = {} if client is None else {"DPoP": client.proof("POST", url("/api/refresh"), now=T0)}
+    return d.send("POST", "/api/refresh", json={"refresh_token": refresh_token}, headers=headers)
+
+
+def test_dpop_stolen_refresh_token_without_key_is_refused_and_the_family_lives(d: Driver) -> None:
+    client = DPoPClient()
+    body = tokens(d, client)
+    for thief in (None, DPoPClient()):  # the Bearer downgrade, another key
+        r = refresh(d, body["refresh_token"], thief)
+        assert r.status == 400
+        assert r.json() == {"error": "invalid_grant", "error_description": "Invalid DPoP key binding"}
+    r = refresh(d, body["refresh_token"], client)  # nothing was spent: the owner refreshes as usual
+    assert r.status == 200 and r.json()["token_type"] == "DPoP"
+    new = r.json()["access_token"]
+    assert jwt.decode(new, options={"verify_signature": False})["cnf"] == {"jkt": client.jkt}
+    assert get(d, "/api/profile", None, new, scheme="Bearer").header("www-authenticate") == BINDING
+    assert get(d, "/api/profile", client, new).status == 200
+
+
+def test_dpop_refresh_of_a_bearer_family_with_a_proof_binds_it(d: Driver) -> None:
+    body = d.send("POST", "/api/login", json={"username": "alice", "password": PASSWORD}).json()
+    client = DPoPClient()
+    r = refresh(d, body["refresh_token"], client)
+    assert r.status == 200 and r.json()["token_type"] == "DPoP"
+    assert refresh(d, r.json()["refresh_token"], None).status == 400  # no way back to Bearer
+
+
+def test_dpop_sessions_list_shows_key_bound_families(d: Driver) -> None:
+    client = DPoPClient()
+    token = tokens(d, client)["access_token"]
+    r = get(d, "/api/sessions", client, token)
+    assert r.status == 200
+    current = next(row for row in r.json()["sessions"] if row["current"])
+    assert current["dpop_bound"] is True
+    assert any(row["dpop_bound"] is False for row in r.json()["sessions"])
+
+
+def test_dpop_answers_are_equal_on_flask_and_asgi(pair_of_drivers: tuple[FlaskDriver, AsgiDriver]) -> None:
+    out = []
+    for drv in pair_of_drivers:
+        client = DPoPClient()
+        token = tokens(drv, client)["access_token"]
+        proof = client.proof("GET", url("/api/profile"), access_token=token, now=T0)
+        seq = [get(drv, "/api/profile", client, token, proof=proof), get(drv, "/api/profile", client, token, proof=proof),
+               get(drv, "/api/profile", None, token, scheme="Bearer"), get(drv, "/api/profile", DPoPClient(), token),
+               dpop_login(drv, client, htm="GET")]
+        out.append([summary(a) for a in seq])
+    assert out[0] == out[1]
+
+
+# -- server nonces ------------------------------------------------------------------------------------------
+
+@pytest.fixture(params=["flask", "asgi"])
+def nd(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Driver, Any]]:
+    flask, asgi = both(tmp_path, SESSIONWARD_DPOP_NONCE="1")
+    for drv in (flask, asgi):
+        drv.add_user("alice")
+    if request.param == "flask":
+        with flask.app.app_context():
+            from sessionward.flask import state
+
+            clock = state().clock
+        yield flask, clock
+    else:
+        yield asgi, asgi.app.state.sessionward.clock
+    asgi.close()
+
+
+def test_dpop_nonce_missing_or_expired_is_refused_with_a_fresh_one(nd: tuple[Driver, Any]) -> None:
+    d, clock = nd
+    client = DPoPClient()
+    r = dpop_login(d, client)
+    assert r.status == 400 and r.json()["error"] == "use_dpop_nonce" and r.header("dpop-nonce")
+    assert client.observe({"DPoP-Nonce": r.header("dpop-nonce")})
+    r = dpop_login(d, client)
+    assert r.status == 200, r.body
+    token = r.json()["access_token"]
+    assert get(d, "/api/profile", client, token).status == 200
+    clock.advance(301)  # past SESSIONWARD_DPOP_NONCE_LIFETIME
+    r = d.send("GET", "/api/profile", headers={"Authorization": f"DPoP {token}", "DPoP": client.proof(
+        "GET", url("/api/profile"), access_token=token, now=T0 + 301)})
+    assert r.status == 401 and r.header("www-authenticate") == NONCE
+    assert client.observe({"DPoP-Nonce": r.header("dpop-nonce")})
+    r = d.send("GET", "/api/profile", headers={"Authorization": f"DPoP {token}", "DPoP": client.proof(
+        "GET", url("/api/profile"), access_token=token, now=T0 + 301)})
+    assert r.status == 200
