@@ -567,7 +567,7 @@ def test_C7_sessions_listed_together_and_ended_from_the_api(api: Api) -> None:
     rows = api.get("/api/sessions", pair["access_token"]).get_json()["sessions"]
     assert sorted(r["kind"] for r in rows) == ["cookie", "token"]
     for row in rows:
-        assert {"id", "kind", "device", "address", "created_at", "last_seen", "current"} == set(row)
+        assert {"id", "kind", "device", "address", "created_at", "last_seen", "current", "dpop_bound"} == set(row)
         assert row["created_at"].endswith("Z") and row["address"] == "127.0.0.1"
     token_row = next(r for r in rows if r["kind"] == "token")
     cookie_row = next(r for r in rows if r["kind"] == "cookie")
