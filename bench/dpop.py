@@ -9,8 +9,10 @@ Measured per call, in microseconds (median over rounds of the fastest of three b
 - `proof <alg>, new client`: the same with the header cache cleared before each call (first request of a
   client: the `jwk` is parsed and its thumbprint computed);
 - `dpop request <alg>`: `bearer` + `check_token_binding` (the proof with `ath`, the `cnf.jkt` match).
-The replay check (`use_once`, one store write) is not in these numbers: the store operation comes with the
-adapter wiring; its cost is one INSERT (SQL) or one SET NX (Redis) and belongs in the HTTP-level bench.
+The replay check (`use_once`, one store write) is not in these primitive numbers; the second table
+(`bench.dpop_requests`) measures whole requests through the Flask extension, `use_once` included, beside a plain
+Bearer request on SQLite and on Redis + local cache, and Flask-JWT-Extended's HS256 bearer as the anchor
+(`--no-requests` skips it, `--no-redis` leaves Redis out).
 """
 
 from __future__ import annotations
@@ -103,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.dpop", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=2000, help="calls per batch")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests-n", type=int, default=500, help="requests per batch in the whole-request table")
+    parser.add_argument("--no-requests", action="store_true", help="only the primitives")
+    parser.add_argument("--no-redis", action="store_true", help="whole requests on SQLite only")
     args = parser.parse_args(argv)
     rows = run(args.n, args.rounds)
     bearer = statistics.median(rows[0][1])
@@ -110,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in rows:
         med = statistics.median(values)
         print(f"{name:<52} {med:9.1f} {min(values):7.1f}..{max(values):<7.1f} {med / bearer:9.2f}")
+    if not args.no_requests:
+        from .dpop_requests import run_requests, table
+
+        print()
+        print(table(run_requests(args.requests_n, args.rounds, redis=not args.no_redis)))
     return 0
 
 

@@ -32,6 +32,17 @@ def test_defaults_build_the_core_policies() -> None:
     assert (s.management.port, s.management.host, s.service.trusted_proxies) == (9000, "127.0.0.1", 0)
 
 
+def test_dpop_nonces_need_their_own_key_and_the_defaults_are_the_cores() -> None:
+    from sessionward.dpop import DPoPPolicy
+
+    assert Settings.from_mapping({}).dpop.policy == DPoPPolicy()  # allowed, ES256 Ed25519 EdDSA, 60 s, no nonces
+    with pytest.raises(ConfigError) as info:
+        parse(SESSIONWARD_DPOP_NONCE="1")
+    assert info.value.setting == "SESSIONWARD_DPOP_NONCE_KEY"
+    verifier = parse(SESSIONWARD_DPOP_NONCE="1", SESSIONWARD_DPOP_NONCE_KEY=KEY).dpop.verifier()
+    assert verifier.policy.nonce and verifier.new_nonce(now=0.0)
+
+
 def test_the_table_defaults_are_the_core_defaults() -> None:
     """The README shows the table's defaults; they must be what the core really uses."""
     from sessionward.tokens import DEFAULT_ALG, TokenPolicy
@@ -87,6 +98,14 @@ def test_text_from_the_environment_and_typed_values_from_app_config_parse_alike(
     ("SESSIONWARD_MANAGEMENT_PORT", "70000"),
     ("SESSIONWARD_PURGE_INTERVAL", "0"),
     ("SESSIONWARD_KEYS_REFRESH_INTERVAL", "0"),
+    ("SESSIONWARD_DPOP", "sometimes"),
+    ("SESSIONWARD_DPOP_ALGS", "HS256"),  # never HMAC
+    ("SESSIONWARD_DPOP_ALGS", "none"),
+    ("SESSIONWARD_DPOP_ALGS", ""),
+    ("SESSIONWARD_DPOP_MAX_AGE", "3600"),
+    ("SESSIONWARD_DPOP_NONCE", "perhaps"),
+    ("SESSIONWARD_DPOP_NONCE_LIFETIME", "1"),
+    ("SESSIONWARD_DPOP_NONCE_KEY", b"short"),
 ])
 def test_a_wrong_value_names_the_full_key(key: str, value: Any) -> None:
     with pytest.raises(ConfigError) as info:

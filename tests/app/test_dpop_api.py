@@ -232,3 +232,74 @@ def test_dpop_nonce_missing_or_expired_is_refused_with_a_fresh_one(nd: tuple[Dri
     r = d.send("GET", "/api/profile", headers={"Authorization": f"DPoP {token}", "DPoP": client.proof(
         "GET", url("/api/profile"), access_token=token, now=T0 + 301)})
     assert r.status == 200
+
+
+# -- fail closed ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def private_redis() -> Iterator[Any]:
+    from _services import missing_service, start_redis_server  # type: ignore[import-not-found]
+
+    try:
+        server = start_redis_server()
+    except RuntimeError as exc:
+        missing_service(str(exc))
+    yield server
+    server.cleanup()
+
+
+def test_dpop_store_down_means_503_never_an_unchecked_proof(tmp_path: Any, private_redis: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay check is a store write: with the store down a proof cannot be spent, so nothing passes."""
+    import time
+
+    from sessionward.app import create_app
+    from sessionward.clock import SystemClock
+    from sessionward.flask import state
+
+    monkeypatch.setenv("SESSIONWARD_STORE_URL", private_redis.url)
+    app = create_app(tmp_path / "inst", clock=SystemClock())
+    with app.app_context():
+        state().users.create("alice", PASSWORD)
+    http = app.test_client()
+    client = DPoPClient()
+    login_url = url("/api/login")
+    r = http.post("/api/login", base_url=BASE, json={"username": "alice", "password": PASSWORD},
+                  headers={"DPoP": client.proof("POST", login_url)})
+    assert r.status_code == 200
+    token = r.get_json()["access_token"]
+    private_redis.stop()
+    r = http.post("/api/login", base_url=BASE, json={"username": "alice", "password": PASSWORD},
+                  headers={"DPoP": client.proof("POST", login_url)})  # use_once comes before the password
+    assert r.status_code == 503 and r.headers["Retry-After"].isdigit()
+    r = http.get("/api/profile", base_url=BASE, headers={
+        "Authorization": f"DPoP {token}", "DPoP": client.proof("GET", url("/api/profile"), access_token=token,
+                                                              now=time.time())})
+    assert r.status_code == 503 and r.get_json()["error"]["code"] == "store_unavailable"
+
+
+@pytest.mark.parametrize("trusted", [1, 0])
+def test_dpop_htu_scheme_and_host_behind_trusted_proxies_only(tmp_path: Any, trusted: int) -> None:
+    """Behind `SESSIONWARD_TRUSTED_PROXIES` the htu's scheme and host are the forwarded ones (the URL the client
+    used at the proxy); without it, forwarded headers are ignored and a proof for that URL is refused."""
+    flask, asgi = both(tmp_path, SESSIONWARD_TRUSTED_PROXIES=trusted)
+    try:
+        for drv in (flask, asgi):
+            drv.add_user("alice")
+            client = DPoPClient()
+            forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example", "X-Forwarded-For": "192.0.2.9"}
+            r = drv.send("POST", "/api/login", json={"username": "alice", "password": PASSWORD}, headers={
+                **forwarded, "DPoP": client.proof("POST", "https://api.example/api/login", now=T0)})
+            if not trusted:
+                assert r.status == 400 and r.json()["error"] == "invalid_dpop_proof"
+                continue
+            assert r.status == 200, r.body
+            token = r.json()["access_token"]
+            r = drv.send("GET", "/api/profile", headers={**forwarded, "Authorization": f"DPoP {token}", "DPoP": client.proof(
+                "GET", "https://api.example/api/profile", access_token=token, now=T0)})
+            assert r.status == 200
+            r = drv.send("GET", "/api/profile", headers={**forwarded, "Authorization": f"DPoP {token}", "DPoP": client.proof(
+                "GET", url("/api/profile"), access_token=token, now=T0)})  # the backend's own URL is not the htu
+            assert r.status == 401 and r.header("www-authenticate") == BAD_PROOF
+    finally:
+        asgi.close()

@@ -48,6 +48,7 @@ def shared_redis(redis_url: str, flavour: str) -> Iterator[str]:  # one deployme
 
 @pytest.fixture(scope="module")
 def shared_pg(postgres_url: str, flavour: str) -> Iterator[str]:
+    """One database per flavour: the first instance of each (wsgi, asgi) pair creates its admin."""
     with private_database(postgres_url) as url:
         yield url
 

@@ -14,7 +14,8 @@ __all__ = ["openapi_document"]
 
 _ERRORS = {
     400: "Malformed JSON body or Authorization header.",
-    401: "No token, or a bad, expired or revoked one (`WWW-Authenticate: Bearer ...`, RFC 6750).",
+    401: "No token, or a bad, expired or revoked one (`WWW-Authenticate: Bearer ...`, RFC 6750); a DPoP-bound "
+         "token without a valid, unspent proof from its key (`WWW-Authenticate: DPoP error=..., algs=...`, RFC 9449).",
     403: "A valid token that does not allow this (`insufficient_scope`), or a failed check.",
     404: "Not found (or not yours).",
     413: "The body is larger than the service accepts (64 KiB).",
@@ -33,8 +34,20 @@ def _error(status: int) -> dict[str, Any]:
     if status in (429, 503):
         response["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
     if status == HTTPStatus.UNAUTHORIZED:
-        response["headers"] = {"WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"}}
+        response["headers"] = {"WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"},
+                               "DPoP-Nonce": {"$ref": "#/components/headers/DPoPNonce"}}
     return response
+
+
+def _token_endpoint_400() -> dict[str, Any]:
+    """At /api/login and /api/refresh a 400 is also a DPoP refusal in the OAuth shape (RFC 9449 5, 8)."""
+    return {
+        "description": _ERRORS[400] + " Or a DPoP refusal (`invalid_dpop_proof`, `use_dpop_nonce` with a "
+                       "`DPoP-Nonce` header, `invalid_grant` for a key-bound family without its key), RFC 9449.",
+        "content": {"application/json": {"schema": {"oneOf": [
+            {"$ref": "#/components/schemas/Error"}, {"$ref": "#/components/schemas/DPoPTokenError"}]}}},
+        "headers": {"DPoP-Nonce": {"$ref": "#/components/headers/DPoPNonce"}},
+    }
 
 
 def _body(schema_ref: str, *, required: bool = True) -> dict[str, Any]:
@@ -59,6 +72,7 @@ def _op(
     secured: bool,
     body: dict[str, Any] | None = None,
     parameters: list[dict[str, Any]] | None = None,
+    token_endpoint: bool = False,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary}
     if parameters:
@@ -69,7 +83,11 @@ def _op(
     if secured:
         all_errors |= {400, 401}  # a malformed Authorization header is 400 invalid_request
     op["responses"] = {str(k): v for k, v in sorted({**responses, **{e: _error(e) for e in all_errors}}.items())}
-    op["security"] = [{"bearerAuth": []}] if secured else []
+    op["security"] = [{"bearerAuth": []}, {"dpopAuth": []}] if secured else []
+    if secured or token_endpoint:
+        op["parameters"] = [*op.get("parameters", []), {"$ref": "#/components/parameters/DPoP"}]
+    if token_endpoint:
+        op["responses"]["400"] = _token_endpoint_400()
     return op
 
 
@@ -95,19 +113,22 @@ def _document() -> dict[str, Any]:
             "description": (
                 "Bearer-token API of the sessionward reference service. Access tokens are short-lived JWTs "
                 "(`typ: at+jwt`); refresh tokens are opaque, rotate on every use, and a reused one revokes its "
-                "whole family. Errors: `{\"error\": {\"code\", \"message\"}}`."
+                "whole family. Errors: `{\"error\": {\"code\", \"message\"}}`. DPoP (RFC 9449): a client that "
+                "sends a `DPoP` proof with /api/login or /api/refresh gets `token_type: DPoP` and tokens bound to "
+                "its key (`cnf.jkt`); every later use is `Authorization: DPoP <token>` with a fresh `DPoP` proof "
+                "(`ath` included) from that key, and a bound refresh token is refused without it."
             ),
         },
         "paths": {
             "/api/login": {"post": _op(
                 "Log in with a password: a fresh access token and a refresh token.",
                 {200: _ok("A new token pair.", "TokenPair")},
-                errors=(*json_errors, 401, 429), secured=False, body=_body("LoginRequest"),
+                errors=(*json_errors, 401, 429), secured=False, body=_body("LoginRequest"), token_endpoint=True,
             )},
             "/api/refresh": {"post": _op(
                 "Spend a refresh token for a new pair (rotation; reuse of a spent token revokes the family).",
                 {200: _ok("A new token pair.", "TokenPair")},
-                errors=(*json_errors, 401), secured=False, body=_body("RefreshRequest"),
+                errors=(*json_errors, 401), secured=False, body=_body("RefreshRequest"), token_endpoint=True,
             )},
             "/api/profile": {"get": _op(
                 "Who the token belongs to (the lab's shape).",
@@ -159,10 +180,23 @@ def _document() -> dict[str, Any]:
             )},
         },
         "components": {
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "dpopAuth": {"type": "http", "scheme": "DPoP", "bearerFormat": "JWT",
+                             "description": "A DPoP-bound access token (RFC 9449): `Authorization: DPoP <token>` "
+                                            "with a `DPoP` proof header signed by the token's key."},
+            },
+            "parameters": {"DPoP": {
+                "name": "DPoP", "in": "header", "required": False, "schema": {"type": "string"},
+                "description": "A DPoP proof JWT (RFC 9449 4): `typ: dpop+jwt`, the public `jwk`, `jti`, `htm`, "
+                               "`htu`, `iat`, `ath` with a token, `nonce` when the server sent a `DPoP-Nonce`.",
+            }},
             "headers": {
+                "DPoPNonce": {"description": "A server nonce to put in the next DPoP proof (RFC 9449 8, 9).",
+                              "schema": {"type": "string"}},
                 "RetryAfter": {"description": "Seconds to wait.", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
-                "WWWAuthenticate": {"description": "RFC 6750 challenge.", "schema": {"type": "string"}},
+                "WWWAuthenticate": {"description": "RFC 6750 (Bearer) or RFC 9449 (DPoP) challenge.",
+                                    "schema": {"type": "string"}},
             },
             "schemas": {
                 "Error": {
@@ -179,6 +213,15 @@ def _document() -> dict[str, Any]:
                         },
                     }},
                 },
+                "DPoPTokenError": {
+                    "type": "object",
+                    "required": ["error", "error_description"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "error": {"enum": ["invalid_dpop_proof", "use_dpop_nonce", "invalid_grant"]},
+                        "error_description": {"type": "string"},
+                    },
+                },
                 "LoginRequest": _string_object("username", "password", required=("username", "password")),
                 "RefreshRequest": _string_object("refresh_token", required=("refresh_token",)),
                 "LogoutRequest": _string_object("refresh_token", required=()),
@@ -191,7 +234,8 @@ def _document() -> dict[str, Any]:
                     "additionalProperties": False,
                     "properties": {
                         "access_token": {"type": "string"},
-                        "token_type": {"const": "Bearer"},
+                        "token_type": {"enum": ["Bearer", "DPoP"], "description": "DPoP: bound to the client's "
+                                       "key (RFC 9449 5)"},
                         "expires_in": {"type": "integer", "minimum": 1},
                         "refresh_token": {"type": "string"},
                     },
