@@ -576,8 +576,11 @@ class AsyncRedisStore:
         users = [_dec(u) for u in await self._users()]
         for i in range(0, len(users), 100):
             batch = users[i : i + 100]
-            member_lists = await self._read(lambda batch=batch: self._each(
-                batch, lambda uid, c: c.zrange(self._idx(self._user(uid)), 0, -1)))
+
+            async def read_members(batch: list[str] = batch) -> list[Any]:
+                return await self._each(batch, lambda uid, c: c.zrange(self._idx(self._user(uid)), 0, -1))
+
+            member_lists = await self._read(read_members)
             pairs = [(user_id, _dec(_s(m))) for user_id, ms in zip(batch, member_lists, strict=True) for m in ms]
             results = await self._each([sid for _, sid in pairs], lambda sid, c: self._lua_delete(
                 keys=[self._rec(sid)], args=[_num(now), "", self._chan, self._drop_msg(sid), "dead"], client=c))
