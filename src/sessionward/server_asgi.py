@@ -77,7 +77,7 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-class SessionwardUvicornWorker(UvicornWorker):  # type: ignore[misc]
+class SessionwardUvicornWorker(UvicornWorker):
     """`uvicorn_worker.UvicornWorker` with the service's uvicorn settings and `Server` (see the module's
     docstring)."""
 
@@ -100,6 +100,22 @@ class SessionwardUvicornWorker(UvicornWorker):  # type: ignore[misc]
         await server.serve(sockets=self.sockets)
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
+def _supervise(config: uvicorn.Config, server: Server) -> None:
+    """uvicorn's supervisor over spawned workers sharing one socket, as `uvicorn.run` does. Older uvicorn takes
+    `server.run` as each worker's target (our `Server` runs in every worker); newer uvicorn (0.54 here) takes no
+    target and builds each worker's `uvicorn.Server` itself."""
+    import inspect
+
+    from uvicorn.supervisors import Multiprocess
+
+    sockets = [config.bind_socket()]
+    if "target" in inspect.signature(Multiprocess).parameters:
+        older: Any = Multiprocess  # `(config, target, sockets)`: the installed uvicorn's types describe the newer one
+        older(config, target=server.run, sockets=sockets).run()
+    else:
+        Multiprocess(config, sockets=sockets).run()
 
 
 async def _lifespan(app: Any) -> None:
@@ -153,8 +169,6 @@ def run_uvicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: s
     """Serve with uvicorn alone until stopped: one process for `workers=1`, else uvicorn's supervisor with
     spawned workers sharing one socket (no per-worker sockets: use gunicorn for `reuse_port`). The instance
     folder reaches the factory through `SESSIONWARD_INSTANCE`. `before_serving` runs first, in this process."""
-    from uvicorn.supervisors import Multiprocess
-
     config = uvicorn.Config(
         ASGI_FACTORY, factory=True, host=host, port=port, workers=workers, ssl_certfile=certfile,
         ssl_keyfile=keyfile, timeout_keep_alive=5, log_config=uvicorn_log_config(), **UVICORN_OPTIONS,
@@ -162,7 +176,7 @@ def run_uvicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: s
     server = Server(config)
     if before_serving is not None:
         before_serving()
-    if workers > 1:  # as `uvicorn.run` does, with our `Server`
-        Multiprocess(config, target=server.run, sockets=[config.bind_socket()]).run()
+    if workers > 1:
+        _supervise(config, server)
     else:
         server.run()

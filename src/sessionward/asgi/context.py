@@ -91,7 +91,7 @@ async def get_session(conn: HTTPConnection) -> Session | None:
             if session is None:
                 ctx.dead_cookie = True  # expire it in the response
         ctx.session = session
-    return ctx.session  # type: ignore[return-value]
+    return ctx.session
 
 
 async def get_user(conn: HTTPConnection) -> User | None:
@@ -100,6 +100,7 @@ async def get_user(conn: HTTPConnection) -> User | None:
     ctx = context(conn)
     if ctx.user is UNSET:
         user: User | None = None
+        user_id: str | None
         if ctx.claims is not None:
             user_id, epoch = ctx.claims.sub, ctx.claims.epoch
         else:
@@ -110,7 +111,7 @@ async def get_user(conn: HTTPConnection) -> User | None:
             if found is not None and not found.disabled:
                 user = found
         ctx.user = user
-    return ctx.user  # type: ignore[return-value]
+    return ctx.user
 
 
 async def login_user(conn: HTTPConnection, user: User, *, data: Any = None) -> Session:

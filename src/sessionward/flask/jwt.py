@@ -28,7 +28,7 @@ import functools
 import hmac
 from collections.abc import Callable, Iterable
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from flask import Flask, Response, request
 
@@ -219,6 +219,16 @@ def _check_locations(locations: Iterable[str]) -> frozenset[str]:
     return where
 
 
+@overload
+def jwt_required(fn: F, /) -> F: ...
+
+
+@overload
+def jwt_required(
+    *, fresh: bool = ..., optional: bool = ..., locations: Iterable[str] = ..., scopes: Iterable[str] = ...
+) -> Callable[[F], F]: ...
+
+
 def jwt_required(
     fn: F | None = None,
     /,
@@ -227,7 +237,7 @@ def jwt_required(
     optional: bool = False,
     locations: Iterable[str] = ("headers",),
     scopes: Iterable[str] = (),
-) -> Any:
+) -> F | Callable[[F], F]:
     """Decorator: the view runs only with a valid access token (see `verify_jwt_in_request`). Usable as
     `@jwt_required()` (Flask-JWT-Extended style) and `@jwt_required`. Raises ValueError for bad `locations`
     or scopes at decoration time. A non-optional view is exempt from the cookie-session CSRF check: with a
