@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -102,22 +103,6 @@ class SessionwardUvicornWorker(UvicornWorker):
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
-def _supervise(config: uvicorn.Config, server: Server) -> None:
-    """uvicorn's supervisor over spawned workers sharing one socket, as `uvicorn.run` does. Older uvicorn takes
-    `server.run` as each worker's target (our `Server` runs in every worker); newer uvicorn (0.54 here) takes no
-    target and builds each worker's `uvicorn.Server` itself."""
-    import inspect
-
-    from uvicorn.supervisors import Multiprocess
-
-    sockets = [config.bind_socket()]
-    if "target" in inspect.signature(Multiprocess).parameters:
-        older: Any = Multiprocess  # `(config, target, sockets)`: the installed uvicorn's types describe the newer one
-        older(config, target=server.run, sockets=sockets).run()
-    else:
-        Multiprocess(config, sockets=sockets).run()
-
-
 async def _lifespan(app: Any) -> None:
     """Drive one ASGI lifespan: start-up, then shut-down. Raises `ConfigError` when either fails."""
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -164,11 +149,28 @@ def uvicorn_log_config() -> dict[str, Any]:
     return config
 
 
+def _stop_resource_tracker() -> None:
+    """End and reap multiprocessing's resource tracker (started for the spawned workers) before `serve` exits,
+    so no child of it outlives it, as gunicorn's master reaps every worker."""
+    import contextlib
+    from multiprocessing import resource_tracker
+
+    with contextlib.suppress(Exception):
+        resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
+
+
+def _exit_zero(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def run_uvicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: str,
                 before_serving: Callable[[], None] | None = None) -> None:
-    """Serve with uvicorn alone until stopped: one process for `workers=1`, else uvicorn's supervisor with
-    spawned workers sharing one socket (no per-worker sockets: use gunicorn for `reuse_port`). The instance
-    folder reaches the factory through `SESSIONWARD_INSTANCE`. `before_serving` runs first, in this process."""
+    """Serve with uvicorn alone until stopped: one process (our `Server`) for `workers=1`, else uvicorn's
+    supervisor with spawned workers sharing one socket (no per-worker sockets, and a stop waits up to 4 s for
+    idle keep-alive clients: gunicorn does both better). The instance folder reaches the factory through
+    `SESSIONWARD_INSTANCE`. `before_serving` runs first, in this process."""
+    from uvicorn.supervisors import Multiprocess
+
     config = uvicorn.Config(
         ASGI_FACTORY, factory=True, host=host, port=port, workers=workers, ssl_certfile=certfile,
         ssl_keyfile=keyfile, timeout_keep_alive=5, log_config=uvicorn_log_config(), **UVICORN_OPTIONS,
@@ -176,7 +178,10 @@ def run_uvicorn(*, host: str, port: int, workers: int, certfile: str, keyfile: s
     server = Server(config)
     if before_serving is not None:
         before_serving()
-    if workers > 1:
-        _supervise(config, server)
+    # uvicorn stops gracefully on SIGTERM, then raises it again for the handler it found: end with 0, as gunicorn
+    signal.signal(signal.SIGTERM, _exit_zero)
+    if workers > 1:  # as `uvicorn.run` does; uvicorn's supervisor runs its own `uvicorn.Server` in each worker
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        _stop_resource_tracker()
     else:
         server.run()

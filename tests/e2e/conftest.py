@@ -7,7 +7,7 @@
 - `server` (module): one `sessionward serve` over HTTPS on a free port with a temporary instance folder.
 - `start_server` (module): factory for further servers in the module (e.g. other settings), of the module's
   flavour unless `flavour=` says otherwise; all are stopped at the end of the module's flavour.
-- `playwright_instance`, `browser` (session): Debian's Chromium driven by Playwright (see shared/BROWSER.md);
+- `playwright_instance`, `browser` (module; see below): Debian's Chromium driven by Playwright (see shared/BROWSER.md);
   `CHROMIUM_PATH` overrides the binary. Missing Chromium skips, or fails when `CI` is set.
 - `context`, `page` (function): a fresh browser context that ignores the self-signed certificate.
 """
@@ -102,7 +102,10 @@ def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
 
 # -- the real browser --------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps its event loop marked as running on the main thread
+# while it is started, so every later `asyncio.run` in this process (the async stores' and core's tests) would
+# fail with "cannot be called from a running event loop". The browser tests live in one module.
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Any]:
     path = chromium_path()
     if path is None:
@@ -116,7 +119,7 @@ def playwright_instance() -> Iterator[Any]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance: Any) -> Iterator[Any]:
     path = chromium_path()
     try:

@@ -43,13 +43,13 @@ ADDRESSES = ("127.0.0.10", "127.0.0.11", "127.0.0.12", "127.0.0.13")
 
 
 @pytest.fixture(scope="module")
-def store_url(redis_url: str) -> Iterator[str]:
+def store_url(redis_url: str, flavour: str) -> Iterator[str]:  # per flavour: counters from 0
     with claimed_redis_db(redis_url, REDIS_DB) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def pg(postgres_url: str) -> Iterator[str]:
+def pg(postgres_url: str, flavour: str) -> Iterator[str]:
     with private_database(postgres_url) as url:
         yield url
 

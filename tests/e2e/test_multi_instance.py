@@ -41,13 +41,13 @@ def new_password() -> str:
 
 
 @pytest.fixture(scope="module")
-def shared_redis(redis_url: str) -> Iterator[str]:
+def shared_redis(redis_url: str, flavour: str) -> Iterator[str]:  # one deployment per flavour
     with claimed_redis_db(redis_url, REDIS_DB) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def shared_pg(postgres_url: str) -> Iterator[str]:
+def shared_pg(postgres_url: str, flavour: str) -> Iterator[str]:
     with private_database(postgres_url) as url:
         yield url
 

@@ -107,7 +107,7 @@ def test_A6_concurrent_burst_from_one_address_sqlite(sqlite_server: ServerProces
 
 
 @pytest.fixture(scope="module")
-def shared(redis_url: str, postgres_url: str) -> Iterator[tuple[str, str]]:
+def shared(redis_url: str, postgres_url: str, flavour: str) -> Iterator[tuple[str, str]]:
     with private_database(postgres_url) as pg, claimed_redis_db(redis_url, REDIS_DB) as redis:
         yield pg, redis
 
