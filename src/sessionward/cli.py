@@ -281,7 +281,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)  # only lends its arguments (`parents=`); typeshed wants the subparsers' class
     common.add_argument("--instance", metavar="DIR", default=None,
                         help="instance folder (default: $SESSIONWARD_INSTANCE, else ./instance)")
     parser = _Parser(prog="sessionward", description="Secure session management: service and administration.")

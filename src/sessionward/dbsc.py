@@ -230,6 +230,7 @@ class DBSCServer:
             if not isinstance(sent, str) or not sent.isascii() or not hmac.compare_digest(sent, authorization):
                 raise DBSCError("registration authorization does not match")
         assert isinstance(challenge, str)  # noqa: S101 - verified above
+        assert key is not None  # noqa: S101 - a registration proof always carries its key (`_proof`)
         return Registration(key, _replay_key(challenge), issued + self.policy.challenge_lifetime)
 
     def session_instructions(self, *, session_identifier: str, refresh_url: str | None = None) -> dict[str, Any]:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from .exceptions import StoreUnavailable
 
@@ -28,11 +29,19 @@ T = TypeVar("T")
 _MAX_REMEMBERED = 10_000  # answers remembered per thread between two changes of the database
 
 
+class _HasDialect(Protocol):
+    """An `Engine` or an `AsyncEngine`: compiling needs only the dialect, which both share."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+
 class Compiled:
     """One statement compiled for one dialect, with its parameters in the order the driver wants."""
 
-    def __init__(self, stmt: sa.Executable, engine: Engine) -> None:
-        compiled = stmt.compile(dialect=engine.dialect)
+    def __init__(self, stmt: sa.ClauseElement, engine: _HasDialect) -> None:
+        # `compile` is declared to return the base `Compiled`; a SQL expression compiles to an `SQLCompiler`
+        compiled = cast(SQLCompiler, stmt.compile(dialect=engine.dialect))
         self.sql = str(compiled)
         self.positional = bool(compiled.positional)
         self.order: tuple[str, ...] = tuple(compiled.positiontup or ()) if self.positional else ()
@@ -55,11 +64,13 @@ class HotReads:
         on_disk = engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:")
         self._sqlite_path = url.database if on_disk else None
         self._errors: tuple[type[BaseException], ...] = _driver_errors(engine)
+        self._connect_errors: tuple[type[BaseException], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError, *self._errors)
         self._opened: list[sqlite3.Connection] = []  # every thread's SQLite connection, for `close`
         self._opened_lock = threading.Lock()
 
     def one(self, compiled: Compiled, values: dict[str, Any]) -> Row | None:
-        return self._run(lambda cur: _execute(cur, compiled, values).fetchone())
+        row: Row | None = self._run(lambda cur: _execute(cur, compiled, values).fetchone())
+        return row
 
     def one_cached(
         self, compiled: Compiled, values: dict[str, Any], key: Hashable, convert: Callable[[Row | None], T]
@@ -84,7 +95,7 @@ class HotReads:
         cache[key] = value
         return value
 
-    def _run(self, fn: Callable[[Any], Any]) -> Any:
+    def _run(self, fn: Callable[[Any], T]) -> T:
         if self._sqlite_path is not None:
             conn = self._sqlite()
             try:
@@ -99,18 +110,18 @@ class HotReads:
                 raise StoreUnavailable(f"{self._what} unavailable: {type(exc).__name__}") from exc
         try:
             raw = self._engine.raw_connection()
-        except (sa.exc.DBAPIError, sa.exc.TimeoutError, *self._errors) as exc:
+        except self._connect_errors as exc:
             raise StoreUnavailable(f"{self._what} unavailable: {type(exc).__name__}") from exc
         try:
-            cur = raw.cursor()
+            raw_cur = raw.cursor()
             try:
-                result = fn(cur)
+                result = fn(raw_cur)
             finally:
-                cur.close()
+                raw_cur.close()
             raw.commit()  # end the read transaction the driver opened
             return result
         except self._errors as exc:
-            raw.invalidate()  # type: ignore[attr-defined]
+            raw.invalidate()
             raise StoreUnavailable(f"{self._what} unavailable: {type(exc).__name__}") from exc
         finally:
             raw.close()

@@ -78,7 +78,7 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-class SessionwardUvicornWorker(UvicornWorker):  # type: ignore[misc]
+class SessionwardUvicornWorker(UvicornWorker):
     """`uvicorn_worker.UvicornWorker` with the service's uvicorn settings and `Server` (see the module's
     docstring)."""
 

@@ -49,7 +49,8 @@ class TimedMAC:
     `setting`) for no key, or a key shorter than 256 bits or not random-looking."""
 
     def __init__(self, keys: Sequence[bytes], *, purpose: str, setting: str) -> None:
-        if isinstance(keys, (bytes, bytearray)) or not keys:
+        given: object = keys  # a bare key is refused, though the type says none can come
+        if isinstance(given, (bytes, bytearray)) or not keys:
             raise ConfigError(setting, "must be a non-empty list of keys (newest last)")
         self._keys = tuple(check_key(setting, key) for key in keys)
         if not purpose:

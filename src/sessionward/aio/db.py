@@ -87,7 +87,7 @@ def make_engine(url: str, *, connect_timeout: float = 5.0) -> AsyncEngine:
 
 def _create(url: sa.engine.URL, **options: object) -> AsyncEngine:
     try:
-        return create_async_engine(url, **options)  # type: ignore[arg-type]
+        return create_async_engine(url, **options)
     except (sa.exc.ArgumentError, sa.exc.InvalidRequestError, ImportError) as exc:  # e.g. a sync-only driver
         raise ConfigError("SESSIONWARD_DATABASE_URL", f"cannot use {url.drivername!r}: {exc}") from None
 

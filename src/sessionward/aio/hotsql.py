@@ -50,6 +50,7 @@ class AsyncHotReads:
         self._worker = ThreadPoolExecutor(workers, thread_name_prefix="sessionward-sql-reads") if on_disk else None
         self._psycopg = engine.dialect.driver == "psycopg"
         self._errors: tuple[type[BaseException], ...] = _driver_errors(engine)  # type: ignore[arg-type]
+        self._connect_errors: tuple[type[BaseException], ...] = (*_CONNECT_ERRORS, *self._errors)
 
     async def one(self, compiled: Compiled, values: dict[str, Any]) -> Row | None:
         if self._reader is not None:
@@ -85,7 +86,7 @@ class AsyncHotReads:
                 except self._errors as exc:
                     await conn.invalidate()
                     raise StoreUnavailable(f"{self._what} unavailable: {type(exc).__name__}") from exc
-        except (*_CONNECT_ERRORS, *self._errors) as exc:
+        except self._connect_errors as exc:
             raise StoreUnavailable(f"{self._what} unavailable: {type(exc).__name__}") from exc
 
     async def close(self) -> None:

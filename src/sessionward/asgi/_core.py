@@ -45,6 +45,7 @@ async def open_core(state: SessionwardState) -> None:
     engine = None
     users = given.get("users")
     if users is None:
+        assert settings.database_url  # checked by Sessionward
         require_database_driver(settings.database_url)
         engine = make_engine(settings.database_url)
         users = await AsyncUserStore.open(engine, hasher=hasher, policy=PasswordPolicy(), clock=clock)
@@ -54,6 +55,7 @@ async def open_core(state: SessionwardState) -> None:
         tokens_settings = settings.tokens
         with full_key_errors():
             if keys is None:
+                assert settings.database_url  # checked by Sessionward (tokens enabled)
                 require_database_driver(settings.database_url)
                 keys = await AsyncSQLKeyRepository.open(
                     engine or make_engine(settings.database_url), tokens_settings.kek,

@@ -95,7 +95,7 @@ async def get_session(conn: HTTPConnection) -> Session | None:
                 if binding is not None and not binding.admits(session, cookie_values(conn, binding.policy.cookie_name)):
                     session = None  # device-bound without its short cookie: signed out until the browser refreshes
         ctx.session = session
-    return ctx.session  # type: ignore[return-value]
+    return ctx.session
 
 
 async def get_user(conn: HTTPConnection) -> User | None:
@@ -104,6 +104,7 @@ async def get_user(conn: HTTPConnection) -> User | None:
     ctx = context(conn)
     if ctx.user is UNSET:
         user: User | None = None
+        user_id: str | None
         if ctx.claims is not None:
             user_id, epoch = ctx.claims.sub, ctx.claims.epoch
         else:
@@ -114,7 +115,7 @@ async def get_user(conn: HTTPConnection) -> User | None:
             if found is not None and not found.disabled:
                 user = found
         ctx.user = user
-    return ctx.user  # type: ignore[return-value]
+    return ctx.user
 
 
 async def login_user(conn: HTTPConnection, user: User, *, data: Any = None) -> Session:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from jinja2 import Environment
 from starlette.exceptions import HTTPException
@@ -156,7 +157,7 @@ def exception_response(conn: HTTPConnection, exc: BaseException) -> Response:
 
 
 def _validation_message(exc: object) -> str:
-    errors = getattr(exc, "errors", list)()
+    errors: list[dict[str, Any]] = getattr(exc, "errors", list)()
     if not errors:
         return "The request is not acceptable."
     first = errors[0]

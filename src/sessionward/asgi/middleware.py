@@ -205,7 +205,8 @@ def _has_body(scope: Scope) -> bool:
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
-            return value.decode("latin-1").strip()
+            text: str = value.decode("latin-1").strip()
+            return text
     return None
 
 

@@ -48,7 +48,7 @@ class DPoPPolicy:
         if self.mode not in ("off", "allowed", "required"):
             raise ConfigError("DPOP", f"must be off, allowed or required, got {self.mode!r}")
         algs = self.algorithms
-        if isinstance(algs, str) or not isinstance(algs, tuple) or not algs:
+        if not isinstance(algs, tuple) or not algs:  # a str is no tuple either
             raise ConfigError("DPOP_ALGS", "must be a non-empty tuple of algorithm names")
         unknown = [alg for alg in algs if alg not in KEY_ALGORITHMS]
         if unknown:

@@ -52,7 +52,7 @@ def token_jkt(claims_extra: object) -> str | None:
     Raises `DPoPBindingError` for a `cnf` that is present but malformed (never treated as unbound)."""
     if not hasattr(claims_extra, "get"):
         return None
-    cnf = claims_extra.get("cnf")  # type: ignore[union-attr]
+    cnf = claims_extra.get("cnf")
     if cnf is None:
         return None
     jkt = cnf.get("jkt") if isinstance(cnf, dict) else None

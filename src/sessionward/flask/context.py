@@ -79,6 +79,7 @@ def get_user() -> User | None:
     if user is UNSET:
         user = None
         claims = rs.claims
+        user_id: str | None
         if claims is not None:
             user_id, epoch = claims.sub, claims.epoch
         else:

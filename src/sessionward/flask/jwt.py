@@ -35,7 +35,7 @@ import functools
 import hmac
 from collections.abc import Callable, Iterable
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from flask import Flask, Response, jsonify, request
 
@@ -281,6 +281,21 @@ def _check_locations(locations: Iterable[str]) -> frozenset[str]:
     return where
 
 
+@overload
+def jwt_required(fn: F, /) -> F: ...
+
+
+@overload
+def jwt_required(
+    *,
+    fresh: bool = ...,
+    optional: bool = ...,
+    locations: Iterable[str] = ...,
+    scopes: Iterable[str] = ...,
+    dpop: bool = ...,
+) -> Callable[[F], F]: ...
+
+
 def jwt_required(
     fn: F | None = None,
     /,
@@ -290,7 +305,7 @@ def jwt_required(
     locations: Iterable[str] = ("headers",),
     scopes: Iterable[str] = (),
     dpop: bool = False,
-) -> Any:
+) -> F | Callable[[F], F]:
     """Decorator: the view runs only with a valid access token (see `verify_jwt_in_request`; `dpop=True`: only
     a DPoP-bound one, with its proof). Usable as `@jwt_required()` (Flask-JWT-Extended style) and
     `@jwt_required`. Raises ValueError for bad `locations` or scopes at decoration time. A non-optional view is

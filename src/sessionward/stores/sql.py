@@ -172,7 +172,8 @@ class SQLStore:
         with self._begin() as conn:
             stmt = sessions.update().where(sessions.c.id == session_id, _live(now)).values(**values)
             result = conn.execute(stmt)
-        return result.rowcount == 1
+        count: int = result.rowcount
+        return count == 1
 
     def replace(self, old_id: str, new: SessionRecord, *, now: float) -> bool:
         """Raises `CreateError` (and keeps the old record) if `new`'s id or secret exists already."""
@@ -208,11 +209,13 @@ class SQLStore:
             .values(generation=sessions.c.generation + 1, last_seen=last_seen, idle_expires_at=idle_expires_at)
         )
         with self._begin() as conn:
-            return (conn.execute(stmt)).rowcount == 1
+            count: int = (conn.execute(stmt)).rowcount
+        return count == 1
 
     def delete(self, session_id: str) -> bool:
         with self._begin() as conn:
-            return (conn.execute(sessions.delete().where(sessions.c.id == session_id))).rowcount > 0
+            count: int = (conn.execute(sessions.delete().where(sessions.c.id == session_id))).rowcount
+        return count > 0
 
     def delete_for_user(self, user_id: str, *, except_id: str | None = None) -> int:
         stmt = sessions.delete().where(sessions.c.user_id == user_id)

@@ -440,4 +440,7 @@ class TokenService:
     def retire_keys(self) -> list[str]:
         """Drop keys superseded longer than the longest token lifetime ago. Returns their kids."""
         now = self._clock.now()
-        return self._keys.retire_expired(now=now, max_token_lifetime=self.policy.max_token_lifetime)  # type: ignore[attr-defined]
+        retired: list[str] = self._keys.retire_expired(  # type: ignore[attr-defined]
+            now=now, max_token_lifetime=self.policy.max_token_lifetime
+        )
+        return retired

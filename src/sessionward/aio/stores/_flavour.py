@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeAlias
 
 __all__ = ["Event", "Lock", "Worker", "ready_cluster", "sleep", "start_worker", "stop_worker"]
 
-Worker = asyncio.Task
+Worker: TypeAlias = asyncio.Task[None]
 sleep = asyncio.sleep
 
 
@@ -50,12 +50,12 @@ class Event:
         return self._event.is_set()
 
 
-def start_worker(target: Callable[[], Coroutine[Any, Any, None]], name: str) -> Worker[None]:
+def start_worker(target: Callable[[], Coroutine[Any, Any, None]], name: str) -> Worker:
     """Run `target()` as a task of the running loop (call from a coroutine)."""
     return asyncio.get_running_loop().create_task(target(), name=name)
 
 
-async def stop_worker(worker: Worker[None], timeout: float) -> None:
+async def stop_worker(worker: Worker, timeout: float) -> None:
     """Wait up to `timeout` for `worker` to end (its stop event is set), then cancel it."""
     if not worker.done():
         done, _ = await asyncio.wait([worker], timeout=timeout)

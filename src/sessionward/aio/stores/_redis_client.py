@@ -134,7 +134,7 @@ async def make_client(
             return Redis.from_url(url, max_connections=max_connections, **common)
         except ValueError as exc:
             raise ConfigError("SESSIONWARD_STORE_URL", f"bad Redis URL {_redact(url)}: {exc}") from None
-    auth = {"username": parsed.username, "password": parsed.password}
+    auth: dict[str, Any] = {"username": parsed.username, "password": parsed.password}
     if parsed.mode == "sentinel":
         from redis.asyncio.sentinel import Sentinel
 

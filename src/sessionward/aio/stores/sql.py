@@ -171,7 +171,8 @@ class AsyncSQLStore:
         async with self._begin() as conn:
             stmt = sessions.update().where(sessions.c.id == session_id, _live(now)).values(**values)
             result = await conn.execute(stmt)
-        return result.rowcount == 1
+        count: int = result.rowcount
+        return count == 1
 
     async def replace(self, old_id: str, new: SessionRecord, *, now: float) -> bool:
         """Raises `CreateError` (and keeps the old record) if `new`'s id or secret exists already."""
@@ -207,11 +208,13 @@ class AsyncSQLStore:
             .values(generation=sessions.c.generation + 1, last_seen=last_seen, idle_expires_at=idle_expires_at)
         )
         async with self._begin() as conn:
-            return (await conn.execute(stmt)).rowcount == 1
+            count: int = (await conn.execute(stmt)).rowcount
+        return count == 1
 
     async def delete(self, session_id: str) -> bool:
         async with self._begin() as conn:
-            return (await conn.execute(sessions.delete().where(sessions.c.id == session_id))).rowcount > 0
+            count: int = (await conn.execute(sessions.delete().where(sessions.c.id == session_id))).rowcount
+        return count > 0
 
     async def delete_for_user(self, user_id: str, *, except_id: str | None = None) -> int:
         stmt = sessions.delete().where(sessions.c.user_id == user_id)

@@ -439,4 +439,7 @@ class AsyncTokenService:
     async def retire_keys(self) -> list[str]:
         """Drop keys superseded longer than the longest token lifetime ago. Returns their kids."""
         now = self._clock.now()
-        return await self._keys.retire_expired(now=now, max_token_lifetime=self.policy.max_token_lifetime)  # type: ignore[attr-defined]
+        retired: list[str] = await self._keys.retire_expired(  # type: ignore[attr-defined]
+            now=now, max_token_lifetime=self.policy.max_token_lifetime
+        )
+        return retired
