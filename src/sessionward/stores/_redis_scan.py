@@ -67,8 +67,11 @@ def purge_expired(store: RedisStore, *, now: float) -> int:
     user_ids = [_dec(u) for u in users(store)]
     for i in range(0, len(user_ids), 100):
         batch = user_ids[i : i + 100]
-        member_lists = store._read(lambda batch=batch: store._each(
-            batch, lambda uid, c: c.zrange(store._idx(store._user(uid)), 0, -1)))
+
+        def read_members(batch: list[str] = batch) -> list[Any]:
+            return store._each(batch, lambda uid, c: c.zrange(store._idx(store._user(uid)), 0, -1))
+
+        member_lists = store._read(read_members)
         pairs = [(user_id, _dec(_s(m))) for user_id, ms in zip(batch, member_lists, strict=True) for m in ms]
         results = store._each([sid for _, sid in pairs], lambda sid, c: store._lua_delete(
             keys=[store._rec(sid)], args=[_num(now), "", store._chan, store._drop_msg(sid), "dead"], client=c))

@@ -66,8 +66,11 @@ async def purge_expired(store: AsyncRedisStore, *, now: float) -> int:
     user_ids = [_dec(u) for u in await users(store)]
     for i in range(0, len(user_ids), 100):
         batch = user_ids[i : i + 100]
-        member_lists = await store._read(lambda batch=batch: store._each(
-            batch, lambda uid, c: c.zrange(store._idx(store._user(uid)), 0, -1)))
+
+        async def read_members(batch: list[str] = batch) -> list[Any]:
+            return await store._each(batch, lambda uid, c: c.zrange(store._idx(store._user(uid)), 0, -1))
+
+        member_lists = await store._read(read_members)
         pairs = [(user_id, _dec(_s(m))) for user_id, ms in zip(batch, member_lists, strict=True) for m in ms]
         results = await store._each([sid for _, sid in pairs], lambda sid, c: store._lua_delete(
             keys=[store._rec(sid)], args=[_num(now), "", store._chan, store._drop_msg(sid), "dead"], client=c))
