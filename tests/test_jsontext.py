@@ -21,3 +21,29 @@ def test_duplicate_members_refused_at_any_depth(text: str) -> None:
 def test_nan_and_infinity_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not JSON"):
         strict_loads(text)
+
+
+@pytest.mark.parametrize("data", ['{"a": 1}'.encode("utf-16"), '{"a": 1}'.encode("utf-32"), b'\xef\xbb\xbf{"a": 1}'])
+def test_bytes_must_be_utf8_without_bom(data: bytes) -> None:
+    """RFC 8259 8.1: JSON exchanged between systems is UTF-8 (no BOM); `json.loads` would guess UTF-16/32."""
+    with pytest.raises(ValueError):
+        strict_loads(data)
+
+
+def test_one_decoder_is_reused_not_built_per_call() -> None:
+    import json
+
+    built: list[object] = []
+    original = json.JSONDecoder.__init__
+
+    def counting(self: json.JSONDecoder, *args: object, **kwargs: object) -> None:
+        built.append(self)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    json.JSONDecoder.__init__ = counting  # type: ignore[method-assign]
+    try:
+        for _ in range(3):
+            strict_loads('{"a": 1}')
+    finally:
+        json.JSONDecoder.__init__ = original  # type: ignore[method-assign]
+    assert built == []

@@ -25,6 +25,8 @@ from .exceptions import StoreUnavailable
 
 Row = Sequence[Any]
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 _MAX_REMEMBERED = 10_000  # answers remembered per thread between two changes of the database
 
@@ -82,18 +84,50 @@ class HotReads:
         The statement must not depend on the time: callers apply expiry to the answer themselves."""
         if self._sqlite_path is None:
             return convert(self.one(compiled, values))
+        cache = self._remembered()
+        if key in cache:
+            return cache[key]  # type: ignore[no-any-return]
+        value = convert(self.one(compiled, values))
+        _remember(cache, key, value)
+        return value
+
+    def one_cached_in_parts(
+        self,
+        whole: Compiled,
+        values: dict[str, Any],
+        *,
+        convert: Callable[[Row | None], tuple[A, B]],
+        keys: tuple[Hashable, Hashable],
+        second: Compiled,
+        convert_second: Callable[[Row | None], B],
+    ) -> tuple[A, B]:
+        """An answer in two parts, each remembered under its own key as in `one_cached`: `whole` reads both
+        (`convert` splits its row), `second` reads only the second part. With the first part remembered (for
+        another request: the token family beside a jti not seen before) only `second` runs. Elsewhere than
+        SQLite `whole` runs every time."""
+        if self._sqlite_path is None:
+            return convert(self.one(whole, values))
+        cache = self._remembered()
+        first_key, second_key = keys
+        if first_key in cache:
+            first = cache[first_key]
+            if second_key in cache:
+                return first, cache[second_key]
+            part = convert_second(self.one(second, values))
+        else:
+            first, part = convert(self.one(whole, values))
+            _remember(cache, first_key, first)
+        _remember(cache, second_key, part)
+        return first, part
+
+    def _remembered(self) -> dict[Hashable, Any]:
+        """This thread's remembered answers, emptied first if the database changed since they were read."""
         local = self._local
         version = self._run(lambda cur: cur.execute("PRAGMA data_version").fetchone()[0])
         if getattr(local, "version", None) != version or getattr(local, "cache", None) is None:
             local.cache, local.version = {}, version
         cache: dict[Hashable, Any] = local.cache
-        if key in cache:
-            return cache[key]  # type: ignore[no-any-return]
-        value = convert(self.one(compiled, values))
-        if len(cache) >= _MAX_REMEMBERED:
-            cache.clear()
-        cache[key] = value
-        return value
+        return cache
 
     def _run(self, fn: Callable[[Any], T]) -> T:
         if self._sqlite_path is not None:
@@ -151,6 +185,12 @@ class HotReads:
             opened, self._opened = self._opened, []
         for conn in opened:
             conn.close()
+
+
+def _remember(cache: dict[Hashable, Any], key: Hashable, value: Any) -> None:
+    if len(cache) >= _MAX_REMEMBERED:
+        cache.clear()
+    cache[key] = value
 
 
 def _execute(cur: Any, compiled: Compiled, values: dict[str, Any]) -> Any:

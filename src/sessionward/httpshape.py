@@ -39,7 +39,8 @@ STATIC_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    # no `interest-cohort=()`: FLoC was withdrawn (2022) and browsers log the unknown feature as an error
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 
 HSTS = "max-age=63072000; includeSubDomains"

@@ -206,6 +206,20 @@ def test_valid_token_and_current_user(app: Flask, alice: Any) -> None:
     assert r.headers["Cache-Control"] == "no-store"
 
 
+def test_request_state_is_per_request_even_inside_one_outer_app_context(app: Flask, alice: Any) -> None:
+    """Flask reuses an app context that is already pushed, and with it `g`: a request's verified token, user
+    and session must not carry over to the next request made inside the same `with app.app_context()` (a
+    test, a CLI command, a task runner). A token revoked between two such requests is refused in the second."""
+    token = issue(app, alice)
+    with app.app_context():
+        assert get(app, "/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        claims = token_service().verify_access(token)
+        state().store.delete(claims.sid)  # end the token's family (what logout does)
+        r = get(app, "/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401
+        assert get(app, "/maybe").get_json()["sub"] is None  # and no identity left over from before
+
+
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
 def test_scheme_is_case_insensitive(app: Flask, alice: Any, scheme: str) -> None:
     assert get(app, "/me", headers={"Authorization": f"{scheme} {issue(app, alice)}"}).status_code == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -148,6 +148,41 @@ def test_sqlite_remembered_reads_see_every_commit_from_any_connection(tmp_path: 
         a.delete(rec.id)  # this store's own write goes through another connection too
         assert a.load_by_secret(hash_secret(secret), now=T0) == (None, 0)
         assert not a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0 + 61).denied  # time still applies
+    finally:
+        a.close()
+        b.close()
+
+
+def test_sqlite_token_state_of_a_new_jti_reads_only_its_denylist_entry_and_sees_it(tmp_path: Path) -> None:
+    """The token state is remembered in two parts: the user's epoch and the family (shared by every token of
+    the family) and each jti's denylist entry. A token not seen before costs one small statement, and its own
+    denylist entry is read (a denied jti is never answered from another jti's part)."""
+    url = f"sqlite:///{tmp_path / 'sw.db'}"
+    a, b = SQLStore.from_url(url), SQLStore.from_url(url)
+    try:
+        family = make_record(kind="token", secret=None)
+        a.create(family, now=T0)
+        b.deny("j2", until=T0 + 60, now=T0)  # denied before `a` remembers anything
+        ran: list[str] = []
+        hot = a._hot
+        original = hot.one
+
+        def counting(compiled: Any, values: dict[str, Any]) -> Any:
+            ran.append(compiled.sql)
+            return original(compiled, values)
+
+        hot.one = counting  # type: ignore[method-assign]
+        first = a.token_state(jti="j1", user_id="alice", family_id=family.id, now=T0)
+        assert not first.denied and first.family == family
+        assert len(ran) == 1 and "sw_sessions" in ran[0]  # the whole statement: family, epoch and jti
+        second = a.token_state(jti="j2", user_id="alice", family_id=family.id, now=T0)
+        assert second.denied and second.family == family
+        assert len(ran) == 2 and "sw_sessions" not in ran[1]  # only the denylist lookup for the new jti
+        assert not a.token_state(jti="j1", user_id="alice", family_id=family.id, now=T0).denied
+        assert a.token_state(jti="j2", user_id="alice", family_id=family.id, now=T0).denied
+        assert len(ran) == 2  # both remembered
+        b.bump_epoch("alice")  # a commit elsewhere: both parts are read again
+        assert a.token_state(jti="j2", user_id="alice", family_id=family.id, now=T0).epoch == 1
     finally:
         a.close()
         b.close()

@@ -28,6 +28,8 @@ from sessionward.hotsql import Compiled, HotReads, Row, _driver_errors
 __all__ = ["AsyncHotReads", "Compiled"]
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 #: worker threads per store for SQLite reads (see the README's design notes for the measurement)
 WORKERS = 4
@@ -65,6 +67,27 @@ class AsyncHotReads:
         if self._reader is not None:
             return await self._in_worker(self._reader.one_cached, compiled, values, key, convert)  # type: ignore[no-any-return]
         return convert(await self._pooled(compiled, values))
+
+    async def one_cached_in_parts(
+        self,
+        whole: Compiled,
+        values: dict[str, Any],
+        *,
+        convert: Callable[[Row | None], tuple[A, B]],
+        keys: tuple[Hashable, Hashable],
+        second: Compiled,
+        convert_second: Callable[[Row | None], B],
+    ) -> tuple[A, B]:
+        """See `sessionward.hotsql.HotReads.one_cached_in_parts` (SQLite on disk, on a worker thread);
+        elsewhere `whole` runs every time."""
+        if self._reader is not None:
+            reader = self._reader
+            return await self._in_worker(  # type: ignore[no-any-return]
+                lambda: reader.one_cached_in_parts(
+                    whole, values, convert=convert, keys=keys, second=second, convert_second=convert_second
+                )
+            )
+        return convert(await self._pooled(whole, values))
 
     async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:

@@ -1,12 +1,12 @@
-"""This app's `SessionwardState` and this request's `RequestState` (kept in `flask.g`), and the reads of the
-request that both the cookie-session side (`extension.py`) and the token side (`jwt.py`) need. Importing only
-downwards, so neither of those imports the other."""
+"""This app's `SessionwardState` and this request's `RequestState` (kept in the request's WSGI environ), and the
+reads of the request that both the cookie-session side (`extension.py`) and the token side (`jwt.py`) need.
+Importing only downwards, so neither of those imports the other."""
 
 from __future__ import annotations
 
 from time import perf_counter
 
-from flask import current_app, g, request
+from flask import current_app, request
 
 from ..metrics import SESSION_LATENCY
 from ..sessions import Session
@@ -19,7 +19,9 @@ __all__ = [
 ]
 
 EXTENSION_KEY = "sessionward"
-_G_KEY = "_sessionward"  #: the attribute of `flask.g` holding this request's `RequestState`
+#: the WSGI environ key holding this request's `RequestState`. Not `flask.g`: Flask reuses an app context that is
+#: already pushed (and its `g`) for every request made inside it, so state kept there would outlive the request.
+_ENVIRON_KEY = "sessionward.request_state"
 
 
 def state() -> SessionwardState:
@@ -28,12 +30,12 @@ def state() -> SessionwardState:
 
 
 def request_state() -> RequestState:
-    """This request's `RequestState`, made on first use (one context lookup)."""
-    namespace = vars(g._get_current_object())
-    current = namespace.get(_G_KEY)
+    """This request's `RequestState`, made on first use and kept in the request's own environ."""
+    environ = request.environ
+    current = environ.get(_ENVIRON_KEY)
     if current is None:
-        current = namespace[_G_KEY] = RequestState()
-    return current  # type: ignore[no-any-return]
+        current = environ[_ENVIRON_KEY] = RequestState()
+    return current
 
 
 def session_cookie_value(st: SessionwardState | None = None) -> str | None:

@@ -133,7 +133,7 @@ def _tuple_to_record(values: Any) -> SessionRecord:
     )
 
 
-def _hot_statements(engine: AsyncEngine) -> tuple[Compiled, Compiled]:
+def _hot_statements(engine: AsyncEngine) -> tuple[Compiled, Compiled, Compiled]:
     """The per-request reads. They do not depend on the time (expiry is applied to their answers), so
     that their answers can be remembered while the database is unchanged (`HotReads.one_cached`)."""
     by_secret = (
@@ -149,18 +149,29 @@ def _hot_statements(engine: AsyncEngine) -> tuple[Compiled, Compiled]:
     token = sa.select(denied_until, epoch, *sessions.c).select_from(
         one.outerjoin(sessions, sessions.c.id == sa.bindparam("family_id"))
     )
-    return Compiled(by_secret, engine), Compiled(token, engine)
+    denied = sa.select(denied_until.label("until"))  # the jti's part alone: one row, NULL when not denied
+    return Compiled(by_secret, engine), Compiled(token, engine), Compiled(denied, engine)
 
 
 def _by_secret_answer(row: Any) -> tuple[SessionRecord | None, int]:
     return (None, 0) if row is None else (_tuple_to_record(row[:-1]), int(row[-1]))
 
 
-def _token_answer(row: Any) -> tuple[float | None, int, SessionRecord | None]:
+def _token_answer(row: Any) -> tuple[tuple[int, SessionRecord | None], float | None]:
+    """`((epoch, family), denied until)` of the token-state statement: the user's and family's part (shared by
+    every token of the family) and the jti's part."""
     if row is None:  # the outer join always yields one row: a database that answers none cannot be trusted
         raise StoreUnavailable("token state query returned no row")
     family = None if row[2] is None else _tuple_to_record(row[2:])
-    return row[0], int(row[1] or 0), family
+    return (int(row[1] or 0), family), row[0]
+
+
+def _denied_answer(row: Any) -> float | None:
+    """Denied until, from the jti-only statement (a scalar subquery: always one row)."""
+    if row is None:
+        raise StoreUnavailable("denylist query returned no row")
+    until: float | None = row[0]
+    return until
 
 
 def _record_to_row(record: SessionRecord) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from sessionward.aio.hotsql import AsyncHotReads
 from sessionward.aio.stores._sqltables import (
     TABLES,
     _by_secret_answer,
+    _denied_answer,
     _hash_bytes,
     _hot_statements,
     _live,
@@ -83,7 +84,7 @@ class AsyncSQLStore:
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._schema_pending = create_schema and not construct_now(db.ensure_schema, engine, _COMPONENT, TABLES)
         self._hot = AsyncHotReads(engine, what=_WHAT)
-        self._by_secret_sql, self._token_sql = _hot_statements(engine)
+        self._by_secret_sql, self._token_sql, self._denied_sql = _hot_statements(engine)
 
     @classmethod
     async def open(cls, engine: AsyncEngine, *, create_schema: bool = True) -> AsyncSQLStore:
@@ -151,13 +152,17 @@ class AsyncSQLStore:
         return record, epoch
 
     async def token_state(self, *, jti: str, user_id: str, family_id: str, now: float) -> TokenState:
-        """One statement: denylist entry and epoch as scalar subqueries beside the (outer-joined) family
-        (answered from memory while the database is unchanged)."""
-        until, epoch, family = await self._hot.one_cached(
+        """One statement: denylist entry and epoch as scalar subqueries beside the (outer-joined) family.
+        On SQLite answered from memory while the database is unchanged, in two parts: the user's epoch and the
+        family (shared by every token of the family) and the jti's denylist entry, so that a token not seen
+        before costs only the denylist lookup."""
+        (epoch, family), until = await self._hot.one_cached_in_parts(
             self._token_sql,
             {"jti": jti, "user_id": user_id, "family_id": family_id},
-            ("token", jti, user_id, family_id),
-            _token_answer,
+            convert=_token_answer,
+            keys=(("family", user_id, family_id), ("denied", jti)),
+            second=self._denied_sql,
+            convert_second=_denied_answer,
         )
         if family is not None and (family.user_id != user_id or not family.is_live(now)):
             family = None
