@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps run test test-fast bench bench-full clean
+.PHONY: setup system-deps bench-deps run test test-fast bench bench-full clean
 
 $(STAMP): pyproject.toml
 	@scripts/ensure-python.sh "$(PYTHON)"
@@ -21,6 +21,9 @@ setup: $(STAMP)
 system-deps:
 	@scripts/system-deps.sh
 
+bench-deps:
+	@scripts/bench-deps.sh
+
 run: setup
 	$(BIN)/sessionward serve $(ARGS)
 
@@ -30,10 +33,10 @@ test: setup system-deps
 test-fast: setup
 	$(BIN)/python -m pytest -m "not browser and not server" $(PYTEST_ARGS)
 
-bench: setup
+bench: setup bench-deps
 	$(BIN)/python -m bench --quick
 
-bench-full: setup
+bench-full: setup bench-deps
 	$(BIN)/python -m bench --full
 
 clean:

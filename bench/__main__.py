@@ -91,11 +91,13 @@ def main(argv: list[str] | None = None) -> int:
                 inproc.primitives = inproc_mod.run_primitives(repeats=cfg["n"])
                 del cold
             if "profile" in parts:
-                from .profile import count_variants, profile_variants, store_call_costs
+                from .profile import count_variants, profile_cold, profile_variants, store_call_costs
 
                 log("profiling sessionward's paths")
-                profile = profile_variants([v for v in variants if v.family == "sessionward"], workdir, headers,
-                                           calls=cfg["profile_calls"])
+                ours = [v for v in variants if v.family == "sessionward"]
+                profile = profile_variants(ours, workdir, headers, calls=cfg["profile_calls"])
+                log("profiling the cold token path against the hot one")
+                profile_cold(ours, workdir, headers, profile, calls=cfg["profile_calls"])
                 count_variants([v for v in variants if v.family == "anchor" and v.needs_redis], workdir, headers,
                                profile)
                 store_call_costs(workdir, profile)
@@ -108,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
                 served = [v for v in variants if mode_name == "full" or v.name not in QUICK_HTTP_SKIP]
                 http = http_mod.run_http(served, workdir, headers, duration=cfg["http_s"], rounds=cfg["http_rounds"],
                                          log=log)
+                from .profile import HTTP_PROFILED, ProfileResult, profile_http
+
+                log("profiling gunicorn's workers under load")
+                profile = profile or ProfileResult()
+                profile_http([v for v in served if v.name in HTTP_PROFILED], workdir, headers, profile,
+                             duration=cfg["http_s"])
             if "scale" in parts:
                 log(f"store scale ({cfg['scale_n']:,} sessions)")
                 scale.append(scale_mod.run_sqlite(workdir, cfg["scale_n"], api_sample=cfg["api"], log=log))

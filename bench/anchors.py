@@ -1,4 +1,4 @@
-"""The anchors: bare Flask, Flask's signed cookie, Flask-Session + Redis, Flask-JWT-Extended with HS256 / ES256 /
+"""The anchors: bare Flask (also with sessionward's response headers and nothing else), Flask's signed cookie, Flask-Session + Redis, Flask-JWT-Extended with HS256 / ES256 /
 EdDSA and with a Redis blocklist (see `bench.apps` for how variants are built and served)."""
 
 from __future__ import annotations
@@ -25,6 +25,27 @@ def bare_app(workdir: Path) -> Flask:
         return "u1"
 
     _add_public(app)
+    return app
+
+
+def bare_headers_app(workdir: Path) -> Flask:
+    """The bare view plus exactly the response headers sessionward adds to an authenticated answer (its
+    `SecurityHeadersMiddleware`: the static security headers, `no-store`, `Vary: Cookie`), and nothing else: no
+    session, no token. What those headers alone cost, which over HTTP is mostly gunicorn writing them and the
+    load generator parsing them."""
+    from flask import request
+
+    from sessionward.flask.headers import AUTHENTICATED, SecurityHeadersMiddleware
+
+    app = Flask("bench_bare_headers")
+
+    @app.get("/protected")
+    def protected() -> Any:
+        request.environ[AUTHENTICATED] = True
+        return "u1"
+
+    _add_public(app)
+    app.wsgi_app = SecurityHeadersMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 

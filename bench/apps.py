@@ -22,6 +22,7 @@ from .anchors import (
     _fje_setup,
     _fje_tokens,
     bare_app,
+    bare_headers_app,
     bare_setup,
     flask_cookie_app,
     flask_cookie_setup,
@@ -39,6 +40,8 @@ __all__ = ["BY_NAME", "PASSWORD", "REDIS_PREFIX", "REDIS_URL", "RUN_ID", "SW_PRE
 
 VARIANTS: list[Variant] = [
     Variant("bare", "bare Flask view", "bare", "anchor", bare_setup, bare_app),
+    Variant("bare_headers", "bare Flask view + sessionward's response headers", "headers", "anchor", bare_setup,
+            bare_headers_app),
     Variant("flask_cookie", "Flask signed cookie", "cookie", "anchor", flask_cookie_setup, flask_cookie_app),
     Variant("flask_session_redis", "Flask-Session 0.8 + Redis", "cookie", "anchor", flask_session_setup,
             flask_session_app, needs_redis=True),

@@ -1,10 +1,17 @@
 """HTTP throughput under gunicorn (sync workers) with a load generator on loopback, as a ratio to the bare
-Flask view measured in the same run. `wrk` when installed (`apt-get install wrk`), else `bench.loadgen`."""
+Flask view measured in the same run. `wrk` when installed (`make bench` installs it: `scripts/bench-deps.sh`),
+else `bench.loadgen`.
+
+Besides requests/s, each run reads the CPU time the server (gunicorn's master and workers, from /proc) and
+the load generator (this process's reaped children) spent in its window: per request, these say how much of
+a throughput difference is the server's own work and how much is the client's (on 2 cores both share the
+machine, so a client that parses more response headers lowers the server's throughput too)."""
 
 from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -38,12 +45,17 @@ def _free_port() -> int:
 class Server:
     """gunicorn serving one variant; stopped (process group) on exit."""
 
-    def __init__(self, variant: Variant, workdir: Path) -> None:
+    def __init__(self, variant: Variant, workdir: Path, *, profile_to: Path | None = None) -> None:
+        """`profile_to`: each worker profiles itself and writes `<pid>.prof` there when it exits."""
         self.port = _free_port()
         env = dict(os.environ, BENCH_VARIANT=variant.name, BENCH_WORKDIR=str(workdir), PYTHONPATH=str(ROOT))
         gunicorn = Path(sys.executable).with_name("gunicorn")
+        hooks: list[str] = []
+        if profile_to is not None:
+            env["BENCH_PROFILE_OUT"] = str(profile_to)
+            hooks = ["-c", "python:bench.gunicorn_profile"]
         self.proc = subprocess.Popen(
-            [str(gunicorn), "-w", str(WORKERS), "-k", "sync", "-b", f"127.0.0.1:{self.port}",
+            [str(gunicorn), *hooks, "-w", str(WORKERS), "-k", "sync", "-b", f"127.0.0.1:{self.port}",
              "--log-level", "warning", "--chdir", str(ROOT), "bench.wsgi:app"],
             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
@@ -70,6 +82,10 @@ class Server:
         err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""  # type: ignore[union-attr]
         raise RuntimeError(f"gunicorn did not become ready in {timeout:g} s: {err}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) spent so far by gunicorn's master and its live workers (Linux /proc)."""
+        return sum(_proc_cpu(pid) for pid in (self.proc.pid, *_children(self.proc.pid)))
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -84,6 +100,31 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime + stime of one process in seconds, 0 when it is gone or /proc is not there."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # fields 14 and 15 of proc(5), after "pid (comm)"
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 _RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
@@ -116,14 +157,32 @@ class HttpResult:
     rounds: int
     rps: dict[str, list[float]] = field(default_factory=dict)
     ratio: dict[str, list[float]] = field(default_factory=dict)  # per round, to that round's bare runs
+    #: CPU us per request in each run: the server's (gunicorn master + workers) and the load generator's
+    server_us: dict[str, list[float]] = field(default_factory=dict)
+    client_us: dict[str, list[float]] = field(default_factory=dict)
+
+    def cpu_over_bare(self, name: str, which: str = "server") -> float:
+        """Median CPU us per request of `name` minus bare's (the `server` or the `client` side)."""
+        table = self.server_us if which == "server" else self.client_us
+        if not table.get(name) or not table.get("bare"):
+            return float("nan")
+        return statistics.median(table[name]) - statistics.median(table["bare"])
 
     def median_ratio(self, name: str) -> float:
         values = self.ratio.get(name) or []
         return statistics.median(values) if values else float("nan")
 
 
+@dataclass
+class Run:
+    rps: float
+    bad: int
+    server_us: float  #: server CPU per successful request
+    client_us: float  #: load-generator CPU per successful request
+
+
 def _serve_and_measure(variant: Variant, workdir: Path, headers: dict[str, str], duration: float,
-                       log: Callable[[str], None]) -> tuple[float, int]:
+                       log: Callable[[str], None]) -> Run:
     """Start gunicorn for `variant` and measure it; one more start if it does not come up (a busy machine)."""
     for attempt in (1, 2):
         with Server(variant, workdir) as server:
@@ -134,7 +193,11 @@ def _serve_and_measure(variant: Variant, workdir: Path, headers: dict[str, str],
                     raise
                 log(f"  {variant.name}: {exc}; starting it again")
                 continue
-            return measure(server.url + "/protected", headers, duration)
+            server_before, client_before = server.cpu_seconds(), _children_cpu()
+            rps, bad = measure(server.url + "/protected", headers, duration)
+            server_cpu, client_cpu = server.cpu_seconds() - server_before, _children_cpu() - client_before
+            done = max(1.0, rps * duration)
+            return Run(rps, bad, server_cpu / done * 1e6, client_cpu / done * 1e6)
     raise AssertionError("unreachable")
 
 
@@ -150,15 +213,19 @@ def run_http(variants: list[Variant], workdir: Path, headers: dict[str, dict[str
         rates: dict[str, float] = {}
         bare_rates: list[float] = []
         for v in [bare, *order, bare]:
-            rps, bad = _serve_and_measure(v, workdir, headers[v.name], duration, log)
-            if bad:
-                raise RuntimeError(f"{v.name}: {bad} responses were not 2xx/3xx")
+            run = _serve_and_measure(v, workdir, headers[v.name], duration, log)
+            rps = run.rps
+            if run.bad:
+                raise RuntimeError(f"{v.name}: {run.bad} responses were not 2xx/3xx")
+            result.server_us.setdefault(v.name, []).append(run.server_us)
+            result.client_us.setdefault(v.name, []).append(run.client_us)
             if v.name == "bare":
                 bare_rates.append(rps)
             else:
                 rates[v.name] = rps
             result.rps.setdefault(v.name, []).append(rps)
-            log(f"  http round {r + 1}/{rounds}: {v.name:24s} {rps:8.0f} req/s")
+            log(f"  http round {r + 1}/{rounds}: {v.name:24s} {rps:8.0f} req/s, CPU us/request: server "
+                f"{run.server_us:5.0f}, load generator {run.client_us:5.0f}")
         base = statistics.mean(bare_rates)
         result.ratio.setdefault("bare", []).append(1.0)
         for name, rps in rates.items():

@@ -7,7 +7,12 @@
   Redis round trips (`send_packed_command` on the request's thread: a pipeline is one), user lookups through
   the extension's per-process user cache (`recent_users.get`) and user-row reads in SQL (`UserStore.get`);
 - `store_call_costs`: what one per-request store read costs on each store, against the same lookup done with
-  the driver directly.
+  the driver directly;
+- `profile_cold`: for token variants, the cold path against the hot one: the same app profiled with distinct
+  tokens (the verified-token cache turned off) and with one token, per function the difference;
+- `profile_http`: gunicorn's workers profiling themselves (CPU time) under load from the load generator, so
+  that what a request costs over HTTP (gunicorn's own parsing and writing included) is split by package and
+  compared with the bare view's.
 
 The report derives the reasons for missed goals from these numbers, so they describe the code that ran.
 """
@@ -28,6 +33,10 @@ from .inproc import make_caller
 
 CALLS = 2000
 TOP = 12
+#: the variants whose gunicorn workers are profiled under load: bare, the headers alone, one anchor, and the
+#: sessionward configurations the HTTP goals name
+HTTP_PROFILED = ("bare", "bare_headers", "fje_hs256", "sw_jwt_hs256", "sw_jwt_hs256_redis_cache", "sw_jwt_es256_redis_cache",
+                 "sw_cookie_sqlite", "sw_cookie_redis_cache")
 
 #: The SessionStore methods counted (the Protocol in `sessionward.stores.base`).
 STORE_METHODS = (
@@ -52,6 +61,7 @@ class ProfileResult:
     counts: dict[str, dict[str, float]] = field(default_factory=dict)  # variant name -> per-request counts
     cost_rows: list[str] = field(default_factory=list)
     costs: dict[tuple[str, str], float] = field(default_factory=dict)  # (call, store) -> median us
+    http_requests: dict[str, int] = field(default_factory=dict)  # variant -> requests its worker profile saw
 
 
 def _short(path: str) -> str:
@@ -72,30 +82,50 @@ def _package(filename: str, func: str) -> str:
             return "hashlib (C)"
         return "builtins (C)"
     short = _short(filename)
-    for pkg in ("werkzeug", "flask", "sessionward", "redis", "sqlalchemy", "jwt", "cryptography", "prometheus_client"):
+    for pkg in ("werkzeug", "flask", "sessionward", "redis", "sqlalchemy", "jwt", "cryptography", "prometheus_client",
+                "gunicorn"):
         if short.startswith(pkg + "/"):
             return pkg
     return "stdlib/other"
 
 
-def profile_call(call: Callable[[], None], calls: int) -> Profile:
-    for _ in range(200):
+def _raw(call: Callable[[], None], calls: int, warm: int = 200) -> dict[tuple[str, int, str], tuple[float, float, float]]:
+    """Per function (file, line, name): own us, cumulative us and calls, per call of `call`."""
+    for _ in range(warm):
         call()
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(calls):
         call()
     prof.disable()
-    stats = pstats.Stats(prof, stream=io.StringIO())
+    return _per_request(pstats.Stats(prof, stream=io.StringIO()), calls)
+
+
+def _per_request(stats: pstats.Stats, requests: int) -> dict[tuple[str, int, str], tuple[float, float, float]]:
+    return {key: (tt / requests * 1e6, ct / requests * 1e6, nc / requests)
+            for key, (_cc, nc, tt, ct, _callers) in stats.stats.items()}  # type: ignore[attr-defined]
+
+
+def _summary(raw: dict[tuple[str, int, str], tuple[float, float, float]]) -> Profile:
     rows = []
-    total = 0.0
     packages: Counter[str] = Counter()
-    for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        total += tt
-        packages[_package(filename, func)] += tt / calls * 1e6
-        rows.append((tt / calls * 1e6, ct / calls * 1e6, nc / calls, f"{_short(filename)}:{line}({func})"))
+    for (filename, line, func), (tt, ct, nc) in raw.items():
+        packages[_package(filename, func)] += tt
+        rows.append((tt, ct, nc, f"{_short(filename)}:{line}({func})"))
     rows.sort(reverse=True)
-    return Profile(total / calls * 1e6, rows[:TOP], dict(packages.most_common()))
+    return Profile(sum(r[0] for r in rows), rows[:TOP], dict(packages.most_common()))
+
+
+def _difference(a: dict[tuple[str, int, str], tuple[float, float, float]],
+                b: dict[tuple[str, int, str], tuple[float, float, float]]) -> Profile:
+    """`a` minus `b`, per function and per package (what `a`'s requests do more than `b`'s)."""
+    zero = (0.0, 0.0, 0.0)
+    diff = {k: tuple(x - y for x, y in zip(a.get(k, zero), b.get(k, zero), strict=True)) for k in a.keys() | b.keys()}
+    return _summary(diff)  # type: ignore[arg-type]
+
+
+def profile_call(call: Callable[[], None], calls: int) -> Profile:
+    return _summary(_raw(call, calls))
 
 
 def format_profile(p: Profile) -> list[str]:
@@ -290,3 +320,76 @@ def store_call_costs(workdir: Path, result: ProfileResult, repeats: int = 2000) 
         red.close()
         cleanup_redis(prefix)
     result.cost_rows = rows
+
+
+# -- the cold path against the hot one -----------------------------------------------------------------
+
+def profile_cold(variants: list[Variant], workdir: Path, headers: dict[str, dict[str, str]], result: ProfileResult,
+                 *, calls: int = CALLS) -> None:
+    """For each token variant: `/protected` with `calls` distinct tokens, each sent once and for the first time
+    (the verified-token cache turned off, no store answer remembered for its jti), minus the same app with its
+    one hot token; stored as `cold:<name>` in `result.profiles` (rows and packages are differences, us per
+    request). Every cold request must answer 200."""
+    from werkzeug.test import EnvironBuilder
+
+    from .inproc import _one, _start_response, token_cache
+
+    for v in variants:
+        if v.tokens is None:
+            continue
+        environs = iter([EnvironBuilder(path="/protected", headers=h, base_url="https://localhost/").get_environ()
+                         for h in v.tokens(workdir, calls)])
+        app = v.make_app(workdir)
+        try:
+            cache = token_cache(app)
+            hot = _raw(make_caller(app, "/protected", headers[v.name], expect="200"), calls)
+            size = cache.size if cache is not None else 0
+            refused: list[str] = []
+            wsgi = app.wsgi_app
+
+            def cold_call() -> None:
+                _one(wsgi, next(environs))
+                status = _start_response.status  # type: ignore[attr-defined]
+                if not status.startswith("200"):
+                    refused.append(status)
+
+            if cache is not None:
+                cache.size = 0
+            try:
+                cold = _raw(cold_call, calls, warm=0)
+            finally:
+                if cache is not None:
+                    cache.size = size
+            if refused:
+                raise RuntimeError(f"{v.name}: {len(refused)} cold requests answered {refused[0]}")
+            result.profiles["cold:" + v.name] = _difference(cold, hot)
+        finally:
+            close_app(app)
+
+
+# -- a gunicorn worker under load ---------------------------------------------------------------------
+
+def profile_http(variants: list[Variant], workdir: Path, headers: dict[str, dict[str, str]], result: ProfileResult,
+                 *, duration: float) -> None:
+    """For each variant (bare first): gunicorn serving it with its workers profiling themselves (CPU time,
+    `bench.gunicorn_profile`) under `duration` seconds of load; own time per request by package (gunicorn
+    included) in `result.profiles["http:<name>"]`, and the request count it is divided by."""
+    import tempfile
+
+    from .http import Server, measure
+
+    for v in variants:
+        with tempfile.TemporaryDirectory(prefix="sw-bench-prof-") as tmp:
+            out = Path(tmp)
+            with Server(v, workdir, profile_to=out) as server:
+                server.wait_ready(headers[v.name], timeout=45.0)
+                measure(server.url + "/protected", headers[v.name], duration)
+            files = sorted(out.glob("*.prof"))
+            if not files:
+                continue
+            stats = pstats.Stats(*[str(f) for f in files], stream=io.StringIO())
+            requests = sum(nc for (filename, _line, func), (_cc, nc, *_rest) in stats.stats.items()  # type: ignore[attr-defined]
+                           if func == "__call__" and filename.endswith("flask/app.py"))
+            if requests:
+                result.profiles["http:" + v.name] = _summary(_per_request(stats, int(requests)))
+                result.http_requests[v.name] = int(requests)

@@ -4,6 +4,7 @@ when the files it describes changed since it was checked. `code_state` stamps th
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import subprocess
@@ -130,17 +131,38 @@ def _extra_cpu_us(name: str, http: HttpResult) -> float:
     return cpus / statistics.mean(http.rps[name]) * 1e6 - cpus / bare * 1e6
 
 
-def _http_amplification(name: str, inproc: InprocResult, http: HttpResult) -> str:
+def _http_amplification(name: str, inproc: InprocResult, http: HttpResult, profile: ProfileResult | None) -> str:
+    """Where the HTTP path costs more than the in-process one: server and load-generator CPU per request over
+    bare (measured), the headers alone (the `bare_headers` anchor), and the worker profile's split."""
     x = inproc.overhead[name].median
-    e = _extra_cpu_us(name, http)
-    text = (f"over HTTP a request of this config costs about {e:.0f} us of CPU more than bare ({os.cpu_count()} "
-            f"cores / requests/s), against {x:.0f} us in-process")
-    anchor = "fje_hs256"
-    if anchor in http.rps and anchor in inproc.overhead:
-        text += (f"; the same measure for FJE HS256: {_extra_cpu_us(anchor, http):.0f} us over HTTP against "
-                 f"{inproc.overhead[anchor].median:.0f} us in-process (HTTP ratios move with the machine's load: "
-                 "compare rounds and runs)")
+    text = (f"over HTTP a request of this config costs about {_extra_cpu_us(name, http):.0f} us of machine time "
+            f"more than bare ({os.cpu_count()} cores / requests/s), against {x:.0f} us in-process")
+    server, client = http.cpu_over_bare(name, "server"), http.cpu_over_bare(name, "client")
+    if not math.isnan(server):
+        text += f"; measured CPU per request over bare: server {server:+.0f} us, load generator {client:+.0f} us"
+        headers = http.cpu_over_bare("bare_headers", "server")
+        if not math.isnan(headers):
+            text += (f"; sessionward's response headers alone (bare view + the same headers, no session or token) "
+                     f"cost the server {headers:+.0f} us and the load generator "
+                     f"{http.cpu_over_bare('bare_headers', 'client'):+.0f} us per request, ratio "
+                     f"{http.median_ratio('bare_headers'):.2f}")
+    if profile is not None and f"http:{name}" in profile.profiles and "http:bare" in profile.profiles:
+        ours, bare = profile.profiles[f"http:{name}"], profile.profiles["http:bare"]
+        diff = sorted(((ours.by_package.get(k, 0.0) - bare.by_package.get(k, 0.0), k)
+                       for k in ours.by_package.keys() | bare.by_package.keys()), reverse=True)[:4]
+        text += ("; the worker profile under load (CPU us under the profiler, over bare): "
+                 + ", ".join(f"{k} {d:+.0f}" for d, k in diff))
     return text
+
+
+def _cold_split(name: str, profile: ProfileResult) -> str:
+    p = profile.profiles.get(f"cold:{name}")
+    if p is None:
+        return ""
+    top = ", ".join(f"`{where.split('(')[-1].rstrip(')')}` {tt:+.0f}" for tt, _ct, _nc, where in p.rows[:4])
+    packages = ", ".join(f"{k} {v:+.0f}" for k, v in list(p.by_package.items())[:4])
+    return (f"cold minus hot under cProfile: {p.total_us:+.0f} us/request (by package: {packages}; functions, "
+            f"own us: {top})")
 
 
 def _derived(goal: Goal, inproc: InprocResult | None, profile: ProfileResult | None,
@@ -149,7 +171,11 @@ def _derived(goal: Goal, inproc: InprocResult | None, profile: ProfileResult | N
     name = goal.config
     parts: list[str] = []
     if goal.key.startswith("http_") and http is not None and inproc is not None and name in inproc.overhead:
-        parts.append(_http_amplification(name, inproc, http))
+        parts.append(_http_amplification(name, inproc, http, profile))
+    if goal.key.startswith("cold_") and profile is not None:
+        split = _cold_split(name, profile)
+        if split:
+            parts.append(split)
     key = name
     if goal.key.startswith("public_") and profile is not None:
         key = f"public:{name}"
@@ -158,7 +184,7 @@ def _derived(goal: Goal, inproc: InprocResult | None, profile: ProfileResult | N
             parts.append("profiled on the public page of sw cookie session, SQLite")
     if profile is not None and key in profile.counts:
         parts.append(f"per request: {format_counts(profile.counts[key])}")
-    if profile is not None and key in profile.profiles and not goal.key.startswith("http_"):
+    if profile is not None and key in profile.profiles and not goal.key.startswith(("http_", "cold_")):
         p = profile.profiles[key]
         parts.append(f"own us under cProfile ({p.total_us:.0f} us in all) by package: {_top_packages(p)}")
         top = _top_sw(p)

@@ -4,6 +4,7 @@ reasons from `bench.reasons`), and a chart."""
 from __future__ import annotations
 
 import platform
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -119,17 +120,28 @@ def markdown(*, mode: str, started: str, elapsed: float, inproc: InprocResult | 
             "",
             f"gunicorn, 2 sync workers, loopback, load generator: {http.generator}, 16 connections, "
             f"{http.duration:g} s per run, {http.rounds} round(s); each round runs bare first and last and the variants "
-            "between (order reversed in odd rounds). Ratio = requests/s over the mean of that round's bare runs."
+            "between (order reversed in odd rounds). Ratio = requests/s over the mean of that round's bare runs. "
+            "CPU per request, median of the runs: the server's (gunicorn's master and workers, read from /proc over "
+            "the run) and the load generator's, each also as extra us over bare; the server's extra is the figure to "
+            "set beside the in-process overhead."
             + (" One short round: indicative only, the full mode's rounds are the measurement." if http.rounds == 1
                else ""),
             "",
-            "| variant | requests/s | ratio to bare |",
-            "|---|---|---|",
+            "| variant | requests/s | ratio to bare | server CPU us/request (over bare) | "
+            "load generator CPU us/request (over bare) |",
+            "|---|---|---|---|---|",
         ]
         for name, rates in http.rps.items():
             rps = sum(rates) / len(rates)
             ratio = "1.00" if name == "bare" else f"{http.median_ratio(name):.2f}"
-            lines.append(f"| {BY_NAME[name].label} | {rps:,.0f} | {ratio} |")
+            cpu = []
+            for which, table in (("server", http.server_us), ("client", http.client_us)):
+                if table.get(name):
+                    extra = "" if name == "bare" else f" ({http.cpu_over_bare(name, which):+.0f})"
+                    cpu.append(f"{statistics.median(table[name]):.0f}{extra}")
+                else:
+                    cpu.append("")
+            lines.append(f"| {BY_NAME[name].label} | {rps:,.0f} | {ratio} | {cpu[0]} | {cpu[1]} |")
         lines.append("")
     if scale:
         lines += [
@@ -163,11 +175,49 @@ def markdown(*, mode: str, started: str, elapsed: float, inproc: InprocResult | 
         lines.append("")
         if profile.cost_rows:
             lines += ["## Store reads on the request path", "", "```", *profile.cost_rows, "```", ""]
+        lines += _profile_sections(profile)
+    return "\n".join(lines)
+
+
+def _profile_sections(profile: ProfileResult) -> list[str]:
+    plain = {n: p for n, p in profile.profiles.items() if not n.startswith(("cold:", "http:"))}
+    cold = {n[5:]: p for n, p in profile.profiles.items() if n.startswith("cold:")}
+    served = {n[5:]: p for n, p in profile.profiles.items() if n.startswith("http:")}
+    lines: list[str] = []
+    if plain:
         lines += ["## Profile (cProfile, in-process, top functions by own time)", ""]
-        for name, p in profile.profiles.items():
+        for name, p in plain.items():
             title = ("public page of " + BY_NAME[name[7:]].label) if name.startswith("public:") else BY_NAME[name].label
             lines += [f"**{title}**", "", "```", *format_profile(p), "```", ""]
-    return "\n".join(lines)
+    if cold:
+        lines += ["## Profile of the cold token path (cProfile, in-process: cold minus hot)", "",
+                  "The same app profiled with distinct tokens, each sent once for the first time (verified-token "
+                  "cache off, no store answer remembered for its jti), minus the same app with its one hot token: "
+                  "per function, the own and cumulative us per request that a cold token adds (cProfile's own "
+                  "overhead inflates functions with many small calls).", ""]
+        for name, p in cold.items():
+            lines += [f"**{BY_NAME[name].label}**: cold adds {p.total_us:.1f} us/request under the profiler", "",
+                      "```", *format_profile(p)[1:], "```", ""]
+    if served:
+        names = list(served)
+        packages = sorted({k for p in served.values() for k, v in p.by_package.items() if abs(v) >= 1},
+                          key=lambda k: -max(p.by_package.get(k, 0.0) for p in served.values()))
+        lines += ["## Profile of a gunicorn worker under load (cProfile, CPU time)", "",
+                  "Each worker profiles itself (CPU time, so waiting in `select` costs nothing) from its start to its "
+                  "exit while the load generator runs; own us per request (requests counted as calls of "
+                  "`Flask.__call__`) by package, gunicorn's own parsing and writing included. The profiler inflates "
+                  "every figure; compare columns, not absolute values.", "",
+                  "| package | " + " | ".join(BY_NAME[n].label for n in names) + " |",
+                  "|---|" + "---|" * len(names)]
+        for pkg in packages:
+            lines.append(f"| {pkg} | " + " | ".join(f"{served[n].by_package.get(pkg, 0.0):.0f}" for n in names) + " |")
+        lines.append("| **all** | " + " | ".join(f"**{served[n].total_us:.0f}**" for n in names) + " |")
+        if "bare" in served:
+            lines.append("| over bare | " + " | ".join(f"{served[n].total_us - served['bare'].total_us:+.0f}"
+                                                        for n in names) + " |")
+        lines += ["", "Requests each profile saw: " + ", ".join(f"{BY_NAME[n].label} {profile.http_requests.get(n, 0):,}"
+                                                             for n in names) + ".", ""]
+    return lines
 
 
 def _cpus() -> int:
