@@ -4,23 +4,28 @@ in every one), the security headers (ASVS 3.4, C11) and the plain error page for
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 from .exceptions import (
     AuthenticationError,
+    ConfigError,
     NotFound,
     Overloaded,
     PermissionDenied,
     SessionwardError,
     StoreUnavailable,
     Throttled,
+    TokenError,
     ValidationError,
 )
 
 __all__ = [
     "CSP", "ERROR_PAGE", "HSTS", "HTTP_ERRORS", "REALM", "STATIC_HEADERS", "STORE_RETRY_AFTER", "STORE_UNAVAILABLE",
-    "TITLES", "bearer_challenge", "error_body", "http_error", "status_for",
+    "TITLES", "ErrorAnswer", "bearer_challenge", "error_answer", "error_body", "http_error", "status_for",
 ]
 
 STORE_RETRY_AFTER = 5
@@ -103,3 +108,42 @@ _STATUS: tuple[tuple[type[SessionwardError], int], ...] = (
 def status_for(exc: SessionwardError) -> int:
     """The HTTP status for `exc`; 400 for any other `SessionwardError`."""
     return int(next((status for cls, status in _STATUS if isinstance(exc, cls)), HTTPStatus.BAD_REQUEST))
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """What to answer for a refusal, whatever the framework: the status, the error body's `code` and `message`
+    (`error_body`, or the plain page for a browser) and the headers to add."""
+
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error_answer(exc: SessionwardError, *, path: str, wants_json: bool, log: logging.Logger) -> ErrorAnswer:
+    """The answer for a `SessionwardError` a view raised: `status_for` its status, `Retry-After` on 429 and 503,
+    the RFC 6750 challenge for a bad token (`Session` instead of `Bearer` on a 401 to a browser, `wants_json`
+    false), a generic text for a store that is down (logged on `log` and as the `store_unavailable` event with
+    the request's `path`) and for a configuration error (500). Never the store's or the setting's own words."""
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    code = getattr(exc, "code", "error")
+    message = str(exc)
+    if isinstance(exc, (Throttled, Overloaded)):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, StoreUnavailable):
+        from . import events
+
+        log.warning("store unavailable: %s", exc)
+        with contextlib.suppress(Exception):  # logging must never turn a 503 into a 500
+            events.emit("store_unavailable", level=logging.WARNING, path=path)
+        headers["Retry-After"] = str(STORE_RETRY_AFTER)
+        code, message = STORE_UNAVAILABLE
+    if isinstance(exc, TokenError):
+        headers["WWW-Authenticate"] = bearer_challenge(error="invalid_token")
+    elif status == HTTPStatus.UNAUTHORIZED:
+        headers["WWW-Authenticate"] = bearer_challenge() if wants_json else "Session"
+    if isinstance(exc, ConfigError):
+        status, message = 500, "Server misconfigured."
+    return ErrorAnswer(status, code, message, headers)

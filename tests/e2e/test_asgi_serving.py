@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 from serverproc import free_port
-from test_server_workers import CONNECTIONS, _socket_inodes, _tcp_sockets
+from test_server_workers import CONNECTIONS, _socket_inodes, _tcp_sockets, wait_listening
 
 pytestmark = pytest.mark.server
 
@@ -105,8 +105,7 @@ def test_served_over_tls_only(standin: Standin) -> None:
 
 
 def test_each_uvicorn_worker_listens_on_its_own_socket_and_connections_spread(standin: Standin) -> None:
-    workers = standin.workers()
-    assert len(workers) == 2
+    workers = wait_listening(standin.port, standin.workers, 2)  # not only the first worker up
     sessions = [requests.Session() for _ in range(CONNECTIONS)]
     pids = set()
     try:
@@ -127,8 +126,14 @@ def test_each_uvicorn_worker_listens_on_its_own_socket_and_connections_spread(st
 
 
 def test_lifespan_runs_in_every_worker(standin: Standin) -> None:
-    started = {int(line.split()[1]) for line in standin.lifespan() if line.startswith("startup")}
-    assert set(standin.workers()) <= started
+    workers = wait_listening(standin.port, standin.workers, 2)
+    deadline = time.monotonic() + 30  # a worker listens before its lifespan start-up has run
+    while True:
+        started = {int(line.split()[1]) for line in standin.lifespan() if line.startswith("startup")}
+        if set(workers) <= started or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert set(workers) <= started
 
 
 def test_graceful_stop_finishes_the_request_in_flight_and_runs_the_lifespan_shutdown(tmp_path: Path) -> None:

@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from serverproc import ServerProcess, new_http_session
 
 pytestmark = pytest.mark.server
 
-CONNECTIONS = 16
+#: Connections opened to show they spread. The kernel puts each new connection on one of the listening sockets
+#: of the port by a keyed hash of its addresses and ports, so with two workers all of them land on the same one by
+#: chance with probability 2 * 2**-32 (about 5e-10) per run: a failure means they do not spread.
+CONNECTIONS = 32
 
 
 def _socket_inodes(pid: int) -> set[int]:
@@ -37,14 +41,30 @@ def _tcp_sockets(port: int) -> dict[int, str]:
     return out
 
 
+def wait_listening(port: int, worker_pids: Callable[[], list[int]], expected: int, timeout: float = 30) -> list[int]:
+    """The workers, once `expected` of them each listen on a socket of their own on `port`. gunicorn forks its
+    workers one after another and each binds its reuse_port socket only after its fork: the first can answer
+    /healthz while the next one is not forked, or not listening, yet, and every connection opened meanwhile lands
+    on the first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = worker_pids()
+        tcp = _tcp_sockets(port)
+        listening = {pid: sum(1 for i in _socket_inodes(pid) if tcp.get(i) == "0A") for pid in workers}
+        if len(workers) == expected and all(n >= 1 for n in listening.values()):
+            return workers
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not every worker listens after {timeout:.0f}s: {listening}")
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def two_workers(start_server: Callable[..., ServerProcess]) -> ServerProcess:
     return start_server(workers=2)
 
 
 def test_each_worker_listens_on_its_own_socket_and_keepalive_connections_spread(two_workers: ServerProcess) -> None:
-    workers = two_workers.worker_pids()
-    assert len(workers) == 2
+    workers = wait_listening(two_workers.port, two_workers.worker_pids, 2)
     sessions = [new_http_session(two_workers) for _ in range(CONNECTIONS)]
     try:
         for s in sessions:  # one request each; the connection stays open (keep-alive)

@@ -17,17 +17,8 @@ from starlette.responses import JSONResponse as _JSONResponse
 
 from ..bearer import bearer_refusal
 from ..dpop import DPoPError
-from ..exceptions import ConfigError, Overloaded, SessionwardError, StoreUnavailable, Throttled, TokenError
-from ..httpshape import (
-    ERROR_PAGE,
-    STORE_RETRY_AFTER,
-    STORE_UNAVAILABLE,
-    TITLES,
-    bearer_challenge,
-    error_body,
-    http_error,
-    status_for,
-)
+from ..exceptions import SessionwardError
+from ..httpshape import ERROR_PAGE, TITLES, error_answer, error_body, http_error
 from ..text import log_safe
 
 __all__ = ["JSONResponse", "SignInFirst", "error_response", "exception_response", "wants_json"]
@@ -112,27 +103,8 @@ def _sessionward_error(conn: HTTPConnection, exc: SessionwardError) -> Response:
     if refusal is not None:
         status, challenge = refusal
         return error_response(conn, status, exc.code, str(exc), headers={"WWW-Authenticate": challenge})  # type: ignore[attr-defined]
-    status = status_for(exc)
-    headers: dict[str, str] = {}
-    code = getattr(exc, "code", "error")
-    message = str(exc)
-    if isinstance(exc, (Throttled, Overloaded)):
-        headers["Retry-After"] = str(exc.retry_after)
-    if isinstance(exc, StoreUnavailable):
-        from .. import events
-
-        log.warning("store unavailable: %s", exc)
-        with contextlib.suppress(Exception):  # logging must never turn a 503 into a 500
-            events.emit("store_unavailable", level=logging.WARNING, path=conn.url.path)
-        headers["Retry-After"] = str(STORE_RETRY_AFTER)
-        code, message = STORE_UNAVAILABLE
-    if isinstance(exc, TokenError):
-        headers["WWW-Authenticate"] = bearer_challenge(error="invalid_token")
-    elif status == HTTPStatus.UNAUTHORIZED:
-        headers["WWW-Authenticate"] = bearer_challenge() if wants_json(conn) else "Session"
-    if isinstance(exc, ConfigError):
-        status, message = 500, "Server misconfigured."
-    return error_response(conn, status, code, message, headers=headers)
+    answer = error_answer(exc, path=conn.url.path, wants_json=wants_json(conn), log=log)
+    return error_response(conn, answer.status, answer.code, answer.message, headers=answer.headers)
 
 
 def exception_response(conn: HTTPConnection, exc: BaseException) -> Response:

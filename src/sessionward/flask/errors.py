@@ -3,22 +3,13 @@ for browsers. Never a traceback, never a secret; unexpected errors are logged an
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from http import HTTPStatus
 
 from flask import Flask, Response, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
-from ..exceptions import (
-    ConfigError,
-    Overloaded,
-    SessionwardError,
-    StoreUnavailable,
-    Throttled,
-    TokenError,
-)
-from ..httpshape import ERROR_PAGE, REALM, STORE_RETRY_AFTER, TITLES, bearer_challenge, status_for
+from ..exceptions import SessionwardError
+from ..httpshape import ERROR_PAGE, REALM, STORE_RETRY_AFTER, TITLES, bearer_challenge, error_answer, status_for
 from ..text import log_safe
 
 __all__ = ["REALM", "STORE_RETRY_AFTER", "bearer_challenge", "error_response", "register_error_handlers",
@@ -53,27 +44,8 @@ def error_response(status: int, code: str, message: str, *, headers: dict[str, s
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SessionwardError)
     def _sessionward_error(exc: SessionwardError) -> Response:
-        status = status_for(exc)
-        headers: dict[str, str] = {}
-        code = getattr(exc, "code", "error")
-        message = str(exc)
-        if isinstance(exc, (Throttled, Overloaded)):
-            headers["Retry-After"] = str(exc.retry_after)
-        if isinstance(exc, StoreUnavailable):
-            from .. import events
-
-            log.warning("store unavailable: %s", exc)
-            with contextlib.suppress(Exception):  # logging must never turn a 503 into a 500
-                events.emit("store_unavailable", level=logging.WARNING, path=request.path)
-            headers["Retry-After"] = str(STORE_RETRY_AFTER)
-            code, message = "store_unavailable", "The session store is unavailable. Please try again shortly."
-        if isinstance(exc, TokenError):
-            headers["WWW-Authenticate"] = bearer_challenge(error="invalid_token")
-        elif status == HTTPStatus.UNAUTHORIZED:
-            headers["WWW-Authenticate"] = bearer_challenge() if wants_json() else "Session"
-        if isinstance(exc, ConfigError):
-            status, message = 500, "Server misconfigured."
-        return error_response(status, code, message, headers=headers)
+        answer = error_answer(exc, path=request.path, wants_json=wants_json(), log=log)
+        return error_response(answer.status, answer.code, answer.message, headers=answer.headers)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
