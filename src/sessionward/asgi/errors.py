@@ -29,6 +29,8 @@ from ..httpshape import (
     status_for,
 )
 from ..text import log_safe
+from ..web.dpop import www_authenticate
+from .context import SCOPE_KEY, STATE_KEY
 
 __all__ = ["JSONResponse", "SignInFirst", "error_response", "exception_response", "wants_json"]
 
@@ -105,10 +107,18 @@ def error_response(
     return response
 
 
+def _token_challenge(conn: HTTPConnection, **params: str) -> str:
+    """The `WWW-Authenticate` value of a token refusal in this request (`sessionward.web.dpop.www_authenticate`):
+    the scheme(s) the token check chose for it (RFC 9449 7.1, 7.2); RFC 6750 `Bearer` outside token checks."""
+    ctx = conn.scope.get(SCOPE_KEY)
+    st = conn.scope.get(STATE_KEY)
+    return www_authenticate(getattr(st, "dpop", None), getattr(ctx, "challenge", None), **params)
+
+
 def _sessionward_error(conn: HTTPConnection, exc: SessionwardError) -> Response:
     if isinstance(exc, DPoPError):  # at a protected resource: 401 and the core's WWW-Authenticate: DPoP ...
         return error_response(conn, exc.status, exc.error, exc.description, headers=exc.resource_headers())
-    refusal = bearer_refusal(exc)
+    refusal = bearer_refusal(exc, lambda **params: _token_challenge(conn, **params))
     if refusal is not None:
         status, challenge = refusal
         return error_response(conn, status, exc.code, str(exc), headers={"WWW-Authenticate": challenge})  # type: ignore[attr-defined]
@@ -127,7 +137,7 @@ def _sessionward_error(conn: HTTPConnection, exc: SessionwardError) -> Response:
         headers["Retry-After"] = str(STORE_RETRY_AFTER)
         code, message = STORE_UNAVAILABLE
     if isinstance(exc, TokenError):
-        headers["WWW-Authenticate"] = bearer_challenge(error="invalid_token")
+        headers["WWW-Authenticate"] = _token_challenge(conn, error="invalid_token")
     elif status == HTTPStatus.UNAUTHORIZED:
         headers["WWW-Authenticate"] = bearer_challenge() if wants_json(conn) else "Session"
     if isinstance(exc, ConfigError):

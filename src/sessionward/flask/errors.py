@@ -20,9 +20,11 @@ from ..exceptions import (
 )
 from ..httpshape import ERROR_PAGE, REALM, STORE_RETRY_AFTER, TITLES, bearer_challenge, status_for
 from ..text import log_safe
+from ..web.dpop import www_authenticate
+from .context import request_state, state
 
 __all__ = ["REALM", "STORE_RETRY_AFTER", "bearer_challenge", "error_response", "register_error_handlers",
-           "status_for", "wants_json"]
+           "status_for", "token_challenge", "wants_json"]
 
 log = logging.getLogger("sessionward.flask")
 
@@ -50,6 +52,12 @@ def error_response(status: int, code: str, message: str, *, headers: dict[str, s
     return response
 
 
+def token_challenge(**params: str) -> str:
+    """The `WWW-Authenticate` value of a token refusal in this request (`sessionward.web.dpop.www_authenticate`):
+    the scheme(s) the token check chose for it (RFC 9449 7.1, 7.2); RFC 6750 `Bearer` outside token checks."""
+    return www_authenticate(state().dpop, request_state().challenge, **params)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SessionwardError)
     def _sessionward_error(exc: SessionwardError) -> Response:
@@ -68,7 +76,7 @@ def register_error_handlers(app: Flask) -> None:
             headers["Retry-After"] = str(STORE_RETRY_AFTER)
             code, message = "store_unavailable", "The session store is unavailable. Please try again shortly."
         if isinstance(exc, TokenError):
-            headers["WWW-Authenticate"] = bearer_challenge(error="invalid_token")
+            headers["WWW-Authenticate"] = token_challenge(error="invalid_token")
         elif status == HTTPStatus.UNAUTHORIZED:
             headers["WWW-Authenticate"] = bearer_challenge() if wants_json() else "Session"
         if isinstance(exc, ConfigError):
