@@ -21,7 +21,9 @@ from sessionward.dpop import (
     DPoPError,
     DPoPPolicy,
     DPoPVerifier,
+    InvalidDPoPAuthorization,
     InvalidDPoPProof,
+    MissingDPoPProof,
     UseDPoPNonce,
     access_token_hash,
     check_refresh_binding,
@@ -32,6 +34,7 @@ from sessionward.dpop import (
 )
 from sessionward.exceptions import ConfigError
 from sessionward.popkeys import jwk_thumbprint
+from sessionward.web.dpop import challenge_kind, token_endpoint_proof, www_authenticate
 
 NOW = 1_800_000_000.0
 URL = "https://api.example.com/api/me"
@@ -433,8 +436,26 @@ def test_T15_refresh_binding_no_downgrade(verifier: DPoPVerifier, client: DPoPCl
     thief = accepted(verifier, DPoPClient().proof("POST", URL, now=NOW), method="POST")
     with pytest.raises(DPoPBindingError):
         check_refresh_binding(verifier, bound_jkt=client.jkt, proof=thief)
-    with pytest.raises(DPoPBindingError):
+    with pytest.raises(MissingDPoPProof) as missing:  # RFC 9449 5: no proof where one is required
         check_refresh_binding(DPoPVerifier(DPoPPolicy(mode="required")), bound_jkt=None, proof=None)
+    assert missing.value.token_endpoint_body() == {"error": "invalid_dpop_proof",
+                                                   "error_description": "DPoP proof required"}
+
+
+def test_T15_token_request_without_proof_where_required_is_invalid_dpop_proof() -> None:
+    """RFC 9449 5 / RFC 6749 5.2: 400 `invalid_dpop_proof` (JSON), not `invalid_grant` (the grant is fine)."""
+    required = DPoPVerifier(DPoPPolicy(mode="required", algorithms=("ES256",)))
+    with pytest.raises(MissingDPoPProof) as exc:
+        token_endpoint_proof(required, method="POST", url=URL, proofs=[], now=NOW)
+    err = exc.value
+    assert isinstance(err, InvalidDPoPProof) and err.token_endpoint_status == 400
+    assert err.token_endpoint_body() == {"error": "invalid_dpop_proof", "error_description": "DPoP proof required"}
+    assert err.resource_headers()["WWW-Authenticate"] == (
+        'DPoP error="invalid_dpop_proof", error_description="DPoP proof required", algs="ES256"'
+    )
+    for mode in ("allowed", "off"):
+        assert token_endpoint_proof(DPoPVerifier(DPoPPolicy(mode=mode)), method="POST", url=URL, proofs=[],
+                                    now=NOW) is None
 
 
 def test_token_jkt() -> None:
@@ -442,8 +463,9 @@ def test_token_jkt() -> None:
     assert token_jkt({"cnf": {"jkt": jkt}}) == jkt
     assert token_jkt({}) is None and token_jkt(None) is None
     for bad in ({"cnf": "x"}, {"cnf": {"jkt": 5}}, {"cnf": {"jkt": "short"}}, {"cnf": {}}):
-        with pytest.raises(DPoPBindingError):
-            token_jkt(bad)
+        with pytest.raises(DPoPBindingError) as exc:
+            token_jkt(bad, algs=("ES256",))
+        assert exc.value.www_authenticate.endswith(', algs="ES256"')  # never an empty algs=""
 
 
 # -- answers -----------------------------------------------------------------------------------------------
@@ -468,8 +490,41 @@ def test_parse_authorization() -> None:
     assert parse_authorization(["BEARER x"], algs=algs) == ("Bearer", "x")
     assert parse_authorization(["Basic dXNlcg=="], algs=algs) == ("Basic", "dXNlcg==")
     for bad in (["DPoP"], ["DPoP a b"], ["DPoP a", "DPoP b"], ["DPoP " + "a" * 20000], ["DPoP \u00e9"]):
-        with pytest.raises(InvalidDPoPProof):
+        with pytest.raises(InvalidDPoPAuthorization) as exc:
             parse_authorization(bad, algs=algs)
+        # RFC 6750 3.1 (applied to DPoP by RFC 9449 7.1): a malformed request is 400 invalid_request; the
+        # proof was not even looked at, so it is no invalid_dpop_proof
+        assert exc.value.status == 400 and exc.value.resource_headers()["WWW-Authenticate"] == (
+            'DPoP error="invalid_request", error_description="Malformed DPoP Authorization header", algs="ES256"'
+        )
+
+
+def test_challenge_for_token_refusals() -> None:
+    """RFC 9449 7.1, 7.2 with RFC 6750 3.1: no credentials is a challenge without `error` (both schemes where
+    both are accepted, `DPoP algs=` alone where DPoP is required); a refusal names the scheme the client must use."""
+    allowed, required, off = (DPoPVerifier(DPoPPolicy(mode=m, algorithms=("ES256", "EdDSA")))
+                              for m in ("allowed", "required", "off"))
+    both = 'Bearer realm="sessionward", DPoP algs="ES256 EdDSA"'
+    assert www_authenticate(allowed, challenge_kind(allowed, scheme=None)) == both
+    assert www_authenticate(required, challenge_kind(required, scheme=None)) == 'DPoP algs="ES256 EdDSA"'
+    assert www_authenticate(allowed, challenge_kind(allowed, scheme=None, require=True)) == 'DPoP algs="ES256 EdDSA"'
+    assert www_authenticate(off, challenge_kind(off, scheme=None)) == 'Bearer realm="sessionward"'
+    assert www_authenticate(off, challenge_kind(off, scheme=None, require=True)) == 'DPoP algs="ES256 EdDSA"'
+    bad = {"error": "invalid_token"}
+    assert www_authenticate(allowed, challenge_kind(allowed, scheme="DPoP"), **bad) == (
+        'DPoP error="invalid_token", algs="ES256 EdDSA"'
+    )
+    assert www_authenticate(allowed, challenge_kind(allowed, scheme="Bearer"), **bad) == (
+        'Bearer realm="sessionward", error="invalid_token"'  # Bearer clients unchanged under `allowed`
+    )
+    for verifier, require in ((required, False), (allowed, True)):
+        assert www_authenticate(verifier, challenge_kind(verifier, scheme="Bearer", require=require), **bad) == (
+            'DPoP error="invalid_token", algs="ES256 EdDSA"'
+        )
+    assert www_authenticate(allowed, "both", error="invalid_request") == (
+        'Bearer realm="sessionward", error="invalid_request"'  # an error concerns the Bearer attempt
+    )
+    assert www_authenticate(allowed, None) == www_authenticate(None, "dpop") == 'Bearer realm="sessionward"'
 
 
 def test_policy_validation() -> None:

@@ -7,12 +7,15 @@ refusals of RFC 6750 3.1 (and RFC 9470 for step-up), and the scope check. No web
 - a bad, expired or revoked token, or one whose user is gone or disabled: `TokenError`, 401 `invalid_token`;
 - not fresh where a fresh token is needed: `FreshTokenRequired`, 401 `insufficient_user_authentication`;
 - a `scope` the token lacks: `InsufficientScope`, 403 `insufficient_scope`.
+
+Where DPoP is in play (RFC 9449 7.1, 7.2) the same refusals name the `DPoP` scheme with `algs` instead, or both
+schemes for a request without credentials (`sessionward.web.dpop.www_authenticate`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .exceptions import (
     AuthenticationError,
@@ -39,7 +42,7 @@ class NoAuthorization(AuthenticationError):
     code = "authorization_required"
 
     def __init__(self) -> None:
-        super().__init__("A bearer token is required.")
+        super().__init__("An access token is required.")
 
 
 class InvalidAuthorizationHeader(SessionwardError):
@@ -70,17 +73,20 @@ class InsufficientScope(PermissionDenied):
         super().__init__("The token does not allow this action.")
 
 
-def bearer_refusal(exc: SessionwardError) -> tuple[int, str] | None:
-    """(status, `WWW-Authenticate` value) for the four bearer refusals above; None for any other error."""
+def bearer_refusal(
+    exc: SessionwardError, challenge: Callable[..., str] = bearer_challenge
+) -> tuple[int, str] | None:
+    """(status, `WWW-Authenticate` value) for the four bearer refusals above; None for any other error.
+    `challenge(**params)` spells the challenge: the RFC 6750 one, or where DPoP is in play the one of
+    `sessionward.web.dpop.www_authenticate` (same parameters, the `DPoP` scheme with `algs`)."""
     if isinstance(exc, NoAuthorization):
-        return 401, bearer_challenge()
+        return 401, challenge()
     if isinstance(exc, InvalidAuthorizationHeader):
-        return 400, bearer_challenge(error="invalid_request")
+        return 400, challenge(error="invalid_request")
     if isinstance(exc, FreshTokenRequired):
-        return 401, bearer_challenge(error="insufficient_user_authentication",
-                                     error_description="A fresh login is required")
+        return 401, challenge(error="insufficient_user_authentication", error_description="A fresh login is required")
     if isinstance(exc, InsufficientScope):
-        return 403, bearer_challenge(error="insufficient_scope", scope=" ".join(exc.scopes))
+        return 403, challenge(error="insufficient_scope", scope=" ".join(exc.scopes))
     return None
 
 

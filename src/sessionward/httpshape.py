@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -121,11 +122,20 @@ class ErrorAnswer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def error_answer(exc: SessionwardError, *, path: str, wants_json: bool, log: logging.Logger) -> ErrorAnswer:
+def error_answer(
+    exc: SessionwardError,
+    *,
+    path: str,
+    wants_json: bool,
+    log: logging.Logger,
+    token_challenge: Callable[..., str] = bearer_challenge,
+) -> ErrorAnswer:
     """The answer for a `SessionwardError` a view raised: `status_for` its status, `Retry-After` on 429 and 503,
     the RFC 6750 challenge for a bad token (`Session` instead of `Bearer` on a 401 to a browser, `wants_json`
     false), a generic text for a store that is down (logged on `log` and as the `store_unavailable` event with
-    the request's `path`) and for a configuration error (500). Never the store's or the setting's own words."""
+    the request's `path`) and for a configuration error (500). Never the store's or the setting's own words.
+    `token_challenge(error=...)` makes the challenge of a refused token (the adapter's: `DPoP` where the token
+    check chose it, RFC 9449 7.1)."""
     status = status_for(exc)
     headers: dict[str, str] = {}
     code = getattr(exc, "code", "error")
@@ -141,7 +151,7 @@ def error_answer(exc: SessionwardError, *, path: str, wants_json: bool, log: log
         headers["Retry-After"] = str(STORE_RETRY_AFTER)
         code, message = STORE_UNAVAILABLE
     if isinstance(exc, TokenError):
-        headers["WWW-Authenticate"] = bearer_challenge(error="invalid_token")
+        headers["WWW-Authenticate"] = token_challenge(error="invalid_token")
     elif status == HTTPStatus.UNAUTHORIZED:
         headers["WWW-Authenticate"] = bearer_challenge() if wants_json else "Session"
     if isinstance(exc, ConfigError):

@@ -15,6 +15,11 @@ from dpop_client import DPoPClient  # type: ignore[import-not-found]
 
 T0 = 1_800_000_000.0  # the drivers' ManualClock start
 ALGS = 'algs="ES256 Ed25519 EdDSA"'
+BOTH = f'Bearer realm="sessionward", DPoP {ALGS}'
+DPOP_ONLY = f"DPoP {ALGS}"
+BAD_TOKEN = f'DPoP error="invalid_token", {ALGS}'
+MALFORMED = f'DPoP error="invalid_request", error_description="Malformed DPoP Authorization header", {ALGS}'
+NO_PROOF = {"error": "invalid_dpop_proof", "error_description": "DPoP proof required"}
 BINDING = f'DPoP error="invalid_token", error_description="Invalid DPoP key binding", {ALGS}'
 BAD_PROOF = f'DPoP error="invalid_dpop_proof", error_description="Invalid DPoP proof", {ALGS}'
 NONCE = f'DPoP error="use_dpop_nonce", error_description="Server requires nonce in DPoP proof", {ALGS}'
@@ -137,6 +142,26 @@ def test_dpop_htu_compared_after_normalisation(d: Driver) -> None:
     assert get(d, "/api/profile", client, token, proof=proof).status == 200
 
 
+def test_dpop_no_credentials_gets_both_challenges_without_error(d: Driver) -> None:
+    """RFC 9449 7.1, 7.2 / RFC 6750 3.1: under `allowed` either scheme is accepted, so a request without
+    credentials is told both (one header), and no error code (it is no failed authentication)."""
+    r = d.send("GET", "/api/profile")
+    assert r.status == 401 and r.header("www-authenticate") == BOTH
+    assert r.json()["error"]["code"] == "authorization_required"
+
+
+def test_dpop_scheme_refusals_name_the_dpop_scheme(d: Driver) -> None:
+    """A forged or expired token sent with the `DPoP` scheme: 401 `DPoP error="invalid_token", algs=...` (RFC 9449
+    7.1), not a Bearer challenge; a malformed `Authorization: DPoP` header: 400 `invalid_request` (RFC 6750 3.1)."""
+    r = get(d, "/api/profile", DPoPClient(), "abc.def.ghi")
+    assert r.status == 401 and r.header("www-authenticate") == BAD_TOKEN
+    assert r.json()["error"]["code"] == "invalid_token"
+    r = d.send("GET", "/api/profile", headers={"Authorization": "DPoP a b"})
+    assert r.status == 400 and r.header("www-authenticate") == MALFORMED
+    r = get(d, "/api/profile", None, "abc.def.ghi", scheme="Bearer")  # a Bearer client: RFC 6750 as before
+    assert r.status == 401 and r.header("www-authenticate") == 'Bearer realm="sessionward", error="invalid_token"'
+
+
 def test_dpop_login_with_a_bad_proof_is_refused_before_the_password(d: Driver) -> None:
     r = dpop_login(d, DPoPClient(), htu=url("/api/refresh"))
     assert r.status == 400
@@ -191,9 +216,93 @@ def test_dpop_answers_are_equal_on_flask_and_asgi(pair_of_drivers: tuple[FlaskDr
         proof = client.proof("GET", url("/api/profile"), access_token=token, now=T0)
         seq = [get(drv, "/api/profile", client, token, proof=proof), get(drv, "/api/profile", client, token, proof=proof),
                get(drv, "/api/profile", None, token, scheme="Bearer"), get(drv, "/api/profile", DPoPClient(), token),
-               dpop_login(drv, client, htm="GET")]
+               dpop_login(drv, client, htm="GET"), drv.send("GET", "/api/profile"),
+               get(drv, "/api/profile", client, "abc.def.ghi"),
+               drv.send("GET", "/api/profile", headers={"Authorization": "DPoP a b"})]
         out.append([summary(a) for a in seq])
     assert out[0] == out[1]
+
+
+# -- SESSIONWARD_DPOP=required ---------------------------------------------------------------------------------
+
+@pytest.fixture(params=["flask", "asgi"])
+def rd(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Driver, Any]]:
+    """A driver of the service under `SESSIONWARD_DPOP=required`, and alice."""
+    flask, asgi = both(tmp_path, SESSIONWARD_DPOP="required")
+    users = {"flask": flask.add_user("alice"), "asgi": asgi.add_user("alice")}
+    yield (flask if request.param == "flask" else asgi), users[request.param]
+    asgi.close()
+
+
+def families(d: Driver, user_id: str) -> int:
+    """How many live sessions and token families the store holds for the user."""
+    if isinstance(d, FlaskDriver):
+        with d.app.app_context():
+            from sessionward.flask import state
+
+            return len(state().sessions.list_for_user(user_id))
+    sessions = d.app.state.sessionward.sessions
+    return len(d.client.portal.call(lambda: sessions.list_for_user(user_id)))  # type: ignore[union-attr]
+
+
+def test_dpop_required_no_credentials_gets_the_dpop_challenge_only(rd: tuple[Driver, Any]) -> None:
+    """RFC 9449 7.1 (Figure: 401 to a request without authentication): `DPoP algs="..."`, no error code; a Bearer
+    token is no scheme this service accepts, so a forged one is told to use DPoP too."""
+    d, _ = rd
+    r = d.send("GET", "/api/profile")
+    assert r.status == 401 and r.header("www-authenticate") == DPOP_ONLY
+    r = get(d, "/api/profile", None, "abc.def.ghi", scheme="Bearer")
+    assert r.status == 401 and r.header("www-authenticate") == BAD_TOKEN
+
+
+def test_dpop_required_login_without_proof_is_refused_and_costs_nothing(rd: tuple[Driver, Any]) -> None:
+    """RFC 9449 5 / RFC 6749 5.2: a token request without the `DPoP` proof DPoP requires is a 400
+    `invalid_dpop_proof` (OAuth JSON shape), checked before the password: no token, no session or family in the
+    store, no throttle attempt (more refusals than the account's free failures, and the owner still logs in)."""
+    d, alice = rd
+    r = d.send("POST", "/api/login", json={"username": "alice", "password": PASSWORD})
+    assert r.status == 400 and r.json() == NO_PROOF
+    assert r.header("cache-control") == "no-store" and r.header("www-authenticate") is None
+    assert families(d, alice.id) == 0
+    for _ in range(8):  # SESSIONWARD_THROTTLE_ACCOUNT_FREE is 5: counted, these would start a backoff
+        r = d.send("POST", "/api/login", json={"username": "alice", "password": "wrong password"})
+        assert r.status == 400 and r.json() == NO_PROOF
+    assert families(d, alice.id) == 0
+    r = dpop_login(d, DPoPClient())
+    assert r.status == 200 and r.json()["token_type"] == "DPoP"
+    assert families(d, alice.id) == 1
+
+
+def test_dpop_required_refresh_without_proof_is_refused_and_spends_nothing(rd: tuple[Driver, Any]) -> None:
+    """RFC 9449 5: the same 400 `invalid_dpop_proof` at /api/refresh, before the refresh token is looked at: the
+    family lives on and refreshes with its key."""
+    d, alice = rd
+    client = DPoPClient()
+    body = tokens(d, client)
+    r = refresh(d, body["refresh_token"], None)
+    assert r.status == 400 and r.json() == NO_PROOF
+    assert families(d, alice.id) == 1
+    r = refresh(d, body["refresh_token"], client)
+    assert r.status == 200 and r.json()["token_type"] == "DPoP"
+
+
+def test_dpop_required_answers_are_equal_on_flask_and_asgi(tmp_path: Any) -> None:
+    flask, asgi = both(tmp_path, SESSIONWARD_DPOP="required")
+    try:
+        out = []
+        for drv in (flask, asgi):
+            drv.add_user("alice")
+            client = DPoPClient()
+            token = tokens(drv, client)["access_token"]
+            seq = [drv.send("GET", "/api/profile"), get(drv, "/api/profile", None, "abc.def.ghi", scheme="Bearer"),
+                   get(drv, "/api/profile", None, token, scheme="Bearer"),
+                   drv.send("GET", "/api/profile", headers={"Authorization": "DPoP a b"}),
+                   drv.send("POST", "/api/login", json={"username": "alice", "password": PASSWORD}),
+                   drv.send("POST", "/api/refresh", json={"refresh_token": "x.y"})]
+            out.append([summary(a) for a in seq])
+        assert out[0] == out[1]
+    finally:
+        asgi.close()
 
 
 # -- server nonces ------------------------------------------------------------------------------------------

@@ -34,8 +34,8 @@ def bearer(token: str) -> dict[str, str]:
 
 def test_no_token_is_401_with_the_bare_challenge(asgi):
     r = asgi.get("/api/items", headers=JSON)
-    assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"] == 'Bearer realm="sessionward"'
+    assert r.status_code == 401  # both schemes under the default DPoP `allowed` (RFC 9449 7.2), no error code
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="sessionward", DPoP algs="ES256 Ed25519 EdDSA"'
     assert r.json()["error"]["code"] == "authorization_required"
     basic = asgi.get("/api/items", headers={"Authorization": "Basic YTpi", **JSON})
     assert basic.status_code == 401  # another scheme is no bearer credential

@@ -97,8 +97,10 @@ def login() -> Response:
     body = json_body({"username": True, "password": True})
     user_agent, ip = _client()
     try:
-        proof = _dpop_proof()  # before the password: a bad proof costs no password attempt
+        proof = _dpop_proof()  # before the password: a refused proof costs no attempt
     except DPoPError as exc:
+        # RFC 9449 5 / RFC 6749 5.2: 400 `invalid_dpop_proof` for a missing (DPoP required), invalid or replayed
+        # proof, `use_dpop_nonce` (RFC 9449 8); no token issued, no session created, no throttle attempt spent
         return dpop_token_endpoint_error(exc)
     user = state().authenticator.authenticate(body["username"], body["password"], ip=ip)  # 401 / 429
     pair = token_service().issue(user.id, fresh=True, user_agent=user_agent, ip=ip,

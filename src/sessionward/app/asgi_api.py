@@ -83,8 +83,10 @@ async def login(request: Request) -> Response:
     user_agent, ip = _client(request)
     st = state(request)
     try:
-        proof = await _dpop_proof(request)  # before the password: a bad proof costs no password attempt
+        proof = await _dpop_proof(request)  # before the password: a refused proof costs no attempt
     except DPoPError as exc:
+        # RFC 9449 5 / RFC 6749 5.2: 400 `invalid_dpop_proof` for a missing (DPoP required), invalid or replayed
+        # proof, `use_dpop_nonce` (RFC 9449 8); no token issued, no session created, no throttle attempt spent
         return dpop_token_endpoint_error(exc)
     user = await st.authenticator.authenticate(body["username"], body["password"], ip=ip)  # 401 / 429
     pair = await st.token_service().issue(user.id, fresh=True, user_agent=user_agent, ip=ip,

@@ -14,8 +14,10 @@ __all__ = ["openapi_document"]
 
 _ERRORS = {
     400: "Malformed JSON body or Authorization header.",
-    401: "No token, or a bad, expired or revoked one (`WWW-Authenticate: Bearer ...`, RFC 6750); a DPoP-bound "
-         "token without a valid, unspent proof from its key (`WWW-Authenticate: DPoP error=..., algs=...`, RFC 9449).",
+    401: "No token (`WWW-Authenticate: Bearer realm=..., DPoP algs=...`, no error code; `DPoP algs=...` alone "
+         "where DPoP is required), or a bad, expired or revoked one (`Bearer ... error=\"invalid_token\"`, RFC 6750; "
+         "the `DPoP` scheme with `algs` for a DPoP request); a DPoP-bound token without a valid, unspent proof from "
+         "its key (`WWW-Authenticate: DPoP error=..., algs=...`, RFC 9449 7.1).",
     403: "A valid token that does not allow this (`insufficient_scope`), or a failed check.",
     404: "Not found (or not yours).",
     413: "The body is larger than the service accepts (64 KiB).",
@@ -42,8 +44,9 @@ def _error(status: int) -> dict[str, Any]:
 def _token_endpoint_400() -> dict[str, Any]:
     """At /api/login and /api/refresh a 400 is also a DPoP refusal in the OAuth shape (RFC 9449 5, 8)."""
     return {
-        "description": _ERRORS[400] + " Or a DPoP refusal (`invalid_dpop_proof`, `use_dpop_nonce` with a "
-                       "`DPoP-Nonce` header, `invalid_grant` for a key-bound family without its key), RFC 9449.",
+        "description": _ERRORS[400] + " Or a DPoP refusal (`invalid_dpop_proof`, also for no proof where DPoP "
+                       "is required; `use_dpop_nonce` with a `DPoP-Nonce` header; `invalid_grant` for a key-bound "
+                       "family without its key), RFC 9449 5, 8.",
         "content": {"application/json": {"schema": {"oneOf": [
             {"$ref": "#/components/schemas/Error"}, {"$ref": "#/components/schemas/DPoPTokenError"}]}}},
         "headers": {"DPoP-Nonce": {"$ref": "#/components/headers/DPoPNonce"}},

@@ -20,6 +20,8 @@ from ..dpop import DPoPError
 from ..exceptions import SessionwardError
 from ..httpshape import ERROR_PAGE, TITLES, error_answer, error_body, http_error
 from ..text import log_safe
+from ..web.dpop import www_authenticate
+from .context import SCOPE_KEY, STATE_KEY
 
 __all__ = ["JSONResponse", "SignInFirst", "error_response", "exception_response", "wants_json"]
 
@@ -96,14 +98,28 @@ def error_response(
     return response
 
 
+def _token_challenge(conn: HTTPConnection, **params: str) -> str:
+    """The `WWW-Authenticate` value of a token refusal in this request (`sessionward.web.dpop.www_authenticate`):
+    the scheme(s) the token check chose for it (RFC 9449 7.1, 7.2); RFC 6750 `Bearer` outside token checks."""
+    ctx = conn.scope.get(SCOPE_KEY)
+    st = conn.scope.get(STATE_KEY)
+    return www_authenticate(getattr(st, "dpop", None), getattr(ctx, "challenge", None), **params)
+
+
 def _sessionward_error(conn: HTTPConnection, exc: SessionwardError) -> Response:
     if isinstance(exc, DPoPError):  # at a protected resource: 401 and the core's WWW-Authenticate: DPoP ...
         return error_response(conn, exc.status, exc.error, exc.description, headers=exc.resource_headers())
-    refusal = bearer_refusal(exc)
+    refusal = bearer_refusal(exc, lambda **params: _token_challenge(conn, **params))
     if refusal is not None:
         status, challenge = refusal
         return error_response(conn, status, exc.code, str(exc), headers={"WWW-Authenticate": challenge})  # type: ignore[attr-defined]
-    answer = error_answer(exc, path=conn.url.path, wants_json=wants_json(conn), log=log)
+    answer = error_answer(
+        exc,
+        path=conn.url.path,
+        wants_json=wants_json(conn),
+        log=log,
+        token_challenge=lambda **params: _token_challenge(conn, **params),
+    )
     return error_response(conn, answer.status, answer.code, answer.message, headers=answer.headers)
 
 

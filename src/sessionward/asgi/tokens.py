@@ -9,7 +9,10 @@ the token). Each token is verified at most once per request.
 
 DPoP (RFC 9449; `sessionward.web.dpop`), as on Flask: `Authorization: DPoP <token>` with `DPoP: <proof>`; a
 key-bound token is accepted on any route only with a fresh, unspent proof from its key (`use_once` in the
-store); `RequireToken(dpop=True)` refuses unbound tokens too. The refusals are the core's 401 answers.
+store); `RequireToken(dpop=True)` refuses unbound tokens too. The refusals are the core's 401 answers, and the
+bearer refusals name the scheme the client must use, as on Flask (RFC 9449 7.1, 7.2): `DPoP ..., algs="..."`
+for a `DPoP`-scheme request or where DPoP is required (no credentials there: 401 `DPoP algs="..."`, no error
+code), both challenges for no credentials under `allowed`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ..exceptions import CSRFError, TokenError
 from ..metrics import TOKEN_LATENCY
 from ..tokens import Claims
 from ..web import RequestState
-from ..web.dpop import authorization, check_resource, request_url
+from ..web.dpop import authorization, challenge_kind, check_resource, request_url
 from .context import check_origin, context, cookie_values, csrf_failed, get_user, state
 
 __all__ = [
@@ -140,12 +143,15 @@ async def verify_token(
     when `optional` and no token came. `dpop=True` accepts DPoP-bound tokens only. Raises `NoAuthorization`,
     `InvalidAuthorizationHeader`, `TokenError`, `DPoPError`, `CSRFError`, `FreshTokenRequired`,
     `InsufficientScope`, `StoreUnavailable`."""
+    ctx = context(conn)
+    verifier = state(conn).dpop
+    ctx.challenge = challenge_kind(verifier, scheme=None, require=dpop)  # no credentials (yet): RFC 9449 7.1, 7.2
     token, source, scheme = _find_token(conn, _locations(locations))
     if token is None:
         if optional:
             return None
         raise NoAuthorization()
-    ctx = context(conn)
+    ctx.challenge = challenge_kind(verifier, scheme=scheme, require=dpop)
     claims = await _verify(conn, token)
     await _check_dpop(conn, token, scheme, claims, ctx, require=dpop)
     if source == "cookies" and conn.scope.get("method") in UNSAFE_METHODS:

@@ -9,10 +9,14 @@ Wiring (the adapters do only this):
   (False -> `raise verifier.replayed(proof)`); issue tokens with `proof.confirmation` as extra claims,
   `token_type: "DPoP"`; on refresh, `check_refresh_binding(verifier, bound_jkt=, proof=)` first;
 - protected resource: `parse_authorization(values, algs=)` -> `(scheme, token)`; verify the token as today;
-  `check_token_binding(verifier, scheme=, access_token=, jkt=token_jkt(claims.extra), method=, url=,
+  `check_token_binding(verifier, scheme=, access_token=, jkt=token_jkt(claims.extra, algs=), method=, url=,
   proofs=, now=)` -> proof or None; `use_once` as above;
-- every `DPoPError` carries its answer: `status` + `resource_headers()` at a resource,
-  `token_endpoint_status` + `token_endpoint_headers()` + `token_endpoint_body()` at the token endpoint;
+- every `DPoPError` carries its answer: `status` + `resource_headers()` at a resource (a `DPoP` challenge
+  with `error=` and `algs=`), `token_endpoint_status` + `token_endpoint_headers()` + `token_endpoint_body()` at
+  the token endpoint (`invalid_dpop_proof` also for no proof where DPoP is required, RFC 9449 5);
+- a resource request without credentials: 401 `verifier.challenge()` (`DPoP algs="..."`, no error code,
+  RFC 9449 7.1), after `Bearer realm=...` in the same header where Bearer is accepted too (RFC 9449 7.2);
+  `sessionward.web.dpop.www_authenticate` picks the challenge of every token refusal;
 - `verifier.nonce_to_send(proof, now=)` -> a `DPoP-Nonce` header for successful answers (nonces on).
 
 The replay store operation (to add to the stores; specified here for them):
@@ -35,7 +39,15 @@ one True. Store unreachable -> `StoreUnavailable` (fail closed: 503). Keys are <
 
 from __future__ import annotations
 
-from .errors import DPoPBindingError, DPoPError, InvalidDPoPProof, UseDPoPNonce
+from .errors import (
+    DPoPBindingError,
+    DPoPError,
+    InvalidDPoPAuthorization,
+    InvalidDPoPProof,
+    MissingDPoPProof,
+    UseDPoPNonce,
+    challenge,
+)
 from .htu import normalize_htu
 from .policy import DEFAULT_ALGORITHMS, DPoPMode, DPoPPolicy
 from .proof import DPOP_TYPE, DPoPProof, DPoPVerifier, access_token_hash, replay_key
@@ -50,9 +62,12 @@ __all__ = [
     "DPoPPolicy",
     "DPoPProof",
     "DPoPVerifier",
+    "InvalidDPoPAuthorization",
     "InvalidDPoPProof",
+    "MissingDPoPProof",
     "UseDPoPNonce",
     "access_token_hash",
+    "challenge",
     "check_refresh_binding",
     "check_token_binding",
     "normalize_htu",

@@ -33,7 +33,7 @@ from typing import Any
 
 from ..popkeys import ProofFormatError, ProofKey, b64url_encode, header_object, parse_public_jwk, split_segments
 from ..timedmac import TimedMAC, TimedMACError
-from .errors import InvalidDPoPProof, UseDPoPNonce
+from .errors import InvalidDPoPProof, UseDPoPNonce, challenge
 from .htu import normalize_htu
 from .policy import DPoPPolicy
 
@@ -144,8 +144,8 @@ class DPoPVerifier:
         return self._refuse("jti replayed")
 
     def challenge(self) -> str:
-        """The `WWW-Authenticate` value of a 401 for a request without any token (no error code)."""
-        return f'DPoP algs="{self.policy.algs_value}"'
+        """The `WWW-Authenticate` value of a 401 for a request without any token (no error code, RFC 9449 7.1)."""
+        return challenge(self.policy.algorithms)
 
     # -- proofs --------------------------------------------------------------------------------------
 

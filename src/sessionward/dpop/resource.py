@@ -19,7 +19,7 @@ import hmac
 import re
 from collections.abc import Sequence
 
-from .errors import DPoPBindingError, InvalidDPoPProof
+from .errors import DPoPBindingError, InvalidDPoPAuthorization, MissingDPoPProof
 from .proof import DPoPProof, DPoPVerifier
 
 __all__ = ["Authorization", "check_refresh_binding", "check_token_binding", "parse_authorization", "token_jkt"]
@@ -33,23 +33,25 @@ Authorization = tuple[str, str]
 def parse_authorization(values: Sequence[str], *, algs: tuple[str, ...]) -> Authorization | None:
     """`(scheme, token)` from the request's `Authorization` header values: None without one; the scheme in
     its canonical spelling (`Bearer`, `DPoP`; compared case-insensitively, RFC 9110 11.1), other schemes as
-    sent. Raises `InvalidDPoPProof` for several headers or a value that is not `scheme SP token68`."""
+    sent. Raises `InvalidDPoPAuthorization` (400 `invalid_request`) for several headers or a value that is not
+    `scheme SP token68`."""
     if isinstance(values, str):
         values = [values]
     if not values:
         return None
     if len(values) != 1 or len(values[0]) > MAX_AUTHORIZATION_CHARS:
-        raise InvalidDPoPProof("more than one or an oversized Authorization header", algs=algs)
+        raise InvalidDPoPAuthorization("more than one or an oversized Authorization header", algs=algs)
     match = _CREDENTIALS.fullmatch(values[0])
     if match is None:
-        raise InvalidDPoPProof("malformed Authorization header", algs=algs)
+        raise InvalidDPoPAuthorization("malformed Authorization header", algs=algs)
     scheme = {"bearer": "Bearer", "dpop": "DPoP"}.get(match[1].lower(), match[1])
     return scheme, match[2]
 
 
-def token_jkt(claims_extra: object) -> str | None:
+def token_jkt(claims_extra: object, *, algs: tuple[str, ...] = ()) -> str | None:
     """The `cnf.jkt` of a verified token's claims (`Claims.extra`), or None when the token is not DPoP-bound.
-    Raises `DPoPBindingError` for a `cnf` that is present but malformed (never treated as unbound)."""
+    Raises `DPoPBindingError` (its challenge naming `algs`) for a `cnf` that is present but malformed (never
+    treated as unbound)."""
     if not hasattr(claims_extra, "get"):
         return None
     cnf = claims_extra.get("cnf")
@@ -57,7 +59,7 @@ def token_jkt(claims_extra: object) -> str | None:
         return None
     jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
     if not isinstance(jkt, str) or _JKT.fullmatch(jkt) is None:
-        raise DPoPBindingError("malformed cnf claim", algs=())
+        raise DPoPBindingError("malformed cnf claim", algs=algs)
     return jkt
 
 
@@ -100,11 +102,12 @@ def check_refresh_binding(verifier: DPoPVerifier, *, bound_jkt: str | None, proo
     """At the token endpoint, with the refresh family's key thumbprint (`bound_jkt`, None if unbound) and the
     request's checked proof (None if it had no `DPoP` header): a bound family needs a proof from its key.
     An unbound family with a proof is fine (the new tokens get bound). Raises `DPoPBindingError`
-    (`invalid_grant` at the token endpoint)."""
+    (`invalid_grant` at the token endpoint), or `MissingDPoPProof` (`invalid_dpop_proof`, RFC 9449 5) for no
+    proof at all where DPoP is required."""
     algs = verifier.policy.algorithms
     if bound_jkt is None:
         if proof is None and verifier.policy.mode == "required":
-            raise DPoPBindingError("DPoP required, refresh without a proof", algs=algs)
+            raise MissingDPoPProof("DPoP required, refresh without a proof", algs=algs)
         return
     if proof is None:
         raise DPoPBindingError("bound refresh token without a proof (downgrade)", algs=algs)

@@ -11,9 +11,11 @@ from werkzeug.exceptions import HTTPException
 from ..exceptions import SessionwardError
 from ..httpshape import ERROR_PAGE, REALM, STORE_RETRY_AFTER, TITLES, bearer_challenge, error_answer, status_for
 from ..text import log_safe
+from ..web.dpop import www_authenticate
+from .context import request_state, state
 
 __all__ = ["REALM", "STORE_RETRY_AFTER", "bearer_challenge", "error_response", "register_error_handlers",
-           "status_for", "wants_json"]
+           "status_for", "token_challenge", "wants_json"]
 
 log = logging.getLogger("sessionward.flask")
 
@@ -41,10 +43,16 @@ def error_response(status: int, code: str, message: str, *, headers: dict[str, s
     return response
 
 
+def token_challenge(**params: str) -> str:
+    """The `WWW-Authenticate` value of a token refusal in this request (`sessionward.web.dpop.www_authenticate`):
+    the scheme(s) the token check chose for it (RFC 9449 7.1, 7.2); RFC 6750 `Bearer` outside token checks."""
+    return www_authenticate(state().dpop, request_state().challenge, **params)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SessionwardError)
     def _sessionward_error(exc: SessionwardError) -> Response:
-        answer = error_answer(exc, path=request.path, wants_json=wants_json(), log=log)
+        answer = error_answer(exc, path=request.path, wants_json=wants_json(), log=log, token_challenge=token_challenge)
         return error_response(answer.status, answer.code, answer.message, headers=answer.headers)
 
     @app.errorhandler(HTTPException)

@@ -25,8 +25,13 @@ DPoP (RFC 9449; `sessionward.web.dpop`): `Authorization: DPoP <token>` with a `D
 bound to a key (`cnf.jkt`) is accepted on any route only with a fresh proof from that key, whose `jti` the store
 has never seen (`use_once`, shared by every instance); `jwt_required(dpop=True)` also refuses unbound tokens.
 Refusals: 401 with the core's `WWW-Authenticate: DPoP error="invalid_token" | "invalid_dpop_proof" |
-"use_dpop_nonce", error_description=..., algs="..."` (and `DPoP-Nonce`). With server nonces on, a successful
-answer carries a fresh `DPoP-Nonce` when the client's is missing or half-way through its lifetime.
+"use_dpop_nonce", error_description=..., algs="..."` (and `DPoP-Nonce`); a malformed `Authorization: DPoP`
+header is 400 `DPoP error="invalid_request"`. The bearer refusals above name the scheme the client must use
+(RFC 9449 7.1, 7.2): `DPoP error=..., algs="..."` for a request that used the `DPoP` scheme or where DPoP is
+required (`SESSIONWARD_DPOP=required`, `dpop=True`), so no credentials there is 401 `DPoP algs="..."` (no error
+code); no credentials under `allowed` is 401 `Bearer realm="sessionward", DPoP algs="..."`. With server nonces
+on, a successful answer carries a fresh `DPoP-Nonce` when the client's is missing or half-way through its
+lifetime.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from ..bearer import (
     InsufficientScope,
     InvalidAuthorizationHeader,
     NoAuthorization,
+    bearer_refusal,
     check_scope_names,
     check_scopes,
     header_token,
@@ -59,9 +65,9 @@ from ..exceptions import (
 from ..metrics import TOKEN_LATENCY
 from ..tokens import Claims, TokenService
 from ..web import RequestState
-from ..web.dpop import authorization, check_resource, path_from_wsgi, request_url
+from ..web.dpop import authorization, challenge_kind, check_resource, path_from_wsgi, request_url
 from .context import check_origin, csrf_failed, get_user, request_state, state
-from .errors import bearer_challenge, error_response
+from .errors import error_response, token_challenge
 
 __all__ = [
     "ACCESS_COOKIE",
@@ -95,27 +101,16 @@ LOCATIONS = frozenset({"headers", "cookies"})
 
 
 def register_token_errors(app: Flask) -> None:
-    """Register the bearer refusals (RFC 6750 challenges)."""
+    """Register the bearer refusals (RFC 6750 challenges; the DPoP scheme where DPoP is in play, RFC 9449 7.1)."""
     # Flask picks the handler of the most specific class, so these win over the generic SessionwardError one.
-    def handler(status: int, challenge: Callable[[Any], str]) -> Callable[[SessionwardError], Response]:
-        def handle(exc: SessionwardError) -> Response:
-            return error_response(status, exc.code, str(exc), headers={"WWW-Authenticate": challenge(exc)})  # type: ignore[attr-defined]
+    def handle(exc: SessionwardError) -> Response:
+        refusal = bearer_refusal(exc, token_challenge)
+        assert refusal is not None  # noqa: S101 - registered for the four bearer refusals only
+        status, challenge = refusal
+        return error_response(status, exc.code, str(exc), headers={"WWW-Authenticate": challenge})  # type: ignore[attr-defined]
 
-        return handle
-
-    app.register_error_handler(NoAuthorization, handler(401, lambda e: bearer_challenge()))
-    app.register_error_handler(
-        InvalidAuthorizationHeader, handler(400, lambda e: bearer_challenge(error="invalid_request"))
-    )
-    app.register_error_handler(
-        FreshTokenRequired,
-        handler(401, lambda e: bearer_challenge(error="insufficient_user_authentication",
-                                          error_description="A fresh login is required")),
-    )
-    app.register_error_handler(
-        InsufficientScope,
-        handler(403, lambda e: bearer_challenge(error="insufficient_scope", scope=" ".join(e.scopes))),
-    )
+    for refusal_class in (NoAuthorization, InvalidAuthorizationHeader, FreshTokenRequired, InsufficientScope):
+        app.register_error_handler(refusal_class, handle)
     app.register_error_handler(DPoPError, dpop_resource_error)
 
 
@@ -238,12 +233,15 @@ def verify_jwt_in_request(
     when `optional` and no token came. `dpop=True` accepts DPoP-bound tokens only. Raises `NoAuthorization`,
     `InvalidAuthorizationHeader`, `TokenError`, `DPoPError`, `CSRFError`, `FreshTokenRequired`,
     `InsufficientScope`, `StoreUnavailable`."""
+    rs = request_state()
+    verifier = state().dpop
+    rs.challenge = challenge_kind(verifier, scheme=None, require=dpop)  # no credentials (yet): RFC 9449 7.1, 7.2
     token, source, scheme = _find_token(_check_locations(locations))
     if token is None:
         if optional:
             return None
         raise NoAuthorization()
-    rs = request_state()
+    rs.challenge = challenge_kind(verifier, scheme=scheme, require=dpop)
     claims = _verify(token, rs)
     _check_dpop(token, scheme, claims, rs, require=dpop)
     if source == "cookies" and request.method in UNSAFE_METHODS:

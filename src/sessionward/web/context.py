@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..sessions import Session
     from ..tokens import Claims
     from ..users import User
+    from .dpop import ChallengeKind
 
 __all__ = ["UNSET", "RequestState", "Unset"]
 
@@ -35,7 +36,8 @@ class RequestState:
     `dpop_checked` (each DPoP proof checked and spent at most once).
     For the response: `new_cookie` (a new session secret to set), `logout` / `dead_cookie` (expire the cookie),
     `login_nonce` / `new_login_nonce` (the login-CSRF pre-session cookie), `authenticated` (no-store),
-    `dpop_nonce` (a `DPoP-Nonce` header)."""
+    `dpop_nonce` (a `DPoP-Nonce` header), `challenge` (which `WWW-Authenticate` scheme a token refusal names:
+    set by the token check, `sessionward.web.dpop.challenge_kind`; None: no token route, plain Bearer)."""
 
     session: Session | None | Literal[Unset.UNSET] = UNSET
     user: User | None | Literal[Unset.UNSET] = UNSET
@@ -43,6 +45,7 @@ class RequestState:
     token_results: dict[str, Claims | TokenError] = field(default_factory=dict)
     dpop_checked: set[str] = field(default_factory=set)  #: tokens whose DPoP proof was checked and spent
     dpop_nonce: str | None = None  #: a fresh `DPoP-Nonce` for the response
+    challenge: ChallengeKind | None = None  #: the scheme(s) of a token refusal's `WWW-Authenticate`
     new_cookie: str | None = None
     logout: bool = False
     dead_cookie: bool = False
