@@ -12,23 +12,42 @@ from contract import T0, StoreContract, every_method, make_record
 
 from sessionward import db
 from sessionward.exceptions import ConfigError, StoreUnavailable
+from sessionward.hotsql import once_file
 from sessionward.stores import open_store
 from sessionward.stores.sql import SQLStore
 
 TABLES = ("sw_sessions", "sw_denylist", "sw_epochs", "sw_throttle", "sw_once")
 
 
+def _once_rows(store: SQLStore) -> list[tuple[Any, ...]]:
+    """The rows of the one-time keys' side file of an SQLite store on disk (`hotsql.once_file`)."""
+    import sqlite3
+
+    url = store.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return []
+    path = once_file(url.database or "")
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT * FROM sw_once").fetchall()
+    finally:
+        conn.close()
+
+
 class SQLContract(StoreContract):
     def stored_count(self, store: SQLStore) -> int:  # type: ignore[override]
         with store.engine.connect() as conn:
-            return sum(int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in TABLES)
+            count = sum(int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in TABLES)
+        return count + len(_once_rows(store))
 
     def stored_text(self, store: SQLStore) -> str:  # type: ignore[override]
         parts: list[str] = []
         with store.engine.connect() as conn:
-            for t in TABLES:
-                for row in conn.execute(sa.text(f"SELECT * FROM {t}")):
-                    parts.extend(bytes(v).hex() if isinstance(v, (bytes, memoryview)) else str(v) for v in row)
+            rows = [row for t in TABLES for row in conn.execute(sa.text(f"SELECT * FROM {t}"))]
+        for row in [*rows, *_once_rows(store)]:
+            parts.extend(bytes(v).hex() if isinstance(v, (bytes, memoryview)) else str(v) for v in row)
         return "\n".join(parts)
 
 
@@ -212,3 +231,72 @@ def test_O5_driver_errors_never_carry_the_parameters(postgres_url: str) -> None:
         assert "typed-by-a-user" not in str(info.value)
     finally:
         engine.dispose()
+
+
+# -- one-time keys in SQLite's side file -----------------------------------------------------------
+
+
+def test_sqlite_use_once_lives_in_a_private_side_file_and_leaves_the_database_alone(tmp_path: Path) -> None:
+    """A DPoP proof id written per request must neither take the database's write lock nor change its
+    data_version (every thread would drop its remembered reads): it goes to `<db>-once`, mode 0600, and the
+    database's remembered token state survives the write."""
+    import sqlite3
+
+    path = tmp_path / "sw.db"
+    store = SQLStore.from_url(f"sqlite:///{path}")
+    try:
+        family = make_record(kind="token", secret=None)
+        store.create(family, now=T0)
+        store.token_state(jti="j", user_id="alice", family_id=family.id, now=T0)  # remembered
+        watcher = sqlite3.connect(path)
+        before = watcher.execute("PRAGMA data_version").fetchone()[0]
+        ran: list[str] = []
+        original = store._hot.one
+        store._hot.one = lambda compiled, values: (ran.append(compiled.sql), original(compiled, values))[1]  # type: ignore[method-assign]
+        assert store.use_once("proof-1", until=T0 + 60, now=T0) is True
+        assert store.use_once("proof-1", until=T0 + 60, now=T0) is False
+        store.token_state(jti="j", user_id="alice", family_id=family.id, now=T0)
+        assert ran == []  # still answered from memory: the database did not change
+        # the watcher's data_version moves only when another connection commits to the database itself
+        assert watcher.execute("PRAGMA data_version").fetchone()[0] == before
+        watcher.close()
+        side = once_file(path)
+        assert side.exists() and (side.stat().st_mode & 0o777) == 0o600
+        with sa.create_engine(f"sqlite:///{path}").connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM sw_once")).scalar_one() == 0
+    finally:
+        store.close()
+
+
+def test_sqlite_side_file_is_shared_by_every_store_on_the_database_and_a_burst_has_one_winner(tmp_path: Path) -> None:
+    """Two store objects (two processes of one machine) share the one-time keys: a proof used on one is a
+    replay on the other, and a burst spread over both has exactly one winner."""
+    from contract import run_concurrently
+
+    url = f"sqlite:///{tmp_path / 'sw.db'}"
+    a, b = SQLStore.from_url(url), SQLStore.from_url(url)
+    try:
+        assert a.use_once("proof-x", until=T0 + 60, now=T0) is True
+        assert b.use_once("proof-x", until=T0 + 60, now=T0 + 1) is False
+        for round_ in range(3):
+            results = run_concurrently(
+                16, lambda i, r=round_: (a if i % 2 else b).use_once(f"burst-{r}", until=T0 + 60, now=T0)
+            )
+            assert sorted(results) == [False] * 15 + [True]
+        assert b.purge_expired(now=T0 + 61) >= 4  # the side file is purged with the rest
+        assert a.use_once("proof-x", until=T0 + 200, now=T0 + 61) is True
+    finally:
+        a.close()
+        b.close()
+
+
+def test_sqlite_side_file_unusable_fails_closed(tmp_path: Path) -> None:
+    """A side file that cannot be opened or written is `StoreUnavailable` (503), never a pass."""
+    path = tmp_path / "sw.db"
+    store = SQLStore.from_url(f"sqlite:///{path}")
+    try:
+        once_file(path).mkdir()  # a directory where the file should be
+        with pytest.raises(StoreUnavailable):
+            store.use_once("proof-1", until=T0 + 60, now=T0)
+    finally:
+        store.close()

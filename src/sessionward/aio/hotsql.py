@@ -89,6 +89,24 @@ class AsyncHotReads:
             )
         return convert(await self._pooled(whole, values))
 
+    @property
+    def has_once_file(self) -> bool:
+        """Whether one-time keys live in the side file (SQLite on disk; `sessionward.hotsql.once_file`)."""
+        return self._reader is not None
+
+    async def use_once(self, key: str, *, until: float, now: float) -> bool:
+        """`sessionward.hotsql.HotReads.use_once` on a worker thread (SQLite on disk only)."""
+        reader = self._reader
+        if reader is None:
+            raise RuntimeError("one-time keys live in the side file only for SQLite on disk")
+        return await self._in_worker(lambda: reader.use_once(key, until=until, now=now))  # type: ignore[no-any-return]
+
+    async def purge_once(self, *, now: float) -> int:
+        reader = self._reader
+        if reader is None:
+            raise RuntimeError("one-time keys live in the side file only for SQLite on disk")
+        return await self._in_worker(lambda: reader.purge_once(now=now))  # type: ignore[no-any-return]
+
     async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..exceptions import ConfigError
+from ..hotsql import once_file
 
 SECRET_NAMES = ("csrf_key", "refresh_key", "kek", "dpop_nonce_key", "dbsc_challenge_key", "dbsc_cookie_key")
 
@@ -134,10 +135,13 @@ def check_private(paths: list[Path]) -> None:
 
 def private_paths(path: Path, urls: tuple[str, ...], keyfile: str | os.PathLike[str] | None = None) -> list[Path]:
     """What must stay private: the instance folder, `secrets.json`, the TLS key, and each SQLite database of
-    `urls` (store, users) with its `-wal`/`-shm` files."""
+    `urls` (store, users) with its `-wal`/`-shm` files and the store's side file of one-time keys (`-once`, with
+    its own `-wal`/`-shm`)."""
     paths = [path, path / "secrets.json", Path(keyfile) if keyfile else path / "tls-key.pem"]
     for database in dict.fromkeys(filter(None, map(sqlite_file, urls))):
-        paths += [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+        once = once_file(database)
+        for file in (database, once):
+            paths += [file, Path(f"{file}-wal"), Path(f"{file}-shm")]
     return paths
 
 

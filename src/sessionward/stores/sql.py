@@ -9,7 +9,9 @@ read-then-write in Python:
 - `bump_epoch` and `deny` are one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`, which both SQLite
   (>= 3.35) and PostgreSQL run atomically;
 - `use_once` is one `INSERT ... ON CONFLICT DO UPDATE ... WHERE until <= :now` `RETURNING` (a row comes back only
-  when this call made the use: a live row is left alone);
+  when this call made the use: a live row is left alone); on SQLite on disk it runs on a side file beside the
+  database (`sessionward.hotsql.once_file`), so that a DPoP request neither waits for the database's write lock
+  nor drops the remembered per-request reads;
 - `throttle_update` is one transaction with row locks: it first makes sure every counter row exists
   (`INSERT ... ON CONFLICT DO NOTHING`, a write, so SQLite takes its write lock at once and never upgrades a
   read), locks the rows in key order (`SELECT ... FOR UPDATE` on PostgreSQL: no deadlock), reads, decides,
@@ -267,6 +269,8 @@ class SQLStore:
     def use_once(self, key: str, *, until: float, now: float) -> bool:
         if until <= now:
             return True  # nothing left to guard (see the Protocol)
+        if self._hot.has_once_file:  # SQLite on disk: the side file, off the database's lock and data_version
+            return self._hot.use_once(key, until=until, now=now)
         ins = self._insert(once).values(key=key, until=until)
         stmt = ins.on_conflict_do_update(
             index_elements=[once.c.key], set_={"until": ins.excluded.until}, where=once.c.until <= now
@@ -340,6 +344,8 @@ class SQLStore:
             n += (conn.execute(denylist.delete().where(denylist.c.until <= now))).rowcount
             n += (conn.execute(throttle.delete().where(throttle.c.expires_at <= now))).rowcount
             n += (conn.execute(once.delete().where(once.c.until <= now))).rowcount
+        if self._hot.has_once_file:
+            n += self._hot.purge_once(now=now)
         return int(n)
 
     def ping(self) -> None:
