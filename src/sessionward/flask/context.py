@@ -15,7 +15,7 @@ from ..web import UNSET, RequestState, SessionwardState
 
 __all__ = [
     "EXTENSION_KEY", "check_origin", "csrf_failed", "get_session", "get_user", "own_origin", "request_state",
-    "session_cookie_value", "state",
+    "session_cookie_value", "state", "user_of",
 ]
 
 EXTENSION_KEY = "sessionward"
@@ -76,7 +76,11 @@ def get_session() -> Session | None:
 def get_user() -> User | None:
     """The signed-in user of this request: the access token's user once one was verified in this request
     (`jwt_required`), else the cookie session's; or None. A disabled account is no user."""
-    rs = request_state()
+    return user_of(request_state(), None)
+
+
+def user_of(rs: RequestState, st: SessionwardState | None) -> User | None:
+    """`get_user` for a caller that holds the request's state (and the app's, or None to look it up)."""
     user = rs.user
     if user is UNSET:
         user = None
@@ -88,7 +92,7 @@ def get_user() -> User | None:
             session = get_session()
             user_id, epoch = (session.user_id, session.record.epoch) if session is not None else (None, 0)
         if user_id is not None:
-            found = state().recent_users.get(user_id, epoch=epoch)
+            found = (st or state()).recent_users.get(user_id, epoch=epoch)
             if found is not None and not found.disabled:
                 user = found
         rs.user = user

@@ -64,9 +64,9 @@ from ..exceptions import (
 )
 from ..metrics import TOKEN_LATENCY
 from ..tokens import Claims, TokenService
-from ..web import RequestState
+from ..web import RequestState, SessionwardState
 from ..web.dpop import authorization, challenge_kind, check_resource, path_from_wsgi, request_url
-from .context import check_origin, csrf_failed, get_user, request_state, state
+from .context import check_origin, csrf_failed, request_state, state, user_of
 from .errors import error_response, token_challenge
 
 __all__ = [
@@ -145,12 +145,12 @@ def token_service() -> TokenService:
 
 # -- finding the token ---------------------------------------------------------------------------
 
-def _header_token() -> tuple[str, str] | None:
+def _header_token(st: SessionwardState) -> tuple[str, str] | None:
     """(scheme, token) from the one Authorization header (`Bearer` or `DPoP`); None without such credentials."""
     # WSGI gives one HTTP_AUTHORIZATION (servers join repeated headers with commas, which no token68
     # contains, so two headers fail the shape check below); reading it directly skips a scan of the environ.
     value = request.environ.get("HTTP_AUTHORIZATION")
-    verifier = state().dpop
+    verifier = st.dpop
     if verifier is None:
         token = header_token(value)
         return None if token is None else ("Bearer", token)
@@ -171,8 +171,7 @@ def csrf_value(claims: Claims) -> str:
     return state().csrf.access_cookie_token(claims.jti)
 
 
-def _check_cookie_csrf(claims: Claims) -> None:
-    st = state()
+def _check_cookie_csrf(claims: Claims, st: SessionwardState) -> None:
     try:
         check_origin(st)
         sent = request.headers.get(CSRF_HEADER)
@@ -187,15 +186,18 @@ def _check_cookie_csrf(claims: Claims) -> None:
         raise
 
 
-def _verify(token: str, rs: RequestState) -> Claims:
+def _verify(token: str, rs: RequestState, st: SessionwardState) -> Claims:
     """`TokenService.verify_access`, at most once per token per request."""
     results = rs.token_results
     result = results.get(token)
     if result is None:
+        service = st.tokens
+        if service is None:
+            raise ConfigError("SESSIONWARD_REFRESH_KEY", "tokens are not configured for this app")
         try:
             started = perf_counter()
             try:
-                result = token_service().verify_access(token)
+                result = service.verify_access(token)
             finally:
                 TOKEN_LATENCY.observe(perf_counter() - started)
         except TokenError as exc:
@@ -206,11 +208,12 @@ def _verify(token: str, rs: RequestState) -> Claims:
     return result
 
 
-def _check_dpop(token: str, scheme: str, claims: Claims, rs: RequestState, *, require: bool) -> None:
+def _check_dpop(
+    token: str, scheme: str, claims: Claims, rs: RequestState, st: SessionwardState, *, require: bool
+) -> None:
     """The DPoP rules for a verified token (see the module docstring), once per token per request."""
     if token in rs.dpop_checked:
         return
-    st = state()
     verifier = st.dpop
     if verifier is None:
         return
@@ -234,20 +237,21 @@ def verify_jwt_in_request(
     `InvalidAuthorizationHeader`, `TokenError`, `DPoPError`, `CSRFError`, `FreshTokenRequired`,
     `InsufficientScope`, `StoreUnavailable`."""
     rs = request_state()
-    verifier = state().dpop
+    st = state()  # looked up once here and handed down: each lookup goes through Flask's context proxies
+    verifier = st.dpop
     rs.challenge = challenge_kind(verifier, scheme=None, require=dpop)  # no credentials (yet): RFC 9449 7.1, 7.2
-    token, source, scheme = _find_token(_check_locations(locations))
+    token, source, scheme = _find_token(_check_locations(locations), st)
     if token is None:
         if optional:
             return None
         raise NoAuthorization()
     rs.challenge = challenge_kind(verifier, scheme=scheme, require=dpop)
-    claims = _verify(token, rs)
-    _check_dpop(token, scheme, claims, rs, require=dpop)
+    claims = _verify(token, rs, st)
+    _check_dpop(token, scheme, claims, rs, st, require=dpop)
     if source == "cookies" and request.method in UNSAFE_METHODS:
-        _check_cookie_csrf(claims)
+        _check_cookie_csrf(claims, st)
     rs.identify(claims)  # current_user is now the token's user; Cache-Control: no-store on the response
-    if get_user() is None:
+    if user_of(rs, st) is None:
         rs.claims = None  # a refused token is no identity, not even for error handlers
         raise TokenError("user gone or disabled")
     if fresh and not claims.fresh:
@@ -256,11 +260,11 @@ def verify_jwt_in_request(
     return claims
 
 
-def _find_token(where: frozenset[str]) -> tuple[str | None, str | None, str]:
+def _find_token(where: frozenset[str], st: SessionwardState) -> tuple[str | None, str | None, str]:
     """(token, "headers" or "cookies", scheme) from the first location in `where` that has one; a cookie
     counts as `Bearer`."""
     if "headers" in where:
-        found = _header_token()
+        found = _header_token(st)
         if found is not None:
             return found[1], "headers", found[0]
     if "cookies" in where:
