@@ -25,12 +25,14 @@ NOTES_AT = "8373e2e"
 _HOOKS = ("the extension's per-request hooks: `_check_csrf` (before_request; returns at once for GET), "
           "`_finish_response` (after_request: `state()`, `maybe_purge`, flag lookups in `g`) and "
           "`SecurityHeadersMiddleware` (7 static headers, 8 with HSTS over HTTPS, appended in `start_response`)")
-_JWT = ("`TokenService.verify_access` (timed by the `AUTH_LATENCY` histogram) skips the signature on a "
+_JWT = ("`verify_jwt_in_request` looks the app's state up once and hands it down; "
+        "`TokenService.verify_access` (timed by the `AUTH_LATENCY` histogram) skips the signature on a "
         "verified-token cache hit and makes one "
         "`token_state` read (denylist, epoch and family: on SQLite a `PRAGMA data_version` on the thread's "
-        "sqlite3 connection, and one statement only when another connection committed since (answers remembered "
-        "per thread, `HotReads.one_cached`); one Redis pipeline; none on a local-cache hit; a token of an older key "
-        "also reads its key's revocation marker, T14); `jwt_required` then asks `get_user` for "
+        "sqlite3 connection, and a statement only when another connection committed since or for a jti not seen "
+        "before (answers remembered per thread in two parts, the family with the user's epoch and each jti's "
+        "denylist entry, `HotReads.one_cached_in_parts`); one Redis pipeline; none on a local-cache hit; a token "
+        "of an older key also reads its key's revocation marker, T14); `jwt_required` then asks `user_of` for "
         "the token's user (a gone or disabled account is refused), answered by `RecentUsers`, a per-process cache "
         "keyed by user and revocation epoch (a SQL user-row read only on a miss); plus " + _HOOKS)
 NOTES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -62,12 +64,22 @@ NOTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "cold": ("a cold token pays the hot path plus, in `verify_access` on a cache miss: one regex for the shape, "
              "the header checks and the prepared key object from `jws.HeaderCache` (looked up by the header's text), "
              "PyJWT's `Algorithm.verify` for the key's one algorithm (its floor is in the signing-algorithms table), "
-             "the payload's base64 and JSON, `validate_claims`, and a cache insert; on SQLite the `token_state` read "
-             "of a jti not seen before is one statement (remembered answers are keyed by jti)",
+             "the payload's base64 and JSON (one prebuilt strict decoder), `validate_claims`, and a cache insert; on "
+             "SQLite the `token_state` of a jti not seen before runs only the denylist lookup (the family and epoch "
+             "stay remembered). Beyond that the cold rows cycle 5,120 distinct environs and a full verified-token "
+             "cache, so they also pay memory that is not in the CPU caches (FJE's cold row shows the same effect "
+             "over its hot one). Next step: none that keeps the checks; the signature is the floor",
              ("src/sessionward/tokens/service.py", "src/sessionward/tokens/jws.py", "src/sessionward/tokens/claims.py",
-              "src/sessionward/stores/sql.py")),
-    "http": ("gunicorn with 2 sync workers on 2 cores shared with the load generator (and here with other work): "
-             "the request path is the one of the in-process rows, so their reasons apply", ()),
+              "src/sessionward/stores/sql.py", "src/sessionward/hotsql.py", "src/sessionward/jsontext.py")),
+    "http": ("gunicorn's sync workers close the connection after every response, so every request also pays a TCP "
+             "accept and close, the same for all variants; what differs is the application's work (the in-process "
+             "overhead) and the response headers: sessionward adds 10 (the 7 static security headers of ASVS V3, "
+             "and `Cache-Control: no-store`, `Pragma` and `Vary` on authenticated answers), and gunicorn checks "
+             "each one in Python (two regular expressions, strip, lower-case, hop-by-hop test) before writing it, "
+             "while the load generator parses them on the same 2 cores. The bare-view-plus-headers anchor measures "
+             "that part alone in the same run. Next step: a setting for deployments whose reverse proxy adds the "
+             "security headers, so that the application does not write them twice",
+             ("src/sessionward/flask/headers.py", "src/sessionward/httpshape.py")),
     "bytes_SQLite": ("one `sw_sessions` row plus 4 indexes: the text primary key `id` (SQLite keeps it in an index "
                      "beside the rowid table), `user_id`, the unique 32-byte `secret_hash` and `expires_at` "
                      "(split in the note below the scale table). A WITHOUT ROWID table keyed by `id` would drop "
