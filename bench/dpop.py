@@ -63,7 +63,7 @@ def run(n: int, rounds: int) -> list[tuple[str, list[float]]]:
             service = TokenService(store=store, keys=KeySet.generate("ES256", now=clock.now()),
                                    refresh_key=secrets.token_bytes(32),
                                    policy=TokenPolicy(issuer="https://bench.test", audience="bench"), clock=clock)
-            clients = {alg: DPoPClient(alg) for alg in ("ES256", "Ed25519", "EdDSA")}
+            clients = {alg: DPoPClient(alg) for alg in ("ES256", "Ed25519", "EdDSA", "RS256")}
             tokens = {alg: service.issue("alice", fresh=False, extra_claims={"cnf": {"jkt": c.jkt}}).access_token
                       for alg, c in clients.items()}
             plain = service.issue("alice", fresh=False).access_token
@@ -73,7 +73,7 @@ def run(n: int, rounds: int) -> list[tuple[str, list[float]]]:
                                     policy=service.policy, clock=clock, cache_size=0)
             rows.append(("bearer (verify_access, signature checked)",
                          per_call(lambda _: uncached.verify_access(plain), n, rounds)))
-            verifier = DPoPVerifier(DPoPPolicy())
+            verifier = DPoPVerifier(DPoPPolicy(algorithms=tuple(clients)))
             for alg, client in clients.items():
                 now = clock.now()
                 token = tokens[alg]
@@ -96,8 +96,37 @@ def run(n: int, rounds: int) -> list[tuple[str, list[float]]]:
                 rows.append((f"proof {alg}", per_call(verify, n, rounds)))
                 rows.append((f"proof {alg}, new client", per_call(cold, n, rounds)))
                 rows.append((f"dpop request {alg} (bearer + proof + binding)", per_call(request, n, rounds)))
+            rows += _replay_rows(store, n, rounds)
         finally:
             store.close()
+    return rows
+
+
+def _replay_rows(sqlite_store: SQLStore, n: int, rounds: int) -> list[tuple[str, list[float]]]:
+    """The replay check's own cost, the other half of the DPoP floor: `use_once` of a new key on SQLite (the side
+    file) and on Redis (one round trip, whatever the local cache), beside one Redis GET."""
+    from sessionward.stores.redis import RedisStore
+
+    from .common import REDIS_PREFIX, REDIS_URL, cleanup_redis
+
+    counter = iter(range(10**9))
+    until = time.time() + 60
+
+    def sqlite_once(_: int) -> object:
+        return sqlite_store.use_once(f"bench-{next(counter)}", until=until, now=until - 60)
+
+    rows = [("replay check: use_once, SQLite (side file)", per_call(sqlite_once, n, rounds))]
+    prefix = REDIS_PREFIX + "dpop:"
+    red = RedisStore.from_url(REDIS_URL, prefix=prefix)
+    try:
+        def redis_once(_: int) -> object:
+            return red.use_once(f"bench-{next(counter)}", until=until, now=until - 60)
+
+        rows.append(("replay check: use_once, Redis (one round trip)", per_call(redis_once, n, rounds)))
+        rows.append(("one Redis GET (round trip)", per_call(lambda _: red.client.get(prefix + "x"), n, rounds)))
+    finally:
+        red.close()
+        cleanup_redis(prefix)
     return rows
 
 

@@ -57,37 +57,50 @@ def _batches(make: Callable[[int], list[dict[str, Any]]], app: Any, n: int, roun
     return out
 
 
+#: the proof algorithms of the whole-request rows: the default client's, and RSA, whose verify is the cheapest
+#: (the client pays a slower signature and a larger proof instead; `SESSIONWARD_DPOP_ALGS` must name it)
+PROOF_ALGS = ("ES256", "RS256")
+
+
 def _sw_rows(workdir: Path, backend: str, cache: bool, n: int, rounds: int) -> list[tuple[str, list[float]]]:
     from dpop_client import DPoPClient  # tests/ is on sys.path (bench.dpop puts it there)
 
     from sessionward.flask import state, token_service
 
     label = "SQLite" if backend == "sqlite" else "Redis + local cache"
-    app = _sw_jwt_app(workdir, "ES256", backend, cache)
+    app = _sw_jwt_app(workdir, "ES256", backend, cache, SESSIONWARD_DPOP_ALGS=" ".join(PROOF_ALGS))
     try:
-        client = DPoPClient("ES256")
+        clients = {alg: DPoPClient(alg) for alg in PROOF_ALGS}
         with app.app_context():
             st = state()
             user = st.users.get_by_username("bench-dpop") or st.users.create("bench-dpop", "bench dpop passphrase 1")
             plain = token_service().issue(user.id, fresh=False).access_token
-            bound = token_service().issue(user.id, fresh=False, dpop_jkt=client.jkt).access_token
+            bound = {alg: token_service().issue(user.id, fresh=False, dpop_jkt=c.jkt).access_token
+                     for alg, c in clients.items()}
         bearer_env = _environ({"Authorization": f"Bearer {plain}"})
         _check(app, bearer_env)
 
         def bearer(count: int) -> list[dict[str, Any]]:
             return [bearer_env] * count
 
-        def dpop(count: int) -> list[dict[str, Any]]:
-            return [_environ({"Authorization": f"DPoP {bound}",
-                              "DPoP": client.proof("GET", URL, access_token=bound)}) for _ in range(count)]
+        def dpop_of(alg: str) -> Callable[[int], list[dict[str, Any]]]:
+            client, token = clients[alg], bound[alg]
 
-        _check(app, dpop(1)[0])
+            def dpop(count: int) -> list[dict[str, Any]]:
+                return [_environ({"Authorization": f"DPoP {token}",
+                                  "DPoP": client.proof("GET", URL, access_token=token)}) for _ in range(count)]
+
+            return dpop
+
+        for alg in PROOF_ALGS:
+            _check(app, dpop_of(alg)(1)[0])
         for _ in range(2):  # warm up: token cache, header cache, connections
             _batches(bearer, app, max(50, n // 10), 1)
-            _batches(dpop, app, max(50, n // 10), 1)
-        rows = []
-        for name, make in ((f"sessionward Bearer, {label}", bearer), (f"sessionward DPoP ES256, {label}", dpop)):
-            rows.append((name, _batches(make, app, n, rounds)))
+            for alg in PROOF_ALGS:
+                _batches(dpop_of(alg), app, max(50, n // 10), 1)
+        rows = [(f"sessionward Bearer, {label}", _batches(bearer, app, n, rounds))]
+        for alg in PROOF_ALGS:
+            rows.append((f"sessionward DPoP {alg}, {label}", _batches(dpop_of(alg), app, n, rounds)))
         return rows
     finally:
         close_app(app)

@@ -182,9 +182,10 @@ def _sw_jwt_core_app(workdir: Path, alg: str, backend: str, cache: bool = False)
     return app
 
 
-def _sw_jwt_app(workdir: Path, alg: str, backend: str, cache: bool = False) -> Flask:
+def _sw_jwt_app(workdir: Path, alg: str, backend: str, cache: bool = False, **settings: Any) -> Flask:
     """The extension: `Sessionward` with tokens, `@jwt_required()` and `get_jwt_identity()`, as an application
-    would use them (the extension also refuses tokens whose user is gone or disabled: one user lookup)."""
+    would use them (the extension also refuses tokens whose user is gone or disabled: one user lookup).
+    `settings`: more `SESSIONWARD_*` settings."""
     from sessionward.flask import Sessionward, get_jwt_identity, jwt_required
     from sessionward.passwords import Argon2idHasher
     from sessionward.tokens import KeySet
@@ -198,6 +199,7 @@ def _sw_jwt_app(workdir: Path, alg: str, backend: str, cache: bool = False) -> F
         SESSIONWARD_AUDIENCE=AUDIENCE,
         SESSIONWARD_ACCESS_TTL=3600,
         **_sw_store_config(workdir, backend, cache),
+        **settings,
     )
     st = Sessionward().init_app(app, hasher=Argon2idHasher.insecure_for_tests(),
                                 token_keys=KeySet([_sw_signing_key(workdir, alg)]))

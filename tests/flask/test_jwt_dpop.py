@@ -132,3 +132,20 @@ def test_jwt_required_under_dpop_required_refuses_bearer_with_the_dpop_challenge
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == f'DPoP error="invalid_token", {ALGS}'
     r = c.get("/me", base_url=BASE, headers={"Authorization": f"Bearer {plain}"})
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == BINDING
+
+
+def test_two_dpop_headers_are_refused_even_when_each_is_a_valid_proof(tmp_path: Any) -> None:
+    """RFC 9449 4.3 (1): not more than one DPoP header. A WSGI server joins repeated headers with commas
+    (gunicorn, Werkzeug's test client), which no compact JWS contains: the joined value is no proof."""
+    app = dpop_app(tmp_path)
+    with app.app_context():
+        user = state().users.create("alice", "correct horse battery staple")
+        key = DPoPClient()
+        bound = token_service().issue(user.id, fresh=True, dpop_jkt=key.jkt).access_token
+    proofs = [key.proof("GET", BASE + "/bound-only", access_token=bound, now=T0) for _ in range(2)]
+    c = app.test_client()
+    headers = [("Authorization", f"DPoP {bound}"), ("DPoP", proofs[0]), ("DPoP", proofs[1])]
+    r = c.get("/bound-only", base_url=BASE, headers=headers)
+    assert r.status_code == 401 and 'error="invalid_dpop_proof"' in r.headers["WWW-Authenticate"]
+    single = [("Authorization", f"DPoP {bound}"), ("DPoP", proofs[1])]
+    assert c.get("/bound-only", base_url=BASE, headers=single).status_code == 200  # each one alone passes

@@ -129,6 +129,14 @@ def dpop_token_endpoint_error(exc: DPoPError) -> Response:
     return response
 
 
+def dpop_proofs() -> list[str]:
+    """The request's `DPoP` header values. WSGI servers join repeated headers into one `HTTP_DPOP` with commas,
+    which no compact JWS contains, so two proofs never pass as one; read directly, not by scanning every header
+    of the environ as `request.headers.getlist` does."""
+    value = request.environ.get("HTTP_DPOP")
+    return [] if value is None else [value]
+
+
 def dpop_request_url() -> str:
     """The URL a proof's `htu` must name: scheme and host as the app sees them (behind trusted proxies, from
     the forwarded headers ProxyFix applied), the path as the client sent it."""
@@ -219,7 +227,7 @@ def _check_dpop(
         return
     now = st.clock.now()
     proof = check_resource(verifier, scheme=scheme, token=token, claims=claims, method=request.method,
-                           url=dpop_request_url, proofs=lambda: request.headers.getlist("DPoP"), now=now,
+                           url=dpop_request_url, proofs=dpop_proofs, now=now,
                            require=require)
     if proof is not None:
         if not st.store.use_once(proof.replay_key, until=proof.replay_until, now=now):
