@@ -182,6 +182,10 @@ def check_header(header: Mapping[str, Any]) -> tuple[str, str]:
     return alg, kid
 
 
+#: the `extra` of a token with only the reserved claims (all of them are required, so the count says it)
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
 def _number(payload: Mapping[str, Any], name: str) -> float:
     value = payload.get(name)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
@@ -209,22 +213,22 @@ def check_time(claims: Claims, policy: TokenPolicy, *, now: float) -> None:
 def validate_claims(payload: Mapping[str, Any], *, kid: str, policy: TokenPolicy, now: float) -> Claims:
     """Check a signature-verified payload: required claims with the right types, `iss` and `aud` equal to
     ours (exactly: no substring, no list), times. Raises `TokenError`."""
-    if not isinstance(payload, Mapping):
+    if not isinstance(payload, dict):  # what the JSON parser makes of an object
         raise TokenError("payload is not an object")
+    get = payload.get
     # Exact string equality, and only strings: `"iss": ["https://a"]` or a substring never pass
     # (PyJWT CVE-2024-53861 was a substring check).
-    if type(payload.get("iss")) is not str or payload["iss"] != policy.issuer:
+    iss, aud = get("iss"), get("aud")
+    if type(iss) is not str or iss != policy.issuer:
         raise TokenError("wrong issuer")
-    if type(payload.get("aud")) is not str or payload["aud"] != policy.audience:
+    if type(aud) is not str or aud != policy.audience:
         raise TokenError("wrong audience")
-    exp = _number(payload, "exp")
-    iat = _number(payload, "iat")
-    nbf = _number(payload, "nbf")
-    uep = payload.get("uep")
-    if not isinstance(uep, int) or isinstance(uep, bool) or uep < 0:
+    exp, iat, nbf = _number(payload, "exp"), _number(payload, "iat"), _number(payload, "nbf")
+    uep = get("uep")
+    if type(uep) is not int or uep < 0:  # `bool` is an int subclass: `type(...) is int` refuses it
         raise TokenError("claim uep missing or not an integer")
-    fresh = payload.get("fresh")
-    if not isinstance(fresh, bool):
+    fresh = get("fresh")
+    if type(fresh) is not bool:
         raise TokenError("claim fresh missing or not a boolean")
     claims = Claims(
         sub=_string(payload, "sub"),
@@ -236,7 +240,9 @@ def validate_claims(payload: Mapping[str, Any], *, kid: str, policy: TokenPolicy
         fresh=fresh,
         epoch=uep,
         kid=kid,
-        extra=MappingProxyType({k: v for k, v in payload.items() if k not in RESERVED_CLAIMS}),
+        extra=_NO_EXTRA if len(payload) == len(RESERVED_CLAIMS) else MappingProxyType(
+            {k: v for k, v in payload.items() if k not in RESERVED_CLAIMS}
+        ),
     )
     check_time(claims, policy, now=now)
     return claims
