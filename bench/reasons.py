@@ -75,14 +75,15 @@ NOTES: dict[str, tuple[str, tuple[str, ...]]] = {
              ("src/sessionward/tokens/service.py", "src/sessionward/tokens/jws.py", "src/sessionward/tokens/claims.py",
               "src/sessionward/stores/sql.py", "src/sessionward/hotsql.py", "src/sessionward/jsontext.py")),
     "http": ("gunicorn's sync workers close the connection after every response, so every request also pays a TCP "
-             "accept and close, the same for all variants; what differs is the application's work (the in-process "
-             "overhead) and the response headers: sessionward adds 10 (the 7 static security headers of ASVS V3, "
-             "and `Cache-Control: no-store`, `Pragma` and `Vary` on authenticated answers), and gunicorn checks "
-             "each one in Python (two regular expressions, strip, lower-case, hop-by-hop test) before writing it, "
-             "while the load generator parses them on the same 2 cores. The bare-view-plus-headers anchor measures "
-             "that part alone in the same run. Next step: a setting for deployments whose reverse proxy adds the "
-             "security headers, so that the application does not write them twice",
-             ("src/sessionward/flask/headers.py", "src/sessionward/httpshape.py")),
+             "accept and close, the same for all variants; sessionward's response headers are measured alone by the "
+             "bare-view-plus-headers anchor (10 us of server CPU per request in the run of 2026-11-30 with wrk), so "
+             "the rest of the gap is the request path itself as two worker processes run it: compare the server CPU "
+             "over bare with the in-process overhead above, and the worker profile's packages. `python -m "
+             "bench.two_procs` runs the in-process loop in one process and in two at once. Next steps: the worker "
+             "processes of the SQLite configurations profiled at the C level (`perf`), and the local cache's "
+             "subscriber thread's share of the GIL under load",
+             ("src/sessionward/flask/headers.py", "src/sessionward/httpshape.py", "src/sessionward/hotsql.py",
+              "src/sessionward/stores/cache.py")),
     "bytes_SQLite": ("one `sw_sessions` row plus 4 indexes: the text primary key `id` (SQLite keeps it in an index "
                      "beside the rowid table), `user_id`, the unique 32-byte `secret_hash` and `expires_at` "
                      "(split in the note below the scale table). A WITHOUT ROWID table keyed by `id` would drop "
