@@ -175,7 +175,7 @@ class HotReads:
             if conn is None:
                 conn = self._local.once = self._open_once()
             return fn(conn)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:  # OSError: the side file cannot be made (a name too long, no rights)
             self._local.once = None
             if conn is not None:
                 self._forget(conn)
