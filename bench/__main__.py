@@ -24,7 +24,7 @@ MODES = {
     #        http seconds, http rounds, scale sessions, api sample
     "quick": dict(rounds=3, n=2_000, login=5, http_s=2.0, http_rounds=1, scale_n=100_000, api=1_000,
                   profile_calls=300),
-    "full": dict(rounds=5, n=10_000, login=15, http_s=8.0, http_rounds=2, scale_n=1_000_000, api=10_000,
+    "full": dict(rounds=5, n=10_000, login=15, http_s=5.0, http_rounds=2, scale_n=1_000_000, api=10_000,
                  profile_calls=3000),
 }
 #: Distinct tokens cycled in the cold rows: more than sessionward's default verified-token cache holds

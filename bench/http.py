@@ -160,13 +160,16 @@ class HttpResult:
     #: CPU us per request in each run: the server's (gunicorn master + workers) and the load generator's
     server_us: dict[str, list[float]] = field(default_factory=dict)
     client_us: dict[str, list[float]] = field(default_factory=dict)
+    #: per run of a variant, its CPU us per request minus the mean of the two bare runs beside it
+    server_over: dict[str, list[float]] = field(default_factory=dict)
+    client_over: dict[str, list[float]] = field(default_factory=dict)
 
     def cpu_over_bare(self, name: str, which: str = "server") -> float:
-        """Median CPU us per request of `name` minus bare's (the `server` or the `client` side)."""
-        table = self.server_us if which == "server" else self.client_us
-        if not table.get(name) or not table.get("bare"):
-            return float("nan")
-        return statistics.median(table[name]) - statistics.median(table["bare"])
+        """Median over the runs of `name` of its CPU us per request minus that of the bare runs beside it (the
+        `server` or the `client` side)."""
+        table = self.server_over if which == "server" else self.client_over
+        values = table.get(name)
+        return statistics.median(values) if values else float("nan")
 
     def median_ratio(self, name: str) -> float:
         values = self.ratio.get(name) or []
@@ -203,31 +206,34 @@ def _serve_and_measure(variant: Variant, workdir: Path, headers: dict[str, str],
 
 def run_http(variants: list[Variant], workdir: Path, headers: dict[str, dict[str, str]], *, duration: float,
              rounds: int, log: Callable[[str], None]) -> HttpResult:
-    """Each round: bare, then every variant (order reversed in odd rounds), then bare again; a variant's
-    ratio is its rate over the mean of that round's two bare runs."""
+    """Each round: bare, then every variant with bare again after each one (order reversed in odd rounds). A
+    variant's ratio, and its CPU over bare, are against the mean of the two bare runs beside it: the machine's
+    speed may drift over the minutes of a round (a virtual machine's does), and a pair a few seconds apart
+    shares that drift."""
     result = HttpResult(generator=load_generator(), duration=duration, rounds=rounds)
     others = [v for v in variants if v.name != "bare" and v.http]
     bare = next(v for v in variants if v.name == "bare")
+
+    def measure_one(v: Variant, r: int) -> Run:
+        run = _serve_and_measure(v, workdir, headers[v.name], duration, log)
+        if run.bad:
+            raise RuntimeError(f"{v.name}: {run.bad} responses were not 2xx/3xx")
+        result.server_us.setdefault(v.name, []).append(run.server_us)
+        result.client_us.setdefault(v.name, []).append(run.client_us)
+        result.rps.setdefault(v.name, []).append(run.rps)
+        log(f"  http round {r + 1}/{rounds}: {v.name:24s} {run.rps:8.0f} req/s, CPU us/request: server "
+            f"{run.server_us:5.0f}, load generator {run.client_us:5.0f}")
+        return run
+
     for r in range(rounds):
         order = others if r % 2 == 0 else others[::-1]
-        rates: dict[str, float] = {}
-        bare_rates: list[float] = []
-        for v in [bare, *order, bare]:
-            run = _serve_and_measure(v, workdir, headers[v.name], duration, log)
-            rps = run.rps
-            if run.bad:
-                raise RuntimeError(f"{v.name}: {run.bad} responses were not 2xx/3xx")
-            result.server_us.setdefault(v.name, []).append(run.server_us)
-            result.client_us.setdefault(v.name, []).append(run.client_us)
-            if v.name == "bare":
-                bare_rates.append(rps)
-            else:
-                rates[v.name] = rps
-            result.rps.setdefault(v.name, []).append(rps)
-            log(f"  http round {r + 1}/{rounds}: {v.name:24s} {rps:8.0f} req/s, CPU us/request: server "
-                f"{run.server_us:5.0f}, load generator {run.client_us:5.0f}")
-        base = statistics.mean(bare_rates)
+        before = measure_one(bare, r)
         result.ratio.setdefault("bare", []).append(1.0)
-        for name, rps in rates.items():
-            result.ratio.setdefault(name, []).append(rps / base)
+        for v in order:
+            run = measure_one(v, r)
+            after = measure_one(bare, r)
+            result.ratio.setdefault(v.name, []).append(run.rps / statistics.mean([before.rps, after.rps]))
+            result.server_over.setdefault(v.name, []).append(run.server_us - (before.server_us + after.server_us) / 2)
+            result.client_over.setdefault(v.name, []).append(run.client_us - (before.client_us + after.client_us) / 2)
+            before = after
     return result

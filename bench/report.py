@@ -119,8 +119,9 @@ def markdown(*, mode: str, started: str, elapsed: float, inproc: InprocResult | 
             "## HTTP throughput",
             "",
             f"gunicorn, 2 sync workers, loopback, load generator: {http.generator}, 16 connections, "
-            f"{http.duration:g} s per run, {http.rounds} round(s); each round runs bare first and last and the variants "
-            "between (order reversed in odd rounds). Ratio = requests/s over the mean of that round's bare runs. "
+            f"{http.duration:g} s per run, {http.rounds} round(s); each round runs bare first and again after every "
+            "variant (order reversed in odd rounds). Ratio = requests/s over the mean of the two bare runs beside it "
+            "(a pair a few seconds apart shares the machine's drift); its median over the rounds. "
             "CPU per request, median of the runs: the server's (gunicorn's master and workers, read from /proc over "
             "the run) and the load generator's, each also as extra us over bare; the server's extra is the figure to "
             "set beside the in-process overhead."
