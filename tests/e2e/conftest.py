@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from serverproc import ServerProcess, asgi_missing
+from serverproc import ServerProcess, require_asgi
 
 CHROMIUM_HINT = "install chromium (apt-get install chromium) or set CHROMIUM_PATH"
 CHROMIUM_ARGS = [
@@ -70,9 +70,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def flavour(request: pytest.FixtureRequest) -> str:
     """How the module's servers serve: "wsgi" (Flask) or "asgi" (Starlette under uvicorn workers)."""
     if request.param != "wsgi":
-        reason = asgi_missing()
-        if reason:
-            pytest.skip(reason)
+        require_asgi()
     return str(request.param)
 
 

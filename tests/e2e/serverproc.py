@@ -37,6 +37,7 @@ __all__ = [
     "ServerError",
     "ServerProcess",
     "asgi_missing",
+    "require_asgi",
     "csrf_from",
     "free_port",
     "login",
@@ -55,6 +56,16 @@ _CSRF_RE = re.compile(r'name="csrf_token"\s+value="([^"]*)"')
 def shared_secrets_env() -> dict[str, str]:
     """Fresh keys for several instances of one deployment (they must agree on CSRF, refresh and KEK keys)."""
     return {f"SESSIONWARD_{name}": secrets.token_hex(32) for name in ("CSRF_KEY", "REFRESH_KEY", "KEK")}
+
+
+def require_asgi() -> None:
+    """Skip when the ASGI service cannot be served from this tree, with the reason; under CI fail instead (a
+    missing flavour must not pass silently there, `_services.missing_service`)."""
+    reason = asgi_missing()
+    if reason:
+        from _services import missing_service  # type: ignore[import-not-found]
+
+        missing_service(reason)
 
 
 def asgi_missing() -> str | None:

@@ -22,7 +22,7 @@ from cluster import (
     private_database,
     session_cookie,
 )
-from serverproc import ServerProcess, asgi_missing
+from serverproc import ServerProcess, require_asgi
 from test_multi_instance import _api, api_login, profile_status, refresh
 
 pytestmark = [pytest.mark.server, pytest.mark.redis, pytest.mark.postgres]
@@ -35,9 +35,7 @@ DIRECTIONS = [pytest.param(("wsgi", "asgi"), id="wsgi-to-asgi"), pytest.param(("
 def mixed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_url: str
           ) -> Iterator[tuple[dict[str, ServerProcess], str]]:
     """{"wsgi": server, "asgi": server} on one PostgreSQL and one store; and the database URL."""
-    reason = asgi_missing()
-    if reason:
-        pytest.skip(reason)
+    require_asgi()
     with private_database(postgres_url) as pg:
         if request.param == "redis":
             redis_url = request.getfixturevalue("redis_url")

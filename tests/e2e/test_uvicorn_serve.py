@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from serverproc import ServerProcess, asgi_missing, login, new_http_session
+from serverproc import ServerProcess, require_asgi, login, new_http_session
 
 pytestmark = pytest.mark.server
 
@@ -19,9 +19,7 @@ COOKIE = "__Host-session"
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["one-process", "two-workers"])
 def uvicorn_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    reason = asgi_missing()
-    if reason:
-        pytest.skip(reason)
+    require_asgi()
     with ServerProcess(instance=tmp_path_factory.mktemp("uvicorn"), flavour="uvicorn", workers=request.param) as server:
         yield server
 
