@@ -88,12 +88,12 @@ NOTES: dict[str, tuple[str, tuple[str, ...]]] = {
                      "beside the rowid table), `user_id`, the unique 32-byte `secret_hash` and `expires_at` "
                      "(split in the note below the scale table). A WITHOUT ROWID table keyed by `id` would drop "
                      "the separate primary-key index", ("src/sessionward/stores/sql.py",)),
-    "bytes_Redis": ("per session one compact binary record (`_redis_record`: packed times, the user agent and "
-                    "address as text), a secret pointer keyed by 16 bytes of the hash, and a member of the user's "
-                    "index (sorted set), each key with Redis's per-key overhead and TTL; split in the note below "
-                    "the scale table. Next step: the five times as 48-bit integer milliseconds instead of doubles "
-                    "(10 bytes less per record) in a new record VERSION, converted on first lookup as version 1 "
-                    "records are",
+    "bytes_Redis": ("per session one compact binary record (`_redis_record` version 3: the five times as 48-bit "
+                    "milliseconds, the user agent and address deflated), a secret pointer keyed by 16 bytes of the "
+                    "hash, and a member of the user's index (sorted set), each key with Redis's per-key overhead "
+                    "and TTL; split in the note below the scale table. The record's value (about 116 B) sits in "
+                    "jemalloc's 128-byte size class: some 8 bytes more (a longer user agent or user id) move it "
+                    "to the 160-byte class, 32 B more per session",
                     ("src/sessionward/stores/redis.py", "src/sessionward/stores/_redis_record.py")),
     "lookup_Redis": ("`load_by_secret` is 2 round trips whatever the number of keys (GETs are O(1)): a "
                      "difference between 1k and N is the machine (load, memory locality), not the data structure",

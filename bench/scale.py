@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from sessionward.clock import SystemClock
 from sessionward.ids import hash_secret, new_public_id, new_secret
 from sessionward.stores.base import SessionRecord
 
@@ -118,7 +119,7 @@ def _sample_indices(n: int, rng: random.Random, live_only: bool = True) -> list[
 def _run(name: str, store: Any, bulk: Callable[[list[SessionRecord], float], None], size_of: Callable[[int], tuple[float, str]],
          n: int, api_sample: int, log: Callable[[str], None]) -> StoreScale:
     result = StoreScale(name, n)
-    now0 = time.time()
+    now0 = SystemClock().now()  # the clock sessions get in production: whole milliseconds
     maker = _Maker(now0)
     rng = random.Random(7)
     first = 1000
@@ -246,7 +247,7 @@ def run_redis(n: int, *, api_sample: int, log: Callable[[str], None]) -> StoreSc
                     sample.append(fmt.unpack(m.decode(), blob))
         long_prefix = usage(store, sample)
         short = RedisStore(client, prefix=f"{secrets.token_hex(1)}:")  # as long as `sw:`
-        now = time.time()
+        now = SystemClock().now()
         written: list[Any] = []
         try:
             for r in sample:

@@ -35,7 +35,7 @@ def _dump(client: Any, key: bytes) -> str:
     kind = client.type(key).decode()
     if kind == "string":
         value: Any = client.get(key)
-        if b":r:" in key and value[:1] == b"\x02":  # a record: its decoded fields too
+        if b":r:" in key and value[:1] in (b"\x02", b"\x03"):  # a record: its decoded fields too
             value = (value, fmt.unpack("?", value))
     elif kind == "hash":
         value = client.hgetall(key)

@@ -1,6 +1,6 @@
 """The Redis store's Lua scripts. Each touches one key,
 so every script runs as is in Redis Cluster. A record is the binary string of `_redis_record`; scripts read
-and rewrite only its header (`<BBdddddIIH`), its user and its `data` tail.
+and rewrite only its header (version 3 or 2, see there), its user and its `data` tail.
 
 Invalidations are published by the scripts themselves, right after the write and in the same atomic step:
 ARGV carries the channel ('' = none) and the message, so a writer that dies after its script ran cannot leave
@@ -11,16 +11,38 @@ from __future__ import annotations
 
 # -- shared helpers ------------------------------------------------------------------------------------
 _REC = """
-local HDR = '<BBdddddIIH'
+local H3, H2 = '<BBI6I6I6I6I6IIH', '<BBdddddIIH'
+local SIZE = {[3] = 42, [2] = 52}
 local function hdr(v)
-  local ver, kind, c, ls, au, ex, idl, ep, gen, doff = struct.unpack(HDR, v)
-  return {ver = ver, kind = kind, c = c, ls = ls, au = au, ex = ex, idl = idl, ep = ep, gen = gen, doff = doff}
+  local h = {ver = string.byte(v, 1)}
+  if h.ver == 3 then
+    local c, ls, au, ex, idl
+    h.ver, h.kind, c, ls, au, ex, idl, h.ep, h.gen, h.doff = struct.unpack(H3, v)
+    h.c, h.ls, h.au, h.ex, h.idl = c / 1000, ls / 1000, au / 1000, ex / 1000, idl / 1000
+  elseif h.ver == 2 then
+    h.ver, h.kind, h.c, h.ls, h.au, h.ex, h.idl, h.ep, h.gen, h.doff = struct.unpack(H2, v)
+  end
+  return h
 end
+local function known(h) return SIZE[h.ver] ~= nil end
 local function live(h, now) return now < h.ex and now < h.idl end
+-- whole milliseconds if m / 1000 gives back exactly t (as `_redis_record.millis` decides), else nil
+local function millis(t)
+  local m = math.floor(t * 1000 + 0.5)
+  if m >= 0 and m < 281474976710656 and m / 1000 == t then return m end
+  return nil
+end
+-- version 3 when every time is whole milliseconds, else version 2 (exact doubles): a version-2 record
+-- becomes version 3 here once its times allow it
 local function rebuild(v, h, data)
   local tail = data or string.sub(v, h.doff)
-  local body = string.sub(v, 53, h.doff - 1)
-  return struct.pack(HDR, h.ver, h.kind, h.c, h.ls, h.au, h.ex, h.idl, h.ep, h.gen, h.doff) .. body .. tail
+  local old = SIZE[h.ver]
+  local body = string.sub(v, old + 1, h.doff - 1)
+  local c, ls, au, ex, idl = millis(h.c), millis(h.ls), millis(h.au), millis(h.ex), millis(h.idl)
+  if c and ls and au and ex and idl then
+    return struct.pack(H3, 3, h.kind, c, ls, au, ex, idl, h.ep, h.gen, h.doff - old + SIZE[3]) .. body .. tail
+  end
+  return struct.pack(H2, 2, h.kind, h.c, h.ls, h.au, h.ex, h.idl, h.ep, h.gen, h.doff - old + SIZE[2]) .. body .. tail
 end
 local function ttl_ms(h, now)
   local t = math.ceil((math.min(h.ex, h.idl) - now) * 1000)
@@ -28,8 +50,10 @@ local function ttl_ms(h, now)
   return t
 end
 local function user(v)
-  local n = struct.unpack('<H', v, 53)
-  return string.sub(v, 55, 54 + n)
+  local o = SIZE[string.byte(v, 1)]
+  if not o then return nil end
+  local n = struct.unpack('<H', v, o + 1)
+  return string.sub(v, o + 3, o + 2 + n)
 end
 local function announce(chan, msg) if chan ~= '' then redis.call('PUBLISH', chan, msg) end end
 """
@@ -40,7 +64,7 @@ local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local now = tonumber(ARGV[1])
 local h = hdr(v)
-if h.ver ~= 2 or not live(h, now) then return 0 end
+if not known(h) or not live(h, now) then return 0 end
 if ARGV[4] ~= '' then h.ls = tonumber(ARGV[4]) end
 if ARGV[5] ~= '' then h.idl = tonumber(ARGV[5]) end
 if ARGV[6] ~= '' then h.au = tonumber(ARGV[6]) end
@@ -57,7 +81,7 @@ local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local now = tonumber(ARGV[1])
 local h = hdr(v)
-if h.ver ~= 2 or not live(h, now) or h.gen ~= tonumber(ARGV[4]) then return 0 end
+if not known(h) or not live(h, now) or h.gen ~= tonumber(ARGV[4]) then return 0 end
 h.gen = h.gen + 1
 h.ls = tonumber(ARGV[5])
 h.idl = tonumber(ARGV[6])
@@ -77,8 +101,8 @@ if not v then
 end
 local h = hdr(v)
 if ARGV[5] == 'dead' then
-  if h.ver == 2 and live(h, tonumber(ARGV[1])) then return false end
-elseif ARGV[1] ~= '' and (h.ver ~= 2 or not live(h, tonumber(ARGV[1]))) then
+  if known(h) and live(h, tonumber(ARGV[1])) then return false end
+elseif ARGV[1] ~= '' and (not known(h) or not live(h, tonumber(ARGV[1]))) then
   return false
 end
 if ARGV[2] ~= '' and user(v) ~= ARGV[2] then return false end

@@ -1,10 +1,16 @@
-"""The compact record format of the Redis store: one binary string per session (about 130 bytes for a cookie
+"""The compact record format of the Redis store: one binary string per session (about 120 bytes for a cookie
 session with a typical browser user agent, against about 1.1 KB for the hash of 15 fields it replaces).
 
 Layout (little endian)::
 
-    header  <BBdddddIIH   version (2), kind (0 cookie, 1 token), created_at, last_seen, auth_at, expires_at,
-                          idle_expires_at (exact doubles), epoch, generation (uint32), offset of `data`
+    header  version 3: <BB + 5 x uint48 + IIH   (42 bytes)
+            version 2: <BBdddddIIH             (52 bytes)
+                          version, kind (0 cookie, 1 token), created_at, last_seen, auth_at, expires_at,
+                          idle_expires_at, epoch, generation (uint32), offset of `data`.
+                          Version 3 holds the five times as whole milliseconds (t * 1000); it is written only
+                          when every time is exactly `ms / 1000` (true of the system clock's times, which are
+                          whole milliseconds: `SystemClock`), so both versions give back the exact doubles
+                          stored. Any other time (a custom clock's) is written as version 2, exact doubles.
     user    <H + bytes    the user id (UTF-8, surrogates kept)
     secret  <B [+ bytes]  0: none; 1: 32 bytes (a 64-digit lower-case hex hash, stored raw);
                           2: <H + bytes (any other text)
@@ -14,12 +20,18 @@ Layout (little endian)::
     data    to the end    JSON of `data` (sorted keys, no spaces)
 
 The session id is the key (`P r:<id>`), not repeated here. The Lua scripts read and rewrite only the header,
-the user and the `data` tail (see `_redis_lua`); everything else is Python's.
+the user and the `data` tail (see `_redis_lua`); everything else is Python's. They read both versions and, like
+`pack`, write version 3 whenever the times allow it: a version-2 record (every record written before version 3)
+becomes version 3 on its first rewrite once its times are whole milliseconds, and is read as it is until then.
+
+Why 48-bit milliseconds: the record's value drops from 126 to 116 bytes for a typical session, which takes its
+allocation from jemalloc's 160-byte size class to the 128-byte one (32 bytes less per session in Redis).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 import zlib
@@ -27,8 +39,12 @@ from typing import Any
 
 from .base import SessionRecord
 
-VERSION = 2
-HEADER = struct.Struct("<BBdddddIIH")
+VERSION = 3
+V2 = 2  # times as doubles: read, and still written for times that are not whole milliseconds
+HEADER = struct.Struct("<BB" + "IH" * 5 + "IIH")  # version 3: each uint48 time as its low 32 and high 16 bits
+HEADER_V2 = struct.Struct("<BBdddddIIH")
+_HEADERS = {VERSION: HEADER, V2: HEADER_V2}
+_MAX_MS = 2**48 - 1
 _U16 = struct.Struct("<H")
 _RAW_FLAG = 0x8000
 _MAX_SALT = 0xFF  # the salt's length is one byte
@@ -70,6 +86,22 @@ def _u32(value: int, name: str) -> int:
     return value
 
 
+def millis(t: float) -> int | None:
+    """`t` (seconds) as whole milliseconds if `ms / 1000` gives back exactly `t` (and it fits 48 bits), else None.
+    The Lua scripts decide the same way (`_redis_lua`)."""
+    if not math.isfinite(t):
+        return None
+    ms = round(t * 1000)
+    return ms if 0 <= ms <= _MAX_MS and ms / 1000 == t else None
+
+
+def _header(blob: bytes) -> struct.Struct:
+    try:
+        return _HEADERS[blob[0]]
+    except (IndexError, KeyError):
+        raise ValueError("not a version-2 or version-3 session record") from None
+
+
 def data_json(data: Any) -> str:
     return json.dumps(dict(data), separators=(",", ":"), sort_keys=True)
 
@@ -93,28 +125,42 @@ def pack(record: SessionRecord) -> bytes:
     else:
         client_len = _U16.pack(len(client))
     body = _U16.pack(len(user)) + user + secret + bytes([len(salt)]) + salt + client_len + client
-    offset = HEADER.size + len(body) + 1  # 1-based, as Lua counts
-    header = HEADER.pack(
-        VERSION, 0 if record.kind == "cookie" else 1, record.created_at, record.last_seen, record.auth_at,
-        record.expires_at, record.idle_expires_at, _u32(int(record.epoch), "epoch"),
-        _u32(int(record.generation), "generation"), offset,
-    )
+    kind = 0 if record.kind == "cookie" else 1
+    epoch, generation = _u32(int(record.epoch), "epoch"), _u32(int(record.generation), "generation")
+    times = (record.created_at, record.last_seen, record.auth_at, record.expires_at, record.idle_expires_at)
+    ms = [millis(t) for t in times]
+    if all(m is not None for m in ms):
+        split = [part for m in ms for part in (m & 0xFFFFFFFF, m >> 32)]  # type: ignore[operator]
+        offset = HEADER.size + len(body) + 1  # 1-based, as Lua counts
+        header = HEADER.pack(VERSION, kind, *split, epoch, generation, offset)
+    else:
+        offset = HEADER_V2.size + len(body) + 1
+        header = HEADER_V2.pack(V2, kind, *times, epoch, generation, offset)
     if len(salt) > _MAX_SALT or len(user) > _MAX_USER or len(client_json) >= _RAW_FLAG:
         raise ValueError("a field is too long for the Redis record format")
     return header + body + _text(data_json(record.data))
 
 
 def user_of(blob: bytes) -> str:
-    (n,) = _U16.unpack_from(blob, HEADER.size)
-    return _str(blob[HEADER.size + 2 : HEADER.size + 2 + n])
+    size = _header(blob).size
+    (n,) = _U16.unpack_from(blob, size)
+    return _str(blob[size + 2 : size + 2 + n])
+
+
+def _times(blob: bytes) -> tuple[tuple[float, ...], int, int, int, int]:
+    """(the five times, kind, epoch, generation, offset of `data`) from either header."""
+    if blob[0] == V2:
+        _v, kind, *rest = HEADER_V2.unpack_from(blob)
+        return tuple(rest[:5]), kind, rest[5], rest[6], rest[7]
+    _v, kind, *rest = HEADER.unpack_from(blob)
+    times = tuple((rest[i] | rest[i + 1] << 32) / 1000 for i in range(0, 10, 2))
+    return times, kind, rest[10], rest[11], rest[12]
 
 
 def unpack(session_id: str, blob: bytes) -> SessionRecord:
     """The record stored as `blob` under `session_id`. Raises ValueError for a blob of another format."""
-    if not blob or blob[0] != VERSION:
-        raise ValueError("not a version-2 session record")
-    _v, kind, created, last_seen, auth_at, expires, idle, epoch, generation, offset = HEADER.unpack_from(blob)
-    pos = HEADER.size
+    pos = _header(blob).size
+    (created, last_seen, auth_at, expires, idle), kind, epoch, generation, offset = _times(blob)
     (n,) = _U16.unpack_from(blob, pos)
     user = _str(blob[pos + 2 : pos + 2 + n])
     pos += 2 + n

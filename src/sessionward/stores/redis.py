@@ -15,7 +15,7 @@ another kind or break out of a hash tag; H16 = the first 16 bytes of the secret 
                                                                           revoked; expiring it would revive
                                                                           old sessions
 
-About 380 bytes of Redis memory per cookie session (see README, Sizing). A record is found by id (its key), by
+About 370 bytes of Redis memory per cookie session (see README, Sizing). A record is found by id (its key), by
 secret (one pointer, written with ``SET NX`` before the record, which makes secrets unique, and always checked
 against the record it names) and by user (the index). Every change of a record is one Lua script on its key,
 which also publishes the invalidation for local caches (`_redis_lua`). The index is written before the record
@@ -37,7 +37,9 @@ concurrently with `delete_for_user` of the same user may survive it (it counts a
 `revoke_all` bumps the user's epoch first, which kills such a session anyway.
 
 Records of the version-1 layout (a hash per record; see `_redis_legacy`) are converted when first looked up
-and by `purge_expired`.
+and by `purge_expired`. Compact records of version 2 (times as doubles) are read as they are and become
+version 3 (times as 48-bit milliseconds) when a script rewrites them with whole-millisecond times (see
+`_redis_record`).
 
 Connection errors, timeouts, cluster-down and read-only replicas raise `StoreUnavailable`. redis-py's own
 retries are switched off; reads are retried once, writes never.
