@@ -504,6 +504,17 @@ class StoreContract:
         got, epoch = store.load_by_secret(hash_secret(secret), now=T0)
         assert got == record and epoch == 2
 
+    def test_load_by_secret_needs_the_whole_hash_not_a_prefix(self, store: SessionStore) -> None:
+        # Redis finds the record through a pointer keyed by the hash's first 16 bytes: the rest must match too
+        secret = new_secret()
+        record = make_record(secret=secret)
+        store.create(record, now=T0)
+        whole = hash_secret(secret)
+        near = whole[:32] + ("0" if whole[32] != "0" else "1") + whole[33:]
+        assert store.load_by_secret(near, now=T0) == (None, 0)
+        assert store.load_by_secret(whole[:-1] + ("0" if whole[-1] != "0" else "1"), now=T0) == (None, 0)
+        assert store.load_by_secret(whole, now=T0)[0] == record
+
     def test_load_by_secret_of_unknown_or_expired_is_none_and_creates_nothing(self, store: SessionStore) -> None:
         secret = new_secret()
         store.create(make_record(secret=secret), now=T0)

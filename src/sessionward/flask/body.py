@@ -9,6 +9,7 @@ parser sees it: over the limit is 413, otherwise the view gets the whole body wi
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -16,15 +17,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 __all__ = ["bound_unframed_body"]
 
 
-def bound_unframed_body() -> None:
-    """`before_request` hook (registered first). Raises `RequestEntityTooLarge` for a chunked body past
-    `MAX_CONTENT_LENGTH`."""
-    environ = request.environ
+def bound_unframed_body(environ: dict[str, Any]) -> None:
+    """Run first before every request with the request's `environ`. Raises `RequestEntityTooLarge` for a chunked
+    body past `MAX_CONTENT_LENGTH`."""
+    if not environ.get("HTTP_TRANSFER_ENCODING"):
+        return  # checked first: the one cheap test that lets almost every request through at once
     limit = request.max_content_length
     if limit is None or request.content_length is not None or "wsgi.input_terminated" not in environ:
         return  # no limit set, a declared length (werkzeug checks it), or a server that frames nothing
-    if not environ.get("HTTP_TRANSFER_ENCODING"):
-        return
     body = environ["wsgi.input"].read(limit + 1)
     if len(body) > limit:
         raise RequestEntityTooLarge()

@@ -5,8 +5,11 @@ Importing only downwards, so neither of those imports the other."""
 from __future__ import annotations
 
 from time import perf_counter
+from typing import Any
 
 from flask import current_app, request
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
+from werkzeug.sansio.http import parse_cookie
 
 from ..metrics import SESSION_LATENCY
 from ..sessions import Session
@@ -15,13 +18,14 @@ from ..web import UNSET, RequestState, SessionwardState
 
 __all__ = [
     "EXTENSION_KEY", "check_origin", "csrf_failed", "get_session", "get_user", "own_origin", "request_state",
-    "session_cookie_value", "state", "user_of",
+    "request_cookies", "request_state_if_any", "session_cookie_value", "state", "user_of",
 ]
 
 EXTENSION_KEY = "sessionward"
 #: the WSGI environ key holding this request's `RequestState`. Not `flask.g`: Flask reuses an app context that is
 #: already pushed (and its `g`) for every request made inside it, so state kept there would outlive the request.
 _ENVIRON_KEY = "sessionward.request_state"
+_COOKIES_KEY = "sessionward.cookies"
 
 
 def state() -> SessionwardState:
@@ -29,19 +33,38 @@ def state() -> SessionwardState:
     return current_app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
 
 
-def request_state() -> RequestState:
-    """This request's `RequestState`, made on first use and kept in the request's own environ."""
-    environ = request.environ
+def request_state(environ: dict[str, Any] | None = None) -> RequestState:
+    """This request's `RequestState`, made on first use and kept in the request's own environ (`environ`: the
+    request's, for a caller that holds it; else looked up)."""
+    if environ is None:
+        environ = request.environ
     current = environ.get(_ENVIRON_KEY)
     if current is None:
         current = environ[_ENVIRON_KEY] = RequestState()
     return current
 
 
+def request_state_if_any(environ: dict[str, Any]) -> RequestState | None:
+    """This request's `RequestState` if anything made it (None: nothing of sessionward's ran in the request)."""
+    return environ.get(_ENVIRON_KEY)
+
+
+def request_cookies(environ: dict[str, Any] | None = None) -> MultiDict[str, str]:
+    """The request's cookies, parsed once per request by the very parser behind `request.cookies` and from the
+    same text: WSGI hands the Cookie header over as `HTTP_COOKIE`, which is all that `request.cookies` joins
+    after walking every header of the environ (`headers.getlist("Cookie")`); this reads it directly."""
+    if environ is None:
+        environ = request.environ
+    cookies = environ.get(_COOKIES_KEY)
+    if cookies is None:
+        cookies = environ[_COOKIES_KEY] = parse_cookie(environ.get("HTTP_COOKIE") or "", cls=ImmutableMultiDict)
+    return cookies
+
+
 def session_cookie_value(st: SessionwardState | None = None) -> str | None:
     """The session cookie, or None. Two cookies with the session's name (cookie tossing) count as none (C9);
     the id is only ever read from the Cookie header, never from the URL or a form."""
-    values = request.cookies.getlist((st or state()).cookie.name)
+    values = request_cookies().getlist((st or state()).cookie.name)
     if len(values) != 1:
         return None
     return values[0]
@@ -66,7 +89,7 @@ def get_session() -> Session | None:
             if session is None:
                 rs.dead_cookie = True  # expire it in the response
             elif st.dbsc is not None and not st.dbsc.admits(
-                session, request.cookies.getlist(st.dbsc.policy.cookie_name)
+                session, request_cookies().getlist(st.dbsc.policy.cookie_name)
             ):
                 session = None  # device-bound without its short cookie: signed out until the browser refreshes
         rs.session = session

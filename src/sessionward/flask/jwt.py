@@ -66,7 +66,7 @@ from ..metrics import TOKEN_LATENCY
 from ..tokens import Claims, TokenService
 from ..web import RequestState, SessionwardState
 from ..web.dpop import authorization, challenge_kind, check_resource, path_from_wsgi, request_url
-from .context import check_origin, csrf_failed, request_state, state, user_of
+from .context import check_origin, csrf_failed, request_cookies, request_state, state, user_of
 from .errors import error_response, token_challenge
 
 __all__ = [
@@ -153,11 +153,11 @@ def token_service() -> TokenService:
 
 # -- finding the token ---------------------------------------------------------------------------
 
-def _header_token(st: SessionwardState) -> tuple[str, str] | None:
+def _header_token(st: SessionwardState, environ: dict[str, Any]) -> tuple[str, str] | None:
     """(scheme, token) from the one Authorization header (`Bearer` or `DPoP`); None without such credentials."""
     # WSGI gives one HTTP_AUTHORIZATION (servers join repeated headers with commas, which no token68
     # contains, so two headers fail the shape check below); reading it directly skips a scan of the environ.
-    value = request.environ.get("HTTP_AUTHORIZATION")
+    value = environ.get("HTTP_AUTHORIZATION")
     verifier = st.dpop
     if verifier is None:
         token = header_token(value)
@@ -166,7 +166,7 @@ def _header_token(st: SessionwardState) -> tuple[str, str] | None:
 
 
 def _cookie_token() -> str | None:
-    values = request.cookies.getlist(ACCESS_COOKIE)
+    values = request_cookies().getlist(ACCESS_COOKIE)
     if not values:
         return None
     if len(values) > 1:
@@ -183,7 +183,7 @@ def _check_cookie_csrf(claims: Claims, st: SessionwardState) -> None:
     try:
         check_origin(st)
         sent = request.headers.get(CSRF_HEADER)
-        cookies = request.cookies.getlist(CSRF_ACCESS_COOKIE)
+        cookies = request_cookies().getlist(CSRF_ACCESS_COOKIE)
         if not sent or len(cookies) != 1 or not hmac.compare_digest(
             sent.encode("utf-8", "surrogatepass"), cookies[0].encode("utf-8", "surrogatepass")
         ):
@@ -217,7 +217,7 @@ def _verify(token: str, rs: RequestState, st: SessionwardState) -> Claims:
 
 
 def _check_dpop(
-    token: str, scheme: str, claims: Claims, rs: RequestState, st: SessionwardState, *, require: bool
+    token: str, scheme: str, claims: Claims, rs: RequestState, st: SessionwardState, *, method: str, require: bool
 ) -> None:
     """The DPoP rules for a verified token (see the module docstring), once per token per request."""
     if token in rs.dpop_checked:
@@ -226,7 +226,7 @@ def _check_dpop(
     if verifier is None:
         return
     now = st.clock.now()
-    proof = check_resource(verifier, scheme=scheme, token=token, claims=claims, method=request.method,
+    proof = check_resource(verifier, scheme=scheme, token=token, claims=claims, method=method,
                            url=dpop_request_url, proofs=dpop_proofs, now=now,
                            require=require)
     if proof is not None:
@@ -244,19 +244,21 @@ def verify_jwt_in_request(
     when `optional` and no token came. `dpop=True` accepts DPoP-bound tokens only. Raises `NoAuthorization`,
     `InvalidAuthorizationHeader`, `TokenError`, `DPoPError`, `CSRFError`, `FreshTokenRequired`,
     `InsufficientScope`, `StoreUnavailable`."""
-    rs = request_state()
-    st = state()  # looked up once here and handed down: each lookup goes through Flask's context proxies
+    environ = request.environ  # the request and the app looked up once here and handed down: each lookup
+    st = state()  # goes through Flask's context proxies
+    rs = request_state(environ)
+    method = _method(environ)
     verifier = st.dpop
     rs.challenge = challenge_kind(verifier, scheme=None, require=dpop)  # no credentials (yet): RFC 9449 7.1, 7.2
-    token, source, scheme = _find_token(_check_locations(locations), st)
+    token, source, scheme = _find_token(_check_locations(locations), st, environ)
     if token is None:
         if optional:
             return None
         raise NoAuthorization()
     rs.challenge = challenge_kind(verifier, scheme=scheme, require=dpop)
     claims = _verify(token, rs, st)
-    _check_dpop(token, scheme, claims, rs, st, require=dpop)
-    if source == "cookies" and request.method in UNSAFE_METHODS:
+    _check_dpop(token, scheme, claims, rs, st, method=method, require=dpop)
+    if source == "cookies" and method in UNSAFE_METHODS:
         _check_cookie_csrf(claims, st)
     rs.identify(claims)  # current_user is now the token's user; Cache-Control: no-store on the response
     if user_of(rs, st) is None:
@@ -268,11 +270,18 @@ def verify_jwt_in_request(
     return claims
 
 
-def _find_token(where: frozenset[str], st: SessionwardState) -> tuple[str | None, str | None, str]:
+def _method(environ: dict[str, Any]) -> str:
+    """The request's method as `request.method` gives it, from the environ the caller holds."""
+    return str(environ.get("REQUEST_METHOD", "GET")).upper()
+
+
+def _find_token(
+    where: frozenset[str], st: SessionwardState, environ: dict[str, Any]
+) -> tuple[str | None, str | None, str]:
     """(token, "headers" or "cookies", scheme) from the first location in `where` that has one; a cookie
     counts as `Bearer`."""
     if "headers" in where:
-        found = _header_token(st)
+        found = _header_token(st, environ)
         if found is not None:
             return found[1], "headers", found[0]
     if "cookies" in where:

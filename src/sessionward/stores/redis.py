@@ -51,6 +51,7 @@ The Lua scripts and the record format are shared, hand-written modules.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import math
 import random
@@ -312,7 +313,9 @@ class RedisStore:
 
         blob, epoch = self._read(both)
         record = self._live(session_id, blob, now)
-        if record is None or record.secret_hash != secret_hash:
+        if record is None or record.secret_hash is None or not hmac.compare_digest(
+            _utf8(record.secret_hash), _utf8(secret_hash)
+        ):  # the pointer matched on 16 bytes of the hash; the whole hash is compared in constant time
             return None, 0
         return record, int(epoch or 0)
 
@@ -581,3 +584,7 @@ class RedisStore:
 
     def _convert_user(self, u: str) -> None:
         conversion.convert_user(self, u)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")

@@ -50,6 +50,7 @@ The Lua scripts and the record format are shared, hand-written modules.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import math
 import random
@@ -311,7 +312,9 @@ class AsyncRedisStore:
 
         blob, epoch = await self._read(both)
         record = self._live(session_id, blob, now)
-        if record is None or record.secret_hash != secret_hash:
+        if record is None or record.secret_hash is None or not hmac.compare_digest(
+            _utf8(record.secret_hash), _utf8(secret_hash)
+        ):  # the pointer matched on 16 bytes of the hash; the whole hash is compared in constant time
             return None, 0
         return record, int(epoch or 0)
 
@@ -580,3 +583,7 @@ class AsyncRedisStore:
 
     async def _convert_user(self, u: str) -> None:
         await conversion.convert_user(self, u)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
