@@ -12,7 +12,7 @@ from contract import T0, StoreContract, every_method, make_record
 
 from sessionward import db
 from sessionward.exceptions import ConfigError, StoreUnavailable
-from sessionward.hotsql import once_file
+from sessionward.oncefile import once_file
 from sessionward.stores import open_store
 from sessionward.stores.sql import SQLStore
 
@@ -20,7 +20,7 @@ TABLES = ("sw_sessions", "sw_denylist", "sw_epochs", "sw_throttle", "sw_once")
 
 
 def _once_rows(store: SQLStore) -> list[tuple[Any, ...]]:
-    """The rows of the one-time keys' side file of an SQLite store on disk (`hotsql.once_file`)."""
+    """The rows of the one-time keys' side file of an SQLite store on disk (`oncefile.once_file`)."""
     import sqlite3
 
     url = store.engine.url
@@ -300,3 +300,61 @@ def test_sqlite_side_file_unusable_fails_closed(tmp_path: Path) -> None:
             store.use_once("proof-1", until=T0 + 60, now=T0)
     finally:
         store.close()
+
+
+def test_sqlite_side_file_connection_syncs_as_the_database_and_leaves_checkpoints_to_the_thread(tmp_path: Path) -> None:
+    """The claiming connection keeps WAL and synchronous=NORMAL (no fsync per commit, and no corruption on a
+    power cut as OFF could give) and checkpoints by itself only far beyond SQLite's default of 1000 pages, so a
+    claim does not wait for a checkpoint's syncs (the checkpoint thread does them)."""
+    from sessionward import oncefile
+
+    store = SQLStore.from_url(f"sqlite:///{tmp_path / 'sw.db'}")
+    try:
+        assert store.use_once("proof-1", until=T0 + 60, now=T0) is True
+        conn = store._hot._local.once
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == oncefile.AUTOCHECKPOINT_BACKSTOP
+        assert oncefile.AUTOCHECKPOINT_BACKSTOP >= 10 * oncefile.CHECKPOINT_EVERY
+    finally:
+        store.close()
+
+
+def test_sqlite_side_file_is_checkpointed_on_a_thread_every_so_many_claims(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After `CHECKPOINT_EVERY` claims the checkpoint thread copies the log into the side file itself (read
+    here from a copy of the file without its -wal), and the thread ends with the store."""
+    import shutil
+    import sqlite3
+
+    from sessionward import oncefile
+
+    monkeypatch.setattr(oncefile, "CHECKPOINT_EVERY", 5)
+    path = tmp_path / "sw.db"
+    store = SQLStore.from_url(f"sqlite:///{path}")
+    checkpointer = store._hot._checkpointer
+    assert checkpointer is not None
+    try:
+        for i in range(4):
+            assert store.use_once(f"proof-{i}", until=T0 + 60, now=T0) is True
+        assert checkpointer.runs == 0 and checkpointer._thread is None  # not yet asked
+        assert store.use_once("proof-4", until=T0 + 60, now=T0) is True
+        deadline = time.monotonic() + 10
+        while checkpointer.runs < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert checkpointer.runs >= 1
+        copy = tmp_path / "copy.db"
+        shutil.copyfile(once_file(path), copy)  # the file alone: only what was checkpointed into it
+        conn = sqlite3.connect(copy)
+        try:
+            assert conn.execute("SELECT count(*) FROM sw_once").fetchone()[0] == 5
+        finally:
+            conn.close()
+        thread = checkpointer._thread
+        assert thread is not None and thread.is_alive()
+    finally:
+        store.close()
+    assert not thread.is_alive()
+    checkpointer.kick()  # closed: never started again
+    assert checkpointer._thread is thread and not thread.is_alive()

@@ -91,7 +91,7 @@ class AsyncHotReads:
 
     @property
     def has_once_file(self) -> bool:
-        """Whether one-time keys live in the side file (SQLite on disk; `sessionward.hotsql.once_file`)."""
+        """Whether one-time keys live in the side file (SQLite on disk; `sessionward.oncefile.once_file`)."""
         return self._reader is not None
 
     async def use_once(self, key: str, *, until: float, now: float) -> bool:

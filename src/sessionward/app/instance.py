@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..exceptions import ConfigError
-from ..hotsql import once_file
+from ..oncefile import once_file
 
 SECRET_NAMES = ("csrf_key", "refresh_key", "kek", "dpop_nonce_key", "dbsc_challenge_key", "dbsc_cookie_key")
 

@@ -9,7 +9,7 @@ read-then-write in Python:
   (>= 3.35) and PostgreSQL run atomically;
 - `use_once` is one `INSERT ... ON CONFLICT DO UPDATE ... WHERE until <= :now` `RETURNING` (a row comes back only
   when this call made the use: a live row is left alone); on SQLite on disk it runs on a side file beside the
-  database (`sessionward.hotsql.once_file`), so that a DPoP request neither waits for the database's write lock
+  database (`sessionward.oncefile.once_file`), so that a DPoP request neither waits for the database's write lock
   nor drops the remembered per-request reads;
 - `throttle_update` is one transaction with row locks: it first makes sure every counter row exists
   (`INSERT ... ON CONFLICT DO NOTHING`, a write, so SQLite takes its write lock at once and never upgrades a
