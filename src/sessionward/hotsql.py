@@ -26,6 +26,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from . import oncefile
 from .exceptions import StoreUnavailable
+from .walwatch import WalWatch
 
 Row = Sequence[Any]
 T = TypeVar("T")
@@ -71,6 +72,7 @@ class HotReads:
         self._errors: tuple[type[BaseException], ...] = _driver_errors(engine)
         self._connect_errors: tuple[type[BaseException], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError, *self._errors)
         self._opened: list[sqlite3.Connection] = []  # every thread's SQLite connection, for `close`
+        self._watches: list[WalWatch] = []  # every thread's view of the wal-index header, for `close`
         self._opened_lock = threading.Lock()
         # the side file's checkpoints, off the claiming threads (`sessionward.oncefile`)
         self._checkpointer = oncefile.Checkpointer(self._sqlite_path) if self._sqlite_path is not None else None
@@ -127,13 +129,28 @@ class HotReads:
         return first, part
 
     def _remembered(self) -> dict[Hashable, Any]:
-        """This thread's remembered answers, emptied first if the database changed since they were read."""
+        """This thread's remembered answers, emptied first if the database changed since they were read: the
+        wal-index header unchanged since the last check says so without a statement (`sessionward.walwatch`);
+        otherwise `PRAGMA data_version` decides, and the header read before it is kept for the next check."""
         local = self._local
+        watch: WalWatch | None = getattr(local, "watch", None)
+        head = None
+        if watch is not None:
+            try:
+                head = watch.header()
+            except ValueError:  # closed with the store: the statement below answers StoreUnavailable
+                watch = None
+            else:
+                cache = getattr(local, "cache", None)
+                if cache is not None and head == local.head:
+                    return cache  # type: ignore[no-any-return]
         version = self._run(lambda cur: cur.execute("PRAGMA data_version").fetchone()[0])
         if getattr(local, "version", None) != version or getattr(local, "cache", None) is None:
             local.cache, local.version = {}, version
-        cache: dict[Hashable, Any] = local.cache
-        return cache
+        # a header read from a mapping that was replaced meanwhile (a new connection) is not kept
+        local.head = head if watch is not None and getattr(local, "watch", None) is watch else None
+        remembered: dict[Hashable, Any] = local.cache
+        return remembered
 
     # -- one-time keys in the side file (SQLite on disk only) -------------------------------------------
     @property
@@ -189,6 +206,7 @@ class HotReads:
                     cur.close()
             except sqlite3.Error as exc:
                 self._local.conn = None
+                self._drop_watch()
                 self._forget(conn)
                 raise StoreUnavailable(f"{self._what} unavailable: {type(exc).__name__}") from exc
         try:
@@ -217,9 +235,23 @@ class HotReads:
             conn.execute("PRAGMA query_only=ON")  # this connection only ever reads
             self._local.conn = conn
             self._local.cache, self._local.version = None, None  # data_version numbers are per connection
+            self._drop_watch()
+            watch = WalWatch.open(self._sqlite_path, conn)  # type: ignore[arg-type]
+            self._local.watch, self._local.head = watch, None
             with self._opened_lock:
                 self._opened.append(conn)
+                if watch is not None:
+                    self._watches.append(watch)
         return conn
+
+    def _drop_watch(self) -> None:
+        watch = getattr(self._local, "watch", None)
+        self._local.watch = self._local.head = None
+        if watch is not None:
+            with self._opened_lock:
+                if watch in self._watches:
+                    self._watches.remove(watch)
+            watch.close()
 
     def _forget(self, conn: sqlite3.Connection) -> None:
         with self._opened_lock:
@@ -234,8 +266,11 @@ class HotReads:
             self._checkpointer.close()
         with self._opened_lock:
             opened, self._opened = self._opened, []
+            watches, self._watches = self._watches, []
         for conn in opened:
             conn.close()
+        for watch in watches:
+            watch.close()
 
 
 def _remember(cache: dict[Hashable, Any], key: Hashable, value: Any) -> None:
