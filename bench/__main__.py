@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 cold = {v.name: v.tokens(workdir, COLD_TOKENS) for v in variants if v.tokens is not None}
                 log("in-process overhead")
                 inproc = inproc_mod.run_inproc(variants, workdir, headers, rounds=cfg["rounds"], n=cfg["n"], log=log,
-                                               cold=cold)
+                                               cold=cold, disturbed=True)
                 inproc.primitives = inproc_mod.run_primitives(repeats=cfg["n"])
                 del cold
             if "profile" in parts:

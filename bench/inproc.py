@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from werkzeug.test import EnvironBuilder
 
+from .anchors import bare_app
 from .apps import PASSWORD, Variant, close_app
 
 
@@ -154,19 +155,24 @@ class InprocResult:
     public_overhead: dict[str, Series]  # us/request minus bare, /public with the credential sent
     cold_overhead: dict[str, Series] = field(default_factory=dict)  # token variants: distinct tokens cycled
     cold_tokens: int = 0
+    #: hot, with the CPU caches disturbed between requests (`Disturber`): us/request minus bare's, same disturber
+    disturbed_overhead: dict[str, Series] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     primitives: list[Primitive] = field(default_factory=list)
 
 
 def run_inproc(variants: list[Variant], workdir: Path, headers: dict[str, dict[str, str]], *, rounds: int, n: int,
-               log: Callable[[str], None], cold: dict[str, list[dict[str, str]]] | None = None) -> InprocResult:
-    """`cold`: for token variants, the distinct credentials their cold rows cycle through."""
+               log: Callable[[str], None], cold: dict[str, list[dict[str, str]]] | None = None,
+               disturbed: bool = False) -> InprocResult:
+    """`cold`: for token variants, the distinct credentials their cold rows cycle through. `disturbed`: also time
+    the `DISTURBED` variants with the CPU caches disturbed between requests (`Disturber`)."""
     apps: dict[str, Any] = {}
     try:
         for v in variants:
             apps[v.name] = v.make_app(workdir)  # a local cache is healthy before this returns
         resets_before = _cache_resets(apps)
-        result = _rounds(variants, apps, headers, rounds=rounds, n=n, log=log, cold=cold or {})
+        disturber = Disturber(bare_app(workdir)) if disturbed else None
+        result = _rounds(variants, apps, headers, rounds=rounds, n=n, log=log, cold=cold or {}, disturber=disturber)
         for name, before in resets_before.items():
             store = _cached_store(apps[name])
             if store is not None and (store._session != before or not store.healthy):
@@ -204,8 +210,35 @@ def token_cache(app: Any) -> Any:
     return getattr(service, "_cache", None)
 
 
+#: The variants also timed with disturbed caches: the configurations of the HTTP goals, their core-only twins, the
+#: headers anchor and two anchors of other libraries (does their code suffer as much?)
+DISTURBED = ("bare", "bare_headers", "flask_cookie", "fje_hs256", "sw_cookie_sqlite", "sw_cookie_redis_cache",
+             "sw_jwt_hs256", "sw_jwt_hs256_core", "sw_jwt_hs256_redis_cache", "sw_jwt_hs256_core_redis_cache",
+             "sw_jwt_es256_redis_cache")
+DISTURB_REQUESTS = 3  #: requests to another bare Flask app between two timed requests
+DISTURB_BYTES = 2 << 20  #: and a read of this much memory, one byte per 64-byte cache line
+
+
+class Disturber:
+    """What a server does between two requests of one worker, in miniature: it runs its own code (parsing,
+    the kernel's network path, gunicorn) that moves the request path's code and data out of the CPU caches, which
+    a tight in-process loop never does. Here: `DISTURB_REQUESTS` requests to another bare Flask app (Flask's own
+    code stays warm, as it does in a server, where every request runs it) and a read of `DISTURB_BYTES`. A
+    variant's disturbed overhead is its time minus bare's, both with the disturber, so the disturber cancels."""
+
+    def __init__(self, app: Any) -> None:
+        self._call = make_caller(app, "/protected", {}, expect="200")
+        self._lines = memoryview(bytearray(DISTURB_BYTES))[::64]
+
+    def __call__(self) -> None:
+        for _ in range(DISTURB_REQUESTS):
+            self._call()
+        bytes(self._lines)
+
+
 def _rounds(variants: list[Variant], apps: dict[str, Any], headers: dict[str, dict[str, str]], *, rounds: int,
-            n: int, log: Callable[[str], None], cold: dict[str, list[dict[str, str]]]) -> InprocResult:
+            n: int, log: Callable[[str], None], cold: dict[str, list[dict[str, str]]],
+            disturber: Disturber | None = None) -> InprocResult:
     cold_callers = {v.name: make_caller(apps[v.name], "/protected", cold[v.name], expect="200")
                     for v in variants if v.name in cold}
     cold_overhead = {name: Series() for name in cold_callers}
@@ -221,15 +254,20 @@ def _rounds(variants: list[Variant], apps: dict[str, Any], headers: dict[str, di
     overhead = {v.name: Series() for v in variants}
     public_overhead = {v.name: Series() for v in variants}
     names = [v.name for v in variants]
+    disturbed_names = [name for name in names if name in DISTURBED] if disturber is not None else []
+    disturbed_overhead = {name: Series() for name in disturbed_names if name != "bare"}
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]
         protected: dict[str, float] = {}
         public: dict[str, float] = {}
         cold_us: dict[str, float] = {}
+        disturbed: dict[str, float] = {}
         for name in order:
             prot_call, pub_call = callers[name]
             protected[name] = _time_per_call(prot_call, n)
             public[name] = _time_per_call(pub_call, n)
+            if name in disturbed_names and disturber is not None:
+                disturbed[name] = _time_per_call(_after(disturber, prot_call), n // 2)
             if name in cold_callers:
                 cache = token_cache(apps[name])
                 before = cache.hits if cache is not None else 0
@@ -237,16 +275,27 @@ def _rounds(variants: list[Variant], apps: dict[str, Any], headers: dict[str, di
                 cold_hits += (cache.hits - before) if cache is not None else 0
         for name in cold_us:
             cold_overhead[name].values.append(cold_us[name] - protected["bare"])
+        for name in disturbed_overhead:
+            disturbed_overhead[name].values.append(disturbed[name] - disturbed["bare"])
         for name in names:
             absolute[name].values.append(protected[name])
             overhead[name].values.append(protected[name] - protected["bare"])
             public_overhead[name].values.append(public[name] - public["bare"])
         log(f"  in-process round {r + 1}/{rounds}: bare {protected['bare']:.1f} us")
     result = InprocResult(rounds=rounds, n=n, absolute=absolute, overhead=overhead, public_overhead=public_overhead,
-                          cold_overhead=cold_overhead, cold_tokens=max((len(c) for c in cold.values()), default=0))
+                          cold_overhead=cold_overhead, cold_tokens=max((len(c) for c in cold.values()), default=0),
+                          disturbed_overhead=disturbed_overhead)
     if cold_hits:
         result.warnings.append(f"the verified-token cache answered {cold_hits} cold requests: those rows are not cold")
     return result
+
+
+def _after(first: Callable[[], None], call: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        call()
+
+    return both
 
 
 @dataclass

@@ -22,15 +22,17 @@ ROOT = Path(__file__).resolve().parent.parent
 #: the numbers come from this run, see `_derived`). A note whose files changed since `NOTES_AT` is flagged in
 #: the results, so an outdated note never passes for a current one.
 NOTES_AT = "4b6001b"
-_HOOKS = ("the extension's per-request hooks: `_check_csrf` (before_request; returns at once for GET), "
-          "`_finish_response` (after_request: `state()`, `maybe_purge`, flag lookups in `g`) and "
-          "`SecurityHeadersMiddleware` (7 static headers, 8 with HSTS over HTTPS, appended in `start_response`)")
+_HOOKS = ("the extension's per-request hooks: one before_request (`_before_request`: the chunked-body bound, "
+          "one environ lookup for the rest, and the CSRF check for unsafe methods only), `_finish_response` "
+          "(after_request: `maybe_purge`, and nothing else when nothing of sessionward's ran in the request, else "
+          "flag reads on the request's `RequestState` in the environ) and `SecurityHeadersMiddleware` (7 static "
+          "headers, 8 with HSTS over HTTPS, one prebuilt list appended in `start_response`)")
 _JWT = ("`verify_jwt_in_request` looks the app's state up once and hands it down; "
         "`TokenService.verify_access` (timed by the `AUTH_LATENCY` histogram) skips the signature on a "
         "verified-token cache hit and makes one "
-        "`token_state` read (denylist, epoch and family: on SQLite a `PRAGMA data_version` on the thread's "
-        "sqlite3 connection, and a statement only when another connection committed since or for a jti not seen "
-        "before (answers remembered per thread in two parts, the family with the user's epoch and each jti's "
+        "`token_state` read (denylist, epoch and family: on SQLite no statement while the database's wal-index "
+        "header is unchanged (`sessionward.walwatch`), a `PRAGMA data_version` when it moved, and a query only when "
+        "another connection committed since or for a jti not seen before (answers remembered per thread in two parts, the family with the user's epoch and each jti's "
         "denylist entry, `HotReads.one_cached_in_parts`); one Redis pipeline; none on a local-cache hit; a token "
         "of an older key also reads its key's revocation marker, T14); `jwt_required` then asks `user_of` for "
         "the token's user (a gone or disabled account is refused), answered by `RecentUsers`, a per-process cache "
@@ -46,9 +48,9 @@ NOTES: dict[str, tuple[str, tuple[str, ...]]] = {
                        "src/sessionward/stores/cache.py")),
     "cookie_sqlite": ("`SessionManager.load` (timed by the `AUTH_LATENCY` histogram) checks the secret's shape, "
                       "hashes it (SHA-256) and makes one "
-                      "`load_by_secret` read (the record joined with the user's epoch; on SQLite a `PRAGMA data_version` "
-                      "on the thread's sqlite3 connection, and the statement only when another connection committed "
-                      "since: answers are remembered per thread, `HotReads.one_cached`); it writes only when the idle timer is due "
+                      "`load_by_secret` read (the record joined with the user's epoch; on SQLite no statement while "
+                      "the wal-index header is unchanged (`sessionward.walwatch`), the query only when another "
+                      "connection committed since: answers are remembered per thread, `HotReads.one_cached`); it writes only when the idle timer is due "
                       "(`touch_interval`, 60 s). Flask's signed cookie does an HMAC check and a JSON decode, no I/O. "
                       "Plus " + _HOOKS,
                       ("src/sessionward/sessions.py", "src/sessionward/stores/sql.py", "src/sessionward/hotsql.py",
@@ -74,16 +76,22 @@ NOTES: dict[str, tuple[str, tuple[str, ...]]] = {
              "deployment whose cost is verification can sign with RS256 (about 3x cheaper to verify, larger tokens)",
              ("src/sessionward/tokens/service.py", "src/sessionward/tokens/jws.py", "src/sessionward/tokens/claims.py",
               "src/sessionward/stores/sql.py", "src/sessionward/hotsql.py", "src/sessionward/jsontext.py")),
-    "http": ("gunicorn's sync workers close the connection after every response, so every request also pays a TCP "
-             "accept and close, the same for all variants; sessionward's response headers are measured alone by the "
-             "bare-view-plus-headers anchor (10 us of server CPU per request in the run of 2026-11-30 with wrk), so "
-             "the rest of the gap is the request path itself as two worker processes run it: compare the server CPU "
-             "over bare with the in-process overhead above, and the worker profile's packages. `python -m "
-             "bench.two_procs` runs the in-process loop in one process and in two at once. Next steps: the worker "
-             "processes of the SQLite configurations profiled at the C level (`perf`), and the local cache's "
-             "subscriber thread's share of the GIL under load",
-             ("src/sessionward/flask/headers.py", "src/sessionward/httpshape.py", "src/sessionward/hotsql.py",
-              "src/sessionward/stores/cache.py")),
+    "http": ("the gap between HTTP and the tight in-process loop is the CPU caches. `perf` on the gunicorn "
+             "workers under wrk (2026-11-30, by shared object) puts the extra time of a sessionward request in the "
+             "interpreter itself (libpython: +120 us over bare, the kernel +8, SQLite +8), and `python -m "
+             "bench.two_procs` shows no cost from two processes sharing a database; what differs is that a worker "
+             "runs gunicorn's and the kernel's own code between two requests, which moves sessionward's code and "
+             "data out of the caches, while bare's path (Flask's own code) runs at every request of every variant "
+             "and stays warm. The in-process column with the caches disturbed reproduces the HTTP figures from the "
+             "same code (the headers anchor likewise). What a request touches is what it costs there: this run "
+             "already has the SQLite configurations without any statement per request while the database is "
+             "unchanged (`sessionward.walwatch`: the per-request `PRAGMA data_version` cost about 40 us with "
+             "disturbed caches), one before_request hook instead of two, cookies read from `HTTP_COOKIE` instead of "
+             "werkzeug's walk over every header, and one environ lookup per token check. Next steps: fewer distinct "
+             "functions on the hot path (the extension runs about 45 of its own per JWT request), and the security "
+             "headers, which are the one fixed cost (7 or 8 headers that gunicorn validates one by one)",
+             ("src/sessionward/flask/headers.py", "src/sessionward/flask/extension.py", "src/sessionward/flask/jwt.py",
+              "src/sessionward/flask/context.py", "src/sessionward/hotsql.py", "src/sessionward/walwatch.py")),
     "bytes_SQLite": ("one `sw_sessions` row plus 4 indexes: the text primary key `id` (SQLite keeps it in an index "
                      "beside the rowid table), `user_id`, the unique 32-byte `secret_hash` and `expires_at` "
                      "(split in the note below the scale table). A WITHOUT ROWID table keyed by `id` would drop "
@@ -149,12 +157,23 @@ def _extra_cpu_us(name: str, http: HttpResult) -> float:
     return cpus / statistics.mean(http.rps[name]) * 1e6 - cpus / bare * 1e6
 
 
+#: a configuration of the extension and its core-only twin (the bench's own decorator around `verify_access`)
+_CORE_TWIN = {"sw_jwt_hs256": "sw_jwt_hs256_core", "sw_jwt_hs256_redis_cache": "sw_jwt_hs256_core_redis_cache"}
+
+
 def _http_amplification(name: str, inproc: InprocResult, http: HttpResult, profile: ProfileResult | None) -> str:
     """Where the HTTP path costs more than the in-process one: server and load-generator CPU per request over
     bare (measured), the headers alone (the `bare_headers` anchor), and the worker profile's split."""
     x = inproc.overhead[name].median
     text = (f"over HTTP a request of this config costs about {_extra_cpu_us(name, http):.0f} us of machine time "
             f"more than bare ({os.cpu_count()} cores / requests/s), against {x:.0f} us in-process")
+    disturbed = inproc.disturbed_overhead.get(name)
+    if disturbed is not None and disturbed.values:
+        text += (f" in a tight loop and {disturbed.median:.0f} us in-process with the CPU caches disturbed between "
+                 "requests as a server's own work disturbs them")
+        core = _CORE_TWIN.get(name)
+        if core is not None and core in inproc.disturbed_overhead:
+            text += f" (the core's `verify_access` alone, same store: {inproc.disturbed_overhead[core].median:.0f} us)"
     server, client = http.cpu_over_bare(name, "server"), http.cpu_over_bare(name, "client")
     if not math.isnan(server):
         text += f"; measured CPU per request over bare: server {server:+.0f} us, load generator {client:+.0f} us"

@@ -11,7 +11,7 @@ from typing import Any
 from .apps import BY_NAME
 from .goals import goals
 from .http import HttpResult
-from .inproc import InprocResult, LoginResult
+from .inproc import DISTURB_BYTES, DISTURB_REQUESTS, InprocResult, LoginResult
 from .profile import ProfileResult, format_counts, format_profile
 from .reasons import NOTES_AT, code_state, reason
 from .scale import StoreScale
@@ -75,17 +75,24 @@ def markdown(*, mode: str, started: str, elapsed: float, inproc: InprocResult | 
             f"Hot: one token (or cookie) sent again and again. Cold (token variants): {inproc.cold_tokens:,} distinct "
             "tokens of the same client cycled in order, more than sessionward's verified-token cache holds, so every "
             "request verifies a signature (the cache's hit counter is checked to stay at zero). "
-            "A local cache is healthy (subscribed, heartbeat answered, denylist loaded) before timing starts.",
+            "A local cache is healthy (subscribed, heartbeat answered, denylist loaded) before timing starts. "
+            "Caches disturbed (the configurations of the HTTP goals and a few anchors): hot, but between two timed "
+            f"requests {DISTURB_REQUESTS} requests to another bare Flask app and a read of "
+            f"{DISTURB_BYTES >> 20} MiB move the request path's code and data out of the CPU caches, as a server's "
+            "own work between two requests of a worker does (gunicorn, the kernel's network path), and as a tight "
+            "loop never does; overhead against bare with the same disturbance, so the disturbance cancels.",
             "",
             "| variant | us/request (hot) | overhead over bare, us, hot | overhead, us, cold | "
-            "public page with credential, extra us |",
-            "|---|---|---|---|---|",
+            "overhead, us, hot, caches disturbed | public page with credential, extra us |",
+            "|---|---|---|---|---|---|",
         ]
         lines += [f"**Warning: {w}.**" for w in inproc.warnings] + ([""] if inproc.warnings else [])
         for name, s in inproc.absolute.items():
             cold = inproc.cold_overhead.get(name)
+            disturbed = inproc.disturbed_overhead.get(name)
             lines.append(f"| {BY_NAME[name].label} | {_fmt_series(s)} | {_fmt_series(inproc.overhead[name])} | "
                          f"{_fmt_series(cold) if cold is not None else ''} | "
+                         f"{_fmt_series(disturbed) if disturbed is not None else ''} | "
                          f"{_fmt_series(inproc.public_overhead[name])} |")
         lines.append("")
         if inproc.primitives:
