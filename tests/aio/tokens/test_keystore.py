@@ -106,3 +106,47 @@ async def test_database_down_is_store_unavailable(clock: ManualClock) -> None:
     with pytest.raises(StoreUnavailable):
         await repo.current(clock.now())
     await down.dispose()
+
+
+async def test_a_revocation_and_rotations_at_once_all_hold(make_repo: Callable[..., Any], clock: ManualClock) -> None:
+    """`keys revoke` of a superseded key while other instances rotate: the version row serialises them, so the
+    revocation holds on every instance afterwards and every instance still signs with one and the same key."""
+    repos = [await make_repo() for _ in range(5)]
+    now = clock.now()
+    first = (await repos[0].load(now=now)).signing_key(now)
+    await repos[0].rotate(now=now, activate_after=0)  # `first` is superseded, so it may be revoked
+    results = await asyncio.gather(
+        repos[1].revoke(first.kid, now=now), *[r.rotate(now=now, activate_after=0) for r in repos[2:]],
+        return_exceptions=True,
+    )
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    views = await asyncio.gather(*[r.load(now=now) for r in repos])
+    assert all(v.verification_key(first.kid) is None for v in views)
+    assert len({v.signing_key(now).kid for v in views}) == 1
+    statuses = {info.kid: info.status for info in await repos[0].describe(now=now)}
+    assert statuses[first.kid] == "revoked" and list(statuses.values()).count("signing") == 1
+
+
+async def test_revoking_the_key_a_rotation_is_superseding_never_revokes_the_signer(
+    make_repo: Callable[..., Any], clock: ManualClock
+) -> None:
+    """Revoke of the signing key at the very moment another instance rotates: either the rotation came first
+    (the key is superseded and the revocation stands) or the revocation did (refused: it signs). Never a revoked
+    key that still signs, never no signing key at all."""
+    for _ in range(5):
+        a, b = await make_repo(), await make_repo()
+        now = clock.now()
+        signer = (await a.load(now=now)).signing_key(now)
+        revoked, rotated = await asyncio.gather(
+            a.revoke(signer.kid, now=now), b.rotate(now=now, activate_after=0), return_exceptions=True
+        )
+        assert not isinstance(rotated, BaseException)
+        if isinstance(revoked, BaseException):
+            assert isinstance(revoked, ValidationError)  # the revocation came first: it signs, refused
+        for repo in (a, b):
+            view = await repo.load(now=now)
+            signing = view.signing_key(now)
+            assert view.verification_key(signing.kid) is not None
+            if not isinstance(revoked, BaseException):  # the rotation came first: superseded, and now gone
+                assert signing.kid != signer.kid and view.verification_key(signer.kid) is None
+        clock.advance(1)
