@@ -68,7 +68,8 @@ def markdown(s: Storm | None) -> str:
         "## Login storm (unknown usernames, argon2id m=64 MiB)", "",
         f"{PROCESSES * THREADS} concurrent clients for {s.duration:g} s against `sessionward serve` ({WORKERS} workers, "
         f"default SESSIONWARD_HASH_CONCURRENCY).", "",
-        "| logins/s | per core | refused (503) | other answers | worker peak memory growth | bound per worker |",
+        "| logins/s | per core | refused (503) | other answers | worker peak memory growth (all of it) | "
+        "argon2's share bound per worker (hashes at once x 64 MiB) |",
         "|---|---|---|---|---|---|",
         f"| {s.per_s:.1f} | {s.per_core_s:.1f} | {s.refused} | {s.other or '-'} | "
         f"{', '.join(f'{p:.0f}' for p in s.peak_mib)} MiB | {s.bound_mib:.0f} MiB |",
