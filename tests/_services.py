@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -55,10 +56,22 @@ def missing_service(message: str) -> None:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_handed_out: set[tuple[str, int]] = set()
+_handed_out_lock = threading.Lock()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now and that this process has not handed out before: servers started at once
+    from several threads bind their ports only later, and the kernel may offer a just-closed probe's port again
+    (two `sessionward serve` on one port would share it: their workers bind with SO_REUSEPORT)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        with _handed_out_lock:
+            if (host, port) not in _handed_out:
+                _handed_out.add((host, port))
+                return port
 
 
 def _port_free(port: int) -> bool:

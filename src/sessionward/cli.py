@@ -7,10 +7,13 @@ and the admin commands work on the same data. Errors print one line and exit non
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import os
 import secrets
+import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     svc = open_services(str(path))
     ensure_admin(svc)
     certfile, keyfile = (args.certfile, args.keyfile) if args.certfile else ensure_certificate(path, hosts=(args.host,))
+    _check_port_free(args.host, args.port)
     management = _management_listener(args, svc)
     kind = "ASGI, uvicorn" if args.server == "uvicorn" else "ASGI, gunicorn + uvicorn workers" if asgi else "WSGI"
     print(f"sessionward serving https://{args.host}:{args.port}/ ({kind}; instance {path})", flush=True)
@@ -145,6 +149,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
         instance=str(path), when_ready=ready, asgi=asgi,
     )
     return 0
+
+
+PORT_WAIT = 3.0  #: seconds `serve` waits for a port another server still holds (one being stopped) before refusing
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port another server listens on. The workers bind with SO_REUSEPORT (so that the kernel spreads
+    connections over them), and Linux lets any later listener of the same user that asks for it share such a
+    port: a second `serve` on a taken port would silently get half of the first one's connections. A probe
+    without SO_REUSEPORT cannot bind a port that any listener holds (SO_REUSEADDR only forgives the TIME_WAIT
+    leftovers of a server that just stopped). A port held for up to `PORT_WAIT` seconds more (a server being
+    stopped, its last workers exiting) is waited for. Two servers started at the very same instant can still both
+    pass."""
+    if port == 0:
+        return
+    deadline = time.monotonic() + PORT_WAIT
+    while True:
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                raise CLIError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+        time.sleep(0.1)
 
 
 def _build_app(path: Path, *, asgi: bool) -> None:

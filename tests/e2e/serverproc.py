@@ -87,9 +87,11 @@ class ServerError(RuntimeError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """`_services.free_port`: a port nothing listens on and that no other test of this process was given."""
+    from _services import free_port as unique_free_port  # type: ignore[import-not-found]
+
+    port: int = unique_free_port(host)
+    return port
 
 
 def sessionward_command() -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from serverproc import ServerProcess, new_http_session
+from serverproc import ServerError, ServerProcess, new_http_session
 
 pytestmark = pytest.mark.server
 
@@ -80,3 +80,21 @@ def test_each_worker_listens_on_its_own_socket_and_keepalive_connections_spread(
     assert len(set().union(*listeners.values())) == 2, listeners
     assert sum(established.values()) >= CONNECTIONS, established  # (plus any the test harness holds)
     assert all(n > 0 for n in established.values()), f"connections per worker: {established}"
+
+
+def test_serve_refuses_a_port_another_server_listens_on(tmp_path: Path) -> None:
+    """The workers bind with SO_REUSEPORT, which Linux lets any later listener of the same user share: a second
+    `serve` on a taken port would silently take half of the first one's connections (another instance, another
+    certificate). It must stop with a clear error instead, and leave the first one alone."""
+    first = ServerProcess(instance=tmp_path / "first").start()
+    try:
+        second = ServerProcess(instance=tmp_path / "second", port=first.port)
+        with pytest.raises(ServerError):
+            second.start(timeout=30)
+        assert any(f"cannot serve on 127.0.0.1:{first.port}" in line for line in second.output), second.output[-5:]
+        assert first.running
+        for _ in range(8):  # new connections still reach the first server, with its own certificate
+            with new_http_session(first) as session:
+                assert session.get(first.url("/healthz"), timeout=5).status_code == 200
+    finally:
+        first.stop()
