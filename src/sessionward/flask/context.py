@@ -18,7 +18,7 @@ from ..web import UNSET, RequestState, SessionwardState
 
 __all__ = [
     "EXTENSION_KEY", "check_origin", "csrf_failed", "get_session", "get_user", "own_origin", "request_state",
-    "request_cookies", "request_state_if_any", "session_cookie_value", "state", "user_of",
+    "request_cookies", "request_method", "request_state_if_any", "session_cookie_value", "state", "user_of",
 ]
 
 EXTENSION_KEY = "sessionward"
@@ -42,6 +42,11 @@ def request_state(environ: dict[str, Any] | None = None) -> RequestState:
     if current is None:
         current = environ[_ENVIRON_KEY] = RequestState()
     return current
+
+
+def request_method(environ: dict[str, Any]) -> str:
+    """The request's method as `request.method` gives it, from the environ the caller already holds."""
+    return str(environ.get("REQUEST_METHOD", "GET")).upper()
 
 
 def request_state_if_any(environ: dict[str, Any]) -> RequestState | None:

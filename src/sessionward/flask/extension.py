@@ -35,6 +35,7 @@ from .context import (
     get_user,
     own_origin,
     request_cookies,
+    request_method,
     request_state,
     request_state_if_any,
     session_cookie_value,
@@ -170,7 +171,7 @@ def _before_request() -> None:
     chunked body past the limit is 413, not cut (O5); then the CSRF check."""
     environ = request.environ
     bound_unframed_body(environ)
-    if str(environ.get("REQUEST_METHOD", "GET")).upper() in UNSAFE_METHODS:
+    if request_method(environ) in UNSAFE_METHODS:
         _check_csrf()
 
 

@@ -66,7 +66,7 @@ from ..metrics import TOKEN_LATENCY
 from ..tokens import Claims, TokenService
 from ..web import RequestState, SessionwardState
 from ..web.dpop import authorization, challenge_kind, check_resource, path_from_wsgi, request_url
-from .context import check_origin, csrf_failed, request_cookies, request_state, state, user_of
+from .context import check_origin, csrf_failed, request_cookies, request_method, request_state, state, user_of
 from .errors import error_response, token_challenge
 
 __all__ = [
@@ -247,7 +247,7 @@ def verify_jwt_in_request(
     environ = request.environ  # the request and the app looked up once here and handed down: each lookup
     st = state()  # goes through Flask's context proxies
     rs = request_state(environ)
-    method = _method(environ)
+    method = request_method(environ)
     verifier = st.dpop
     rs.challenge = challenge_kind(verifier, scheme=None, require=dpop)  # no credentials (yet): RFC 9449 7.1, 7.2
     token, source, scheme = _find_token(_check_locations(locations), st, environ)
@@ -268,11 +268,6 @@ def verify_jwt_in_request(
         raise FreshTokenRequired()
     check_scopes(claims, tuple(scopes))
     return claims
-
-
-def _method(environ: dict[str, Any]) -> str:
-    """The request's method as `request.method` gives it, from the environ the caller holds."""
-    return str(environ.get("REQUEST_METHOD", "GET")).upper()
 
 
 def _find_token(
