@@ -23,6 +23,7 @@ from .dependencies import (
     login_required,
     require_session,
     require_user,
+    requires_login,
 )
 from .errors import error_response, wants_json
 from .extension import Sessionward
@@ -61,6 +62,7 @@ __all__ = [
     "replace_session",
     "require_session",
     "require_user",
+    "requires_login",
     "set_access_cookies",
     "state",
     "unset_access_cookies",

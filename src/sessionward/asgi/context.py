@@ -71,8 +71,12 @@ def client_address(conn: HTTPConnection) -> str:
     return str(client[0]) if client else ""
 
 
+_WEB_SCHEME = {"ws": "http", "wss": "https"}  # a WebSocket handshake's page has the http(s) origin
+
+
 def own_origin(conn: HTTPConnection) -> str:
-    return f"{conn.url.scheme}://{conn.headers.get('host', '')}"
+    scheme = conn.url.scheme
+    return f"{_WEB_SCHEME.get(scheme, scheme)}://{conn.headers.get('host', '')}"
 
 
 async def get_session(conn: HTTPConnection) -> Session | None:

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..csrf import UNSAFE_METHODS
-from ..exceptions import CSRFError
+from ..exceptions import CSRFError, StoreUnavailable
 from ..httpshape import HSTS, STATIC_HEADERS
 from ..web import RequestState
 from ._routes import ExemptTable
@@ -44,6 +44,8 @@ _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 _STATIC = [(k.lower().encode(), v.encode()) for k, v in STATIC_HEADERS.items()]
 _HSTS = (b"strict-transport-security", HSTS.encode())
 _NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+WS_POLICY_VIOLATION = 1008  # RFC 6455 7.4.1
+WS_TRY_AGAIN_LATER = 1013
 
 
 def csrf_exempt(view: Any) -> Any:
@@ -70,6 +72,9 @@ class SessionwardMiddleware:
         self._exempt: ExemptTable | None = None  # built at the first unsafe request, when every route exists
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -107,6 +112,31 @@ class SessionwardMiddleware:
                 exc = HTTPException(400)
             response = exception_response(conn, exc)
             await response(scope, receive, send_wrapper)
+
+    # -- websockets -------------------------------------------------------------------------------
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake gets the request's session context (`get_user(websocket)`, `CurrentUser` on a
+        websocket route). A handshake that carries cookies must come from our own origin or a trusted one
+        (`SESSIONWARD_TRUSTED_ORIGINS`): browsers send cookies with cross-site handshakes too, and no CORS or
+        preflight guards a WebSocket, so without the check any page could act over a socket as its visitor
+        (cross-site WebSocket hijacking; ASVS 5.0 4.4.2). A refused handshake is closed before it is accepted
+        (code 1008, which servers answer with HTTP 403); so is one while the store cannot be reached (1013, try
+        again later). A handshake without cookies carries no credentials and is left to the app."""
+        scope[SCOPE_KEY] = RequestState()
+        scope[STATE_KEY] = self.state
+        conn = HTTPConnection(scope)
+        try:
+            await self.state.open()
+            if _header(scope, b"cookie") is not None:
+                check_origin(conn)
+        except CSRFError:
+            csrf_failed(conn)
+            await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": "cross-site handshake"})
+            return
+        except StoreUnavailable:  # no session context can be had: fail closed, the client may retry
+            await send({"type": "websocket.close", "code": WS_TRY_AGAIN_LATER, "reason": ""})
+            return
+        await self.app(scope, receive, send)
 
     # -- the body ---------------------------------------------------------------------------------
     async def _read_body(self, scope: Scope, receive: Receive) -> Receive:
