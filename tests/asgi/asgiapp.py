@@ -101,6 +101,10 @@ def make_app(tmp_path: Any, clock: ManualClock | None = None, *, max_body: int =
     async def api_me(claims: Annotated[Claims, RequireToken()], user: CurrentUser) -> dict[str, str]:
         return {"user": user.username, "jti": claims.jti}
 
+    @app.get("/api/me-first")  # the user declared before the token: the order must not matter
+    async def api_me_first(user: CurrentUser, claims: Annotated[Claims, RequireToken()]) -> dict[str, str]:
+        return {"user": user.username, "sub": claims.sub}
+
     @app.post("/api/write")
     async def api_write(claims: Annotated[Claims, RequireToken(locations=["headers", "cookies"])]) -> dict[str, str]:
         return {"sub": claims.sub}

@@ -99,6 +99,19 @@ def test_token_user_is_the_current_user(asgi, alice):
     assert r.status_code == 200 and r.json()["user"] == "alice"
 
 
+def test_a_session_and_a_token_of_two_users_never_mix(asgi, alice):
+    """A view that takes the cookie session's user before the token (`CurrentUser` declared first) is refused
+    when the token names another user: it never runs with one user and another's token."""
+    bob = add_user(asgi, "bob")
+    login(asgi)  # the browser's session is alice's
+    r = asgi.get("/api/me-first", headers=bearer(issue(asgi, bob).access_token))
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token", r.text
+    r = asgi.get("/api/me-first", headers=bearer(issue(asgi, alice).access_token))  # the same user: fine
+    assert r.status_code == 200 and r.json()["user"] == "alice"
+    r = asgi.get("/api/me", headers=bearer(issue(asgi, bob).access_token))  # token first: the token's user
+    assert r.status_code == 200 and r.json()["user"] == "bob"
+
+
 def test_optional_token(asgi, alice):
     assert asgi.get("/api/optional", headers=JSON).json() == {"sub": None}
     assert asgi.get("/api/optional", headers=bearer("x.y.z")).status_code == 401  # a bad one is still refused

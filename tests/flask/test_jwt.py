@@ -15,10 +15,12 @@ from sessionward.clock import ManualClock
 from sessionward.exceptions import ConfigError
 from sessionward.flask import (
     Sessionward,
+    csrf_exempt,
     current_user,
     get_jwt,
     get_jwt_identity,
     jwt_required,
+    login_user,
     set_access_cookies,
     state,
     token_service,
@@ -76,6 +78,18 @@ def make_app(tmp_path: Any, clock: ManualClock | None = None, **config: Any) -> 
         verify_jwt_in_request()
         verify_jwt_in_request(fresh=False)
         return jsonify(a=get_jwt_identity(), b=get_jwt()["sub"], c=current_user.id)
+
+    @app.post("/session-login")
+    @csrf_exempt
+    def session_login() -> Any:
+        login_user(state().users.get_by_username("alice"))
+        return jsonify(ok=True)
+
+    @app.get("/session-then-token")
+    def session_then_token() -> Any:
+        first = current_user.username if current_user else None  # e.g. a before_request hook read it
+        verify_jwt_in_request()
+        return jsonify(first=first, user=current_user.username, sub=get_jwt_identity())
 
     @app.post("/cookie-login")
     def cookie_login() -> Any:
@@ -204,6 +218,21 @@ def test_valid_token_and_current_user(app: Flask, alice: Any) -> None:
     assert r.status_code == 200
     assert r.get_json()["user"] == "alice" and r.get_json()["sub"] == alice.id
     assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_a_session_and_a_token_of_two_users_never_mix(app: Flask, alice: Any) -> None:
+    """A request that already acted as the cookie session's user (alice) is refused when its token names
+    another user (bob): the view never runs with one user and another's token."""
+    with app.app_context():
+        bob = state().users.create("bob", PASSWORD)
+    browser = app.test_client()
+    assert browser.post("/session-login", base_url=BASE).status_code == 200
+    r = browser.get("/session-then-token", base_url=BASE,
+                    headers={"Authorization": f"Bearer {issue(app, bob)}", "Accept": "application/json"})
+    assert r.status_code == 401 and r.get_json()["error"]["code"] == "invalid_token", r.get_data(as_text=True)
+    r = browser.get("/session-then-token", base_url=BASE,
+                    headers={"Authorization": f"Bearer {issue(app, alice)}", "Accept": "application/json"})
+    assert r.status_code == 200 and r.get_json() == {"first": "alice", "user": "alice", "sub": alice.id}
 
 
 def test_request_state_is_per_request_even_inside_one_outer_app_context(app: Flask, alice: Any) -> None:

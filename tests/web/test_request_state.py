@@ -9,6 +9,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from sessionward.exceptions import TokenError
 from sessionward.web import UNSET, RequestState
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sessionward"
@@ -44,13 +47,23 @@ def test_logout_clears_session_and_user() -> None:
 
 
 def test_a_verified_token_becomes_the_identity_once() -> None:
-    rs = RequestState(user="cookie user")  # type: ignore[arg-type]
+    rs = RequestState(user=SimpleNamespace(id="u2"))  # type: ignore[arg-type]  # the cookie session's user
     claims: Any = SimpleNamespace(sub="u2")
     rs.identify(claims)
     assert rs.claims is claims and rs.user is UNSET and rs.authenticated and rs.no_store
     rs.user = "token user"  # type: ignore[assignment]
     rs.identify(claims)  # the same token again: the looked-up user stays
     assert rs.user == "token user"
+
+
+def test_a_token_of_another_user_than_the_one_already_acted_as_is_refused() -> None:
+    rs = RequestState(user=SimpleNamespace(id="u1"))  # type: ignore[arg-type]
+    with pytest.raises(TokenError):
+        rs.identify(SimpleNamespace(sub="u2"))  # type: ignore[arg-type]
+    assert rs.claims is None and rs.user.id == "u1"  # type: ignore[union-attr]
+    nobody = RequestState(user=None)  # looked up, no session: any token may identify
+    nobody.identify(SimpleNamespace(sub="u2"))  # type: ignore[arg-type]
+    assert nobody.user is UNSET
 
 
 def test_a_loaded_session_means_no_store() -> None:

@@ -63,8 +63,16 @@ class RequestState:
         self.session, self.user, self.logout = None, None, True
 
     def identify(self, claims: Claims) -> None:
-        """The verified access token becomes the request's identity (its user is looked up anew)."""
+        """The verified access token becomes the request's identity (its user is looked up anew). Raises
+        `TokenError` when this request has already acted as another user: a view (or a dependency declared
+        before the token's) read the cookie session's user, and the token names someone else. Whichever ran
+        first, a request never serves one user with another's token."""
         if self.claims is not claims:
+            earlier = self.user
+            if earlier is not UNSET and earlier is not None and earlier.id != claims.sub:
+                from ..exceptions import TokenError
+
+                raise TokenError("the token's user is not the user this request already acted as")
             self.claims = claims
             self.user = UNSET
         self.authenticated = True
