@@ -77,6 +77,9 @@ class HotReads:
         # the side file's checkpoints, off the claiming threads (`sessionward.oncefile`)
         self._checkpointer = oncefile.Checkpointer(self._sqlite_path) if self._sqlite_path is not None else None
         self._claims = 0  # claims since the last checkpoint asked for (approximate under threads: only a pace)
+        self._shared_watch: WalWatch | None = None  # `watch_for_another_thread`
+        self._shared_watch_made = False
+        self._shared_watch_lock = threading.Lock()
 
     def one(self, compiled: Compiled, values: dict[str, Any]) -> Row | None:
         row: Row | None = self._run(lambda cur: _execute(cur, compiled, values).fetchone())
@@ -98,6 +101,60 @@ class HotReads:
         value = convert(self.one(compiled, values))
         _remember(cache, key, value)
         return value
+
+    def one_cached_seen(
+        self, compiled: Compiled, values: dict[str, Any], key: Hashable, convert: Callable[[Row | None], T]
+    ) -> tuple[T, bytes | None]:
+        """`one_cached`, and the wal-index header this thread's remembered answers are good for: equal header
+        bytes later mean nothing committed since, so the answer still holds (None: no header to compare, the
+        answer may only be used now). For a caller that keeps answers on another thread (`AsyncHotReads`)."""
+        value = self.one_cached(compiled, values, key, convert)
+        return value, getattr(self._local, "head", None)
+
+    def one_cached_in_parts_seen(
+        self,
+        whole: Compiled,
+        values: dict[str, Any],
+        *,
+        convert: Callable[[Row | None], tuple[A, B]],
+        keys: tuple[Hashable, Hashable],
+        second: Compiled,
+        convert_second: Callable[[Row | None], B],
+    ) -> tuple[tuple[A, B], bytes | None]:
+        """`one_cached_in_parts` and the header its answers are good for (as `one_cached_seen`)."""
+        value = self.one_cached_in_parts(
+            whole, values, convert=convert, keys=keys, second=second, convert_second=convert_second
+        )
+        return value, getattr(self._local, "head", None)
+
+    def watch_for_another_thread(self) -> WalWatch | None:
+        """A view of the wal-index header for a thread that runs no statement itself (an event loop comparing
+        the header with the one `one_cached_seen` returned), on a connection of its own kept open until `close`
+        (SQLite keeps the `-shm` file while a connection is open). Made once, on the calling thread (it opens
+        the database); None when the header cannot be mapped (not SQLite on disk, not WAL)."""
+        if self._sqlite_path is None:
+            return None
+        with self._shared_watch_lock:
+            if not self._shared_watch_made:
+                self._shared_watch, self._shared_watch_made = self._open_shared_watch(self._sqlite_path), True
+            return self._shared_watch
+
+    def _open_shared_watch(self, path: str) -> WalWatch | None:
+        try:
+            conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error:
+            return None
+        try:
+            conn.execute("PRAGMA query_only=ON")
+        except sqlite3.Error:
+            conn.close()
+            return None
+        watch = WalWatch.open(path, conn)  # None (logged) when it cannot be mapped
+        with self._opened_lock:
+            self._opened.append(conn)
+            if watch is not None:
+                self._watches.append(watch)
+        return watch
 
     def one_cached_in_parts(
         self,

@@ -139,6 +139,108 @@ def test_sqlite_remembered_reads_see_every_commit_from_any_connection(sqlite_url
     asyncio.run(main())
 
 
+def _count_hops(store: AsyncSQLStore) -> list[int]:
+    """Count the store's hops to its worker threads (one item per hop)."""
+    hot = store._hot
+    hops: list[int] = []
+    real = hot._in_worker
+
+    async def counted(fn: object, *args: object) -> object:
+        hops.append(1)
+        return await real(fn, *args)  # type: ignore[arg-type]
+
+    hot._in_worker = counted  # type: ignore[method-assign]
+    return hops
+
+
+def test_sqlite_remembered_reads_are_answered_on_the_loop_until_something_commits(sqlite_url: str) -> None:
+    """A remembered read hops to no worker thread while the wal-index header is unchanged; after a commit from
+    another connection (another process, for SQLite's shared memory) the very next read hops and sees it."""
+    from sessionward.stores.sql import SQLStore
+
+    async def main() -> None:
+        a = await AsyncSQLStore.from_url(sqlite_url)
+        b = SQLStore.from_url(sqlite_url)
+        try:
+            secret = new_secret()
+            rec = make_record(secret=secret)
+            family = make_record(kind="token", secret=None)
+            await a.create(rec, now=T0)
+            await a.create(family, now=T0)
+            hops = _count_hops(a)
+            for _ in range(20):  # each worker thread's first read has no header yet to vouch for its answer
+                hops.clear()
+                assert await a.load_by_secret(hash_secret(secret), now=T0) == (rec, 0)
+                assert not (await a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0)).denied
+                if not hops:
+                    break
+            for _ in range(50):
+                assert await a.load_by_secret(hash_secret(secret), now=T0) == (rec, 0)
+                assert not (await a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0)).denied
+            assert hops == []  # answered on the loop
+            b.deny("j", until=T0 + 60, now=T0)  # another connection commits
+            assert (await a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0)).denied
+            assert hops == [1]
+            b.bump_epoch("alice")
+            assert await a.load_by_secret(hash_secret(secret), now=T0) == (rec, 1)
+            assert len(hops) == 2
+            assert await a.load_by_secret(hash_secret(secret), now=T0) == (rec, 1)
+            assert len(hops) == 2  # remembered again
+        finally:
+            await a.close()
+            b.close()
+
+    asyncio.run(main())
+
+
+def test_sqlite_reads_on_the_loop_stay_right_under_random_commits_from_elsewhere(sqlite_url: str) -> None:
+    """Random denials, epoch bumps, deletions and checkpoints by another connection, interleaved with reads of
+    the same answers (some remembered on the loop, some not): every read gives the database's current answer."""
+    import random
+
+    from sessionward.stores.sql import SQLStore
+
+    async def main() -> None:
+        a = await AsyncSQLStore.from_url(sqlite_url)
+        b = SQLStore.from_url(sqlite_url)
+        rng = random.Random(11)
+        try:
+            secrets_ = [new_secret() for _ in range(4)]
+            records = [make_record(secret=s, user_id=f"u{i}") for i, s in enumerate(secrets_)]
+            for rec in records:
+                await a.create(rec, now=T0)
+            live = dict.fromkeys(range(4), True)
+            epochs = dict.fromkeys(range(4), 0)
+            denied: set[str] = set()
+            for _step in range(400):
+                op = rng.random()
+                i = rng.randrange(4)
+                if op < 0.15:
+                    epochs[i] = b.bump_epoch(f"u{i}")
+                elif op < 0.25:
+                    jti = f"j{rng.randrange(8)}"
+                    b.deny(jti, until=T0 + 60, now=T0)
+                    denied.add(jti)
+                elif op < 0.28 and live[i]:
+                    b.delete(records[i].id)
+                    live[i] = False
+                elif op < 0.32:
+                    with b._engine.connect() as conn:  # a checkpoint restarts the log: new salts in the header
+                        conn.exec_driver_sql(f"PRAGMA wal_checkpoint({rng.choice(['PASSIVE', 'TRUNCATE'])})")
+                for _ in range(rng.randrange(1, 4)):
+                    j = rng.randrange(4)
+                    got = await a.load_by_secret(hash_secret(secrets_[j]), now=T0)
+                    assert got == ((records[j], epochs[j]) if live[j] else (None, 0)), (_step, j)
+                    jti = f"j{rng.randrange(8)}"
+                    state = await a.token_state(jti=jti, user_id="u0", family_id="none", now=T0)
+                    assert state.denied == (jti in denied) and state.epoch == epochs[0], (_step, jti)
+        finally:
+            await a.close()
+            b.close()
+
+    asyncio.run(main())
+
+
 # -- native asyncio bursts: many coroutines on one loop -------------------------------------------------
 
 

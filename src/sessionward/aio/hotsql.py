@@ -1,11 +1,14 @@
 """unasync: hand-written. The per-request SQL reads for asyncio (the async twin of `sessionward/hotsql.py`,
 same names; the flavours differ in kind: worker threads here, the caller's thread there).
 
-- SQLite on disk: the sync `HotReads` (a raw sqlite3 connection per thread, answers remembered while
-  `PRAGMA data_version` is unchanged) runs on the store's own worker threads: one hop off the event loop per read,
-  the version check and the query included. Measured faster here than aiosqlite (`python -m bench.aio_sqlite`; see
+- SQLite on disk: the sync `HotReads` (a raw sqlite3 connection per thread, answers remembered while the
+  database is unchanged) runs on the store's own worker threads: one hop off the event loop per read, the
+  version check and the query included. Measured faster here than aiosqlite (`python -m bench.aio_sqlite`; see
   the README's design notes); own threads, so that work queued on the loop's default executor (password hashing)
-  never delays a session read.
+  never delays a session read. A remembered read is answered on the loop with no hop at all: each answer a
+  worker returns comes with the wal-index header it is good for (`HotReads.one_cached_seen`), and the loop
+  keeps it while the header, read from shared memory (`sessionward.walwatch`, no statement, no system call),
+  still has those bytes; any commit, by any process, rewrites the header, and the next read hops again.
 - PostgreSQL: the statement runs on the pooled psycopg 3 async connection itself (no SQLAlchemy result layer);
   the pool's reset on return ends the read transaction.
 - anything else (in-memory SQLite): through the pooled connection's `exec_driver_sql`.
@@ -23,7 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessionward.exceptions import StoreUnavailable
-from sessionward.hotsql import Compiled, HotReads, Row, _driver_errors
+from sessionward.hotsql import _MAX_REMEMBERED, Compiled, HotReads, Row, _driver_errors
+from sessionward.walwatch import WalWatch
 
 __all__ = ["AsyncHotReads", "Compiled"]
 
@@ -34,6 +38,7 @@ B = TypeVar("B")
 #: worker threads per store for SQLite reads (see the README's design notes for the measurement)
 WORKERS = 4
 
+_MISSING: Any = object()  #: no answer kept on the loop
 _CONNECT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError, sa.exc.TimeoutError)
 
 
@@ -53,6 +58,44 @@ class AsyncHotReads:
         self._psycopg = engine.dialect.driver == "psycopg"
         self._errors: tuple[type[BaseException], ...] = _driver_errors(engine)  # type: ignore[arg-type]
         self._connect_errors: tuple[type[BaseException], ...] = (*_CONNECT_ERRORS, *self._errors)
+        # answers kept on the loop (SQLite on disk), good while the wal-index header has the bytes `_head`
+        self._watch: WalWatch | None = None
+        self._watch_asked = False
+        self._head: bytes | None = None
+        self._answers: dict[Hashable, Any] = {}
+
+    def _kept(self, key: Hashable) -> Any:
+        """The answer kept on the loop under `key` if nothing committed since it was read, else `_MISSING`.
+        No I/O: 96 bytes of shared memory compared (a closed store's view raises, so it hops and fails)."""
+        watch = self._watch
+        if watch is None or key not in self._answers:
+            return _MISSING
+        try:
+            head = watch.header()
+        except ValueError:  # closed with the store
+            return _MISSING
+        return self._answers[key] if head == self._head else _MISSING
+
+    def _keep(self, head: bytes | None, *answers: tuple[Hashable, Any]) -> None:
+        """Keep what a worker read, under the header its answers are good for (None: nothing to compare later,
+        keep nothing). Answers under another header than the kept ones replace them all: whichever is older
+        only costs a hop, never a wrong answer, since an answer is served only while the header is its own."""
+        if head is None:
+            return
+        if head != self._head:
+            self._answers, self._head = {}, head
+        if len(self._answers) >= _MAX_REMEMBERED:
+            self._answers.clear()
+        for key, value in answers:
+            self._answers[key] = value
+
+    async def _open_watch(self) -> None:
+        """The loop's view of the header, made once on a worker (it opens a connection)."""
+        reader = self._reader
+        if self._watch_asked or reader is None:
+            return
+        self._watch_asked = True
+        self._watch = await self._in_worker(reader.watch_for_another_thread)
 
     async def one(self, compiled: Compiled, values: dict[str, Any]) -> Row | None:
         if self._reader is not None:
@@ -65,7 +108,13 @@ class AsyncHotReads:
         """`convert(await one(compiled, values))`, remembered under `key` while the database is unchanged (SQLite
         on disk; see `sessionward.hotsql.HotReads.one_cached`). `convert` runs on the worker thread there."""
         if self._reader is not None:
-            return await self._in_worker(self._reader.one_cached, compiled, values, key, convert)  # type: ignore[no-any-return]
+            kept = self._kept(key)
+            if kept is not _MISSING:
+                return kept  # type: ignore[no-any-return]
+            await self._open_watch()
+            value, head = await self._in_worker(self._reader.one_cached_seen, compiled, values, key, convert)
+            self._keep(head, (key, value))
+            return value  # type: ignore[no-any-return]
         return convert(await self._pooled(compiled, values))
 
     async def one_cached_in_parts(
@@ -81,12 +130,19 @@ class AsyncHotReads:
         """See `sessionward.hotsql.HotReads.one_cached_in_parts` (SQLite on disk, on a worker thread);
         elsewhere `whole` runs every time."""
         if self._reader is not None:
+            first_key, second_key = keys
+            first, part = self._kept(first_key), self._kept(second_key)
+            if first is not _MISSING and part is not _MISSING:
+                return first, part
             reader = self._reader
-            return await self._in_worker(  # type: ignore[no-any-return]
-                lambda: reader.one_cached_in_parts(
+            await self._open_watch()
+            (first, part), head = await self._in_worker(
+                lambda: reader.one_cached_in_parts_seen(
                     whole, values, convert=convert, keys=keys, second=second, convert_second=convert_second
                 )
             )
+            self._keep(head, (first_key, first), (second_key, part))
+            return first, part
         return convert(await self._pooled(whole, values))
 
     @property
