@@ -12,8 +12,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from sessionward.tokens.service import DEFAULT_CACHE_SIZE
 
@@ -156,7 +156,8 @@ def _run_extra(parts: set[str], mode: str, workdir: Path, log: Callable[[str], N
         from . import cache_window
 
         log("local cache revocation window")
-        out.append(cache_window.markdown(cache_window.run_cache_window(trials=int(EXTRA["cache_window"][mode]), log=log)))
+        trials = int(EXTRA["cache_window"][mode])
+        out.append(cache_window.markdown(cache_window.run_cache_window(trials=trials, log=log)))
     if "https" in parts:
         from . import served
 

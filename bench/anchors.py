@@ -1,15 +1,16 @@
-"""The anchors: bare Flask (also with sessionward's response headers and nothing else), Flask's signed cookie, Flask-Session + Redis, Flask-JWT-Extended with HS256 / ES256 /
-EdDSA and with a Redis blocklist (see `bench.apps` for how variants are built and served)."""
+"""The anchors: bare Flask (also with sessionward's response headers and nothing else), Flask's signed cookie,
+Flask-Session + Redis, Flask-JWT-Extended with HS256 / ES256 / EdDSA and with a Redis blocklist (see `bench.apps`
+for how variants are built and served)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, abort
 
 from .common import REDIS_PREFIX, _add_public, _cookie_header, _private_pem, _public_pem, _redis, _secret
-
 
 # -- bare Flask -------------------------------------------------------------------------------------
 
@@ -52,7 +53,6 @@ def bare_headers_app(workdir: Path) -> Flask:
 # -- Flask's signed cookie session --------------------------------------------------------------------
 
 def flask_cookie_app(workdir: Path) -> Flask:
-    from flask import session
 
     app = Flask("bench_flask_cookie")
     app.secret_key = _secret(workdir, "flask_secret")
@@ -94,7 +94,6 @@ def flask_cookie_setup(workdir: Path) -> dict[str, str]:
 # -- Flask-Session 0.8 on Redis ----------------------------------------------------------------------
 
 def flask_session_app(workdir: Path) -> Flask:
-    from flask import session
     from flask_session import Session
 
     app = Flask("bench_flask_session")

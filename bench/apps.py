@@ -30,8 +30,16 @@ from .anchors import (
     flask_session_setup,
 )
 from .common import PASSWORD, REDIS_PREFIX, REDIS_URL, RUN_ID, Variant, cleanup_redis
-from .sw_apps import (SW_PREFIX, _sw_cookie_make, _sw_cookie_setup, _sw_jwt_make, _sw_jwt_setup, _sw_jwt_tokens, app_stores,
-                      close_app)
+from .sw_apps import (
+    SW_PREFIX,
+    _sw_cookie_make,
+    _sw_cookie_setup,
+    _sw_jwt_make,
+    _sw_jwt_setup,
+    _sw_jwt_tokens,
+    app_stores,
+    close_app,
+)
 
 __all__ = ["BY_NAME", "PASSWORD", "REDIS_PREFIX", "REDIS_URL", "RUN_ID", "SW_PREFIX", "VARIANTS", "Variant",
            "app_stores", "cleanup_redis", "close_app"]
@@ -62,14 +70,17 @@ VARIANTS: list[Variant] = [
     Variant("sw_cookie_redis_cache", "sw cookie session, Redis + local cache", "cookie", "sessionward",
             _sw_cookie_setup("redis"), _sw_cookie_make("redis", cache=True), needs_redis=True, cached=True),
     Variant("sw_jwt_hs256", "sw JWT HS256 (jwt_required, SQLite store)", "jwt", "sessionward",
-            _sw_jwt_setup("HS256", "sqlite"), _sw_jwt_make("HS256", "sqlite"), tokens=_sw_jwt_tokens("HS256", "sqlite")),
+            _sw_jwt_setup("HS256", "sqlite"), _sw_jwt_make("HS256", "sqlite"),
+            tokens=_sw_jwt_tokens("HS256", "sqlite")),
     Variant("sw_jwt_hs256_core", "sw JWT HS256, core verify_access only (SQLite store)", "jwt", "sessionward",
             _sw_jwt_setup("HS256", "sqlite"), _sw_jwt_make("HS256", "sqlite", core=True),
             tokens=_sw_jwt_tokens("HS256", "sqlite")),
     Variant("sw_jwt_es256", "sw JWT ES256 (jwt_required, SQLite store)", "jwt", "sessionward",
-            _sw_jwt_setup("ES256", "sqlite"), _sw_jwt_make("ES256", "sqlite"), tokens=_sw_jwt_tokens("ES256", "sqlite")),
+            _sw_jwt_setup("ES256", "sqlite"), _sw_jwt_make("ES256", "sqlite"),
+            tokens=_sw_jwt_tokens("ES256", "sqlite")),
     Variant("sw_jwt_eddsa", "sw JWT EdDSA (jwt_required, SQLite store)", "jwt", "sessionward",
-            _sw_jwt_setup("EdDSA", "sqlite"), _sw_jwt_make("EdDSA", "sqlite"), tokens=_sw_jwt_tokens("EdDSA", "sqlite")),
+            _sw_jwt_setup("EdDSA", "sqlite"), _sw_jwt_make("EdDSA", "sqlite"),
+            tokens=_sw_jwt_tokens("EdDSA", "sqlite")),
     Variant("sw_jwt_hs256_redis", "sw JWT HS256 (jwt_required), revocation on Redis", "jwt-revocable",
             "sessionward", _sw_jwt_setup("HS256", "redis"), _sw_jwt_make("HS256", "redis"), needs_redis=True,
             tokens=_sw_jwt_tokens("HS256", "redis")),

@@ -15,8 +15,8 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sessionward.ids import hash_secret, new_public_id, new_secret
 from sessionward.stores.base import SessionRecord

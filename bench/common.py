@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask
 
@@ -79,7 +80,8 @@ def _private_pem(workdir: Path, alg: str, owner: str = "fje") -> bytes:
     if not path.exists():
         key = ec.generate_private_key(ec.SECP256R1()) if alg == "ES256" else ed25519.Ed25519PrivateKey.generate()
         path.write_bytes(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption())
         )
     return path.read_bytes()
 
@@ -88,7 +90,8 @@ def _public_pem(workdir: Path, alg: str) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     private = serialization.load_pem_private_key(_private_pem(workdir, alg), password=None)
-    return private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _add_public(app: Flask) -> None:

@@ -38,9 +38,10 @@ INPROC_GOALS = (
          0.35),
     Spec("jwt_revocable", "revocable JWT (denylist, epoch, family) vs FJE + Redis blocklist",
          ("sw_jwt_hs256_redis", "sw_jwt_hs256_redis_cache"), "fje_hs256_redis_bl", 0.2),
-    Spec("cookie_sqlite", "cookie session on SQLite vs Flask signed cookie", ("sw_cookie_sqlite",), "flask_cookie", 1.0),
-    Spec("cookie_redis", "cookie session on Redis vs Flask-Session + Redis", ("sw_cookie_redis", "sw_cookie_redis_cache"),
-         "flask_session_redis", 0.4),
+    Spec("cookie_sqlite", "cookie session on SQLite vs Flask signed cookie", ("sw_cookie_sqlite",), "flask_cookie",
+         1.0),
+    Spec("cookie_redis", "cookie session on Redis vs Flask-Session + Redis",
+         ("sw_cookie_redis", "sw_cookie_redis_cache"), "flask_session_redis", 0.4),
 )
 #: Cold tokens (distinct tokens cycled, the verified-token cache never hits) against the anchor's own cold row;
 #: each sessionward configuration separately (SQLite, and Redis + local cache).
@@ -61,8 +62,8 @@ HTTP_GOALS = (
          "bare", 0.90),
     Spec("http_jwt_revocable", "HTTP throughput, revocable JWT on Redis, ratio to bare",
          ("sw_jwt_hs256_redis", "sw_jwt_hs256_redis_cache"), "bare", 0.90),
-    Spec("http_cookie_sqlite", "HTTP throughput, cookie session on SQLite, ratio to bare", ("sw_cookie_sqlite",), "bare",
-         0.88),
+    Spec("http_cookie_sqlite", "HTTP throughput, cookie session on SQLite, ratio to bare", ("sw_cookie_sqlite",),
+         "bare", 0.88),
     Spec("http_cookie_redis", "HTTP throughput, cookie session on Redis, ratio to bare",
          ("sw_cookie_redis", "sw_cookie_redis_cache"), "bare", 0.80),
     Spec("http_redis_cache", "HTTP throughput, Redis + local cache (cookie session), ratio to bare",
@@ -118,7 +119,7 @@ def _ratio(a: float, b: float) -> float:
 
 def _round_ratios(ours: list[float], theirs: list[float]) -> tuple[float, float]:
     """min..max of the per-round ratios (both measured in the same round)."""
-    ratios = [_ratio(a, b) for a, b in zip(ours, theirs)]
+    ratios = [_ratio(a, b) for a, b in zip(ours, theirs, strict=True)]
     ratios = [r for r in ratios if not math.isnan(r)]
     return (min(ratios), max(ratios)) if ratios else (math.nan, math.nan)
 
@@ -155,7 +156,8 @@ def goals(inproc: InprocResult | None, login: LoginResult | None, http: HttpResu
             if name in inproc.public_overhead:
                 v = inproc.public_overhead[name].median
                 s = inproc.public_overhead[name]
-                out.append(Goal(f"public_{name}", f"public page with the cookie ({BY_NAME[name].label}): extra us over bare",
+                out.append(Goal(f"public_{name}",
+                                f"public page with the cookie ({BY_NAME[name].label}): extra us over bare",
                                 v, 15.0, "<=", f"{v:.1f} us (rounds {s.lo:.1f}..{s.hi:.1f}; limit: headers only, no "
                                 "store access)", name, lo=s.lo, hi=s.hi))
     if http is not None:
@@ -166,8 +168,10 @@ def goals(inproc: InprocResult | None, login: LoginResult | None, http: HttpResu
             best = max(have, key=http.median_ratio)
             r = http.median_ratio(best)
             rounds = http.ratio.get(best) or [r]
-            shown = f"{r:.2f}" + (f" (rounds {min(rounds):.2f}..{max(rounds):.2f})" if len(rounds) > 1 else "") + "".join(f"; other config, {BY_NAME[n].label}: {http.median_ratio(n):.2f}"
-                                         for n in have if n != best)
+            spread = f" (rounds {min(rounds):.2f}..{max(rounds):.2f})" if len(rounds) > 1 else ""
+            others = "".join(f"; other config, {BY_NAME[n].label}: {http.median_ratio(n):.2f}"
+                             for n in have if n != best)
+            shown = f"{r:.2f}" + spread + others
             out.append(Goal(spec.key, f"{spec.text}; config: {BY_NAME[best].label}", r, spec.limit, ">=", shown, best,
                             noisy=r > 1.05, lo=min(rounds), hi=max(rounds)))
     for s in scale:

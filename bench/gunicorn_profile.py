@@ -13,7 +13,7 @@ _profile: cProfile.Profile | None = None
 
 
 def post_worker_init(worker: Any) -> None:
-    global _profile
+    global _profile  # noqa: PLW0603 - gunicorn hooks share state only through their config module
     _profile = cProfile.Profile(time.process_time)  # CPU time: a worker waiting in select() costs nothing
     _profile.enable()
 

@@ -1,9 +1,9 @@
 """In-process cost per request: `app.wsgi_app(environ, start_response)` called directly, no server, no socket.
 
 Every round runs every variant once (forward order in even rounds, reversed in odd rounds, so slow drift
-of the machine does not favour one side), `n` requests each (the fastest of three batches), and the bare Flask view in the same round is
-subtracted: overhead(variant, round) = us/request(variant) - us/request(bare). We report the median over
-rounds and the spread (min..max).
+of the machine does not favour one side), `n` requests each (the fastest of three batches), and the bare Flask
+view in the same round is subtracted: overhead(variant, round) = us/request(variant) - us/request(bare). We
+report the median over rounds and the spread (min..max).
 
 Token variants are measured twice: *hot* (one token sent again and again: sessionward's verified-token cache
 answers) and *cold* (`cold_tokens` distinct tokens of the same client, cycled in order: more than the cache
@@ -17,9 +17,10 @@ import gc
 import itertools
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from werkzeug.test import EnvironBuilder
 
@@ -140,8 +141,11 @@ def run_primitives(*, repeats: int, rounds: int = 3) -> list[Primitive]:
         data = message.encode()
         signature = algorithm.sign(data, signer)
         assert algorithm.verify(data, verifier, signature)
-        sign = per_call(lambda: algorithm.sign(data, signer), repeats // 10 if alg == "RS256" else repeats)
-        verify = per_call(lambda: algorithm.verify(data, verifier, signature), repeats)
+        # Bound as defaults: per_call runs each lambda within this iteration, before the names are rebound.
+        sign = per_call(lambda algorithm=algorithm, data=data, signer=signer: algorithm.sign(data, signer),
+                        repeats // 10 if alg == "RS256" else repeats)
+        verify = per_call(lambda algorithm=algorithm, data=data, verifier=verifier, signature=signature:
+                          algorithm.verify(data, verifier, signature), repeats)
         out.append(Primitive(alg, sign, verify, len(token)))
     return out
 
@@ -273,10 +277,10 @@ def _rounds(variants: list[Variant], apps: dict[str, Any], headers: dict[str, di
                 before = cache.hits if cache is not None else 0
                 cold_us[name] = _time_per_call(cold_callers[name], n)
                 cold_hits += (cache.hits - before) if cache is not None else 0
-        for name in cold_us:
-            cold_overhead[name].values.append(cold_us[name] - protected["bare"])
-        for name in disturbed_overhead:
-            disturbed_overhead[name].values.append(disturbed[name] - disturbed["bare"])
+        for name, us in cold_us.items():
+            cold_overhead[name].values.append(us - protected["bare"])
+        for name, series in disturbed_overhead.items():
+            series.values.append(disturbed[name] - disturbed["bare"])
         for name in names:
             absolute[name].values.append(protected[name])
             overhead[name].values.append(protected[name] - protected["bare"])
@@ -324,7 +328,8 @@ def run_login(workdir: Path, *, repeats: int, log: Callable[[str], None]) -> Log
     users = UserStore(engine, hasher=hasher, policy=PasswordPolicy(), clock=clock)
     store = SQLStore(engine)
     user = users.get_by_username("login-user") or users.create("login-user", PASSWORD)
-    auth = Authenticator(users=users, hasher=hasher, throttle=LoginThrottle(store, ThrottlePolicy(), clock), clock=clock)
+    auth = Authenticator(users=users, hasher=hasher, throttle=LoginThrottle(store, ThrottlePolicy(), clock),
+                         clock=clock)
     sessions = SessionManager(store=store, clock=clock)
     verify, login = Series(), Series()
     for i in range(repeats + 1):

@@ -34,7 +34,8 @@ def _thread(host: str, port: int, path: str, headers: dict[str, str], deadline: 
     out.extend([ok, bad])
 
 
-def _process(url: str, headers: dict[str, str], threads: int, duration: float, queue: "mp.Queue[tuple[int, int]]") -> None:
+def _process(url: str, headers: dict[str, str], threads: int, duration: float,
+             queue: mp.Queue[tuple[int, int]]) -> None:
     parts = urlsplit(url)
     deadline = time.perf_counter() + duration
     results: list[list[int]] = [[] for _ in range(threads)]
@@ -49,7 +50,8 @@ def _process(url: str, headers: dict[str, str], threads: int, duration: float, q
     queue.put((sum(r[0] for r in results if r), sum(r[1] for r in results if r)))
 
 
-def run(url: str, headers: dict[str, str], *, connections: int, duration: float, processes: int = 2) -> tuple[float, int]:
+def run(url: str, headers: dict[str, str], *, connections: int, duration: float,
+        processes: int = 2) -> tuple[float, int]:
     """Requests per second (successful) and the count of failed requests."""
     host = urlsplit(url).hostname or ""
     if not (host.startswith("127.") or host in ("localhost", "::1")):

@@ -24,9 +24,10 @@ import io
 import pstats
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .apps import Variant, app_stores, close_app
 from .inproc import make_caller
@@ -35,8 +36,8 @@ CALLS = 2000
 TOP = 12
 #: the variants whose gunicorn workers are profiled under load: bare, the headers alone, one anchor, and the
 #: sessionward configurations the HTTP goals name
-HTTP_PROFILED = ("bare", "bare_headers", "fje_hs256", "sw_jwt_hs256", "sw_jwt_hs256_redis_cache", "sw_jwt_es256_redis_cache",
-                 "sw_cookie_sqlite", "sw_cookie_redis_cache")
+HTTP_PROFILED = ("bare", "bare_headers", "fje_hs256", "sw_jwt_hs256", "sw_jwt_hs256_redis_cache",
+                 "sw_jwt_es256_redis_cache", "sw_cookie_sqlite", "sw_cookie_redis_cache")
 
 #: The SessionStore methods counted (the Protocol in `sessionward.stores.base`).
 STORE_METHODS = (
@@ -89,7 +90,8 @@ def _package(filename: str, func: str) -> str:
     return "stdlib/other"
 
 
-def _raw(call: Callable[[], None], calls: int, warm: int = 200) -> dict[tuple[str, int, str], tuple[float, float, float]]:
+def _raw(call: Callable[[], None], calls: int,
+         warm: int = 200) -> dict[tuple[str, int, str], tuple[float, float, float]]:
     """Per function (file, line, name): own us, cumulative us and calls, per call of `call`."""
     for _ in range(warm):
         call()
@@ -347,7 +349,7 @@ def profile_cold(variants: list[Variant], workdir: Path, headers: dict[str, dict
             refused: list[str] = []
             wsgi = app.wsgi_app
 
-            def cold_call() -> None:
+            def cold_call(wsgi: Any = wsgi, environs: Iterator[Any] = environs, refused: list[str] = refused) -> None:
                 _one(wsgi, next(environs))
                 status = _start_response.status  # type: ignore[attr-defined]
                 if not status.startswith("200"):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from sessionward.ids import hash_secret, new_public_id, new_secret
 from sessionward.stores.base import SessionRecord

@@ -49,7 +49,8 @@ def markdown(*, mode: str, started: str, elapsed: float, inproc: InprocResult | 
                   + (f", {unclear} unclear (noise)" if unclear else "") + ". A goal is met only when the ratio of "
                   "every round is within its limit; when the rounds straddle the limit it is \"within noise\", "
                   "neither met nor missed. Hot rows send one token again and again; cold rows cycle distinct tokens "
-                  "so that the verified-token cache never hits. Where sessionward has several configurations for a goal, the row uses the "
+                  "so that the verified-token cache never hits. Where sessionward has several configurations for a "
+                  "goal, the row uses the "
                   "best one measured in this run (every configuration keeps server-side revocation) and names it; the "
                   "others are shown beside it. A missed goal's reason starts with this run's own numbers (store calls "
                   "and Redis round trips counted per request by wrapping the app's store, user-row reads, own time by "
@@ -158,7 +159,8 @@ def markdown(*, mode: str, started: str, elapsed: float, inproc: InprocResult | 
             "`load_by_secret` latency median (p90) over 2,000 random live sessions; bulk path and details in "
             "`bench/scale.py`; purge with 10% of the sessions dead.",
             "",
-            "| store | sessions | insert/s via `create` | insert/s bulk | lookup @1k, us | lookup @N, us | bytes/session | purge |",
+            "| store | sessions | insert/s via `create` | insert/s bulk | lookup @1k, us | lookup @N, us "
+            "| bytes/session | purge |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for s in scale:
@@ -223,8 +225,8 @@ def _profile_sections(profile: ProfileResult) -> list[str]:
         if "bare" in served:
             lines.append("| over bare | " + " | ".join(f"{served[n].total_us - served['bare'].total_us:+.0f}"
                                                         for n in names) + " |")
-        lines += ["", "Requests each profile saw: " + ", ".join(f"{BY_NAME[n].label} {profile.http_requests.get(n, 0):,}"
-                                                             for n in names) + ".", ""]
+        seen = ", ".join(f"{BY_NAME[n].label} {profile.http_requests.get(n, 0):,}" for n in names)
+        lines += ["", "Requests each profile saw: " + seen + ".", ""]
     return lines
 
 
@@ -255,11 +257,12 @@ def chart(path: Path, *, inproc: InprocResult | None, http: HttpResult | None) -
         order = {n: i for i, n in enumerate(inproc.overhead)}
         rows.sort(key=lambda r: (order[r[0]], r[1] != "hot"))
         med = [s.median for _, _, s in rows]
-        err = [[m - s.lo for (_, _, s), m in zip(rows, med)], [s.hi - m for (_, _, s), m in zip(rows, med)]]
+        err = [[m - s.lo for (_, _, s), m in zip(rows, med, strict=True)],
+               [s.hi - m for (_, _, s), m in zip(rows, med, strict=True)]]
         colors = [_COLORS[BY_NAME[n].family] for n, _, _ in rows]
         labels = [BY_NAME[n].label + (", cold" if kind == "cold" else "") for n, kind, _ in rows]
         bars = ax.barh(labels, med, xerr=err, color=colors)
-        for bar, (_, kind, _) in zip(bars, rows):
+        for bar, (_, kind, _) in zip(bars, rows, strict=True):
             if kind == "cold":
                 bar.set_hatch("//")
                 bar.set_alpha(0.6)

@@ -2,7 +2,8 @@
 
 Measured per store: insert rate through the store API (`create`, one record at a time, on a sample) and
 through the bulk path used to fill the store; `load_by_secret` latency (the cookie session's per-request read:
-record and epoch) with 1k sessions and with N; bytes per session (split by table and index, or by key kind); the time `purge_expired` takes when 10% of the sessions are dead.
+record and epoch) with 1k sessions and with N; bytes per session (split by table and index, or by key kind); the
+time `purge_expired` takes when 10% of the sessions are dead.
 
 Bulk paths (bench only, they mirror what `create` writes, without its per-record checks):
 - SQLite: one `INSERT` executemany per batch of `SessionRecord`s turned into rows by the store's own
@@ -22,9 +23,10 @@ import random
 import secrets
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sessionward.clock import SystemClock
 from sessionward.ids import hash_secret, new_public_id, new_secret
@@ -116,8 +118,9 @@ def _sample_indices(n: int, rng: random.Random, live_only: bool = True) -> list[
     return out
 
 
-def _run(name: str, store: Any, bulk: Callable[[list[SessionRecord], float], None], size_of: Callable[[int], tuple[float, str]],
-         n: int, api_sample: int, log: Callable[[str], None]) -> StoreScale:
+def _run(name: str, store: Any, bulk: Callable[[list[SessionRecord], float], None],
+         size_of: Callable[[int], tuple[float, str]], n: int, api_sample: int,
+         log: Callable[[str], None]) -> StoreScale:
     result = StoreScale(name, n)
     now0 = SystemClock().now()  # the clock sessions get in production: whole milliseconds
     maker = _Maker(now0)

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .http import Server, _free_port
 
@@ -155,7 +155,7 @@ def _unknown_login() -> str:
 
 
 def _process(port: int, cafile: str, method: str, path: str, headers: dict[str, str], body: str | None,
-             threads: int, duration: float, storm: bool, queue: "mp.Queue[str]") -> None:
+             threads: int, duration: float, storm: bool, queue: mp.Queue[str]) -> None:
     deadline = time.perf_counter() + duration
     out: list[int] = []
     ts = [threading.Thread(target=_thread, args=(port, cafile, method, path, headers, body, deadline,
@@ -215,7 +215,7 @@ def run_https(workdir: Path, *, duration: float, log: Callable[[str], None]) -> 
                                      {"Authorization": f"Bearer {token}"})):
             seen: list[int] = []
             statuses = load(served, "GET", path, duration=duration, headers=headers,
-                            during=lambda: seen.extend(sorted(served.connections_per_worker().values())))
+                            during=lambda seen=seen: seen.extend(sorted(served.connections_per_worker().values())))
             ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
             row = HttpsRow(name, ok / duration, statuses, seen)
             log(f"  {name}: {row.rps:,.0f} requests/s over HTTPS ({PROCESSES * THREADS} keep-alive connections, "

@@ -9,9 +9,9 @@ The storm comes from one address, so the address throttle is raised for it (a re
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .served import PROCESSES, THREADS, WORKERS, Served, load
 
@@ -66,7 +66,8 @@ def markdown(s: Storm | None) -> str:
         return ""
     return "\n".join([
         "## Login storm (unknown usernames, argon2id m=64 MiB)", "",
-        f"{PROCESSES * THREADS} concurrent clients for {s.duration:g} s against `sessionward serve` ({WORKERS} workers, "
+        f"{PROCESSES * THREADS} concurrent clients for {s.duration:g} s against `sessionward serve` "
+        f"({WORKERS} workers, "
         f"default SESSIONWARD_HASH_CONCURRENCY).", "",
         "| logins/s | per core | refused (503) | other answers | worker peak memory growth (all of it) | "
         "argon2's share bound per worker (hashes at once x 64 MiB) |",

@@ -9,13 +9,13 @@ its threads afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, abort, request
 
 from .common import AUDIENCE, ISSUER, PASSWORD, REDIS_PREFIX, REDIS_URL, USERNAME, _add_public, _private_pem, _secret
-
 
 # -- sessionward: stores as an application configures them ----------------------------------------
 

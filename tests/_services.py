@@ -25,8 +25,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -210,7 +210,8 @@ def start_redis_cluster(masters: int = 3) -> RedisCluster:
 
         def _ok() -> bool:
             for s in servers:
-                out = subprocess.run([cli, "-p", str(s.port), "cluster", "info"], capture_output=True, text=True)
+                out = subprocess.run([cli, "-p", str(s.port), "cluster", "info"], check=False, capture_output=True,
+                                     text=True)
                 if "cluster_state:ok" not in out.stdout:
                     return False
             return True

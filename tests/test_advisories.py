@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import jwt
 import pytest
@@ -103,7 +104,7 @@ def test_keys_from_the_token_header(store: SQLStore, clock: ManualClock, param: 
     assert refused(svc, forged) == "key-bearing header refused"
 
 
-# -- CVE-2022-21449 ("psychic signatures"): ECDSA r = s = 0 --------------------------------------------------------------
+# -- CVE-2022-21449 ("psychic signatures"): ECDSA r = s = 0 ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -118,10 +119,11 @@ def test_ecdsa_zero_signature(store: SQLStore, clock: ManualClock, signature: by
     assert refused(svc, forge.with_signature(good, signature, sub="admin")) == "bad signature"
 
 
-# -- CVE-2024-53861 (PyJWT 2.10.0): iss checked as a substring / container -------------------------------------------------
+# -- CVE-2024-53861 (PyJWT 2.10.0): iss checked as a substring / container ---------------------------------------------
 
 
-@pytest.mark.parametrize("iss", ["auth.example", "https://auth", ISSUER[:-1], [ISSUER], [ISSUER, "https://evil"], ["h"]])
+@pytest.mark.parametrize("iss",
+                         ["auth.example", "https://auth", ISSUER[:-1], [ISSUER], [ISSUER, "https://evil"], ["h"]])
 def test_issuer_partial_match(store: SQLStore, clock: ManualClock, iss: Any) -> None:
     svc, key, good = make(store, clock, "EdDSA")
     payload = {**payload_of(good), "iss": iss}
@@ -131,7 +133,7 @@ def test_issuer_partial_match(store: SQLStore, clock: ManualClock, iss: Any) -> 
         validate_claims(payload, kid=key.kid, policy=svc.policy, now=clock.now())
 
 
-# -- CVE-2026-32597 (PyJWT < 2.12): unknown crit extensions accepted; RFC 7515 4.1.11 --------------------------------------
+# -- CVE-2026-32597 (PyJWT < 2.12): unknown crit extensions accepted; RFC 7515 4.1.11 ----------------------------------
 
 
 @pytest.mark.parametrize("crit", [["x"], ["exp"], ["b64"]])
@@ -141,10 +143,11 @@ def test_unknown_crit_extension(store: SQLStore, clock: ManualClock, crit: list[
     assert refused(svc, forged) == "crit header refused"
 
 
-# -- CVE-2025-61920 (Authlib): unbounded token size -> CPU/memory DoS -------------------------------------------------------
+# -- CVE-2025-61920 (Authlib): unbounded token size -> CPU/memory DoS --------------------------------------------------
 
 
-def test_oversized_token_refused_before_any_parsing(store: SQLStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversized_token_refused_before_any_parsing(store: SQLStore, clock: ManualClock,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     svc, key, good = make(store, clock, "EdDSA")
     h, p, s = good.split(".")
 

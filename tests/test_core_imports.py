@@ -12,7 +12,8 @@ CORE = [
     "sessionward.tokens", "sessionward.events", "sessionward.metrics",
     "sessionward.settings", "sessionward.assembly", "sessionward.extras", "sessionward.web", "sessionward.web.state",
     "sessionward.web.context", "sessionward.app.instance", "sessionward.httpshape", "sessionward.bearer",
-    "sessionward.app.common", "sessionward.app.openapi", "sessionward.aio", "sessionward.aio.sessions", "sessionward.cli", "sessionward.cli_keys",
+    "sessionward.app.common", "sessionward.app.openapi", "sessionward.aio", "sessionward.aio.sessions",
+    "sessionward.cli", "sessionward.cli_keys",
     "sessionward.audit", "sessionward.audit.cli", "sessionward.audit.report", "sessionward.audit.probes",
     "sessionward.aio.stores", "sessionward.aio.stores.sql", "sessionward.aio.stores.redis",
     "sessionward.aio.stores.cache",
@@ -29,7 +30,7 @@ def test_core_does_not_import_flask_or_werkzeug():
         "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug', 'django', 'starlette')]\n"
         "print(','.join(bad)); sys.exit(1 if bad else 0)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"core imported a web framework: {result.stdout} {result.stderr[-2000:]}"
 
 
@@ -41,5 +42,5 @@ def test_the_asgi_adapter_and_service_import_no_flask():
         "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug', 'django')]\n"
         "print(','.join(bad)); sys.exit(1 if bad else 0)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"the ASGI side imported Flask: {result.stdout} {result.stderr[-2000:]}"

@@ -30,7 +30,8 @@ def import_all(package: ModuleType) -> list[str]:
 def test_every_module_of_the_package_imports() -> None:
     names = import_all(sessionward)
     assert len(names) > 30  # the walk really found the package
-    for expected in ("sessionward.app.api", "sessionward.cli_keys", "sessionward.flask.jwt", "sessionward.stores.redis"):
+    for expected in ("sessionward.app.api", "sessionward.cli_keys", "sessionward.flask.jwt",
+                     "sessionward.stores.redis"):
         assert expected in names
 
 

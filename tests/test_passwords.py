@@ -10,10 +10,10 @@ import pytest
 
 from sessionward.exceptions import ConfigError, Overloaded, PasswordPolicyError
 from sessionward.passwords import (
-    HashGate,
     OWASP_MIN_MEMORY_COST,
     OWASP_MIN_TIME_COST,
     Argon2idHasher,
+    HashGate,
     PasswordPolicy,
     common_passwords,
 )
@@ -252,7 +252,8 @@ def test_O7_full_queue_is_refused_with_overloaded_and_retry_after() -> None:
     gate = HashGate(1, max_waiting=0, max_wait=3)
     hasher = Argon2idHasher.insecure_for_tests(gate=gate)
     with gate.slot():  # another sign-in is hashing
-        for call in (lambda: hasher.dummy_verify("x"), lambda: hasher.verify("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA", "x"),
+        for call in (lambda: hasher.dummy_verify("x"),
+                     lambda: hasher.verify("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA", "x"),
                      lambda: hasher.hash("x")):
             with pytest.raises(Overloaded) as info:
                 call()

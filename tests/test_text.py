@@ -11,7 +11,8 @@ from sessionward.exceptions import PasswordPolicyError, ValidationError
 from sessionward.passwords import PasswordPolicy
 from sessionward.text import MAX_TEXT, check_text, log_safe, text_problem
 
-REFUSED = ["\x00", "\t", "\r\n", "\x1b[31m", "\x7f", "\x85", "\x9b", "\ud800", "\udfff", "\u202e", "\u2066", "\u200f", "\u061c"]
+REFUSED = ["\x00", "\t", "\r\n", "\x1b[31m", "\x7f", "\x85", "\x9b", "\ud800", "\udfff", "\u202e", "\u2066", "\u200f",
+           "\u061c"]
 ACCEPTED = ["alice", "correct horse battery staple", "Zoë Ångström", "пароль", "密码🙂", "\u00a0nbsp", "a" * MAX_TEXT]
 
 

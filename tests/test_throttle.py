@@ -7,8 +7,8 @@ no `succeeded()`. It returns the wait the address then has."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa

@@ -3,8 +3,8 @@ disable, hash updates that never overwrite a newer password, StoreUnavailable wh
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from webtest import Web  # type: ignore[import-not-found]
 
 from sessionward.app import create_app
 from sessionward.clock import ManualClock
-
-from webtest import Web  # type: ignore[import-not-found]
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ end-to-end (forged with PyJWT + cryptography), plus C6/C7 across cookie sessions
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -16,6 +15,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from tokens.forge import b64u, compact, parts, resign  # type: ignore[import-not-found]
+from webtest import management_client  # type: ignore[import-not-found]
 
 from sessionward.app import create_app
 from sessionward.cli import main as cli_main
@@ -23,8 +24,6 @@ from sessionward.clock import ManualClock
 from sessionward.db import make_engine
 from sessionward.flask import jwt_required, state
 from sessionward.tokens import SQLKeyRepository
-from tokens.forge import b64u, compact, parts, resign  # type: ignore[import-not-found]
-from webtest import management_client  # type: ignore[import-not-found]
 
 DAY = 24 * 3600
 BASE = "https://localhost"

@@ -214,7 +214,8 @@ def test_dpop_answers_are_equal_on_flask_and_asgi(pair_of_drivers: tuple[FlaskDr
         client = DPoPClient()
         token = tokens(drv, client)["access_token"]
         proof = client.proof("GET", url("/api/profile"), access_token=token, now=T0)
-        seq = [get(drv, "/api/profile", client, token, proof=proof), get(drv, "/api/profile", client, token, proof=proof),
+        seq = [get(drv, "/api/profile", client, token, proof=proof),
+               get(drv, "/api/profile", client, token, proof=proof),
                get(drv, "/api/profile", None, token, scheme="Bearer"), get(drv, "/api/profile", DPoPClient(), token),
                dpop_login(drv, client, htm="GET"), drv.send("GET", "/api/profile"),
                get(drv, "/api/profile", client, "abc.def.ghi"),
@@ -396,7 +397,8 @@ def test_dpop_htu_scheme_and_host_behind_trusted_proxies_only(tmp_path: Any, tru
         for drv in (flask, asgi):
             drv.add_user("alice")
             client = DPoPClient()
-            forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example", "X-Forwarded-For": "192.0.2.9"}
+            forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example",
+                         "X-Forwarded-For": "192.0.2.9"}
             r = drv.send("POST", "/api/login", json={"username": "alice", "password": PASSWORD}, headers={
                 **forwarded, "DPoP": client.proof("POST", "https://api.example/api/login", now=T0)})
             if not trusted:
@@ -404,11 +406,14 @@ def test_dpop_htu_scheme_and_host_behind_trusted_proxies_only(tmp_path: Any, tru
                 continue
             assert r.status == 200, r.body
             token = r.json()["access_token"]
-            r = drv.send("GET", "/api/profile", headers={**forwarded, "Authorization": f"DPoP {token}", "DPoP": client.proof(
-                "GET", "https://api.example/api/profile", access_token=token, now=T0)})
+            r = drv.send("GET", "/api/profile", headers={
+                **forwarded, "Authorization": f"DPoP {token}",
+                "DPoP": client.proof("GET", "https://api.example/api/profile", access_token=token, now=T0)})
             assert r.status == 200
-            r = drv.send("GET", "/api/profile", headers={**forwarded, "Authorization": f"DPoP {token}", "DPoP": client.proof(
-                "GET", url("/api/profile"), access_token=token, now=T0)})  # the backend's own URL is not the htu
+            # the backend's own URL is not the htu
+            r = drv.send("GET", "/api/profile", headers={
+                **forwarded, "Authorization": f"DPoP {token}",
+                "DPoP": client.proof("GET", url("/api/profile"), access_token=token, now=T0)})
             assert r.status == 401 and r.header("www-authenticate") == BAD_PROOF
     finally:
         asgi.close()

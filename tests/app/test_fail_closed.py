@@ -6,13 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from _services import start_redis_server  # type: ignore[import-not-found]
+from webtest import BASE, PASSWORD, login, management_client, page_token  # type: ignore[import-not-found]
 
 from sessionward.app import create_app
 from sessionward.clock import SystemClock
 from sessionward.flask import state
-
-from _services import start_redis_server  # type: ignore[import-not-found]
-from webtest import BASE, PASSWORD, login, management_client, page_token  # type: ignore[import-not-found]
 
 
 @pytest.fixture

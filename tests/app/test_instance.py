@@ -49,7 +49,8 @@ def test_environment_and_kek_file_win_over_the_file(tmp_path: Path, monkeypatch:
 
 
 @pytest.mark.parametrize("setting", ["SESSIONWARD_CSRF_KEY", "SESSIONWARD_KEK_FILE"])
-def test_bad_environment_secret_names_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str) -> None:
+def test_bad_environment_secret_names_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  setting: str) -> None:
     if setting == "SESSIONWARD_KEK_FILE":
         (tmp_path / "kek.hex").write_text("not hex")
         monkeypatch.setenv(setting, str(tmp_path / "kek.hex"))

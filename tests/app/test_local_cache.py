@@ -7,13 +7,12 @@ import secrets
 import time
 
 import pytest
+from webtest import BASE, PASSWORD, login  # type: ignore[import-not-found]
 
 from sessionward.app import create_app
 from sessionward.clock import SystemClock
 from sessionward.exceptions import ConfigError
 from sessionward.flask import state
-
-from webtest import BASE, PASSWORD, login  # type: ignore[import-not-found]
 
 COOKIE = "__Host-session"
 
@@ -91,7 +90,8 @@ def test_cli_revocation_reaches_cached_instances(pair, monkeypatch, tmp_path):
 
 def test_api_tokens_revoked_elsewhere_are_refused(pair):
     a, b = pair
-    pair_json = a.test_client().post("/api/login", base_url=BASE, json={"username": "alice", "password": PASSWORD}).get_json()
+    pair_json = a.test_client().post("/api/login", base_url=BASE,
+                                     json={"username": "alice", "password": PASSWORD}).get_json()
     auth = {"Authorization": f"Bearer {pair_json['access_token']}"}
     cb = b.test_client()
     assert cb.get("/api/profile", base_url=BASE, headers=auth).status_code == 200
@@ -126,9 +126,11 @@ def test_T14_cli_key_revocation_reaches_cached_instances(pair, monkeypatch, tmp_
             keys = token_service()._keys
             keys.load(now=time.time())  # ... and both had re-read their keys,
             keys.refresh_interval = 60.0  # which they will not do again during this test
-    tokens = a.test_client().post("/api/login", base_url=BASE, json={"username": "alice", "password": PASSWORD}).get_json()
+    tokens = a.test_client().post("/api/login", base_url=BASE,
+                                  json={"username": "alice", "password": PASSWORD}).get_json()
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
-    old_token = jwt.encode(claims, old_key.private, algorithm=old_key.alg, headers={"kid": old_key.kid, "typ": "at+jwt"})
+    old_token = jwt.encode(claims, old_key.private, algorithm=old_key.alg,
+                           headers={"kid": old_key.kid, "typ": "at+jwt"})
     cb = b.test_client()
     auth = {"Authorization": f"Bearer {old_token}"}
     assert cb.get("/api/profile", base_url=BASE, headers=auth).status_code == 200  # now cached on b

@@ -22,19 +22,19 @@ import ast
 import itertools
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import flask
 import pytest
+from webtest import BASE, PASSWORD, Web, login  # type: ignore[import-not-found]
 
 import sessionward
 from sessionward.auth import PURPOSES
 from sessionward.config import ThrottlePolicy
-
-from webtest import BASE, PASSWORD, Web, login  # type: ignore[import-not-found]
 
 NEW_PASSWORD = "a Brand-new passphrase 2"
 TEMPLATES = Path(sessionward.__file__).parent / "app" / "templates"

@@ -7,11 +7,10 @@ import stat
 from http.cookies import SimpleCookie
 
 import pytest
+from webtest import BASE, PASSWORD, form_token, login, page_token  # type: ignore[import-not-found]
 
 from sessionward.app import create_app
 from sessionward.exceptions import ConfigError
-
-from webtest import BASE, PASSWORD, form_token, login, page_token  # type: ignore[import-not-found]
 
 COOKIE = "__Host-session"
 
@@ -148,7 +147,8 @@ def test_C6_password_change_checks_current_password_and_policy(web, alice):
     login(c, "alice")
     token = page_token(c, "/password")
     r = c.post("/password", base_url=BASE, data={"csrf_token": token, "current_password": "wrong",
-                                                   "new_password": "another good one", "confirm_password": "another good one"})
+                                                   "new_password": "another good one",
+                                                   "confirm_password": "another good one"})
     assert r.status_code == 401
     r = c.post("/password", base_url=BASE, data={"csrf_token": token, "current_password": PASSWORD,
                                                    "new_password": "password", "confirm_password": "password"})

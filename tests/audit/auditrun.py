@@ -24,7 +24,8 @@ def run_audit(url: str, *args: str, password: str | None = None, fmt: str = "jso
     cmd = [*sessionward_command(), "audit", url, *args, "--rate", RATE, "--format", fmt]
     if password is not None:
         cmd += ["--password-env", "AUDIT_PASSWORD"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, env=env,
+                            stdin=subprocess.DEVNULL)
     doc = json.loads(result.stdout) if fmt in ("json", "sarif") and result.stdout.strip() else None
     return result, doc
 

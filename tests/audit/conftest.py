@@ -11,9 +11,9 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -21,8 +21,6 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "e2e"))
 
 from serverproc import ServerProcess, free_port  # noqa: E402
-
-
 
 
 @dataclass

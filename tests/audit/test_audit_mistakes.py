@@ -5,12 +5,12 @@ the same probe run on a prefix without that mistake reports nothing."""
 from __future__ import annotations
 
 import pytest
-
 from auditrun import found, probe_status, run_audit
 
 # mistake -> (probe, the checks it must report)
 COOKIE_MISTAKES = {
-    "insecure-cookie": ("cookies", {"cookie-secure", "cookie-samesite", "cookie-scope", "cookie-lifetime", "cookie-prefix"}),
+    "insecure-cookie": ("cookies", {"cookie-secure", "cookie-samesite", "cookie-scope", "cookie-lifetime",
+                                    "cookie-prefix"}),
     "counter-ids": ("session-ids", {"session-id-entropy"}),
     "fixation": ("session-ids", {"session-fixation"}),
     "open-redirect": ("open-redirect", {"login-open-redirect"}),

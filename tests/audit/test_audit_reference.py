@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-
 from auditrun import REFERENCE_RECIPE, found, probe_status, run_audit
 from variants import VARIANTS
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from auditrun import found, run_audit
 
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -84,7 +83,8 @@ def test_table_masks_secrets_and_shows_budgets(session_lab) -> None:
 
 
 def test_fail_on_threshold_sets_the_exit_status(session_lab) -> None:
-    args = ("--insecure", "--form-login", "/login", "--username", "admin", "--protected", "/dashboard", "--only", "headers")
+    args = ("--insecure", "--form-login", "/login", "--username", "admin", "--protected", "/dashboard",
+            "--only", "headers")
     result, doc = run_audit(session_lab.url, *args, "--fail-on", "high")
     assert found(doc) and {f["severity"] for f in doc["findings"]} <= {"low", "medium"}
     assert result.returncode == 0 and doc["failed"] is False

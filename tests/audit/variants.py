@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 #: variant -> the audit check that must catch it (and be the only finding above info)
 VARIANTS = {
@@ -25,7 +26,8 @@ VARIANTS = {
 }
 
 
-def _rewrite_headers(app: Callable[..., Iterable[bytes]], fix: Callable[[list[tuple[str, str]]], list[tuple[str, str]]]) -> Callable[..., Iterable[bytes]]:
+def _rewrite_headers(app: Callable[..., Iterable[bytes]],
+                     fix: Callable[[list[tuple[str, str]]], list[tuple[str, str]]]) -> Callable[..., Iterable[bytes]]:
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, fix(headers), exc_info) if exc_info else start_response(status, fix(headers))
@@ -39,8 +41,9 @@ def _strip_httponly(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     out = []
     for name, value in headers:
         if name.lower() == "set-cookie" and value.startswith("__Host-session="):
-            value = "; ".join(p for p in value.split("; ") if p.lower() != "httponly")
-        out.append((name, value))
+            out.append((name, "; ".join(p for p in value.split("; ") if p.lower() != "httponly")))
+        else:
+            out.append((name, value))
     return out
 
 

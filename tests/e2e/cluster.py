@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-
 from serverproc import ServerProcess, csrf_from, login, new_http_session
 
 __all__ = [

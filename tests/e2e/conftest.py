@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
 from serverproc import ServerProcess, require_asgi
 
 CHROMIUM_HINT = "install chromium (apt-get install chromium) or set CHROMIUM_PATH"

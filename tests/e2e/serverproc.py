@@ -15,20 +15,20 @@ Small HTTP helpers (`csrf_from`, `login`) are shared by the HTTP and browser tes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import weakref
+from collections.abc import Mapping, Sequence
 from html import unescape
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import requests
 
@@ -106,7 +106,8 @@ def sessionward_command() -> list[str]:
 def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     """The parent environment without inherited service settings (tests stay hermetic), plus `extra`."""
     env = {
-        k: v for k, v in os.environ.items() if not (k.startswith("SESSIONWARD_") and not k.startswith("SESSIONWARD_TEST_"))
+        k: v for k, v in os.environ.items()
+        if not (k.startswith("SESSIONWARD_") and not k.startswith("SESSIONWARD_TEST_"))
     }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
@@ -126,6 +127,7 @@ def run_cli(
     return subprocess.run(
         [*sessionward_command(), *args, "--instance", str(instance), *(("--", *positional) if positional else ())],
         input=input,
+        check=False,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -138,7 +140,7 @@ class ServerProcess:
     """One `sessionward serve` subprocess. Not started until `start()`; `stop()` is idempotent."""
 
     #: every server started in this test process, for failure reports (see conftest.py)
-    started: "weakref.WeakSet[ServerProcess]" = weakref.WeakSet()
+    started: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
     def __init__(
         self,
@@ -210,7 +212,7 @@ class ServerProcess:
             return "\n".join(self.output)
 
     # -- life cycle -----------------------------------------------------------------------------
-    def start(self, *, timeout: float = 45, healthy: bool = True) -> "ServerProcess":
+    def start(self, *, timeout: float = 45, healthy: bool = True) -> ServerProcess:
         """Start and wait until `/healthz` answers 200 (or, with `healthy=False`, answers at all, e.g. 503
         while a store is down). Raises `ServerError` (with the server's output) otherwise."""
         if self.running:
@@ -276,7 +278,8 @@ class ServerProcess:
             except requests.RequestException as exc:
                 last = exc
             time.sleep(0.1)
-        raise ServerError(f"no healthy /healthz at {self.base_url} within {timeout:.0f}s (last: {last}):\n{self._tail()}")
+        raise ServerError(f"no healthy /healthz at {self.base_url} within {timeout:.0f}s (last: {last}):\n"
+                          f"{self._tail()}")
 
     def stop(self, *, timeout: float = 10) -> int | None:
         """SIGTERM the process group, SIGKILL after `timeout`; returns the exit code (None if never started)."""
@@ -298,7 +301,7 @@ class ServerProcess:
         self._proc, self._last_exit = None, proc.returncode
         return proc.returncode
 
-    def restart(self, *, timeout: float = 45, healthy: bool = True) -> "ServerProcess":
+    def restart(self, *, timeout: float = 45, healthy: bool = True) -> ServerProcess:
         """Stop and start again on the same port and instance (the admin password stays known)."""
         self.stop()
         return self.start(timeout=timeout, healthy=healthy)
@@ -329,10 +332,8 @@ class ServerProcess:
 
     @staticmethod
     def _signal(proc: subprocess.Popen[str], sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)  # pgid == pid thanks to start_new_session
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def _join_reader(self) -> None:
         if self._reader is not None:
@@ -348,7 +349,7 @@ class ServerProcess:
         with self._lock:
             return "\n".join(self.output[-lines:])
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -10,11 +10,11 @@ import http.server
 import secrets
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
 from serverproc import ServerProcess
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]

@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.server, pytest.mark.redis, pytest.mark.postgres]
 REDIS_DB = 13  # preferred; see cluster.claimed_redis_db
 SHORT = "__Host-sw_dbsc"
 LONG = "__Host-session"
-DBSC_KEYS = {"SESSIONWARD_DBSC_CHALLENGE_KEY": secrets.token_hex(32), "SESSIONWARD_DBSC_COOKIE_KEY": secrets.token_hex(32)}
+DBSC_KEYS = {"SESSIONWARD_DBSC_CHALLENGE_KEY": secrets.token_hex(32),
+             "SESSIONWARD_DBSC_COOKIE_KEY": secrets.token_hex(32)}
 
 
 @pytest.fixture(scope="module")

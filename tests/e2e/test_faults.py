@@ -12,12 +12,11 @@ import contextlib
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import pytest
 import requests
-
 from _services import RedisServer, missing_service, start_redis_server  # type: ignore[import-not-found]
 from cluster import (
     COOKIE,

@@ -13,15 +13,15 @@ import json
 import re
 import secrets
 import ssl
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote, quote_from_bytes
 
 import pytest
 import requests
+from cluster import private_database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from cluster import private_database
 from serverproc import ServerProcess, csrf_from, login, new_http_session
 
 pytestmark = pytest.mark.server
@@ -141,7 +141,8 @@ def test_O5_json_logout_body_never_5xx(edge: Edge, body: dict[str, Any]) -> None
 @settings(FUZZ, max_examples=20)  # each valid-looking pair costs an argon2 verify
 @given(username=nasty_text, password=nasty_text)
 def test_O5_json_login_refuses_bad_text_with_4xx(edge: Edge, username: str, password: str) -> None:
-    r = answered(edge.http.post(edge.server.url("/api/login"), data=json.dumps({"username": username, "password": password}),
+    r = answered(edge.http.post(edge.server.url("/api/login"),
+                                data=json.dumps({"username": username, "password": password}),
                                 headers={"Content-Type": "application/json"}, timeout=30))
     assert r.status_code in (401, 422, 429), r.status_code
 
@@ -157,7 +158,8 @@ def test_O5_json_username_with_bad_text_is_422_whether_or_not_the_user_exists(ed
 
 
 def test_O5_nul_password_on_the_api_is_422_not_a_driver_error(edge: Edge) -> None:
-    r = edge.http.post(edge.server.url("/api/password"), json={"current_password": edge.password, "new_password": "x\x00" * 8},
+    r = edge.http.post(edge.server.url("/api/password"),
+                       json={"current_password": edge.password, "new_password": "x\x00" * 8},
                        headers={"Authorization": f"Bearer {edge.pair['access_token']}"}, timeout=30)
     assert r.status_code == 422, (r.status_code, r.text)
 
@@ -264,7 +266,8 @@ def test_O5_body_over_the_limit_is_413_however_framed(edge: Edge, chunked: bool)
     assert small_status == 401  # within the limit the same framing is read whole
 
 
-@pytest.mark.parametrize("agent", [b"agent\x00nul", b"\x1b[31mred\x1b[0m", b"latin1 \xe9\x85\xff", b"bidi \xe2\x80\xae"])
+@pytest.mark.parametrize("agent",
+                         [b"agent\x00nul", b"\x1b[31mred\x1b[0m", b"latin1 \xe9\x85\xff", b"bidi \xe2\x80\xae"])
 def test_O5_a_successful_login_stores_any_user_agent_without_5xx(edge: Edge, agent: bytes) -> None:
     """The User-Agent is kept with the session (device list): whatever bytes it has, sign-in works or is a 4xx."""
     api = edge.http.post(edge.server.url("/api/login"), json={"username": edge.alice, "password": edge.password},
@@ -281,6 +284,7 @@ def test_O5_a_successful_login_stores_any_user_agent_without_5xx(edge: Edge, age
         assert form.status_code == 400
         return
     r = web.post(edge.server.url("/login"), data={"username": edge.bob, "password": edge.password,
-                                                  "csrf_token": csrf_from(form.text)}, timeout=30, allow_redirects=False)
+                                                  "csrf_token": csrf_from(form.text)},
+                 timeout=30, allow_redirects=False)
     assert answered(r).status_code == 303, r.status_code
     assert answered(web.get(edge.server.url("/sessions"), timeout=30)).status_code == 200

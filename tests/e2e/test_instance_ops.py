@@ -9,13 +9,12 @@ import os
 import socket
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
 from cryptography import x509
-
 from serverproc import FLAVOURS, ServerProcess, free_port, new_http_session, run_cli, sessionward_command
 
 pytestmark = pytest.mark.server
@@ -56,7 +55,7 @@ def start_failure(instance: Path, flavour: str) -> subprocess.CompletedProcess[s
     return subprocess.run(
         [*sessionward_command(), "serve", "--instance", str(instance), "--port", str(free_port()),
          "--management-port", str(free_port()), *FLAVOURS[flavour]],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        check=False, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARD_")},
     )
 
@@ -64,7 +63,8 @@ def start_failure(instance: Path, flavour: str) -> subprocess.CompletedProcess[s
 @pytest.mark.parametrize("name", [".", "sessionward.db", "secrets.json", "tls-key.pem"])
 def test_O6_serve_refuses_a_loose_instance_naming_the_path(tmp_path: Path, name: str, flavour: str) -> None:
     instance = tmp_path / "inst"
-    made = run_cli("users", "add", "dave", "--password-stdin", instance=instance, input="o6-" + os.urandom(8).hex() + "\n")
+    made = run_cli("users", "add", "dave", "--password-stdin", instance=instance,
+                   input="o6-" + os.urandom(8).hex() + "\n")
     assert made.returncode == 0, made.stderr
     key = instance / "tls-key.pem"
     key.write_bytes(b"not used: serve refuses first\n")
@@ -128,14 +128,16 @@ def test_management_metrics_count_every_worker(public_server: ServerProcess) -> 
     assert failed_logins(public_server) == before + attempts
 
 
-@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # that address is not in the certificate
+# that address is not in the certificate
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_management_listener_is_not_reachable_off_loopback(public_server: ServerProcess) -> None:
     others = ["127.0.0.2"]  # another loopback address: the listener is bound to 127.0.0.1 only
     address = non_loopback_address()
     if address is not None:
         others.append(address)
         # ...while the service itself, bound to 0.0.0.0, does answer there
-        assert requests.get(f"https://{address}:{public_server.port}/healthz", verify=False, timeout=10).status_code == 200
+        answer = requests.get(f"https://{address}:{public_server.port}/healthz", verify=False, timeout=10)
+        assert answer.status_code == 200
     for host in others:
         with pytest.raises(OSError):
             socket.create_connection((host, public_server.management_port), timeout=5).close()
@@ -166,7 +168,7 @@ def test_a_taken_management_port_stops_serve_with_one_line(tmp_path: Path, flavo
         result = subprocess.run(
             [*sessionward_command(), "serve", "--instance", str(tmp_path / "inst"), "--port", str(free_port()),
              "--management-port", str(port), *FLAVOURS[flavour]],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+            check=False, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
             env={k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARD_")},
         )
     assert result.returncode != 0

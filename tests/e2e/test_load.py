@@ -16,15 +16,14 @@ import secrets
 import threading
 import time
 import unicodedata
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-
 from cluster import (
-    claimed_redis_db,
     COOKIE,
     add_users,
+    claimed_redis_db,
     client_session,
     cluster_env,
     logged_in_session,

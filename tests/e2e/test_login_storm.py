@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from serverproc import ServerProcess, new_http_session
 
 pytestmark = pytest.mark.server
@@ -50,7 +49,8 @@ def test_O7_login_storm_of_unknown_users_is_bounded_in_memory_and_refused_with_5
         http = new_http_session(storm_server)
         for _ in range(PER_CLIENT):
             r = http.post(storm_server.url("/api/login"), timeout=60,
-                          json={"username": "nobody-" + secrets.token_hex(6), "password": "wrong-" + secrets.token_hex(8)})
+                          json={"username": "nobody-" + secrets.token_hex(6),
+                                "password": "wrong-" + secrets.token_hex(8)})
             with lock:
                 statuses.append(r.status_code)
                 if r.status_code == 503:

@@ -11,15 +11,15 @@ import re
 import secrets
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
-
 from cluster import (
     SHARED_SECRETS,
-    claimed_redis_db,
     add_users,
+    claimed_redis_db,
     cluster_env,
     dashboard_status,
     logged_in_session,
@@ -142,7 +142,8 @@ def test_sessions_page_lists_logins_from_both_hosts_and_ends_one_everywhere(
     assert dashboard_status(b, on_a) == 200
 
 
-def test_cli_revoke_and_disable_on_one_host_end_sessions_on_both(pair: list[ServerProcess], user: tuple[str, str]) -> None:
+def test_cli_revoke_and_disable_on_one_host_end_sessions_on_both(pair: list[ServerProcess],
+                                                                 user: tuple[str, str]) -> None:
     a, b = pair
     name, password = user
     first = session_cookie(logged_in_session(a, name, password))
@@ -288,7 +289,8 @@ def test_refresh_race_across_instances_has_exactly_one_winner(pair: list[ServerP
         barrier = threading.Barrier(2, timeout=10)
         results: dict[str, requests.Response | BaseException] = {}
 
-        def go(server: ServerProcess, key: str) -> None:
+        def go(server: ServerProcess, key: str, token: str, barrier: threading.Barrier,
+               results: dict[str, requests.Response | BaseException]) -> None:
             try:
                 with requests.Session() as s:
                     s.trust_env = False
@@ -300,7 +302,8 @@ def test_refresh_race_across_instances_has_exactly_one_winner(pair: list[ServerP
             except BaseException as exc:  # reported below
                 results[key] = exc
 
-        threads = [threading.Thread(target=go, args=(srv, key)) for srv, key in ((a, "a"), (b, "b"))]
+        threads = [threading.Thread(target=go, args=(srv, key, token, barrier, results))
+                   for srv, key in ((a, "a"), (b, "b"))]
         for t in threads:
             t.start()
         for t in threads:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-
 from serverproc import ADMIN_BANNER, ServerProcess, csrf_from, login, new_http_session
 
 pytestmark = pytest.mark.server
@@ -301,11 +300,13 @@ def test_no_debugger_and_no_tracebacks_on_error_paths(server: ServerProcess, adm
         requests.post(server.url("/login"), data={"x": "y" * 100_000}, verify=server.verify, timeout=10),
         requests.post(server.url("/login"), data=b"\xff\xfe%%%=&&", verify=server.verify, timeout=10,
                       headers={"Content-Type": "application/x-www-form-urlencoded"}),
-        requests.get(server.url("/dashboard"), headers={"Cookie": f"{COOKIE}=\x7f%%"}, verify=server.verify, timeout=10),
+        requests.get(server.url("/dashboard"), headers={"Cookie": f"{COOKIE}=\x7f%%"}, verify=server.verify,
+                     timeout=10),
         admin.post(server.url("/sessions/" + "x" * 300 + "/end"),
                    data={"csrf_token": csrf_from(admin.get(server.url("/sessions"), timeout=10).text)}, timeout=10),
         # Werkzeug's debugger answers these on any path when it is on
-        requests.get(server.url("/login?__debugger__=yes&cmd=resource&f=debugger.js"), verify=server.verify, timeout=10),
+        requests.get(server.url("/login?__debugger__=yes&cmd=resource&f=debugger.js"), verify=server.verify,
+                     timeout=10),
         requests.get(server.url("/console"), verify=server.verify, timeout=10),
     ]
     for r in responses:
@@ -467,14 +468,14 @@ def test_C14_stale_session_and_refreshed_token_cannot_end_other_sessions(
     owner = token_login()
     owner_family = jwt.decode(owner["access_token"], options={"verify_signature": False})["sid"]
     stale = api.post(srv.url("/api/refresh"), json={"refresh_token": token_login()["refresh_token"]}, timeout=10).json()
-    r = api.delete(srv.url(f"/api/sessions/{owner_family}"), headers={"Authorization": f"Bearer {stale['access_token']}"},
-                   timeout=10)
+    r = api.delete(srv.url(f"/api/sessions/{owner_family}"),
+                   headers={"Authorization": f"Bearer {stale['access_token']}"}, timeout=10)
     assert r.status_code == 401 and 'error="insufficient_user_authentication"' in r.headers["WWW-Authenticate"]
     profile = {"Authorization": f"Bearer {owner['access_token']}"}
     assert api.get(srv.url("/api/profile"), headers=profile, timeout=10).status_code == 200
     fresh = token_login()
-    r = api.delete(srv.url(f"/api/sessions/{owner_family}"), headers={"Authorization": f"Bearer {fresh['access_token']}"},
-                   timeout=10)
+    r = api.delete(srv.url(f"/api/sessions/{owner_family}"),
+                   headers={"Authorization": f"Bearer {fresh['access_token']}"}, timeout=10)
     assert r.status_code == 204
     assert api.get(srv.url("/api/profile"), headers=profile, timeout=10).status_code == 401
     srv.stop()

@@ -14,11 +14,9 @@ from __future__ import annotations
 import collections
 import secrets
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-import requests
-
 from cluster import add_users, claimed_redis_db, client_session, cluster_env, private_database, start_instances
 from serverproc import ServerProcess
 
@@ -115,7 +113,8 @@ def shared(redis_url: str, postgres_url: str, flavour: str) -> Iterator[tuple[st
 @pytest.fixture(scope="module")
 def pair(start_server: Callable[..., ServerProcess], shared: tuple[str, str]) -> list[ServerProcess]:
     pg, redis = shared
-    return start_instances(start_server, cluster_env(database_url=pg, store_url=redis, extra=LONG_BACKOFF))  # 2 x 4 threads
+    # 2 x 4 threads
+    return start_instances(start_server, cluster_env(database_url=pg, store_url=redis, extra=LONG_BACKOFF))
 
 
 @pytest.mark.redis

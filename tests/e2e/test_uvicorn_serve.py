@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from serverproc import ServerProcess, require_asgi, login, new_http_session
+from serverproc import ServerProcess, login, new_http_session, require_asgi
 
 pytestmark = pytest.mark.server
 

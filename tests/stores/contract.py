@@ -9,7 +9,8 @@ Subclass `StoreContract` in a `Test...` class and provide:
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -96,7 +97,7 @@ def every_method(store: SessionStore) -> list[Callable[[], Any]]:
         lambda: store.throttle_update(["k"], lambda states: None, now=T0, window=1),
         lambda: store.throttle_reset("k"),
         lambda: store.purge_expired(now=T0),
-        lambda: store.ping(),
+        store.ping,
     ]
 
 
@@ -281,8 +282,8 @@ class StoreContract:
             store.create(fam, now=T0)
             results = run_concurrently(
                 n,
-                lambda i: store.advance(fam.id, expected_generation=0, last_seen=T0 + i, idle_expires_at=T0 + 500 + i,
-                                        now=T0 + 1),
+                lambda i, fam=fam: store.advance(fam.id, expected_generation=0, last_seen=T0 + i,
+                                                 idle_expires_at=T0 + 500 + i, now=T0 + 1),
             )
             assert results.count(True) == 1, results
             got = store.get(fam.id, now=T0 + 1)

@@ -8,18 +8,19 @@ import signal
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from _services import start_redis_server
 from contract import ABSOLUTE, T0, StoreContract, make_record, run_concurrently
 
-from _services import start_redis_server
 from sessionward.clock import ManualClock
 from sessionward.config import ThrottlePolicy
 from sessionward.exceptions import StoreUnavailable, Throttled
 from sessionward.ids import hash_secret, new_secret
-from sessionward.stores import open_store
 from sessionward.stores import _redis_record as fmt
+from sessionward.stores import open_store
 from sessionward.stores.cache import CachedStore
 from sessionward.stores.redis import RedisStore
 from sessionward.throttle import LoginThrottle

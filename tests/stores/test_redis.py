@@ -6,19 +6,20 @@ from __future__ import annotations
 import secrets
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
-from redis.crc import key_slot
-from contract import T0, StoreContract, every_method, make_record, run_concurrently
-
 from _services import free_port, missing_service, start_redis_server
+from contract import T0, StoreContract, every_method, make_record, run_concurrently
+from redis.crc import key_slot
+
 from sessionward.exceptions import ConfigError, StoreUnavailable
 from sessionward.ids import hash_secret, new_secret
-from sessionward.stores import open_store
 from sessionward.stores import _redis_record as fmt
+from sessionward.stores import open_store
 from sessionward.stores._redis_legacy import hash_fields
 from sessionward.stores.base import ThrottleState
 from sessionward.stores.redis import PRUNE_LIMIT, RedisStore, RedisURL, _enc, make_client, parse_redis_url
@@ -195,7 +196,7 @@ class TestRedisStore(RedisContract, LegacyLayout):
         recs = [make_record(user_id=u) for u in users]
         for r in recs:
             store.create(r, now=T0)
-        for u, r in zip(users, recs):
+        for u, r in zip(users, recs, strict=True):
             assert [x.id for x in store.list_for_user(u, now=T0)] == [r.id]
         # raw braces of ids never reach a key (secret pointers end in 16 raw hash bytes, which may hold any byte)
         keys = [k for k in _keys(store) if not k.startswith(f"{store._p}s:".encode())]
@@ -346,7 +347,7 @@ def _write_tls_files(directory: Path) -> tuple[Path, Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sessionward test CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())

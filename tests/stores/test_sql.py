@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -166,7 +167,8 @@ def test_sqlite_remembered_reads_see_every_commit_from_any_connection(tmp_path: 
         assert a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0).family is None
         a.delete(rec.id)  # this store's own write goes through another connection too
         assert a.load_by_secret(hash_secret(secret), now=T0) == (None, 0)
-        assert not a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0 + 61).denied  # time still applies
+        # time still applies
+        assert not a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0 + 61).denied
     finally:
         a.close()
         b.close()

@@ -74,7 +74,8 @@ def test_bad_policy_names_the_setting(changes: dict[str, Any], setting: str) -> 
 
 
 def test_built_claims(pol: TokenPolicy) -> None:
-    p = build_access_claims(pol, user_id="u1", family_id="fam", epoch=3, fresh=True, now=NOW + 0.7, jti="j1", extra={"role": "admin"})
+    p = build_access_claims(pol, user_id="u1", family_id="fam", epoch=3, fresh=True, now=NOW + 0.7, jti="j1",
+                            extra={"role": "admin"})
     assert p == {
         "iss": ISSUER, "aud": AUDIENCE, "sub": "u1", "iat": int(NOW), "nbf": int(NOW), "exp": int(NOW) + 900,
         "jti": "j1", "sid": "fam", "uep": 3, "fresh": True, "role": "admin",
@@ -159,7 +160,8 @@ def test_valid_claims(pol: TokenPolicy) -> None:
 
 
 @pytest.mark.parametrize(
-    "iss", [ISSUER[:-1], ISSUER[8:], ISSUER + "x", ISSUER + "/", "x" + ISSUER, [ISSUER], [ISSUER, "x"], {"iss": ISSUER}, None]
+    "iss",
+    [ISSUER[:-1], ISSUER[8:], ISSUER + "x", ISSUER + "/", "x" + ISSUER, [ISSUER], [ISSUER, "x"], {"iss": ISSUER}, None],
 )
 def test_issuer_exact(pol: TokenPolicy, iss: Any) -> None:
     with pytest.raises(TokenError) as exc:

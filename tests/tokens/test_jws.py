@@ -5,7 +5,8 @@ the fully-specified `Ed25519` name (RFC 9864) next to `EdDSA`; the cache-size se
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -55,7 +56,8 @@ def test_T6_deeply_nested_header_is_a_token_error_not_a_crash(service: TokenServ
     assert reason_of(service, f"{b64u(nested)}.{p}.{s}") == "malformed header"
 
 
-def test_T11_remembered_header_does_not_outlive_its_key(make_service: Callable[..., TokenService], clock: ManualClock) -> None:
+def test_T11_remembered_header_does_not_outlive_its_key(make_service: Callable[..., TokenService],
+                                                        clock: ManualClock) -> None:
     keys = KeySet.generate("ES256", now=clock.now())
     svc = make_service(keys)
     old = svc.issue("alice", fresh=True).access_token
@@ -66,7 +68,8 @@ def test_T11_remembered_header_does_not_outlive_its_key(make_service: Callable[.
     assert reason_of(svc, old) == "unknown kid"
 
 
-def test_T2_T6_header_checked_for_every_distinct_header_text(service: TokenService, keyset: KeySet, clock: ManualClock) -> None:
+def test_T2_T6_header_checked_for_every_distinct_header_text(service: TokenService, keyset: KeySet,
+                                                             clock: ManualClock) -> None:
     """Priming the header cache with our own header lets no other header text skip `check_header`."""
     token = service.issue("alice", fresh=True).access_token
     service.verify_access(token)
@@ -99,22 +102,25 @@ def test_header_cache_is_bounded(service: TokenService, keyset: KeySet, clock: M
     assert len(cache._state[2]) == 1  # one prepared key per kid
 
 
-# -- Ed25519 (RFC 9864) next to EdDSA -----------------------------------------------------------------------------------
+# -- Ed25519 (RFC 9864) next to EdDSA ----------------------------------------------------------------------------------
 
 
-def test_ed25519_is_the_fully_specified_name_and_eddsa_keys_keep_verifying(make_service: Callable[..., TokenService], clock: ManualClock) -> None:
+def test_ed25519_is_the_fully_specified_name_and_eddsa_keys_keep_verifying(make_service: Callable[..., TokenService],
+                                                                           clock: ManualClock) -> None:
     keys = KeySet.generate("EdDSA", now=clock.now())  # an existing deployment's key
     svc = make_service(keys)
     legacy = svc.issue("alice", fresh=True).access_token
     new = keys.rotate(now=clock.now(), alg="Ed25519")
     current = svc.issue("alice", fresh=True).access_token
-    assert parts(legacy)[0]["alg"] == "EdDSA" and parts(current)[0] == {"alg": "Ed25519", "kid": new.kid, "typ": "at+jwt"}
+    assert parts(legacy)[0]["alg"] == "EdDSA"
+    assert parts(current)[0] == {"alg": "Ed25519", "kid": new.kid, "typ": "at+jwt"}
     assert svc.verify_access(legacy).sub == svc.verify_access(current).sub == "alice"
     jwks = {k["kid"]: k for k in svc.jwks()["keys"]}
     assert jwks[new.kid]["alg"] == "Ed25519" and jwks[new.kid]["kty"] == "OKP" and jwks[new.kid]["crv"] == "Ed25519"
 
 
-def test_T2_one_name_per_key_even_for_the_same_primitive(make_service: Callable[..., TokenService], clock: ManualClock) -> None:
+def test_T2_one_name_per_key_even_for_the_same_primitive(make_service: Callable[..., TokenService],
+                                                         clock: ManualClock) -> None:
     """A key pinned to `Ed25519` does not verify a header saying `EdDSA` (and the other way round): the
     header's `alg` must equal the key's, whatever the two names share."""
     import jwt
@@ -129,17 +135,19 @@ def test_T2_one_name_per_key_even_for_the_same_primitive(make_service: Callable[
     assert reason_of(svc, as_eddsa) == "alg does not match the key"
 
 
-# -- cache size and metrics -------------------------------------------------------------------------------------------------
+# -- cache size and metrics --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("size", [-1, 2.0, "10", True, 10**7])
-def test_cache_size_checked_at_construction(store: SQLStore, keyset: KeySet, policy: Any, refresh_key: bytes, size: Any) -> None:
+def test_cache_size_checked_at_construction(store: SQLStore, keyset: KeySet, policy: Any, refresh_key: bytes,
+                                            size: Any) -> None:
     with pytest.raises(ConfigError) as info:
         TokenService(store=store, keys=keyset, refresh_key=refresh_key, policy=policy, cache_size=size)
     assert info.value.setting == "TOKEN_CACHE_SIZE"
 
 
-def test_cache_size_zero_verifies_every_time(store: SQLStore, keyset: KeySet, policy: Any, refresh_key: bytes, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_size_zero_verifies_every_time(store: SQLStore, keyset: KeySet, policy: Any, refresh_key: bytes,
+                                             clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
     from sessionward.tokens import service as service_module
 
     svc = TokenService(store=store, keys=keyset, refresh_key=refresh_key, policy=policy, clock=clock, cache_size=0)

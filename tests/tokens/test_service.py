@@ -11,7 +11,8 @@ import hmac
 import logging
 import secrets
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jwt
 import pytest
@@ -62,7 +63,8 @@ def test_issue_verify_refresh_roundtrip(service: TokenService, pair: Any, our_ke
     assert "access_token" in new.as_dict() and new.access_token not in repr(new) and new.refresh_token not in repr(new)
 
 
-def test_extra_claims_survive_refresh_and_cannot_override(service: TokenService, store: SQLStore, clock: ManualClock) -> None:
+def test_extra_claims_survive_refresh_and_cannot_override(service: TokenService, store: SQLStore,
+                                                          clock: ManualClock) -> None:
     p = service.issue("bob", fresh=True, extra_claims={"role": "admin"})
     assert service.verify_access(service.refresh(p.refresh_token).access_token).extra["role"] == "admin"
     before = len(store.list_for_user("bob", now=clock.now()))
@@ -71,7 +73,8 @@ def test_extra_claims_survive_refresh_and_cannot_override(service: TokenService,
     assert len(store.list_for_user("bob", now=clock.now())) == before  # no half-made family
 
 
-def test_refresh_key_checked_at_construction(make_service: Callable[..., TokenService], keyset: KeySet, store: SQLStore, clock: ManualClock) -> None:
+def test_refresh_key_checked_at_construction(make_service: Callable[..., TokenService], keyset: KeySet, store: SQLStore,
+                                             clock: ManualClock) -> None:
     from sessionward.tokens import TokenPolicy
 
     pol = TokenPolicy(issuer=ISSUER, audience=AUDIENCE)
@@ -108,7 +111,8 @@ def test_tampered_payload(service: TokenService, pair: Any) -> None:
     assert reason_of(service, compact(header, {**payload, "exp": payload["exp"] + 10**6}, sig)) == "bad signature"
 
 
-def test_signature_checked_before_claims_are_used(service: TokenService, pair: Any, store: SQLStore, clock: ManualClock) -> None:
+def test_signature_checked_before_claims_are_used(service: TokenService, pair: Any, store: SQLStore,
+                                                  clock: ManualClock) -> None:
     # A forged token naming another family/user must not touch the store's records (no claim used unsigned).
     header, payload, sig = parts(pair.access_token)
     service.verify_access(pair.access_token)
@@ -120,7 +124,8 @@ def test_signature_checked_before_claims_are_used(service: TokenService, pair: A
 # -- T2: no key confusion -------------------------------------------------------------------------------------
 
 
-def test_hmac_key_never_verifies_asymmetric_token_and_vice_versa(make_service: Callable[..., TokenService], clock: ManualClock) -> None:
+def test_hmac_key_never_verifies_asymmetric_token_and_vice_versa(make_service: Callable[..., TokenService],
+                                                                 clock: ManualClock) -> None:
     ks = KeySet.generate("HS256", now=clock.now())
     ed = ks.rotate(now=clock.now(), alg="EdDSA", activate_after=3600)  # verifies, does not sign yet
     svc = make_service(ks)
@@ -157,9 +162,11 @@ def _attacker_jwk(attacker: ed25519.Ed25519PrivateKey) -> dict[str, Any]:
     ids=["jwk", "jku", "x5u", "x5c"],
 )
 @pytest.mark.parametrize("kid_is_ours", [True, False])
-def test_key_bearing_headers_refused(service: TokenService, pair: Any, attacker: Any, our_key: Any, extra: Any, kid_is_ours: bool) -> None:
+def test_key_bearing_headers_refused(service: TokenService, pair: Any, attacker: Any, our_key: Any, extra: Any,
+                                     kid_is_ours: bool) -> None:
     kid = our_key.kid if kid_is_ours else "attacker-key"
-    forged = resign(pair.access_token, attacker, alg="EdDSA", header={"kid": kid, "typ": "at+jwt", **extra(attacker)}, sub="admin")
+    forged = resign(pair.access_token, attacker, alg="EdDSA", header={"kid": kid, "typ": "at+jwt", **extra(attacker)},
+                    sub="admin")
     assert reason_of(service, forged) == "key-bearing header refused"
 
 
@@ -233,11 +240,13 @@ def test_refresh_token_never_accepted_as_access_token_and_back(service: TokenSer
 
 @pytest.mark.parametrize("crit", [["x"], ["b64"], []])
 def test_crit_refused(service: TokenService, pair: Any, our_key: Any, crit: list[str]) -> None:
-    forged = resign(pair.access_token, our_key.private, alg="EdDSA", header={"kid": our_key.kid, "typ": "at+jwt", "crit": crit, "x": 1})
+    forged = resign(pair.access_token, our_key.private, alg="EdDSA",
+                    header={"kid": our_key.kid, "typ": "at+jwt", "crit": crit, "x": 1})
     assert reason_of(service, forged) == "crit header refused"
 
 
-def test_oversized_token_refused_before_parsing(service: TokenService, pair: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversized_token_refused_before_parsing(service: TokenService, pair: Any,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     def must_not_parse(_segment: str) -> bytes:
         raise AssertionError("an oversized token was parsed")
 
@@ -262,19 +271,20 @@ def test_junk_is_a_token_error_never_a_crash(service: TokenService, junk: Any) -
 def test_duplicate_header_members_refused(service: TokenService, pair: Any) -> None:
     h, p, s = pair.access_token.split(".")
     header = parts(pair.access_token)[0]
-    raw = '{"alg":"none","alg":"%s","typ":"at+jwt","kid":"%s"}' % (header["alg"], header["kid"])
+    alg, kid = header["alg"], header["kid"]
+    raw = f'{{"alg":"none","alg":"{alg}","typ":"at+jwt","kid":"{kid}"}}'
     assert reason_of(service, f"{b64u(raw.encode())}.{p}.{s}") == "malformed header"
 
 
 # -- T8: refresh rotation and reuse ---------------------------------------------------------------------------------
 
 
-def test_rotation_and_reuse_revokes_family(service: TokenService, pair: Any, store: SQLStore, clock: ManualClock, caplog: Any) -> None:
+def test_rotation_and_reuse_revokes_family(service: TokenService, pair: Any, store: SQLStore, clock: ManualClock,
+                                           caplog: Any) -> None:
     r2 = service.refresh(pair.refresh_token)
     assert r2.refresh_token != pair.refresh_token and r2.family_id == pair.family_id
-    with caplog.at_level(logging.INFO, logger="sessionward.security"):
-        with pytest.raises(RefreshTokenReused):
-            service.refresh(pair.refresh_token)
+    with caplog.at_level(logging.INFO, logger="sessionward.security"), pytest.raises(RefreshTokenReused):
+        service.refresh(pair.refresh_token)
     assert store.get(pair.family_id, now=clock.now()) is None
     with pytest.raises(TokenError):
         service.refresh(r2.refresh_token)  # R2 died with its family
@@ -331,7 +341,8 @@ def test_concurrent_refresh_exactly_one_wins_sqlite(service: TokenService) -> No
 
 
 @pytest.mark.postgres
-def test_concurrent_refresh_exactly_one_wins_postgres(postgres_url: str, make_service: Callable[..., TokenService], keyset: KeySet) -> None:
+def test_concurrent_refresh_exactly_one_wins_postgres(postgres_url: str, make_service: Callable[..., TokenService],
+                                                      keyset: KeySet) -> None:
     pg = SQLStore.from_url(postgres_url)
     try:
         svc = make_service(keyset, store_=pg)
@@ -346,7 +357,8 @@ def test_concurrent_refresh_exactly_one_wins_postgres(postgres_url: str, make_se
 # -- grace period (default off) --------------------------------------------------------------------------------------
 
 
-def test_grace_period_lets_a_retry_get_the_current_token(make_service: Callable[..., TokenService], keyset: KeySet, clock: ManualClock) -> None:
+def test_grace_period_lets_a_retry_get_the_current_token(make_service: Callable[..., TokenService], keyset: KeySet,
+                                                         clock: ManualClock) -> None:
     svc = make_service(keyset, reuse_grace=10)
     p = svc.issue("alice", fresh=True)
     r2 = svc.refresh(p.refresh_token)
@@ -371,7 +383,7 @@ def test_grace_period_ends(make_service: Callable[..., TokenService], keyset: Ke
         svc.refresh(p.refresh_token)
 
 
-# -- T10: idle and absolute family lifetime ------------------------------------------------------------------------------
+# -- T10: idle and absolute family lifetime ----------------------------------------------------------------------------
 
 
 def test_idle_lifetime(service: TokenService, pair: Any, clock: ManualClock) -> None:
@@ -392,10 +404,11 @@ def test_refreshing_moves_idle_but_not_absolute(service: TokenService, pair: Any
         service.refresh(token)
 
 
-# -- T9: logout and logout-everywhere -------------------------------------------------------------------------------------
+# -- T9: logout and logout-everywhere ----------------------------------------------------------------------------------
 
 
-def test_logout_revokes_family_and_denies_jti_until_exp(service: TokenService, pair: Any, store: SQLStore, clock: ManualClock) -> None:
+def test_logout_revokes_family_and_denies_jti_until_exp(service: TokenService, pair: Any, store: SQLStore,
+                                                        clock: ManualClock) -> None:
     claims = service.verify_access(pair.access_token)
     assert service.revoke(claims) is True
     assert reason_of(service, pair.access_token) == "revoked"
@@ -416,7 +429,8 @@ def test_revoke_by_family_id(service: TokenService, pair: Any) -> None:
         service.revoke(pair.family_id, jti="j")
 
 
-def test_revoke_all_ends_tokens_families_and_cookie_sessions(service: TokenService, store: SQLStore, clock: ManualClock) -> None:
+def test_revoke_all_ends_tokens_families_and_cookie_sessions(service: TokenService, store: SQLStore,
+                                                             clock: ManualClock) -> None:
     now = clock.now()
     a, b = service.issue("alice", fresh=True), service.issue("alice", fresh=False)
     other = service.issue("bob", fresh=True)
@@ -437,7 +451,8 @@ def test_revoke_all_ends_tokens_families_and_cookie_sessions(service: TokenServi
     assert service.verify_access(fresh.access_token).epoch == 1
 
 
-def test_epoch_bumped_elsewhere_kills_family_and_access(service: TokenService, pair: Any, store: SQLStore, clock: ManualClock) -> None:
+def test_epoch_bumped_elsewhere_kills_family_and_access(service: TokenService, pair: Any, store: SQLStore,
+                                                        clock: ManualClock) -> None:
     store.bump_epoch("alice")  # e.g. a password change through the cookie side, records not yet deleted
     assert reason_of(service, pair.access_token) == "revoked (user epoch)"
     with pytest.raises(TokenError) as exc:
@@ -446,7 +461,7 @@ def test_epoch_bumped_elsewhere_kills_family_and_access(service: TokenService, p
     assert store.get(pair.family_id, now=clock.now()) is None
 
 
-# -- T11: key rotation -------------------------------------------------------------------------------------------------------
+# -- T11: key rotation -------------------------------------------------------------------------------------------------
 
 
 def test_rotation_logs_nobody_out(service: TokenService, pair: Any, keyset: KeySet, clock: ManualClock) -> None:
@@ -464,7 +479,8 @@ def test_rotation_logs_nobody_out(service: TokenService, pair: Any, keyset: KeyS
     assert [k["kid"] for k in service.jwks()["keys"]] == [new_key.kid]
 
 
-def test_retired_key_stops_verifying_even_a_cached_token(service: TokenService, pair: Any, keyset: KeySet, clock: ManualClock) -> None:
+def test_retired_key_stops_verifying_even_a_cached_token(service: TokenService, pair: Any, keyset: KeySet,
+                                                         clock: ManualClock) -> None:
     service.verify_access(pair.access_token)  # now cached
     keyset.rotate(now=clock.now())
     clock.advance(5)
@@ -472,7 +488,7 @@ def test_retired_key_stops_verifying_even_a_cached_token(service: TokenService, 
     assert reason_of(service, pair.access_token) == "unknown kid"
 
 
-# -- T14: keys retire by themselves, a leaked key is revoked at once ----------------------------------------------------
+# -- T14: keys retire by themselves, a leaked key is revoked at once ---------------------------------------------------
 
 
 def late_token(pair: Any, key: Any, clock: ManualClock) -> str:
@@ -576,7 +592,8 @@ def test_hmac_keys_never_in_jwks(make_service: Callable[..., TokenService], cloc
     assert [k["kty"] for k in svc.jwks()["keys"]] == ["EC"]
 
 
-def test_second_instance_verifies_after_rotation_on_first(tmp_path: Any, store: SQLStore, refresh_key: bytes, clock: ManualClock) -> None:
+def test_second_instance_verifies_after_rotation_on_first(tmp_path: Any, store: SQLStore, refresh_key: bytes,
+                                                          clock: ManualClock) -> None:
     from sessionward.tokens import TokenPolicy
 
     url, kek = f"sqlite:///{tmp_path}/keys.db", secrets.token_bytes(32)
@@ -600,10 +617,11 @@ def test_second_instance_verifies_after_rotation_on_first(tmp_path: Any, store: 
     assert b.refresh(signed_new.refresh_token).family_id == signed_new.family_id  # shared families too
 
 
-# -- the verified-token cache ---------------------------------------------------------------------------------------------
+# -- the verified-token cache ------------------------------------------------------------------------------------------
 
 
-def test_cache_skips_signature_but_rechecks_exp_denylist_epoch(service: TokenService, pair: Any, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_skips_signature_but_rechecks_exp_denylist_epoch(service: TokenService, pair: Any, clock: ManualClock,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     service.verify_access(pair.access_token)
     calls = []
     real = service_module.verify_compact  # parse + signature check: what a cache hit skips
@@ -623,17 +641,20 @@ def test_cache_skips_signature_but_rechecks_exp_denylist_epoch(service: TokenSer
     assert reason_of(service, p3.access_token) == "expired"
 
 
-def test_cache_is_bounded(make_service: Callable[..., TokenService], keyset: KeySet, store: SQLStore, clock: ManualClock, refresh_key: bytes) -> None:
-    svc = TokenService(store=store, keys=keyset, refresh_key=refresh_key, policy=make_service(keyset).policy, clock=clock, cache_size=4)
+def test_cache_is_bounded(make_service: Callable[..., TokenService], keyset: KeySet, store: SQLStore,
+                          clock: ManualClock, refresh_key: bytes) -> None:
+    svc = TokenService(store=store, keys=keyset, refresh_key=refresh_key, policy=make_service(keyset).policy,
+                       clock=clock, cache_size=4)
     for _ in range(10):
         svc.verify_access(svc.issue("alice", fresh=True).access_token)
     assert len(svc._cache) == 4  # type: ignore[attr-defined]
 
 
-# -- fail closed ------------------------------------------------------------------------------------------------------------
+# -- fail closed -------------------------------------------------------------------------------------------------------
 
 
-def test_store_down_is_store_unavailable_not_access(make_service: Callable[..., TokenService], service: TokenService, pair: Any, keyset: KeySet) -> None:
+def test_store_down_is_store_unavailable_not_access(make_service: Callable[..., TokenService], service: TokenService,
+                                                    pair: Any, keyset: KeySet) -> None:
     down = SQLStore.from_url("postgresql://postgres@127.0.0.1:1/none", connect_timeout=1, create_schema=False)
     svc = make_service(keyset, store_=down)
     with pytest.raises(StoreUnavailable):
@@ -644,7 +665,8 @@ def test_store_down_is_store_unavailable_not_access(make_service: Callable[..., 
         svc.issue("alice", fresh=True)
 
 
-def test_ending_a_family_ends_its_access_tokens_at_once(service: TokenService, store: SQLStore, clock: ManualClock) -> None:
+def test_ending_a_family_ends_its_access_tokens_at_once(service: TokenService, store: SQLStore,
+                                                        clock: ManualClock) -> None:
     """C7/T9: ending a token family from anywhere (the sessions page, the CLI, reuse detection) kills the access
     tokens it issued, also those from earlier generations, without waiting for them to expire."""
     first = service.issue("alice", fresh=True)
