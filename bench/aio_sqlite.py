@@ -4,7 +4,9 @@ on the per-request path (`load_by_secret`, `token_state`). Runs by hand, never i
 Variants (the same `AsyncSQLStore`, only its reader swapped):
 - `sync`: the sync `SQLStore` (today's raw sqlite3 fast path on the caller's thread), the baseline;
 - `worker threads (4)`: what `AsyncSQLStore` does (`sessionward/aio/hotsql.py`): the sync reader run on the store's
-  own worker threads, one hop off the loop per read (`PRAGMA data_version` check and query included);
+  own worker threads, one hop off the loop per read (the version check and query included), except that a
+  remembered answer is given on the loop with no hop while the wal-index header is unchanged;
+- `worker threads (4), every read hops`: the same without the answers on the loop (what it did before);
 - `worker thread (1)`: the same with a single thread;
 - `to_thread`: the same reader through `asyncio.to_thread` (the loop's default executor);
 - `aiosqlite`: a query-only aiosqlite connection doing the same (`PRAGMA data_version`, then the query on a miss:
@@ -32,7 +34,7 @@ from typing import Any
 
 import aiosqlite
 
-from sessionward.aio.hotsql import WORKERS, AsyncHotReads
+from sessionward.aio.hotsql import _MISSING, WORKERS, AsyncHotReads
 from sessionward.aio.stores.sql import AsyncSQLStore
 from sessionward.hotsql import HotReads
 from sessionward.ids import hash_secret, new_public_id, new_secret
@@ -80,6 +82,13 @@ class AiosqliteReads:
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
+
+
+class HopEveryRead(AsyncHotReads):
+    """`AsyncHotReads` without the answers kept on the loop: every read hops to a worker thread."""
+
+    def _kept(self, key: Hashable) -> Any:
+        return _MISSING
 
 
 class ToThreadReads:
@@ -138,7 +147,8 @@ def _timed_sync(store: SQLStore, hashes: list[str]) -> tuple[float, float, float
     return elapsed / len(hashes) * 1e6, (time.process_time() - cpu) / len(hashes) * 1e6, len(hashes) / elapsed
 
 
-VARIANTS = ("sync", "worker threads (4)", "worker thread (1)", "to_thread", "aiosqlite", "SQLAlchemy async")
+VARIANTS = ("sync", "worker threads (4)", "worker threads (4), every read hops", "worker thread (1)", "to_thread",
+            "aiosqlite", "SQLAlchemy async")
 
 
 async def _run_async(url: str, path: str, variant: str, loads: dict[str, list[str]], concurrency: int
@@ -148,6 +158,7 @@ async def _run_async(url: str, path: str, variant: str, loads: dict[str, list[st
     assert WORKERS == 4, "rename the variants"  # noqa: PLR2004
     reader: Any = {
         "worker threads (4)": default,
+        "worker threads (4), every read hops": HopEveryRead(store.engine, what="bench"),
         "worker thread (1)": AsyncHotReads(store.engine, what="bench", workers=1),
         "to_thread": ToThreadReads(store.engine),
         "aiosqlite": AiosqliteReads(path),
