@@ -20,6 +20,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 
 __all__ = [
@@ -70,7 +71,9 @@ def connect(database: str | os.PathLike[str]) -> sqlite3.Connection:
 class Checkpointer:
     """Checkpoints the side file of `database` on a daemon thread, started at the first `kick` (and again in
     a forked child, which has no copy of the thread). Failures are logged and retried at the next kick; the
-    claiming connections' backstop keeps the log bounded meanwhile."""
+    claiming connections' backstop keeps the log bounded meanwhile. A child forked while another thread of
+    the parent held the lock or the event gets fresh ones (`_after_fork_in_child`): it never waits on a lock
+    no thread of its own will release."""
 
     def __init__(self, database: str | os.PathLike[str]) -> None:
         self._database = database
@@ -80,6 +83,14 @@ class Checkpointer:
         self._pid = 0
         self._closed = False
         self.runs = 0  # checkpoints done (for tests)
+        _LIVE.add(self)
+
+    def _forked(self) -> None:
+        """In a forked child, before anything else runs: the parent's thread is not here, and the lock and the
+        event may have been copied in the state another thread of the parent left them in."""
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._thread = None
 
     def kick(self) -> None:
         """Ask for a checkpoint soon; returns at once."""
@@ -125,3 +136,14 @@ class Checkpointer:
         finally:
             if conn is not None:
                 conn.close()
+
+
+_LIVE: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for checkpointer in list(_LIVE):
+        checkpointer._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -360,3 +360,49 @@ def test_sqlite_side_file_is_checkpointed_on_a_thread_every_so_many_claims(
     assert not thread.is_alive()
     checkpointer.kick()  # closed: never started again
     assert checkpointer._thread is thread and not thread.is_alive()
+
+
+def test_a_child_forked_while_the_checkpointer_lock_is_held_does_not_hang(tmp_path: Path) -> None:
+    """A fork while another thread of the parent holds the checkpointer's lock (starting or stopping its thread):
+    the child's first claims start its own thread instead of waiting forever on the copied lock."""
+    import os
+    import threading
+
+    path = tmp_path / "sw.db"
+    store = SQLStore.from_url(f"sqlite:///{path}")
+    checkpointer = store._hot._checkpointer
+    assert checkpointer is not None
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with checkpointer._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                checkpointer.kick()
+                code = 0 if checkpointer._thread is not None else 2
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.01)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the child hung on the lock it inherited")
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        release.set()
+        holder.join()
+        store.close()
