@@ -160,10 +160,16 @@ def _check_port_free(host: str, port: int) -> None:
     port: a second `serve` on a taken port would silently get half of the first one's connections. A probe
     without SO_REUSEPORT cannot bind a port that any listener holds (SO_REUSEADDR only forgives the TIME_WAIT
     leftovers of a server that just stopped). A port held for up to `PORT_WAIT` seconds more (a server being
-    stopped, its last workers exiting) is waited for. Two servers started at the very same instant can still both
-    pass."""
+    stopped, its last workers exiting) is waited for. Two servers started at the very same instant cannot both
+    pass: each first takes a lock on the port (`sessionward.portlock`), held until its processes exit."""
     if port == 0:
         return
+    from .portlock import PortTaken, hold_port
+
+    try:  # first the lock: of two servers started at once, one waits here while the other binds
+        hold_port(port, wait=PORT_WAIT)
+    except PortTaken as exc:
+        raise CLIError(f"cannot serve on {host}:{port}: {exc}") from None
     deadline = time.monotonic() + PORT_WAIT
     while True:
         try:

@@ -98,3 +98,23 @@ def test_serve_refuses_a_port_another_server_listens_on(tmp_path: Path) -> None:
                 assert session.get(first.url("/healthz"), timeout=5).status_code == 200
     finally:
         first.stop()
+
+
+def test_serve_refuses_a_port_another_serve_is_starting_on(tmp_path: Path) -> None:
+    """Two servers started at the same instant would both pass the probe (nothing listens yet) and then share the
+    port. Each first takes the port's lock (`sessionward.portlock`); here the test holds it, as a `serve` that
+    passed its probe and is binding would: this one waits, then refuses with a clear error."""
+    from serverproc import free_port
+
+    from sessionward import portlock
+
+    port = free_port()
+    assert portlock.hold_port(port, wait=0)
+    try:
+        second = ServerProcess(instance=tmp_path / "second", port=port)
+        with pytest.raises(ServerError):
+            second.start(timeout=30)
+        refused = f"another sessionward server holds port {port}"
+        assert any(refused in line for line in second.output), second.output[-5:]
+    finally:
+        portlock.release_port(port)
