@@ -110,11 +110,13 @@ def test_serve_refuses_a_port_another_serve_is_starting_on(tmp_path: Path) -> No
 
     port = free_port()
     assert portlock.hold_port(port, wait=0)
+    second = ServerProcess(instance=tmp_path / "second", port=port)
     try:
-        second = ServerProcess(instance=tmp_path / "second", port=port)
         with pytest.raises(ServerError):
             second.start(timeout=30)
         refused = f"another sessionward server holds port {port}"
         assert any(refused in line for line in second.output), second.output[-5:]
     finally:
+        if second.running:  # only when the defence failed: never leave a server behind
+            second.stop()
         portlock.release_port(port)
