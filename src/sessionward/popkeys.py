@@ -88,7 +88,13 @@ def b64url_decode(text: object) -> bytes:
     raw = text.encode("ascii")
     if raw.translate(None, _B64URL_ALPHABET):
         raise ProofFormatError("not base64url")
-    return _decode_alphabet_checked(text, raw)
+    rest = len(raw) % 4  # the rest as in `_decode_alphabet_checked`, spelt out here: a frame fewer per segment
+    if rest == 1 or (rest and text[-1] not in _LAST_OK[rest]):
+        raise ProofFormatError("not canonical base64url")
+    try:
+        return binascii.a2b_base64(raw.translate(_URLSAFE) + _PADDING[rest])
+    except binascii.Error:  # pragma: no cover - excluded by the checks above
+        raise ProofFormatError("not base64url") from None
 
 
 def _decode_alphabet_checked(text: str, raw: bytes) -> bytes:
@@ -207,17 +213,21 @@ class CompactJWS:
 
 def _json_object(segment: str, what: str) -> dict[str, Any]:
     try:
-        value = strict_loads(b64url_decode(segment))
-    except (ValueError, RecursionError):  # ProofFormatError, JSONDecodeError, UnicodeDecodeError, duplicates
+        return header_object(segment)
+    except ProofFormatError:
         raise ProofFormatError(f"malformed {what}") from None
-    if not isinstance(value, dict):
-        raise ProofFormatError(f"malformed {what}")
-    return value
 
 
 def header_object(segment: str) -> dict[str, Any]:
     """A JWS header segment as a JSON object (strict: no duplicate members); `ProofFormatError` otherwise."""
-    return _json_object(segment, "header")
+    # the parse itself lives here, not in `_json_object`: the DPoP payload (every request) is parsed with this
+    try:
+        value = strict_loads(b64url_decode(segment))
+    except (ValueError, RecursionError):  # ProofFormatError, JSONDecodeError, UnicodeDecodeError, duplicates
+        raise ProofFormatError("malformed header") from None
+    if not isinstance(value, dict):
+        raise ProofFormatError("malformed header")
+    return value
 
 
 def split_segments(token: object, *, max_bytes: int) -> tuple[str, str, bytes]:

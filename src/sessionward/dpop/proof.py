@@ -93,14 +93,12 @@ if tuple(field.name for field in fields(DPoPProof)) != _PROOF_FIELDS:  # pragma:
 _SET_PROOF = tuple(getattr(DPoPProof, name).__set__ for name in _PROOF_FIELDS)
 
 
-def _new_proof(
-    *, jkt: str, jwk: Mapping[str, str], alg: str, jti: str, iat: float, htm: str, htu: str, replay_key: str,
-    replay_until: float, nonce_issued: int | None,
-) -> DPoPProof:
-    """`DPoPProof(...)` with every field given, without the frozen dataclass `__init__` (one
+def _new_proof(values: tuple[str, Mapping[str, str], str, str, float, str, str, str, float, int | None]) -> DPoPProof:
+    """`DPoPProof(*values)` (every field, in `_PROOF_FIELDS` order) without the frozen dataclass `__init__` (one
     `object.__setattr__` by name per field): the instance's slots are filled through their descriptors. The
     result is the same frozen instance (equal to, and indistinguishable from, the constructor's)."""
     proof = object.__new__(DPoPProof)
+    jkt, jwk, alg, jti, iat, htm, htu, key, until, nonce = values
     s_jkt, s_jwk, s_alg, s_jti, s_iat, s_htm, s_htu, s_key, s_until, s_nonce = _SET_PROOF
     s_jkt(proof, jkt)
     s_jwk(proof, jwk)
@@ -109,9 +107,9 @@ def _new_proof(
     s_iat(proof, iat)
     s_htm(proof, htm)
     s_htu(proof, htu)
-    s_key(proof, replay_key)
-    s_until(proof, replay_until)
-    s_nonce(proof, nonce_issued)
+    s_key(proof, key)
+    s_until(proof, until)
+    s_nonce(proof, nonce)
     return proof
 
 
@@ -251,8 +249,7 @@ class DPoPVerifier:
                 raise self._refuse("ath does not match the access token")
         jkt = key.thumbprint
         return _new_proof(
-            jkt=jkt, jwk=key.jwk, alg=key.alg, jti=jti, iat=iat, htm=htm, htu=htu, replay_key=replay_key(jkt, jti),
-            replay_until=iat + policy.max_age, nonce_issued=nonce_issued,
+            (jkt, key.jwk, key.alg, jti, iat, htm, htu, replay_key(jkt, jti), iat + policy.max_age, nonce_issued)
         )
 
     def _check_nonce(self, nonce: object, *, now: float) -> int | None:
