@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
+import itertools
 import json
+import re
 import secrets
 from typing import Any
 
@@ -20,6 +23,7 @@ from sessionward.dpop import (
     DPoPBindingError,
     DPoPError,
     DPoPPolicy,
+    DPoPProof,
     DPoPVerifier,
     InvalidDPoPAuthorization,
     InvalidDPoPProof,
@@ -481,6 +485,31 @@ def test_invalid_proof_answers(verifier: DPoPVerifier, client: DPoPClient) -> No
     assert err.token_endpoint_status == 400
     assert err.token_endpoint_body() == {"error": "invalid_dpop_proof", "error_description": "Invalid DPoP proof"}
     assert verifier.challenge() == 'DPoP algs="ES256 Ed25519 EdDSA"'
+
+
+def test_parse_authorization_is_scheme_spaces_token68() -> None:
+    # parse_authorization checks `scheme 1*SP token68` in parts (not one regex): every short value over an
+    # alphabet of edge characters gets the grammar's verdict and the same (scheme, token)
+    grammar = re.compile(r"([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*) +([A-Za-z0-9._~+/-]+=*)")
+    chars = ["a", "D", "0", " ", "=", ".", "~", "+", "/", "-", "!", ",", "\t", "\u00e9", "\u212a"]
+    for length in range(6):
+        for value in map("".join, itertools.product(chars, repeat=length)):
+            match = grammar.fullmatch(value)
+            try:
+                parsed = parse_authorization([value], algs=("ES256",))
+            except InvalidDPoPAuthorization:
+                assert match is None, value
+            else:
+                assert match is not None and parsed is not None and parsed[1] == match[2], value
+                assert parsed[0] == {"bearer": "Bearer", "dpop": "DPoP"}.get(match[1].lower(), match[1]), value
+
+
+def test_proof_is_a_plain_frozen_dpop_proof(verifier: DPoPVerifier, client: DPoPClient) -> None:
+    # _check_claims fills DPoPProof through its slots (not its __init__): the same frozen dataclass instance
+    proof = verifier.verify(method="GET", url=URL, proofs=[client.proof("GET", URL, now=NOW)], now=NOW)
+    assert proof == DPoPProof(**{f.name: getattr(proof, f.name) for f in dataclasses.fields(DPoPProof)})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        proof.jti = "other"  # type: ignore[misc]
 
 
 def test_parse_authorization() -> None:

@@ -3,6 +3,9 @@ refused; the signature checked by PyJWT under the key's own algorithm."""
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import pytest
 from dpop_client import DPoPClient, b64u, new_private_key, private_jwk, public_jwk
 
@@ -13,6 +16,7 @@ from sessionward.popkeys import (
     jwk_thumbprint,
     parse_public_jwk,
     split_compact,
+    split_segments,
 )
 
 
@@ -79,3 +83,26 @@ def test_split_compact() -> None:
     for header in (b"[1]", b'{"a":1,"a":2}', b"{", b"\xff", b"[" * 5000):
         with pytest.raises(ProofFormatError):
             split_compact(f"{b64u(header)}.{token.split('.', 1)[1]}", max_bytes=1 << 20)
+
+
+def test_alphabet_checks_agree_with_the_grammar() -> None:
+    # b64url_decode and split_segments check their alphabet with bytes.translate, not a regex: every short text
+    # over an alphabet of edge characters gets the verdict (and the reason) of the grammar they implement
+    segment = re.compile(r"[A-Za-z0-9_-]*")
+    compact = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+    chars = ["A", "Q", "g", "z", "0", "-", "_", "+", "/", "=", ".", " ", "\n", "\x00", "\u00e9", "\uff21"]
+    for length in range(6):
+        for text in map("".join, itertools.product(chars, repeat=length)):
+            try:
+                b64url_decode(text)
+            except ProofFormatError as err:
+                assert segment.fullmatch(text) is None or err.reason == "not canonical base64url", text
+            else:
+                assert segment.fullmatch(text) is not None, text
+            try:
+                split_segments(text, max_bytes=64)
+            except ProofFormatError as err:
+                assert compact.fullmatch(text) is None or err.reason == "not canonical base64url", text
+                assert compact.fullmatch(text) is not None or err.reason == "not a compact JWS", text
+            else:
+                assert compact.fullmatch(text) is not None, text

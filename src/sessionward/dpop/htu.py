@@ -70,13 +70,16 @@ def normalize_htu(url: object) -> str:
     """`url` normalised for comparison as an `htu` (module docstring). Raises `ValueError`.
 
     Results are remembered (bounded LRU): a server sees the same few URLs, a client sends the same `htu`."""
-    if not isinstance(url, str) or len(url) > MAX_URL_CHARS or _PRINTABLE.fullmatch(url) is None:
+    if not isinstance(url, str) or len(url) > MAX_URL_CHARS:
         raise ValueError("not a printable ASCII URL of bounded length")
     return _normalize(url)
 
 
 @functools.lru_cache(maxsize=1024)
 def _normalize(url: str) -> str:
+    # the character check inside the cache: a remembered URL passed it (a refusal raises, and is never remembered)
+    if _PRINTABLE.fullmatch(url) is None:
+        raise ValueError("not a printable ASCII URL of bounded length")
     parts = urlsplit(url)  # ValueError for a bad IPv6 literal
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:

@@ -28,7 +28,7 @@ import hmac
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..popkeys import ProofFormatError, ProofKey, b64url_encode, header_object, parse_public_jwk, split_segments
@@ -45,11 +45,17 @@ _ALLOWED_HEADER = frozenset({"typ", "alg", "jwk", "kid"})
 _JTI = re.compile(r"[\x21-\x7e]+")
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,16}")  # an RFC 9110 token, bounded
 _HEADER_CACHE = 1024
+_ATH_CACHE = 256
 
 
 def access_token_hash(access_token: str) -> str:
     """The `ath` of a token: base64url(SHA-256(ASCII octets of the token)) (RFC 9449 4.2)."""
     return b64url_encode(hashlib.sha256(access_token.encode("ascii")).digest())
+
+
+#: `access_token_hash` remembered per token (bounded LRU): a client sends the same access token with every
+#: proof until it expires, so its SHA-256 is taken once. A pure function of the token: nothing is refused here.
+_token_ath = functools.lru_cache(maxsize=_ATH_CACHE)(access_token_hash)
 
 
 def replay_key(jkt: str, jti: str) -> str:
@@ -79,6 +85,32 @@ class DPoPProof:
     def confirmation(self) -> dict[str, dict[str, str]]:
         """`{"cnf": {"jkt": ...}}`: the claim that binds a token to this proof's key (RFC 9449 6.1)."""
         return {"cnf": {"jkt": self.jkt}}
+
+
+_PROOF_FIELDS = ("jkt", "jwk", "alg", "jti", "iat", "htm", "htu", "replay_key", "replay_until", "nonce_issued")
+if tuple(field.name for field in fields(DPoPProof)) != _PROOF_FIELDS:  # pragma: no cover - kept in step by hand
+    raise RuntimeError("DPoPProof fields changed: update _PROOF_FIELDS and _new_proof")
+_SET_PROOF = tuple(getattr(DPoPProof, name).__set__ for name in _PROOF_FIELDS)
+
+
+def _new_proof(values: tuple[str, Mapping[str, str], str, str, float, str, str, str, float, int | None]) -> DPoPProof:
+    """`DPoPProof(*values)` (every field, in `_PROOF_FIELDS` order) without the frozen dataclass `__init__` (one
+    `object.__setattr__` by name per field): the instance's slots are filled through their descriptors. The
+    result is the same frozen instance (equal to, and indistinguishable from, the constructor's)."""
+    proof = object.__new__(DPoPProof)
+    jkt, jwk, alg, jti, iat, htm, htu, key, until, nonce = values
+    s_jkt, s_jwk, s_alg, s_jti, s_iat, s_htm, s_htu, s_key, s_until, s_nonce = _SET_PROOF
+    s_jkt(proof, jkt)
+    s_jwk(proof, jwk)
+    s_alg(proof, alg)
+    s_jti(proof, jti)
+    s_iat(proof, iat)
+    s_htm(proof, htm)
+    s_htu(proof, htu)
+    s_key(proof, key)
+    s_until(proof, until)
+    s_nonce(proof, nonce)
+    return proof
 
 
 @functools.lru_cache(maxsize=_HEADER_CACHE)
@@ -212,12 +244,12 @@ class DPoPVerifier:
                 not isinstance(ath, str)
                 or not ath.isascii()
                 or not access_token.isascii()
-                or not hmac.compare_digest(ath, access_token_hash(access_token))
+                or not hmac.compare_digest(ath, _token_ath(access_token))
             ):
                 raise self._refuse("ath does not match the access token")
-        return DPoPProof(
-            jkt=key.thumbprint, jwk=key.jwk, alg=key.alg, jti=jti, iat=iat, htm=htm, htu=htu,
-            replay_key=replay_key(key.thumbprint, jti), replay_until=iat + policy.max_age, nonce_issued=nonce_issued,
+        jkt = key.thumbprint
+        return _new_proof(
+            (jkt, key.jwk, key.alg, jti, iat, htm, htu, replay_key(jkt, jti), iat + policy.max_age, nonce_issued)
         )
 
     def _check_nonce(self, nonce: object, *, now: float) -> int | None:

@@ -25,7 +25,12 @@ from .proof import DPoPProof, DPoPVerifier
 __all__ = ["Authorization", "check_refresh_binding", "check_token_binding", "parse_authorization", "token_jkt"]
 
 MAX_AUTHORIZATION_CHARS = 16384
-_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*) +([A-Za-z0-9._~+/-]+=*)")
+#: `scheme 1*SP token68` (RFC 9110 11.4, 11.2), checked in parts by `parse_authorization`: the scheme (no space
+#: in it, so the first space ends it) with this pattern, the token68 (a ~600-character token) by deleting its
+#: alphabet in one C pass (`bytes.translate`) rather than a regex walk
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*")
+_TOKEN68_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~+/-"
+_CANONICAL_SCHEMES = {"bearer": "Bearer", "dpop": "DPoP"}
 _JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 Authorization = tuple[str, str]
 
@@ -41,11 +46,18 @@ def parse_authorization(values: Sequence[str], *, algs: tuple[str, ...]) -> Auth
         return None
     if len(values) != 1 or len(values[0]) > MAX_AUTHORIZATION_CHARS:
         raise InvalidDPoPAuthorization("more than one or an oversized Authorization header", algs=algs)
-    match = _CREDENTIALS.fullmatch(values[0])
-    if match is None:
+    scheme, space, rest = values[0].partition(" ")
+    token = rest.lstrip(" ")  # 1*SP
+    token68 = token.rstrip("=")  # 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+    if (
+        not space
+        or not token68
+        or not token68.isascii()
+        or token68.encode("ascii").translate(None, _TOKEN68_ALPHABET)
+        or _SCHEME.fullmatch(scheme) is None
+    ):
         raise InvalidDPoPAuthorization("malformed Authorization header", algs=algs)
-    scheme = {"bearer": "Bearer", "dpop": "DPoP"}.get(match[1].lower(), match[1])
-    return scheme, match[2]
+    return _CANONICAL_SCHEMES.get(scheme.lower(), scheme), token
 
 
 def token_jkt(claims_extra: object, *, algs: tuple[str, ...] = ()) -> str | None:

@@ -40,9 +40,9 @@ import functools
 import hmac
 from collections.abc import Callable, Iterable
 from time import perf_counter
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Request, Response, jsonify, request
 
 from ..bearer import (
     FreshTokenRequired,
@@ -68,6 +68,9 @@ from ..web import RequestState, SessionwardState
 from ..web.dpop import authorization, challenge_kind, check_resource, path_from_wsgi, request_url
 from .context import check_origin, csrf_failed, request_cookies, request_method, request_state, state, user_of
 from .errors import error_response, token_challenge
+
+if TYPE_CHECKING:
+    from werkzeug.local import LocalProxy
 
 __all__ = [
     "ACCESS_COOKIE",
@@ -129,18 +132,24 @@ def dpop_token_endpoint_error(exc: DPoPError) -> Response:
     return response
 
 
+#: The request object behind Flask's `request` proxy: the proxy's own lookup (its context variable), done once
+#: per call instead of once per `request.x`.
+_current_request: Callable[[], Request] = cast("LocalProxy[Request]", request)._get_current_object
+
+
 def dpop_proofs() -> list[str]:
     """The request's `DPoP` header values. WSGI servers join repeated headers into one `HTTP_DPOP` with commas,
     which no compact JWS contains, so two proofs never pass as one; read directly, not by scanning every header
     of the environ as `request.headers.getlist` does."""
-    value = request.environ.get("HTTP_DPOP")
+    value = _current_request().environ.get("HTTP_DPOP")
     return [] if value is None else [value]
 
 
 def dpop_request_url() -> str:
     """The URL a proof's `htu` must name: scheme and host as the app sees them (behind trusted proxies, from
     the forwarded headers ProxyFix applied), the path as the client sent it."""
-    return request_url(request.scheme, request.host, path_from_wsgi(request.environ))
+    current = _current_request()  # the request object once: each `request.x` is a lookup through the proxy
+    return request_url(current.scheme, current.host, path_from_wsgi(current.environ))
 
 
 def token_service() -> TokenService:
