@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable
-from json.decoder import JSONDecodeError
-from typing import Any, cast
+from typing import Any
 
 __all__ = ["strict_loads"]
 
@@ -28,9 +25,6 @@ def _no_constant(name: str) -> Any:
 #: One decoder for every call: `json.loads` with hooks would build a new `JSONDecoder` each time (a cost paid
 #: per token on the cold path).
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-_SCAN = cast(Any, _DECODER).scan_once  # the decoder's own scanner (the C one), hooks included
-#: json.decoder.WHITESPACE's match (`*`: it always matches)
-_SPACE = cast("Callable[[str, int], re.Match[str]]", re.compile(r"[ \t\n\r]*").match)
 
 
 def strict_loads(text: str | bytes) -> Any:
@@ -38,13 +32,4 @@ def strict_loads(text: str | bytes) -> Any:
     JSON, not UTF-8, a duplicate member, NaN or Infinity) and RecursionError (nesting too deep)."""
     if not isinstance(text, str):
         text = text.decode("utf-8")  # UnicodeDecodeError is a ValueError
-    # `_DECODER.decode(text)` spelt out (its `raw_decode` step inline, the same scanner, the same errors): two
-    # Python frames fewer on the path of every token header and DPoP proof
-    try:
-        value, end = _SCAN(text, _SPACE(text, 0).end())
-    except StopIteration as err:
-        raise JSONDecodeError("Expecting value", text, err.value) from None
-    end = _SPACE(text, end).end()
-    if end != len(text):
-        raise JSONDecodeError("Extra data", text, end)
-    return value
+    return _DECODER.decode(text)

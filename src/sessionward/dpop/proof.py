@@ -28,7 +28,7 @@ import hmac
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from ..popkeys import ProofFormatError, ProofKey, b64url_encode, header_object, parse_public_jwk, split_segments
@@ -85,32 +85,6 @@ class DPoPProof:
     def confirmation(self) -> dict[str, dict[str, str]]:
         """`{"cnf": {"jkt": ...}}`: the claim that binds a token to this proof's key (RFC 9449 6.1)."""
         return {"cnf": {"jkt": self.jkt}}
-
-
-_PROOF_FIELDS = ("jkt", "jwk", "alg", "jti", "iat", "htm", "htu", "replay_key", "replay_until", "nonce_issued")
-if tuple(field.name for field in fields(DPoPProof)) != _PROOF_FIELDS:  # pragma: no cover - kept in step by hand
-    raise RuntimeError("DPoPProof fields changed: update _PROOF_FIELDS and _new_proof")
-_SET_PROOF = tuple(getattr(DPoPProof, name).__set__ for name in _PROOF_FIELDS)
-
-
-def _new_proof(values: tuple[str, Mapping[str, str], str, str, float, str, str, str, float, int | None]) -> DPoPProof:
-    """`DPoPProof(*values)` (every field, in `_PROOF_FIELDS` order) without the frozen dataclass `__init__` (one
-    `object.__setattr__` by name per field): the instance's slots are filled through their descriptors. The
-    result is the same frozen instance (equal to, and indistinguishable from, the constructor's)."""
-    proof = object.__new__(DPoPProof)
-    jkt, jwk, alg, jti, iat, htm, htu, key, until, nonce = values
-    s_jkt, s_jwk, s_alg, s_jti, s_iat, s_htm, s_htu, s_key, s_until, s_nonce = _SET_PROOF
-    s_jkt(proof, jkt)
-    s_jwk(proof, jwk)
-    s_alg(proof, alg)
-    s_jti(proof, jti)
-    s_iat(proof, iat)
-    s_htm(proof, htm)
-    s_htu(proof, htu)
-    s_key(proof, key)
-    s_until(proof, until)
-    s_nonce(proof, nonce)
-    return proof
 
 
 @functools.lru_cache(maxsize=_HEADER_CACHE)
@@ -247,9 +221,9 @@ class DPoPVerifier:
                 or not hmac.compare_digest(ath, _token_ath(access_token))
             ):
                 raise self._refuse("ath does not match the access token")
-        jkt = key.thumbprint
-        return _new_proof(
-            (jkt, key.jwk, key.alg, jti, iat, htm, htu, replay_key(jkt, jti), iat + policy.max_age, nonce_issued)
+        return DPoPProof(
+            jkt=key.thumbprint, jwk=key.jwk, alg=key.alg, jti=jti, iat=iat, htm=htm, htu=htu,
+            replay_key=replay_key(key.thumbprint, jti), replay_until=iat + policy.max_age, nonce_issued=nonce_issued,
         )
 
     def _check_nonce(self, nonce: object, *, now: float) -> int | None:
