@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 from urllib.parse import quote
 
 from fastapi import Depends
+from starlette import status
 from starlette.exceptions import WebSocketException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -30,12 +31,10 @@ __all__ = [
 LOGIN_URL = "/login"
 
 
-WS_POLICY_VIOLATION = 1008  # RFC 6455 7.4.1
-
 
 def _refuse(conn: HTTPConnection) -> Exception:
     if conn.scope["type"] == "websocket":
-        return WebSocketException(WS_POLICY_VIOLATION, "sign in first")
+        return WebSocketException(status.WS_1008_POLICY_VIOLATION, "sign in first")
     if wants_json(conn):
         return AuthenticationError("Sign in first.")
     query = conn.scope.get("query_string", b"").decode("latin-1")

@@ -15,6 +15,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette import status
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,8 +45,6 @@ _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 _STATIC = [(k.lower().encode(), v.encode()) for k, v in STATIC_HEADERS.items()]
 _HSTS = (b"strict-transport-security", HSTS.encode())
 _NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
-WS_POLICY_VIOLATION = 1008  # RFC 6455 7.4.1
-WS_TRY_AGAIN_LATER = 1013
 
 
 def csrf_exempt(view: Any) -> Any:
@@ -131,10 +130,11 @@ class SessionwardMiddleware:
                 check_origin(conn)
         except CSRFError:
             csrf_failed(conn)
-            await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": "cross-site handshake"})
+            await send({"type": "websocket.close", "code": status.WS_1008_POLICY_VIOLATION,
+                        "reason": "cross-site handshake"})
             return
         except StoreUnavailable:  # no session context can be had: fail closed, the client may retry
-            await send({"type": "websocket.close", "code": WS_TRY_AGAIN_LATER, "reason": ""})
+            await send({"type": "websocket.close", "code": status.WS_1013_TRY_AGAIN_LATER, "reason": ""})
             return
         await self.app(scope, receive, send)
 
