@@ -102,34 +102,17 @@ class HotReads:
         _remember(cache, key, value)
         return value
 
-    def one_cached_seen(
-        self, compiled: Compiled, values: dict[str, Any], key: Hashable, convert: Callable[[Row | None], T]
-    ) -> tuple[T, bytes | None]:
-        """`one_cached`, and the wal-index header this thread's remembered answers are good for: equal header
-        bytes later mean nothing committed since, so the answer still holds (None: no header to compare, the
-        answer may only be used now). For a caller that keeps answers on another thread (`AsyncHotReads`)."""
-        value = self.one_cached(compiled, values, key, convert)
-        return value, getattr(self._local, "head", None)
-
-    def one_cached_in_parts_seen(
-        self,
-        whole: Compiled,
-        values: dict[str, Any],
-        *,
-        convert: Callable[[Row | None], tuple[A, B]],
-        keys: tuple[Hashable, Hashable],
-        second: Compiled,
-        convert_second: Callable[[Row | None], B],
-    ) -> tuple[tuple[A, B], bytes | None]:
-        """`one_cached_in_parts` and the header its answers are good for (as `one_cached_seen`)."""
-        value = self.one_cached_in_parts(
-            whole, values, convert=convert, keys=keys, second=second, convert_second=convert_second
-        )
+    def with_header(self, read: Callable[[], T]) -> tuple[T, bytes | None]:
+        """`read()` (one of the remembered reads, on this thread), and the wal-index header this thread's
+        remembered answers are good for: equal header bytes later mean nothing committed since, so the answer
+        still holds (None: no header to compare, the answer may only be used now). For a caller that keeps
+        answers on another thread (`AsyncHotReads`)."""
+        value = read()
         return value, getattr(self._local, "head", None)
 
     def watch_for_another_thread(self) -> WalWatch | None:
         """A view of the wal-index header for a thread that runs no statement itself (an event loop comparing
-        the header with the one `one_cached_seen` returned), on a connection of its own kept open until `close`
+        the header with the one `with_header` returned), on a connection of its own kept open until `close`
         (SQLite keeps the `-shm` file while a connection is open). Made once, on the calling thread (it opens
         the database); None when the header cannot be mapped (not SQLite on disk, not WAL)."""
         if self._sqlite_path is None:
@@ -191,6 +174,11 @@ class HotReads:
         otherwise `PRAGMA data_version` decides, and the header read before it is kept for the next check."""
         local = self._local
         watch: WalWatch | None = getattr(local, "watch", None)
+        if watch is None and getattr(local, "conn", None) is None:
+            # this thread's first read: open its connection (and header view) before reading the header, so
+            # that the answers get a header to be checked against from the start (`with_header`)
+            self._run(lambda cur: None)
+            watch = getattr(local, "watch", None)
         head = None
         if watch is not None:
             try:

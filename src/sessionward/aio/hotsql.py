@@ -6,7 +6,7 @@ same names; the flavours differ in kind: worker threads here, the caller's threa
   version check and the query included. Measured faster here than aiosqlite (`python -m bench.aio_sqlite`; see
   the README's design notes); own threads, so that work queued on the loop's default executor (password hashing)
   never delays a session read. A remembered read is answered on the loop with no hop at all: each answer a
-  worker returns comes with the wal-index header it is good for (`HotReads.one_cached_seen`), and the loop
+  worker returns comes with the wal-index header it is good for (`HotReads.with_header`), and the loop
   keeps it while the header, read from shared memory (`sessionward.walwatch`, no statement, no system call),
   still has those bytes; any commit, by any process, rewrites the header, and the next read hops again.
 - PostgreSQL: the statement runs on the pooled psycopg 3 async connection itself (no SQLAlchemy result layer);
@@ -112,7 +112,10 @@ class AsyncHotReads:
             if kept is not _MISSING:
                 return kept  # type: ignore[no-any-return]
             await self._open_watch()
-            value, head = await self._in_worker(self._reader.one_cached_seen, compiled, values, key, convert)
+            reader = self._reader
+            value, head = await self._in_worker(
+                lambda: reader.with_header(lambda: reader.one_cached(compiled, values, key, convert))
+            )
             self._keep(head, (key, value))
             return value  # type: ignore[no-any-return]
         return convert(await self._pooled(compiled, values))
@@ -137,9 +140,9 @@ class AsyncHotReads:
             reader = self._reader
             await self._open_watch()
             (first, part), head = await self._in_worker(
-                lambda: reader.one_cached_in_parts_seen(
+                lambda: reader.with_header(lambda: reader.one_cached_in_parts(
                     whole, values, convert=convert, keys=keys, second=second, convert_second=convert_second
-                )
+                ))
             )
             self._keep(head, (first_key, first), (second_key, part))
             return first, part
