@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -107,20 +108,28 @@ def test_closed_store_fails_closed(sqlite_url: str) -> None:
     asyncio.run(main())
 
 
+async def _two_connections(url: str) -> tuple[AsyncSQLStore, Any, str, Any, Any]:
+    """The async store and a sync one on the same SQLite file (another connection, as another process would
+    be), with a cookie session (its secret) and a token family made through the async store."""
+    from sessionward.stores.sql import SQLStore
+
+    a = await AsyncSQLStore.from_url(url)
+    b = SQLStore.from_url(url)
+    secret = new_secret()
+    rec = make_record(secret=secret)
+    family = make_record(kind="token", secret=None)
+    await a.create(rec, now=T0)
+    await a.create(family, now=T0)
+    return a, b, secret, rec, family
+
+
 def test_sqlite_remembered_reads_see_every_commit_from_any_connection(sqlite_url: str) -> None:
     """As the sync store's: the worker thread's remembered answers are dropped on any commit anywhere (here: by
     a sync store, i.e. another process)."""
-    from sessionward.stores.sql import SQLStore
 
     async def main() -> None:
-        a = await AsyncSQLStore.from_url(sqlite_url)
-        b = SQLStore.from_url(sqlite_url)
+        a, b, secret, rec, family = await _two_connections(sqlite_url)
         try:
-            secret = new_secret()
-            rec = make_record(secret=secret)
-            family = make_record(kind="token", secret=None)
-            await a.create(rec, now=T0)
-            await a.create(family, now=T0)
             for _ in range(3):
                 assert await a.load_by_secret(hash_secret(secret), now=T0) == (rec, 0)
                 assert (await a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0)).family == family
@@ -156,19 +165,12 @@ def _count_hops(store: AsyncSQLStore) -> list[int]:
 def test_sqlite_remembered_reads_are_answered_on_the_loop_until_something_commits(sqlite_url: str) -> None:
     """A remembered read hops to no worker thread while the wal-index header is unchanged; after a commit from
     another connection (another process, for SQLite's shared memory) the very next read hops and sees it."""
-    from sessionward.stores.sql import SQLStore
 
     async def main() -> None:
-        a = await AsyncSQLStore.from_url(sqlite_url)
-        b = SQLStore.from_url(sqlite_url)
+        a, b, secret, rec, family = await _two_connections(sqlite_url)
         try:
-            secret = new_secret()
-            rec = make_record(secret=secret)
-            family = make_record(kind="token", secret=None)
-            await a.create(rec, now=T0)
-            await a.create(family, now=T0)
             hops = _count_hops(a)
-            for _ in range(20):  # each worker thread's first read has no header yet to vouch for its answer
+            for _ in range(20):  # the first reads hop (and open the loop's view of the header)
                 hops.clear()
                 assert await a.load_by_secret(hash_secret(secret), now=T0) == (rec, 0)
                 assert not (await a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0)).denied
