@@ -58,36 +58,38 @@ class AsyncHotReads:
         self._psycopg = engine.dialect.driver == "psycopg"
         self._errors: tuple[type[BaseException], ...] = _driver_errors(engine)  # type: ignore[arg-type]
         self._connect_errors: tuple[type[BaseException], ...] = (*_CONNECT_ERRORS, *self._errors)
-        # answers kept on the loop (SQLite on disk), good while the wal-index header has the bytes `_head`
+        # answers kept on the loop (SQLite on disk): (the wal-index header they are good for, the answers), one
+        # tuple so that a header and its answers are always read and replaced together
         self._watch: WalWatch | None = None
         self._watch_asked = False
-        self._head: bytes | None = None
-        self._answers: dict[Hashable, Any] = {}
+        self._kept_answers: tuple[bytes | None, dict[Hashable, Any]] = (None, {})
 
     def _kept(self, key: Hashable) -> Any:
         """The answer kept on the loop under `key` if nothing committed since it was read, else `_MISSING`.
         No I/O: 96 bytes of shared memory compared (a closed store's view raises, so it hops and fails)."""
         watch = self._watch
-        if watch is None or key not in self._answers:
+        head, answers = self._kept_answers
+        value = answers.get(key, _MISSING)
+        if watch is None or value is _MISSING:
             return _MISSING
         try:
-            head = watch.header()
+            now = watch.header()
         except ValueError:  # closed with the store
             return _MISSING
-        return self._answers[key] if head == self._head else _MISSING
+        return value if now == head else _MISSING
 
-    def _keep(self, head: bytes | None, *answers: tuple[Hashable, Any]) -> None:
+    def _keep(self, head: bytes | None, *found: tuple[Hashable, Any]) -> None:
         """Keep what a worker read, under the header its answers are good for (None: nothing to compare later,
         keep nothing). Answers under another header than the kept ones replace them all: whichever is older
         only costs a hop, never a wrong answer, since an answer is served only while the header is its own."""
         if head is None:
             return
-        if head != self._head:
-            self._answers, self._head = {}, head
-        if len(self._answers) >= _MAX_REMEMBERED:
-            self._answers.clear()
-        for key, value in answers:
-            self._answers[key] = value
+        kept_head, answers = self._kept_answers
+        if head != kept_head or len(answers) >= _MAX_REMEMBERED:
+            answers = {}
+            self._kept_answers = (head, answers)
+        for key, value in found:
+            answers[key] = value
 
     async def _open_watch(self) -> None:
         """The loop's view of the header, made once on a worker (it opens a connection)."""
