@@ -9,7 +9,7 @@ import secrets
 from typing import Any
 
 import pytest
-from asgiapp import BASE, add_user, client, login, make_app, settings  # type: ignore[import-not-found]
+from asgiapp import BASE, PASSWORD, add_user, client, login, make_app, settings  # type: ignore[import-not-found]
 from fastapi import WebSocket
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -157,3 +157,71 @@ def test_requires_login_guards_a_plain_starlette_endpoint(tmp_path):
         assert c.post("/sign-in", headers={"Origin": BASE}).status_code == 200
         assert c.get("/private").json() == {"ok": True}
         assert c.get("/api/private").json() == {"ok": True}
+
+
+# -- a real server ------------------------------------------------------------------------------------
+
+def test_uvicorn_answers_a_refused_handshake_with_403_and_serves_a_same_origin_one(tmp_path):
+    """Over a real socket (uvicorn, the `websockets` client): the close before accept reaches a browser as HTTP 403
+    for a cross-site handshake with the session cookie, and a same-origin one gets its user."""
+    import json
+    import re
+    import threading
+    import time
+    import urllib.parse
+    import urllib.request
+
+    import uvicorn
+    from _services import free_port  # type: ignore[import-not-found]
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    app = ws_app(tmp_path)
+    _add_user(app, tmp_path)  # before the server's loop opens the stores (they belong to that loop)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        opener = urllib.request.build_opener()
+        form = opener.open(f"{base}/login")
+        nonce = re.search(r"__Host-login-csrf=([^;]+)", form.headers["set-cookie"])[1]  # type: ignore[index]
+        token = json.loads(form.read())["csrf_token"]
+        body = urllib.parse.urlencode({"username": "alice", "password": PASSWORD, "csrf_token": token}).encode()
+        login = urllib.request.Request(f"{base}/login", data=body, headers={
+            "Cookie": f"__Host-login-csrf={nonce}", "Origin": base,
+            "Content-Type": "application/x-www-form-urlencoded"})
+        answer = opener.open(login)
+        session = re.search(rf"{SESSION}=([^;]+)", answer.headers["set-cookie"])[1]  # type: ignore[index]
+        cookie = {"Cookie": f"{SESSION}={session}"}
+        url = f"ws://127.0.0.1:{port}/ws/me"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, additional_headers={**cookie, "Origin": "https://evil.test"}, open_timeout=5)
+        assert refused.value.response.status_code == 403
+        with connect(url, additional_headers={**cookie, "Origin": base}, open_timeout=5) as ws:
+            assert json.loads(ws.recv(timeout=5)) == {"user": "alice"}
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _add_user(app: Any, tmp_path: Any) -> None:
+    """alice, written to the app's database through a sync user store of its own."""
+    from sessionward import db
+    from sessionward.clock import SystemClock
+    from sessionward.passwords import PasswordPolicy
+    from sessionward.users import UserStore
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'sw.db'}")
+    users = UserStore.open(engine, hasher=Argon2idHasher.insecure_for_tests(), policy=PasswordPolicy(),
+                           clock=SystemClock())
+    try:
+        users.create("alice", PASSWORD)
+    finally:
+        users.close()
+        engine.dispose()
