@@ -201,3 +201,34 @@ def test_a_closed_store_still_fails_closed(tmp_path: Path) -> None:
         a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0)
 
 
+
+
+def test_a_database_that_cannot_be_opened_is_store_unavailable(tmp_path: Path) -> None:
+    """A thread's first read opens its own connection: when the file cannot be opened (here its directory is
+    gone), the answer is StoreUnavailable (503, not authenticated), never a raw sqlite3 error (a 500)."""
+    import shutil
+    import threading
+
+    from sessionward.exceptions import StoreUnavailable
+
+    folder = tmp_path / "db"
+    folder.mkdir()
+    a = SQLStore.from_url(f"sqlite:///{folder / 'sw.db'}")
+    try:
+        family = make_record(kind="token", secret=None)
+        a.create(family, now=T0)
+        shutil.rmtree(folder)
+        raised: list[BaseException] = []
+
+        def read() -> None:  # a thread of its own: no connection opened yet
+            try:
+                a.token_state(jti="j", user_id="alice", family_id=family.id, now=T0)
+            except BaseException as exc:  # noqa: BLE001 - the test looks at which
+                raised.append(exc)
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(10)
+        assert len(raised) == 1 and isinstance(raised[0], StoreUnavailable), raised
+    finally:
+        a.close()

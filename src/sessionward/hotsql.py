@@ -124,20 +124,9 @@ class HotReads:
 
     def _open_shared_watch(self, path: str) -> WalWatch | None:
         try:
-            conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+            return self._open_reader(path)[1]
         except sqlite3.Error:
             return None
-        try:
-            conn.execute("PRAGMA query_only=ON")
-        except sqlite3.Error:
-            conn.close()
-            return None
-        watch = WalWatch.open(path, conn)  # None (logged) when it cannot be mapped
-        with self._opened_lock:
-            self._opened.append(conn)
-            if watch is not None:
-                self._watches.append(watch)
-        return watch
 
     def one_cached_in_parts(
         self,
@@ -242,7 +231,10 @@ class HotReads:
 
     def _run(self, fn: Callable[[Any], T]) -> T:
         if self._sqlite_path is not None:
-            conn = self._sqlite()
+            try:
+                conn = self._sqlite()
+            except sqlite3.Error as exc:  # the database cannot be opened: not authenticated, 503
+                raise StoreUnavailable(f"{self._what} unavailable: {type(exc).__name__}") from exc
             try:
                 cur = conn.cursor()
                 try:
@@ -275,19 +267,29 @@ class HotReads:
     def _sqlite(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self._sqlite_path, timeout=30, check_same_thread=False, isolation_level=None)  # type: ignore[arg-type]
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA query_only=ON")  # this connection only ever reads
+            self._drop_watch()
+            conn, watch = self._open_reader(self._sqlite_path)  # type: ignore[arg-type]
             self._local.conn = conn
             self._local.cache, self._local.version = None, None  # data_version numbers are per connection
-            self._drop_watch()
-            watch = WalWatch.open(self._sqlite_path, conn)  # type: ignore[arg-type]
             self._local.watch, self._local.head = watch, None
-            with self._opened_lock:
-                self._opened.append(conn)
-                if watch is not None:
-                    self._watches.append(watch)
         return conn
+
+    def _open_reader(self, path: str) -> tuple[sqlite3.Connection, WalWatch | None]:
+        """A read-only connection to the database and its view of the wal-index header (None when it cannot be
+        mapped, logged), both closed by `close`. Raises `sqlite3.Error`."""
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA query_only=ON")  # this connection only ever reads
+        except BaseException:
+            conn.close()
+            raise
+        watch = WalWatch.open(path, conn)
+        with self._opened_lock:
+            self._opened.append(conn)
+            if watch is not None:
+                self._watches.append(watch)
+        return conn, watch
 
     def _drop_watch(self) -> None:
         watch = getattr(self._local, "watch", None)
